@@ -1,0 +1,1 @@
+"""Keel: run AI agents reliably in production on Kafka."""

@@ -1,0 +1,165 @@
+"""Agents as declared data: a YAML file per agent, validated by pydantic, compiled once at startup.
+
+A definition names the input topic, the prompt templates, the model chain, the output schema (a file
+in schemas/ with ids in the catalogue), and the handoff and budget policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
+
+from streams.catalogue import Catalogue, CatalogueSchema
+from streams.errors import AgentDefinitionError
+from streams.output_schema import to_json_schema
+from streams.prompt import PromptTemplates, compile_template
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PromptSpec(_Strict):
+    system: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+
+
+class ModelSpec(_Strict):
+    provider: str = Field(min_length=1, description="A provider configured in settings: local, sim, openai, ...")
+    model: str = Field(min_length=1)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: PositiveFloat = 30.0
+
+
+class HandoffPolicy(_Strict):
+    # Review and flag routes, with rules over the output, arrive with the review queue.
+    route: Literal["autonomous"] = "autonomous"
+
+
+class BudgetPolicy(_Strict):
+    # Declared here; enforcement (reserve, reconcile, park) arrives with the aggregation stream.
+    daily_usd: PositiveFloat | None = None
+    monthly_usd: PositiveFloat | None = None
+    daily_tokens: int | None = Field(default=None, gt=0)
+    monthly_tokens: int | None = Field(default=None, gt=0)
+
+
+class AgentDefinition(_Strict):
+    name: str
+    version: str = Field(min_length=1)
+    description: str = ""
+    input_topic: str = Field(min_length=1)
+    prompt: PromptSpec
+    model_chain: list[ModelSpec] = Field(min_length=1)
+    output_schema: str = Field(description="Path of the output .avsc, relative to the schemas folder")
+    handoff: HandoffPolicy = HandoffPolicy()
+    budget: BudgetPolicy = BudgetPolicy()
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be lower_snake_case, 2-63 characters, starting with a letter")
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """A definition compiled for the worker: templates parsed, schemas resolved, versions hashed."""
+
+    definition: AgentDefinition
+    source_path: Path
+    templates: PromptTemplates
+    output_schema: CatalogueSchema
+    result_schema: CatalogueSchema
+    response_schema: dict[str, Any]  # JSON Schema sent to the model
+    config_version: str
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+def load_agent(path: Path, catalogue: Catalogue) -> Agent:
+    definition = parse_definition(path)
+    where = str(path)
+    output = catalogue.output_by_file(definition.output_schema)
+    if output is None:
+        raise AgentDefinitionError(
+            where,
+            [f"output_schema: {definition.output_schema} has no entry in the schema catalogue"],
+        )
+    result = catalogue.result_for_output(definition.output_schema)
+    if result is None:
+        raise AgentDefinitionError(
+            where,
+            [f"output_schema: {definition.output_schema} has no composed result schema in the catalogue"],
+        )
+    templates = PromptTemplates(compile_template(definition.prompt.system), compile_template(definition.prompt.user))
+    fingerprint_source = orjson.dumps(
+        {"definition": definition.model_dump(mode="json"), "output": output.raw}, option=orjson.OPT_SORT_KEYS
+    )
+    return Agent(
+        definition=definition,
+        source_path=path,
+        templates=templates,
+        output_schema=output,
+        result_schema=result,
+        response_schema=to_json_schema(output.raw),
+        config_version=hashlib.sha256(fingerprint_source).hexdigest()[:12],
+    )
+
+
+def parse_definition(path: Path) -> AgentDefinition:
+    where = str(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentDefinitionError(where, [f"cannot read file: {exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise AgentDefinitionError(where, [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(document, dict):
+        raise AgentDefinitionError(where, ["the file must contain a YAML mapping of agent fields"])
+    try:
+        return AgentDefinition.model_validate(document)
+    except ValidationError as exc:
+        raise AgentDefinitionError(where, [_describe(error) for error in exc.errors()]) from exc
+
+
+def load_agents(agents_dir: Path, catalogue: Catalogue, *, only: list[str] | None = None) -> list[Agent]:
+    paths = sorted(p for p in agents_dir.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    if not paths:
+        raise AgentDefinitionError(str(agents_dir), ["no agent definitions (*.yaml) found"])
+    agents = [load_agent(path, catalogue) for path in paths]
+    seen: dict[str, Path] = {}
+    for agent in agents:
+        if agent.name in seen:
+            raise AgentDefinitionError(
+                str(agent.source_path), [f"name: {agent.name!r} is already defined in {seen[agent.name]}"]
+            )
+        seen[agent.name] = agent.source_path
+    if only:
+        unknown = sorted(set(only) - seen.keys())
+        if unknown:
+            raise AgentDefinitionError(str(agents_dir), [f"no agent named {', '.join(unknown)}"])
+        agents = [a for a in agents if a.name in only]
+    return agents
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    return f"{location}: {error['msg']}"

@@ -1,0 +1,103 @@
+"""The `keel` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+
+from streams.errors import ConfigError, KeelError
+from streams.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["kafka"]:
+        from connectors import kafka_local  # noqa: PLC0415  (only the kafka command needs it)
+
+        return int(kafka_local.main(args[1:]))
+    if args[:1] == ["model"]:
+        from connectors import llama_local  # noqa: PLC0415
+
+        return llama_local.main(args[1:])
+    parser = _parser()
+    parsed = parser.parse_args(args)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command: Callable[[argparse.Namespace, Settings], int] = parsed.command
+    try:
+        return command(parsed, Settings())
+    except ConfigError as exc:
+        print(f"keel: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeelError as exc:
+        print(f"keel: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keel", description="Run AI agents reliably on Kafka.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub.add_parser("kafka", help="start|status|stop the local Kafka broker (see `keel kafka --help`)")
+    sub.add_parser("model", help="start|status|stop the local llama.cpp model server (see `keel model --help`)")
+
+    worker = sub.add_parser("worker", help="run the faust worker for the configured agents")
+    worker.set_defaults(command=_worker)
+
+    topics = sub.add_parser("topics", help="create every topic Keel uses (idempotent)")
+    topics.set_defaults(command=_topics)
+
+    publish = sub.add_parser("publish", help="publish sample events for an agent")
+    publish.add_argument("--agent", required=True)
+    publish.add_argument("--events", type=int, default=10)
+    publish.set_defaults(command=_publish)
+
+    for name, help_text in (
+        ("demo", "run the whole path bounded and non-interactively; last line is a JSON summary"),
+        ("run", "the `make run` flow: start everything, publish samples, show outcomes live"),
+    ):
+        demo = sub.add_parser(name, help=help_text)
+        demo.add_argument("--events", type=int, default=40 if name == "run" else 100, help="events in total")
+        demo.add_argument("--provider", choices=["sim", "local"], default="local" if name == "run" else "sim")
+        demo.add_argument("--timeout-s", type=float, default=900.0)
+        demo.set_defaults(command=_demo, live=name == "run")
+    return parser
+
+
+def _worker(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import run_worker  # noqa: PLC0415  (faust is slow to import)
+
+    run_worker(settings)
+
+
+def _topics(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka_admin import ensure_topics  # noqa: PLC0415
+    from streams.topics import topic_plan  # noqa: PLC0415
+    from streams.wiring import load_runtime  # noqa: PLC0415
+
+    runtime = load_runtime(settings)
+    created = asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings)))
+    print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+    return 0
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import publish_samples  # noqa: PLC0415
+
+    ids = asyncio.run(publish_samples(settings, args.agent, args.events))
+    print(f"published {len(ids)} event(s) for {args.agent}")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
+
+    options = DemoOptions(events=args.events, provider=args.provider, timeout_s=args.timeout_s, live=args.live)
+    return run_demo(settings, options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Decode step: raw Kafka value → ``RequestEvent``, or a ``DecodeError`` that says what is wrong."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from streams import wire
+from streams.catalogue import Catalogue
+from streams.domain import RequestEvent
+from streams.errors import EventTooLarge, InvalidPayload, MissingField
+
+REQUEST_SUBJECT = "keel.request-value"
+_REQUIRED_TEXT = ("event_id", "tenant", "source_system", "business_key")
+
+
+def decode_request(catalogue: Catalogue, data: bytes, *, max_event_bytes: int) -> RequestEvent:
+    if len(data) > max_event_bytes:
+        raise EventTooLarge(f"event is {len(data):,} bytes; this worker accepts at most {max_event_bytes:,}")
+    record = wire.decode(catalogue, data, subject=REQUEST_SUBJECT)
+    empty = [name for name in _REQUIRED_TEXT if not str(record.get(name) or "").strip()]
+    if empty:
+        raise MissingField(f"required field(s) empty: {', '.join(empty)}")
+    payload_json = record["payload"]
+    try:
+        payload = orjson.loads(payload_json)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidPayload(f"payload is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"payload must be a JSON object, got {type(payload).__name__}")
+    return RequestEvent(
+        event_id=record["event_id"],
+        occurred_at_ms=_millis(record["occurred_at"]),
+        tenant=record["tenant"],
+        source_system=record["source_system"],
+        business_key=record["business_key"],
+        payload=payload,
+        payload_json=payload_json,
+        trace_id=record.get("trace_id"),
+    )
+
+
+def encode_request(catalogue: Catalogue, event: RequestEvent) -> bytes:
+    """The publisher's side of the same contract (samples, demo, tests)."""
+    return wire.encode(
+        catalogue.by_subject(REQUEST_SUBJECT),
+        {
+            "event_id": event.event_id,
+            "occurred_at": event.occurred_at_ms,
+            "tenant": event.tenant,
+            "source_system": event.source_system,
+            "business_key": event.business_key,
+            "payload": event.payload_json,
+            "trace_id": event.trace_id,
+        },
+    )
+
+
+def _millis(value: datetime | int) -> int:
+    # fastavro reads timestamp-millis as an aware datetime
+    if isinstance(value, datetime):
+        return int(value.astimezone(UTC).timestamp() * 1000)
+    return int(value)

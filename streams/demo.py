@@ -1,0 +1,202 @@
+"""`keel demo` and `keel run`: the whole path, from sample events to outcomes, on the local parts.
+
+Starts what is missing (local Kafka, the model server or the simulator, a worker process), publishes
+sample events, reads the outcome topics until every event has ended, and prints a summary whose last
+line is JSON. `keel run` (behind `make run`) does the same with a live view of each outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from connectors import kafka_local, llama_local
+from streams.agents import load_agents
+from streams.catalogue import Catalogue, load_catalogue
+from streams.kafka_admin import ensure_topics
+from streams.publish import load_samples, publish, take
+from streams.settings import REPO_ROOT, Settings
+from streams.topics import agent_topics, topic_plan
+from streams.watch import Observed, OutcomeWatcher, Tally, outcome_topics
+from streams.wiring import load_runtime
+
+SAMPLES_DIR = REPO_ROOT / "deploy" / "samples"
+DEFAULT_BOOTSTRAP = Settings.model_fields["bootstrap_servers"].default
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    events: int
+    provider: str  # sim | local
+    timeout_s: float
+    live: bool
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    with _services(settings, options.provider) as worker_env:
+        settings = settings.model_copy(update={"provider_override": options.provider})
+        with _worker_process(settings, worker_env):
+            summary = asyncio.run(_publish_and_watch(settings, options))
+    print(orjson.dumps(summary).decode())
+    return 0 if summary["missing"] == 0 and summary["audit"] == summary["events"] else 1
+
+
+async def publish_samples(settings: Settings, agent_name: str, count: int) -> list[str]:
+    catalogue = load_catalogue(settings.schemas_dir)
+    agents = load_agents(settings.agents_dir, catalogue, only=[agent_name])
+    samples = load_samples(SAMPLES_DIR / f"{agent_name}.jsonl")
+    topic = agent_topics(agents[0], settings).input
+    return await publish(settings.bootstrap_servers, topic, catalogue, take(samples, count))
+
+
+@contextlib.contextmanager
+def _services(settings: Settings, provider: str) -> Iterator[dict[str, str]]:
+    """Start the broker and the model endpoint when they are not running; stop what we started."""
+    stack = contextlib.ExitStack()
+    with stack:
+        env = {"KEEL_PROVIDER_OVERRIDE": provider, "KEEL_WEB_PORT": "0"}
+        if settings.bootstrap_servers == DEFAULT_BOOTSTRAP:
+            broker = kafka_local.LocalKafka()
+            if not kafka_local.status(broker).ready:
+                _say("starting local Kafka (first run downloads its jars with Maven) ...")
+                kafka_local.start(broker)
+                stack.callback(kafka_local.stop, broker)
+        if provider == "sim":
+            env["KEEL_PROVIDERS__SIM__BASE_URL"] = stack.enter_context(_simulator(settings.state_dir))
+        else:
+            server = llama_local.LocalModel()
+            if not llama_local.status(server).ready:
+                _say("starting the local model server (llama.cpp, SmolLM2-135M-Instruct) ...")
+                llama_local.start(server)
+                stack.callback(llama_local.stop, server)
+            env["KEEL_PROVIDERS__LOCAL__BASE_URL"] = server.base_url
+        yield env
+
+
+@contextlib.contextmanager
+def _simulator(state_dir: Path) -> Iterator[str]:
+    log_path = state_dir / "logs" / "simulator.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "connectors.simulator", "--port", "0", "--latency-ms", "20"]
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log_file, cwd=REPO_ROOT)  # noqa: S603
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline().decode().strip()
+        if "listening on " not in first_line:
+            raise RuntimeError(f"the provider simulator did not start: {first_line!r} (see {log_path})")
+        yield first_line.split("listening on ", 1)[1]
+    finally:
+        _terminate(process)
+
+
+@contextlib.contextmanager
+def _worker_process(settings: Settings, extra_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    log_path = settings.state_dir / "logs" / "worker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **extra_env, "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
+    if settings.namespace:
+        env["KEEL_NAMESPACE"] = settings.namespace
+    _say(f"starting the worker (log: {log_path}) ...")
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log_file, stderr=log_file, cwd=REPO_ROOT
+        )
+    try:
+        yield process
+    finally:
+        _terminate(process)
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _publish_and_watch(settings: Settings, options: DemoOptions) -> dict[str, int]:
+    runtime = load_runtime(settings)
+    await ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings))
+    watcher = OutcomeWatcher(
+        settings.bootstrap_servers, runtime.catalogue, outcome_topics(settings, [a.name for a in runtime.agents])
+    )
+    await watcher.start()
+    try:
+        event_ids = await _publish_share(settings, runtime.catalogue, [a.name for a in runtime.agents], options.events)
+        _say(f"published {len(event_ids)} events; waiting for their outcomes ...")
+        tally = await _watch(watcher, event_ids, options, sys.stdout if options.live else None)
+    finally:
+        await watcher.stop()
+        await runtime.aclose()
+    summary = tally.summary(event_ids)
+    _say(
+        f"{summary['events']} events: {summary['results']} results, {summary['review']} for review, "
+        f"{summary['dead_letters']} dead letters, {summary['missing']} missing; "
+        f"{summary['audit']} audited, {summary['usage']} usage records"
+    )
+    return summary
+
+
+async def _publish_share(settings: Settings, catalogue: Catalogue, agent_names: list[str], total: int) -> list[str]:
+    ids: list[str] = []
+    for index, name in enumerate(agent_names):
+        share = total // len(agent_names) + (1 if index < total % len(agent_names) else 0)
+        if share:
+            ids += await publish_samples(settings, name, share)
+    return ids
+
+
+async def _watch(watcher: OutcomeWatcher, event_ids: list[str], options: DemoOptions, out: IO[str] | None) -> Tally:
+    tally, expected = Tally(), set(event_ids)
+    open_ids = set(event_ids)
+    deadline = time.monotonic() + options.timeout_s
+    while open_ids and time.monotonic() < deadline:
+        for observed in await watcher.poll(timeout_s=0.5):
+            if observed.event_id not in expected:
+                continue
+            tally.add(observed)
+            if out is not None and observed.kind in ("result", "review", "dead_letter"):
+                done = len(expected) - len(open_ids) + 1
+                print(f"[{done:>4}/{len(expected)}] {describe(observed)}", file=out, flush=True)
+            if tally.ended(observed.event_id):
+                open_ids.discard(observed.event_id)
+    # a little longer, so usage records written after the last outcome are counted too
+    for observed in await watcher.poll(timeout_s=1.0):
+        if observed.event_id in expected:
+            tally.add(observed)
+    return tally
+
+
+def describe(observed: Observed) -> str:
+    value = observed.value
+    if observed.kind == "dead_letter":
+        return (
+            f"DEAD LETTER {value['agent']} {observed.event_id[:8]} at {value['stage']}: "
+            f"{value['reason']}: {_clip(value['message'], 100)}"
+        )
+    fields = ", ".join(f"{k}={_clip(str(v), 40)}" for k, v in list(value["output"].items())[:3])
+    return f"{observed.kind.upper()} {value['agent']} {value['business_key']}: {fields}"
+
+
+def _clip(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _say(message: str) -> None:
+    print(f"keel: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,117 @@
+"""Plain values that flow through the pipeline: what came in, what happened, how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One input record exactly as Kafka delivered it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """A decoded request envelope (schemas/request.avsc)."""
+
+    event_id: str
+    occurred_at_ms: int
+    tenant: str
+    source_system: str
+    business_key: str
+    payload: dict[str, Any]
+    payload_json: str
+    trace_id: str | None = None
+
+
+class Stage(StrEnum):
+    """Where an event failed; dead letters and audit records name it."""
+
+    DECODE = "decode"
+    PROMPT = "prompt"
+    MODEL = "model"
+    PARSE = "parse"
+    VALIDATE = "validate"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One call to one model; every attempt becomes a usage record."""
+
+    provider: str
+    model: str
+    number: int
+    started_at_ms: int
+    latency_s: float
+    tokens_in: int
+    tokens_out: int
+    model_version: str | None
+    outcome: str  # "ok" or the failure's reason code
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    stage: Stage
+    error_class: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """What happened to one event on its way through the pipeline, whatever the outcome."""
+
+    source: SourceRecord
+    received_at_ms: int
+    event: RequestEvent | None = None
+    prompt_hash: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    decode_ms: float = 0.0
+    model_ms: float = 0.0
+    total_ms: float = 0.0
+
+    @property
+    def event_id(self) -> str:
+        if self.event is not None:
+            return self.event.event_id
+        return f"undecodable:{self.source.position}"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A validated output, released to the results topic."""
+
+    trace: Trace
+    output: dict[str, Any]  # Avro-ready value for the agent's output schema
+    output_json: str
+    model_version: str
+    route: str = "autonomous"
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event that could not become a result; keeps the original record and says why."""
+
+    trace: Trace
+    failure: Failure
+
+
+Outcome = Result | DeadLetter

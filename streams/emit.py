@@ -1,0 +1,224 @@
+"""Outcome -> records: the bytes, keys and headers Keel writes for one event.
+
+Pure: it builds records and sends nothing. Every outcome yields one outcome record (result or dead
+letter), one audit record, and one usage record per model attempt, all keyed by event id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streams import wire
+from streams.agents import Agent
+from streams.catalogue import Catalogue
+from streams.domain import DeadLetter, Headers, Outcome, Result, Trace
+from streams.settings import Settings
+from streams.topics import AUDIT, USAGE, AgentTopics, agent_topics
+
+# Header names (documented in the README). Dead-letter headers mirror Kafka Connect / Spring Kafka.
+H_EVENT_ID = "keel.event_id"
+H_TRACE_ID = "keel.trace_id"
+H_AGENT = "keel.agent"
+H_CONFIG_VERSION = "keel.config_version"
+H_OUTCOME = "keel.outcome"
+DLQ_HEADER_PREFIX = "keel.dlq."
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+class Emitter:
+    """Turns outcomes into records for one worker's agents, with schemas resolved once."""
+
+    def __init__(self, catalogue: Catalogue, settings: Settings, agents: list[Agent]) -> None:
+        self._dlq = catalogue.by_subject("keel.dlq-value")
+        self._audit = catalogue.by_subject("keel.audit-value")
+        self._usage = catalogue.by_subject("keel.usage-value")
+        self._audit_topic = settings.topic(AUDIT)
+        self._usage_topic = settings.topic(USAGE)
+        self._topics = {agent.name: agent_topics(agent, settings) for agent in agents}
+
+    def records(self, outcome: Outcome, agent: Agent, *, now_ms: int) -> list[OutRecord]:
+        topics = self._topics[agent.name]
+        trace = outcome.trace
+        key = trace.event_id.encode()
+        headers = _common_headers(trace, agent)
+        if isinstance(outcome, Result):
+            main = OutRecord(
+                topics.results,
+                key,
+                wire.encode(agent.result_schema, _result_value(outcome, agent, now_ms)),
+                (*headers, (H_OUTCOME, b"result")),
+            )
+        else:
+            main = OutRecord(
+                topics.dlq,
+                key,
+                wire.encode(self._dlq, _dead_letter_value(outcome, agent, now_ms)),
+                _dead_letter_headers(outcome, agent, headers),
+            )
+        audit = OutRecord(
+            self._audit_topic,
+            key,
+            wire.encode(self._audit, _audit_value(outcome, agent, topics, now_ms)),
+            (*headers, (H_OUTCOME, _outcome_name(outcome).encode())),
+        )
+        usage = [
+            OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers)
+            for value in _usage_values(trace, agent)
+        ]
+        return [main, audit, *usage]
+
+
+def _outcome_name(outcome: Outcome) -> str:
+    return "result" if isinstance(outcome, Result) else "dead_letter"
+
+
+def _common_headers(trace: Trace, agent: Agent) -> Headers:
+    headers: list[tuple[str, bytes | None]] = [
+        (H_EVENT_ID, trace.event_id.encode()),
+        (H_AGENT, agent.name.encode()),
+        (H_CONFIG_VERSION, agent.config_version.encode()),
+    ]
+    if trace.event is not None and trace.event.trace_id:
+        headers.append((H_TRACE_ID, trace.event.trace_id.encode()))
+    return tuple(headers)
+
+
+def _result_value(result: Result, agent: Agent, now_ms: int) -> dict[str, Any]:
+    event = result.trace.event
+    assert event is not None  # a result always has a decoded event
+    return {
+        "event_id": event.event_id,
+        "agent": agent.name,
+        "agent_version": agent.definition.version,
+        "config_version": agent.config_version,
+        "tenant": event.tenant,
+        "business_key": event.business_key,
+        "occurred_at": event.occurred_at_ms,
+        "produced_at": now_ms,
+        "model_version": result.model_version,
+        "route": result.route,
+        "human_override": False,
+        "reviewer": None,
+        "trace_id": event.trace_id,
+        "output": result.output,
+    }
+
+
+def _dead_letter_value(dead: DeadLetter, agent: Agent, now_ms: int) -> dict[str, Any]:
+    trace, source = dead.trace, dead.trace.source
+    return {
+        "event_id": trace.event_id,
+        "agent": agent.name,
+        "config_version": agent.config_version,
+        "stage": dead.failure.stage.value,
+        "error_class": dead.failure.error_class,
+        "reason": dead.failure.reason,
+        "message": dead.failure.message,
+        "attempts": len(trace.attempts),
+        "failed_at": now_ms,
+        "trace_id": trace.event.trace_id if trace.event else None,
+        "original": {
+            "topic": source.topic,
+            "partition": source.partition,
+            "offset": source.offset,
+            "timestamp": source.timestamp_ms,
+            "key": source.key,
+            "value": source.value,
+            "headers": [{"key": k, "value": v} for k, v in source.headers],
+        },
+    }
+
+
+def _dead_letter_headers(dead: DeadLetter, agent: Agent, common: Headers) -> Headers:
+    source, failure = dead.trace.source, dead.failure
+    facts = {
+        "original.topic": source.topic,
+        "original.partition": str(source.partition),
+        "original.offset": str(source.offset),
+        "original.timestamp": "" if source.timestamp_ms is None else str(source.timestamp_ms),
+        "stage": failure.stage.value,
+        "error.class": failure.error_class,
+        "error.reason": failure.reason,
+        "error.message": failure.message[:1000],
+        "attempts": str(len(dead.trace.attempts)),
+    }
+    original = tuple((k, v) for k, v in source.headers if not k.startswith("keel."))
+    own = tuple((DLQ_HEADER_PREFIX + name, value.encode()) for name, value in facts.items())
+    return (*original, *common, (H_OUTCOME, b"dead_letter"), *own)
+
+
+def _audit_value(outcome: Outcome, agent: Agent, topics: AgentTopics, now_ms: int) -> dict[str, Any]:
+    trace, event = outcome.trace, outcome.trace.event
+    last = trace.attempts[-1] if trace.attempts else None
+    return {
+        "event_id": trace.event_id,
+        "trace_id": event.trace_id if event else None,
+        "agent": agent.name,
+        "agent_version": agent.definition.version,
+        "config_version": agent.config_version,
+        "tenant": event.tenant if event else None,
+        "business_key": event.business_key if event else None,
+        "input_topic": trace.source.topic,
+        "input_partition": trace.source.partition,
+        "input_offset": trace.source.offset,
+        "input_payload": event.payload_json if event else None,
+        "prompt_version": agent.templates.version,
+        "prompt_hash": trace.prompt_hash,
+        "provider": last.provider if last else None,
+        "model": last.model if last else None,
+        "model_version": last.model_version if last else None,
+        "attempts": len(trace.attempts),
+        "output": outcome.output_json if isinstance(outcome, Result) else None,
+        "outcome": _outcome_name(outcome),
+        "route": outcome.route if isinstance(outcome, Result) else None,
+        "error": _audit_error(outcome),
+        "warnings": list(outcome.warnings) if isinstance(outcome, Result) else [],
+        "human_override": False,
+        "reviewer": None,
+        "received_at": trace.received_at_ms,
+        "decode_ms": trace.decode_ms,
+        "model_ms": trace.model_ms,
+        "total_ms": trace.total_ms,
+    }
+
+
+def _audit_error(outcome: Outcome) -> dict[str, str] | None:
+    if not isinstance(outcome, DeadLetter):
+        return None
+    failure = outcome.failure
+    return {
+        "stage": failure.stage.value,
+        "error_class": failure.error_class,
+        "reason": failure.reason,
+        "message": failure.message,
+    }
+
+
+def _usage_values(trace: Trace, agent: Agent) -> list[dict[str, Any]]:
+    tenant = trace.event.tenant if trace.event else ""
+    return [
+        {
+            "event_id": trace.event_id,
+            "agent": agent.name,
+            "agent_version": agent.definition.version,
+            "tenant": tenant,
+            "provider": attempt.provider,
+            "model": attempt.model,
+            "model_version": attempt.model_version,
+            "attempt": attempt.number,
+            "tokens_in": attempt.tokens_in,
+            "tokens_out": attempt.tokens_out,
+            "latency_ms": attempt.latency_s * 1000,
+            "outcome": attempt.outcome,
+            "at": attempt.started_at_ms,
+        }
+        for attempt in trace.attempts
+    ]

@@ -1,0 +1,175 @@
+"""The one error tree.
+
+Every error Keel raises on purpose is a ``KeelError``. Subclasses carry two class attributes:
+``reason`` (a stable code that dead letters, usage records and alerts use) and ``retriable`` (whether
+trying the same thing again may succeed). Third-party errors are wrapped at the boundary with
+``raise ... from exc`` so the original cause stays attached.
+"""
+
+from __future__ import annotations
+
+
+class KeelError(Exception):
+    reason = "internal"
+    retriable = False
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+class ConfigError(KeelError):
+    reason = "config_invalid"
+
+
+class AgentDefinitionError(ConfigError):
+    """An agent file is invalid; the message names the file and the field."""
+
+    reason = "agent_definition_invalid"
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+class SchemaCatalogueError(ConfigError):
+    reason = "schema_catalogue_invalid"
+
+
+# --- decoding input events ------------------------------------------------------------------------
+
+
+class DecodeError(KeelError):
+    """The input bytes are not a valid request event."""
+
+    reason = "decode_failed"
+
+
+class NotConfluentFramed(DecodeError):
+    reason = "wrong_magic_byte"
+
+
+class UnknownSchemaId(DecodeError):
+    reason = "unknown_schema_id"
+
+
+class UnexpectedSchema(DecodeError):
+    reason = "unexpected_schema"
+
+
+class MalformedAvro(DecodeError):
+    reason = "malformed_avro"
+
+
+class InvalidUtf8(DecodeError):
+    reason = "invalid_utf8"
+
+
+class EventTooLarge(DecodeError):
+    reason = "event_too_large"
+
+
+class InvalidPayload(DecodeError):
+    reason = "invalid_payload"
+
+
+# --- prompt ---------------------------------------------------------------------------------------
+
+
+class PromptRenderError(KeelError):
+    reason = "prompt_field_missing"
+
+
+# --- model providers ------------------------------------------------------------------------------
+
+
+class ProviderError(KeelError):
+    reason = "provider_error"
+    retriable = True
+
+
+class ProviderTimeout(ProviderError):
+    reason = "provider_timeout"
+
+
+class ProviderConnectionError(ProviderError):
+    reason = "provider_unreachable"
+
+
+class ProviderRateLimited(ProviderError):
+    reason = "provider_rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float | None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class ProviderServerError(ProviderError):
+    reason = "provider_5xx"
+
+
+class ProviderAuthError(ProviderError):
+    reason = "provider_auth"
+    retriable = False
+
+
+class ContextLengthExceeded(ProviderError):
+    reason = "context_length_exceeded"
+    retriable = False
+
+
+class ProviderRequestRejected(ProviderError):
+    """A 4xx other than auth, rate limit or context length: the request itself is wrong."""
+
+    reason = "provider_bad_request"
+    retriable = False
+
+
+class ProviderBadResponse(ProviderError):
+    """The provider answered 2xx with a body that is not a chat completion."""
+
+    reason = "provider_bad_response"
+
+
+class ModelRefused(ProviderError):
+    """The provider returned a refusal or stopped on its content filter."""
+
+    reason = "model_refused"
+    retriable = False
+
+
+# --- model output ---------------------------------------------------------------------------------
+
+
+class OutputError(KeelError):
+    """The model answered, but its answer is not a valid output for the agent."""
+
+    reason = "output_invalid"
+    retriable = True  # asking again (re-ask or another model) may succeed
+
+
+class OutputNotJson(OutputError):
+    reason = "output_not_json"
+
+
+class OutputTruncated(OutputError):
+    reason = "output_truncated"
+
+
+class OutputSchemaViolation(OutputError):
+    reason = "output_schema_violation"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+# --- model chain ---------------------------------------------------------------------------------
+
+
+class UnknownProvider(ConfigError):
+    reason = "unknown_provider"
+
+
+class MissingField(DecodeError):
+    reason = "missing_required_field"

@@ -1,0 +1,48 @@
+"""The model port: what the pipeline asks of a model provider, and what it gets back.
+
+Connectors implement ``ModelClient``; the pipeline only sees these plain values. A client either
+returns a ``ModelResponse`` or raises a ``streams.errors.ProviderError`` subclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    model: str
+    messages: tuple[ChatMessage, ...]
+    timeout_s: float
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # temperature, max_tokens, seed, ...
+    # JSON Schema the answer must follow; sent as an OpenAI ``response_format`` of type json_schema.
+    response_schema: Mapping[str, Any] | None = None
+    response_schema_name: str = "output"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResponse:
+    text: str
+    model_version: str  # the model name as the provider reports it (plus fingerprint when given)
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    finish_reason: str  # "stop" | "length" | "content_filter" | ...
+
+
+class ModelClient(Protocol):
+    """One provider endpoint (OpenAI-compatible or otherwise)."""
+
+    provider: str
+
+    async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,72 @@
+"""Publishing request events: the business system's side of the contract (samples, demo, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from streams.catalogue import Catalogue
+from streams.decode import encode_request
+from streams.domain import RequestEvent
+from streams.emit import H_EVENT_ID
+
+
+def load_samples(path: Path) -> list[dict[str, Any]]:
+    """Sample events, one JSON envelope (without event_id) per line."""
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def to_request(sample: dict[str, Any], *, event_id: str | None = None) -> RequestEvent:
+    occurred = datetime.fromisoformat(sample["occurred_at"].replace("Z", "+00:00"))
+    return RequestEvent(
+        event_id=event_id or str(uuid.uuid4()),
+        occurred_at_ms=int(occurred.timestamp() * 1000),
+        tenant=sample["tenant"],
+        source_system=sample["source_system"],
+        business_key=sample["business_key"],
+        payload=sample["payload"],
+        payload_json=orjson.dumps(sample["payload"]).decode(),
+        trace_id=sample.get("trace_id"),
+    )
+
+
+def take(samples: list[dict[str, Any]], count: int) -> list[RequestEvent]:
+    """``count`` events cycling through the samples, each with a fresh event id."""
+    return [to_request(samples[i % len(samples)]) for i in range(count)]
+
+
+async def publish(
+    bootstrap_servers: str, topic: str, catalogue: Catalogue, events: Iterable[RequestEvent]
+) -> list[str]:
+    """Encode and produce the events keyed by business key; return their event ids once all are acked."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        ids, pending = [], []
+        for event in events:
+            value = encode_request(catalogue, event)
+            headers = [(H_EVENT_ID, event.event_id.encode())]
+            pending.append(await producer.send(topic, value, key=event.business_key.encode(), headers=headers))
+            ids.append(event.event_id)
+        await asyncio.gather(*pending)
+        return ids
+    finally:
+        await producer.stop()
+
+
+async def publish_raw(bootstrap_servers: str, topic: str, values: Iterable[tuple[bytes | None, bytes]]) -> None:
+    """Produce raw (key, value) pairs as they are: for testing what the worker does with bad input."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        pending = [await producer.send(topic, value, key=key) for key, value in values]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()

@@ -1,0 +1,55 @@
+"""One settings object, read from the environment (prefix ``KEEL_``) in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ProviderSettings(BaseModel):
+    """An OpenAI-compatible endpoint. ``base_url`` includes ``/v1``."""
+
+    base_url: str
+    api_key: SecretStr | None = None
+    max_connections: int = Field(default=256, gt=0)
+
+
+# Endpoints Keel knows without configuration: the embedded llama.cpp server and the simulator.
+BUILTIN_PROVIDERS = {
+    "local": ProviderSettings(base_url="http://127.0.0.1:8080/v1"),
+    "sim": ProviderSettings(base_url="http://127.0.0.1:8090/v1"),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEEL_", env_nested_delimiter="__", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    namespace: str = Field(default="", description="Prefix for every topic and the consumer group")
+    agents_dir: Path = REPO_ROOT / "deploy" / "agents"
+    schemas_dir: Path = REPO_ROOT / "schemas"
+    state_dir: Path = REPO_ROOT / ".keel"
+    agents: list[str] = Field(default_factory=list, description="Run only these agents (empty: all)")
+    partitions: int = Field(default=4, gt=0)
+    replication_factor: int = Field(default=1, gt=0)
+    max_event_bytes: int = Field(default=256 * 1024, gt=0)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    provider_override: str | None = Field(
+        default=None, description="Send every agent's calls to this provider (demo and tests)"
+    )
+    web_port: int = Field(default=6066, ge=0, description="Worker web server (metrics); 0 disables it")
+    log_level: str = "info"
+
+    def provider_endpoints(self) -> dict[str, ProviderSettings]:
+        return {**BUILTIN_PROVIDERS, **{name.lower(): p for name, p in self.providers.items()}}
+
+    def topic(self, name: str) -> str:
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    @property
+    def app_id(self) -> str:
+        return f"keel-{self.namespace}" if self.namespace else "keel"

@@ -1,0 +1,46 @@
+"""Every topic Keel reads or writes, named and sized in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.agents import Agent
+from streams.settings import Settings
+
+AUDIT = "keel.audit"
+USAGE = "keel.usage"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTopics:
+    input: str
+    results: str
+    review: str
+    dlq: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def agent_topics(agent: Agent, settings: Settings) -> AgentTopics:
+    name = agent.name
+    return AgentTopics(
+        input=settings.topic(agent.definition.input_topic),
+        results=settings.topic(f"{name}.results"),
+        review=settings.topic(f"{name}.review"),
+        dlq=settings.topic(f"{name}.dlq"),
+    )
+
+
+def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
+    names: list[str] = [settings.topic(AUDIT), settings.topic(USAGE)]
+    for agent in agents:
+        topics = agent_topics(agent, settings)
+        names += [topics.input, topics.results, topics.review, topics.dlq]
+    unique = list(dict.fromkeys(names))  # two agents may share an input topic
+    return [TopicSpec(name, settings.partitions, settings.replication_factor) for name in unique]

@@ -1,0 +1,102 @@
+"""Reading outcomes back: what the demo, `make run` and the integration tests use to check every event ended.
+
+A watcher snapshots the end of each outcome topic when it starts and reads everything written after
+that, so it sees exactly the outcomes of the events published after it started.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams import wire
+from streams.catalogue import Catalogue
+from streams.settings import Settings
+from streams.topics import AUDIT, USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    kind: str  # result | review | dead_letter | audit | usage
+    event_id: str
+    value: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Tally:
+    """Outcome records seen per event id."""
+
+    by_kind: dict[str, dict[str, list[dict[str, Any]]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+
+    def add(self, observed: Observed) -> None:
+        self.by_kind[observed.kind][observed.event_id].append(observed.value)
+
+    def outcome_kinds(self, event_id: str) -> list[str]:
+        return [kind for kind in ("result", "review", "dead_letter") if self.by_kind[kind].get(event_id)]
+
+    def ended(self, event_id: str) -> bool:
+        return bool(self.outcome_kinds(event_id)) and bool(self.by_kind["audit"].get(event_id))
+
+    def summary(self, event_ids: list[str]) -> dict[str, int]:
+        def with_kind(kind: str) -> int:
+            return sum(1 for e in event_ids if self.by_kind[kind].get(e))
+
+        return {
+            "events": len(event_ids),
+            "results": with_kind("result"),
+            "review": with_kind("review"),
+            "dead_letters": with_kind("dead_letter"),
+            "missing": sum(1 for e in event_ids if not self.outcome_kinds(e)),
+            "audit": with_kind("audit"),
+            "usage": sum(len(self.by_kind["usage"].get(e, ())) for e in event_ids),
+        }
+
+
+def outcome_topics(settings: Settings, agent_names: list[str]) -> dict[str, str]:
+    """Topic name → kind of record it holds."""
+    kinds = {settings.topic(AUDIT): "audit", settings.topic(USAGE): "usage"}
+    for name in agent_names:
+        kinds[settings.topic(f"{name}.results")] = "result"
+        kinds[settings.topic(f"{name}.review")] = "review"
+        kinds[settings.topic(f"{name}.dlq")] = "dead_letter"
+    return kinds
+
+
+class OutcomeWatcher:
+    def __init__(self, bootstrap_servers: str, catalogue: Catalogue, topic_kinds: dict[str, str]) -> None:
+        self._catalogue = catalogue
+        self._kinds = topic_kinds
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+
+    async def start(self, *, from_beginning: bool = False) -> None:
+        await self._consumer.start()
+        await self._consumer.topics()  # load cluster metadata
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self._kinds
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        self._consumer.assign(partitions)
+        if from_beginning:
+            await self._consumer.seek_to_beginning(*partitions)
+        else:
+            for tp, offset in (await self._consumer.end_offsets(partitions)).items():
+                self._consumer.seek(tp, offset)
+
+    async def poll(self, *, timeout_s: float = 0.5) -> list[Observed]:
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=5000)
+        observed = []
+        for tp, messages in batches.items():
+            kind = self._kinds[tp.topic]
+            for message in messages:
+                value = wire.decode(self._catalogue, message.value)
+                observed.append(Observed(kind, value["event_id"], value))
+        return observed
+
+    async def stop(self) -> None:
+        await self._consumer.stop()

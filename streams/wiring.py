@@ -1,0 +1,64 @@
+"""The one place that turns settings into concrete parts: catalogue, agents, model clients, emitter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from connectors.openai_compat import OpenAICompatClient
+from streams.agents import Agent, load_agents
+from streams.catalogue import Catalogue, load_catalogue
+from streams.clock import SystemClock
+from streams.emit import Emitter
+from streams.errors import UnknownProvider
+from streams.model import ModelClient
+from streams.pipeline import Deps
+from streams.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    catalogue: Catalogue
+    agents: list[Agent]
+    deps: Deps
+    emitter: Emitter
+
+    async def aclose(self) -> None:
+        for client in self.deps.models.values():
+            await client.aclose()
+
+
+def load_runtime(settings: Settings) -> Runtime:
+    catalogue = load_catalogue(settings.schemas_dir)
+    agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
+    if settings.provider_override:
+        agents = [with_provider(agent, settings.provider_override) for agent in agents]
+    models = build_models(settings, agents)
+    deps = Deps(catalogue=catalogue, models=models, clock=SystemClock(), max_event_bytes=settings.max_event_bytes)
+    return Runtime(settings, catalogue, agents, deps, Emitter(catalogue, settings, agents))
+
+
+def with_provider(agent: Agent, provider: str) -> Agent:
+    """The same agent with every model in its chain served by ``provider`` (demo, tests)."""
+    chain = [spec.model_copy(update={"provider": provider}) for spec in agent.definition.model_chain]
+    definition = agent.definition.model_copy(update={"model_chain": chain})
+    return replace(agent, definition=definition, config_version=f"{agent.config_version}-{provider}")
+
+
+def build_models(settings: Settings, agents: list[Agent]) -> dict[str, ModelClient]:
+    endpoints = settings.provider_endpoints()
+    models: dict[str, ModelClient] = {}
+    for agent in agents:
+        for spec in agent.definition.model_chain:
+            if spec.provider in models:
+                continue
+            endpoint = endpoints.get(spec.provider)
+            if endpoint is None:
+                raise UnknownProvider(
+                    f"{agent.source_path}: model_chain uses provider {spec.provider!r}, which is not configured; "
+                    f"known: {', '.join(sorted(endpoints))} (set KEEL_PROVIDERS__{spec.provider.upper()}__BASE_URL)"
+                )
+            models[spec.provider] = OpenAICompatClient(
+                spec.provider, endpoint.base_url, api_key=endpoint.api_key, max_connections=endpoint.max_connections
+            )
+    return models
