@@ -1,0 +1,60 @@
+from collections.abc import Callable
+
+import orjson
+
+from streams import wire
+from streams.agents import Agent
+from streams.catalogue import Catalogue
+from streams.domain import Attempt, DeadLetter, Failure, Result, SourceRecord, Stage, Trace
+from streams.emit import Emitter
+from streams.settings import Settings
+
+ATTEMPT = Attempt("sim", "m", 1, 1_800_000_000_000, 0.2, 100, 30, "sim-1", "ok")
+OUTPUT = {"category": "billing", "priority": "low", "summary": "s", "suggested_reply": "r", "confidence": 0.5}
+
+
+def _emitter(catalogue: Catalogue, agents: dict[str, Agent]) -> Emitter:
+    return Emitter(catalogue, Settings(namespace="t1"), list(agents.values()))
+
+
+def test_result_audit_and_usage_records(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    event = make_event(trace_id="tr-1")
+    trace = Trace(make_source(event=event), 1, event, "ph", (ATTEMPT, ATTEMPT), 1.0, 2.0, 3.0)
+    result = Result(trace, OUTPUT, orjson.dumps(OUTPUT).decode(), "sim-1", warnings=("w",))
+    agent = agents["support_triage"]
+    records = _emitter(catalogue, agents).records(result, agent, now_ms=5)
+    assert [r.topic for r in records] == ["t1.support_triage.results", "t1.keel.audit", "t1.keel.usage", "t1.keel.usage"]
+    assert {r.key for r in records} == {event.event_id.encode()}
+    main = wire.decode(catalogue, records[0].value, subject="support_triage.results-value")
+    assert main["output"]["category"] == "billing" and main["tenant"] == "acme-retail" and main["trace_id"] == "tr-1"
+    headers = dict(records[0].headers)
+    assert headers["keel.event_id"] == event.event_id.encode() and headers["keel.trace_id"] == b"tr-1"
+    assert headers["keel.config_version"] == agent.config_version.encode()
+    audit = wire.decode(catalogue, records[1].value, subject="keel.audit-value")
+    assert audit["outcome"] == "result" and audit["prompt_hash"] == "ph" and audit["model_version"] == "sim-1"
+    assert audit["input_payload"] == event.payload_json and audit["warnings"] == ["w"]
+    assert audit["prompt_version"] == agent.templates.version and audit["attempts"] == 2
+
+
+def test_dead_letter_keeps_the_original_and_says_why(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord]
+) -> None:
+    source = make_source(b"\x05not avro")
+    failure = Failure(Stage.DECODE, "NotConfluentFramed", "wrong_magic_byte", "first byte is 0x05")
+    dead = DeadLetter(Trace(source, 1), failure)
+    records = _emitter(catalogue, agents).records(dead, agents["support_triage"], now_ms=5)
+    assert [r.topic for r in records] == ["t1.support_triage.dlq", "t1.keel.audit"]
+    value = wire.decode(catalogue, records[0].value, subject="keel.dlq-value")
+    assert value["original"]["value"] == b"\x05not avro" and value["original"]["key"] == b"T-1001"
+    assert value["original"]["headers"] == [{"key": "h", "value": b"v"}]
+    assert (value["stage"], value["reason"], value["attempts"]) == ("decode", "wrong_magic_byte", 0)
+    headers = dict(records[0].headers)
+    assert headers["keel.dlq.original.topic"] == b"support.tickets"
+    assert headers["keel.dlq.original.offset"] == b"7" and headers["keel.dlq.original.partition"] == b"2"
+    assert headers["keel.dlq.error.reason"] == b"wrong_magic_byte" and headers["h"] == b"v"
+    assert records[0].key == b"undecodable:support.tickets/2/7"
+    audit = wire.decode(catalogue, records[1].value, subject="keel.audit-value")
+    assert audit["outcome"] == "dead_letter" and audit["error"]["stage"] == "decode"
+    assert audit["input_payload"] is None and audit["tenant"] is None
