@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
 import orjson
@@ -25,6 +21,7 @@ from connectors import kafka_local, llama_local
 from streams.agents import load_agents
 from streams.catalogue import Catalogue, load_catalogue
 from streams.kafka_admin import ensure_topics
+from streams.local_stack import say, simulator_process, worker_process
 from streams.publish import load_samples, publish, take
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import agent_topics, topic_plan
@@ -46,7 +43,7 @@ class DemoOptions:
 def run_demo(settings: Settings, options: DemoOptions) -> int:
     with _services(settings, options.provider) as worker_env:
         settings = settings.model_copy(update={"provider_override": options.provider})
-        with _worker_process(settings, worker_env):
+        with worker_process(settings, worker_env):
             summary = asyncio.run(_publish_and_watch(settings, options))
     print(orjson.dumps(summary).decode())
     return 0 if summary["missing"] == 0 and summary["audit"] == summary["events"] else 1
@@ -69,64 +66,21 @@ def _services(settings: Settings, provider: str) -> Iterator[dict[str, str]]:
         if settings.bootstrap_servers == DEFAULT_BOOTSTRAP:
             broker = kafka_local.LocalKafka()
             if not kafka_local.status(broker).ready:
-                _say("starting local Kafka (first run downloads its jars with Maven) ...")
+                say("starting local Kafka (first run downloads its jars with Maven) ...")
                 kafka_local.start(broker)
                 stack.callback(kafka_local.stop, broker)
         if provider == "sim":
-            env["KEEL_PROVIDERS__SIM__BASE_URL"] = stack.enter_context(_simulator(settings.state_dir))
+            env["KEEL_PROVIDERS__SIM__BASE_URL"] = stack.enter_context(
+                simulator_process(settings.state_dir, "--latency-ms", "20")
+            )
         else:
             server = llama_local.LocalModel()
             if not llama_local.status(server).ready:
-                _say("starting the local model server (llama.cpp, SmolLM2-135M-Instruct) ...")
+                say("starting the local model server (llama.cpp, SmolLM2-135M-Instruct) ...")
                 llama_local.start(server)
                 stack.callback(llama_local.stop, server)
             env["KEEL_PROVIDERS__LOCAL__BASE_URL"] = server.base_url
         yield env
-
-
-@contextlib.contextmanager
-def _simulator(state_dir: Path) -> Iterator[str]:
-    log_path = state_dir / "logs" / "simulator.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "connectors.simulator", "--port", "0", "--latency-ms", "20"]
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log_file, cwd=REPO_ROOT)  # noqa: S603
-    try:
-        assert process.stdout is not None
-        first_line = process.stdout.readline().decode().strip()
-        if "listening on " not in first_line:
-            raise RuntimeError(f"the provider simulator did not start: {first_line!r} (see {log_path})")
-        yield first_line.split("listening on ", 1)[1]
-    finally:
-        _terminate(process)
-
-
-@contextlib.contextmanager
-def _worker_process(settings: Settings, extra_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    log_path = settings.state_dir / "logs" / "worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **extra_env, "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
-    if settings.namespace:
-        env["KEEL_NAMESPACE"] = settings.namespace
-    _say(f"starting the worker (log: {log_path}) ...")
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=log_file, stderr=log_file, cwd=REPO_ROOT
-        )
-    try:
-        yield process
-    finally:
-        _terminate(process)
-
-
-def _terminate(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def _publish_and_watch(settings: Settings, options: DemoOptions) -> dict[str, int]:
@@ -138,13 +92,13 @@ async def _publish_and_watch(settings: Settings, options: DemoOptions) -> dict[s
     await watcher.start()
     try:
         event_ids = await _publish_share(settings, runtime.catalogue, [a.name for a in runtime.agents], options.events)
-        _say(f"published {len(event_ids)} events; waiting for their outcomes ...")
+        say(f"published {len(event_ids)} events; waiting for their outcomes ...")
         tally = await _watch(watcher, event_ids, options, sys.stdout if options.live else None)
     finally:
         await watcher.stop()
         await runtime.aclose()
     summary = tally.summary(event_ids)
-    _say(
+    say(
         f"{summary['events']} events: {summary['results']} results, {summary['review']} for review, "
         f"{summary['dead_letters']} dead letters, {summary['missing']} missing; "
         f"{summary['audit']} audited, {summary['usage']} usage records"
@@ -196,7 +150,3 @@ def describe(observed: Observed) -> str:
 def _clip(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _say(message: str) -> None:
-    print(f"keel: {message}", file=sys.stderr, flush=True)

@@ -61,12 +61,14 @@ async def publish(
         await producer.stop()
 
 
-async def publish_raw(bootstrap_servers: str, topic: str, values: Iterable[tuple[bytes | None, bytes]]) -> None:
-    """Produce raw (key, value) pairs as they are: for testing what the worker does with bad input."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+async def publish_raw(
+    bootstrap_servers: str, topic: str, values: Iterable[tuple[bytes | None, bytes]]
+) -> list[tuple[str, int, int]]:
+    """Produce raw (key, value) pairs as they are, e.g. bad input; return each one's (topic, partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
         pending = [await producer.send(topic, value, key=key) for key, value in values]
-        await asyncio.gather(*pending)
+        return [(m.topic, m.partition, m.offset) for m in await asyncio.gather(*pending)]
     finally:
         await producer.stop()

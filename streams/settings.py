@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,11 +17,14 @@ class ProviderSettings(BaseModel):
     base_url: str
     api_key: SecretStr | None = None
     max_connections: int = Field(default=256, gt=0)
+    # How the endpoint takes a JSON Schema for the answer: "json_schema" (OpenAI, vLLM, Ollama,
+    # llama.cpp's server) or "json_object" (llama-cpp-python's server).
+    response_format: Literal["json_schema", "json_object"] = "json_schema"
 
 
 # Endpoints Keel knows without configuration: the embedded llama.cpp server and the simulator.
 BUILTIN_PROVIDERS = {
-    "local": ProviderSettings(base_url="http://127.0.0.1:8080/v1"),
+    "local": ProviderSettings(base_url="http://127.0.0.1:8080/v1", response_format="json_object"),
     "sim": ProviderSettings(base_url="http://127.0.0.1:8090/v1"),
 }
 
@@ -45,7 +49,13 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     def provider_endpoints(self) -> dict[str, ProviderSettings]:
-        return {**BUILTIN_PROVIDERS, **{name.lower(): p for name, p in self.providers.items()}}
+        """Built-in endpoints, with what the environment sets laid over them, plus any others it names."""
+        endpoints = dict(BUILTIN_PROVIDERS)
+        for name, configured in self.providers.items():
+            base = endpoints.get(name.lower())
+            explicit = configured.model_dump(include=configured.model_fields_set)
+            endpoints[name.lower()] = base.model_copy(update=explicit) if base else configured
+        return endpoints
 
     def topic(self, name: str) -> str:
         return f"{self.namespace}.{name}" if self.namespace else name

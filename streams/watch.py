@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams import wire
 from streams.catalogue import Catalogue
@@ -23,18 +24,23 @@ class Observed:
     kind: str  # result | review | dead_letter | audit | usage
     event_id: str
     value: dict[str, Any]
+    schema_id: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(slots=True)
 class Tally:
     """Outcome records seen per event id."""
 
-    by_kind: dict[str, dict[str, list[dict[str, Any]]]] = field(
+    by_kind: dict[str, dict[str, list[Observed]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
 
     def add(self, observed: Observed) -> None:
-        self.by_kind[observed.kind][observed.event_id].append(observed.value)
+        self.by_kind[observed.kind][observed.event_id].append(observed)
+
+    def outcomes(self, event_id: str) -> list[Observed]:
+        return [o for kind in ("result", "review", "dead_letter") for o in self.by_kind[kind].get(event_id, ())]
 
     def outcome_kinds(self, event_id: str) -> list[str]:
         return [kind for kind in ("result", "review", "dead_letter") if self.by_kind[kind].get(event_id)]
@@ -69,17 +75,15 @@ def outcome_topics(settings: Settings, agent_names: list[str]) -> dict[str, str]
 
 class OutcomeWatcher:
     def __init__(self, bootstrap_servers: str, catalogue: Catalogue, topic_kinds: dict[str, str]) -> None:
+        self._bootstrap = bootstrap_servers
         self._catalogue = catalogue
         self._kinds = topic_kinds
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
 
     async def start(self, *, from_beginning: bool = False) -> None:
         await self._consumer.start()
-        await self._consumer.topics()  # load cluster metadata
         partitions = [
-            TopicPartition(topic, p)
-            for topic in self._kinds
-            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+            TopicPartition(topic, p) for topic, count in (await self._partition_counts()).items() for p in range(count)
         ]
         self._consumer.assign(partitions)
         if from_beginning:
@@ -88,6 +92,15 @@ class OutcomeWatcher:
             for tp, offset in (await self._consumer.end_offsets(partitions)).items():
                 self._consumer.seek(tp, offset)
 
+    async def _partition_counts(self) -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(list(self._kinds))
+        finally:
+            await admin.close()
+        return {t["topic"]: len(t["partitions"]) for t in described if not t["error_code"]}
+
     async def poll(self, *, timeout_s: float = 0.5) -> list[Observed]:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=5000)
         observed = []
@@ -95,7 +108,8 @@ class OutcomeWatcher:
             kind = self._kinds[tp.topic]
             for message in messages:
                 value = wire.decode(self._catalogue, message.value)
-                observed.append(Observed(kind, value["event_id"], value))
+                schema_id = wire.read_header(message.value)
+                observed.append(Observed(kind, value["event_id"], value, schema_id, tuple(message.headers)))
         return observed
 
     async def stop(self) -> None:

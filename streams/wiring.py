@@ -59,6 +59,10 @@ def build_models(settings: Settings, agents: list[Agent]) -> dict[str, ModelClie
                     f"known: {', '.join(sorted(endpoints))} (set KEEL_PROVIDERS__{spec.provider.upper()}__BASE_URL)"
                 )
             models[spec.provider] = OpenAICompatClient(
-                spec.provider, endpoint.base_url, api_key=endpoint.api_key, max_connections=endpoint.max_connections
+                spec.provider,
+                endpoint.base_url,
+                api_key=endpoint.api_key,
+                max_connections=endpoint.max_connections,
+                response_format=endpoint.response_format,
             )
     return models

@@ -103,4 +103,5 @@ def run_worker(settings: Settings) -> NoReturn:
     names = ", ".join(agent.name for agent in runtime.agents)
     log.warning("keel worker starting: agents %s on %s", names, settings.bootstrap_servers)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is too much at info
     worker.execute_from_commandline()

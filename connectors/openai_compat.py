@@ -1,0 +1,251 @@
+"""A ``ModelClient`` for OpenAI-compatible chat completions: llama.cpp server, vLLM, Ollama, OpenAI.
+
+The HTTP call is the only I/O here. Building the body, reading ``Retry-After`` and turning a status
+or a body into a ``ModelResponse`` or a ``streams.errors.ProviderError`` are pure functions below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from streams.errors import (
+    ContextLengthExceeded,
+    ModelRefused,
+    ProviderAuthError,
+    ProviderBadResponse,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRequestRejected,
+    ProviderServerError,
+    ProviderTimeout,
+)
+from streams.model import ModelRequest, ModelResponse
+
+SNIPPET_CHARS = 300
+
+# How servers say "the prompt does not fit": OpenAI's error code, vLLM, llama.cpp (old and new), Ollama.
+_CONTEXT_TOO_LONG = (
+    "context_length_exceeded",
+    "maximum context length",
+    "exceed context window",
+    "exceeds context window",
+    "exceeds the available context size",
+    "exceed_context_size",
+    "context size has been exceeded",
+    "context length",
+)
+
+
+class OpenAICompatClient:
+    """One OpenAI-compatible endpoint; ``base_url`` includes ``/v1``. One shared connection pool."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        *,
+        api_key: SecretStr | None = None,
+        max_connections: int = 256,
+        response_format: ResponseFormatStyle = "json_schema",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self._style: ResponseFormatStyle = response_format
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._api_key = api_key
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(transport=transport, limits=limits)
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatClient(provider={self.provider!r}, url={self._url!r})"
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        content = orjson.dumps(build_chat_body(request, style=self._style))
+        started = time.perf_counter()
+        try:
+            # httpx bounds each phase; asyncio.timeout bounds the sum, so a body that trickles in
+            # byte by byte cannot outlast the request's budget.
+            async with asyncio.timeout(request.timeout_s):
+                response = await self._http.post(
+                    self._url, content=content, headers=self._headers(), timeout=request.timeout_s
+                )
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            message = f"no complete answer within {request.timeout_s:g} s ({type(exc).__name__})"
+            raise ProviderTimeout(self._describe(request, message)) from exc
+        except httpx.DecodingError as exc:
+            raise ProviderBadResponse(self._describe(request, f"undecodable body: {exc}")) from exc
+        except httpx.TransportError as exc:
+            raise ProviderConnectionError(self._describe(request, f"{type(exc).__name__}: {exc}")) from exc
+        latency_s = time.perf_counter() - started
+        secret = self._api_key.get_secret_value() if self._api_key else None
+        if not 200 <= response.status_code < 300:
+            raise error_for_status(
+                self.provider,
+                request.model,
+                response.status_code,
+                response.headers,
+                response.text,
+                secret=secret,
+            )
+        return parse_completion(self.provider, request, response.content, latency_s=latency_s, secret=secret)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+    def _describe(self, request: ModelRequest, detail: str) -> str:
+        secret = self._api_key.get_secret_value() if self._api_key else None
+        return f"{self.provider} model {request.model}: {_redact(detail, secret)}"
+
+
+ResponseFormatStyle = Literal["json_schema", "json_object"]
+
+
+def build_chat_body(request: ModelRequest, *, style: ResponseFormatStyle = "json_schema") -> dict[str, Any]:
+    """The JSON body of a chat completion request: parameters first, so they cannot replace the rest.
+
+    ``style`` says how the server takes a JSON Schema: OpenAI, vLLM, Ollama and llama.cpp's own server
+    take ``json_schema``; llama-cpp-python's server takes ``json_object`` with a ``schema`` beside it.
+    """
+    body: dict[str, Any] = dict(request.parameters)
+    body["model"] = request.model
+    body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+    if request.response_schema is not None and style == "json_object":
+        body["response_format"] = {"type": "json_object", "schema": dict(request.response_schema)}
+    elif request.response_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": request.response_schema_name,
+                "schema": dict(request.response_schema),
+                "strict": True,
+            },
+        }
+    return body
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP-date); else None."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    millis = _non_negative(lowered.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    seconds = _non_negative(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+
+
+def _non_negative(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def error_for_status(
+    provider: str,
+    model: str,
+    status: int,
+    headers: Mapping[str, str],
+    body_text: str,
+    *,
+    secret: str | None = None,
+) -> ProviderError:
+    """The error a non-2xx answer means; its message names provider, model, status and the body."""
+    message = f"{provider} model {model}: HTTP {status}: {snippet(body_text, secret=secret)}"
+    if status == 429:
+        return ProviderRateLimited(message, retry_after_s=parse_retry_after(headers))
+    if status in (401, 403):
+        return ProviderAuthError(message)
+    if status in (400, 413) and any(phrase in body_text.lower() for phrase in _CONTEXT_TOO_LONG):
+        return ContextLengthExceeded(message)
+    if 400 <= status < 500:
+        return ProviderRequestRejected(message)
+    if status >= 500:
+        return ProviderServerError(message)
+    return ProviderBadResponse(message)
+
+
+def parse_completion(
+    provider: str, request: ModelRequest, content: bytes, *, latency_s: float, secret: str | None = None
+) -> ModelResponse:
+    """The ``ModelResponse`` in a 2xx body, or the error that body means."""
+
+    def fail(error: type[ProviderError], why: str) -> ProviderError:
+        text = content.decode("utf-8", errors="replace")
+        return error(f"{provider} model {request.model}: HTTP 200: {why}: {snippet(text, secret=secret)}")
+
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise fail(ProviderBadResponse, "body is not JSON") from exc
+    choices = body.get("choices") if isinstance(body, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or not isinstance(message, dict):
+        raise fail(ProviderBadResponse, "no choices[0].message")
+    finish_reason = choice.get("finish_reason")
+    refusal = message.get("refusal")
+    if finish_reason == "content_filter" or (isinstance(refusal, str) and refusal.strip()):
+        raise fail(ModelRefused, "the model refused")
+    text = message.get("content")
+    if not isinstance(text, str):
+        raise fail(ProviderBadResponse, "choices[0].message.content is not a string")
+    usage = body.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    return ModelResponse(
+        text=text,
+        model_version=_model_version(body, request.model),
+        tokens_in=_count(usage.get("prompt_tokens")),
+        tokens_out=_count(usage.get("completion_tokens")),
+        latency_s=latency_s,
+        finish_reason=finish_reason if isinstance(finish_reason, str) else "unknown",
+    )
+
+
+def _model_version(body: Mapping[str, Any], requested: str) -> str:
+    model = body.get("model")
+    version = model if isinstance(model, str) and model else requested
+    fingerprint = body.get("system_fingerprint")
+    return f"{version}+{fingerprint}" if isinstance(fingerprint, str) and fingerprint else version
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def snippet(text: str, *, secret: str | None = None) -> str:
+    """At most ``SNIPPET_CHARS`` of a body for an error message, with the API key blanked out."""
+    text = _redact(" ".join(text.split()), secret)
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 3] + "..."
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text

@@ -1,0 +1,217 @@
+"""The worker on the real broker with the provider simulator: every event ends in exactly one outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import fastavro
+import orjson
+import pytest
+
+from streams.agents import load_agents
+from streams.catalogue import Catalogue, load_catalogue
+from streams.domain import RequestEvent
+from streams.kafka_admin import ensure_topics
+from streams.local_stack import simulator_process, worker_process
+from streams.publish import load_samples, publish, publish_raw, take
+from streams.settings import Settings
+from streams.topics import topic_plan
+from streams.watch import Observed, OutcomeWatcher, Tally, outcome_topics
+
+AGENTS = ["support_triage", "invoice_extraction"]
+WAIT_S = 90.0
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: Settings
+    catalogue: Catalogue
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state_dir = tmp_path_factory.mktemp("keel-state")
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        namespace=f"it-{uuid.uuid4().hex[:8]}",
+        provider_override="sim",
+        web_port=0,
+        state_dir=state_dir,
+    )
+    catalogue = load_catalogue(settings.schemas_dir)
+    plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
+    asyncio.run(ensure_topics(kafka_bootstrap, plan))
+    with simulator_process(state_dir, "--seed", "11") as sim_url:
+        env = {"KEEL_PROVIDER_OVERRIDE": "sim", "KEEL_PROVIDERS__SIM__BASE_URL": sim_url, "KEEL_WEB_PORT": "0"}
+        with worker_process(settings, env) as worker:
+            yield Stack(settings, catalogue)
+            assert worker.poll() is None, "the worker died during the tests"
+
+
+async def run_through(
+    stack: Stack,
+    *,
+    events: dict[str, list[RequestEvent]] | None = None,
+    raw: list[tuple[bytes | None, bytes]] | None = None,
+) -> tuple[list[str], Tally]:
+    """Publish, then read outcomes until every published event has ended (or the wait runs out)."""
+    watcher = OutcomeWatcher(stack.settings.bootstrap_servers, stack.catalogue, outcome_topics(stack.settings, AGENTS))
+    await watcher.start()
+    try:
+        ids: list[str] = []
+        for topic, batch in (events or {}).items():
+            ids += await publish(stack.settings.bootstrap_servers, stack.topic(topic), stack.catalogue, batch)
+        if raw:
+            positions = await publish_raw(stack.settings.bootstrap_servers, stack.topic("support.tickets"), raw)
+            ids += [f"undecodable:{t}/{p}/{o}" for t, p, o in positions]
+        tally = Tally()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        while loop.time() < deadline and not all(tally.ended(i) for i in ids):
+            for observed in await watcher.poll(timeout_s=0.5):
+                tally.add(observed)
+        for observed in await watcher.poll(timeout_s=0.5):  # late usage records
+            tally.add(observed)
+        return ids, tally
+    finally:
+        await watcher.stop()
+
+
+def assert_exactly_one_outcome_and_audit(ids: list[str], tally: Tally) -> None:
+    for event_id in ids:
+        assert len(tally.outcomes(event_id)) == 1, f"{event_id}: {len(tally.outcomes(event_id))} outcomes"
+        assert len(tally.by_kind["audit"].get(event_id, ())) == 1, f"{event_id}: not exactly one audit record"
+
+
+def only_outcome(tally: Tally, event_id: str) -> Observed:
+    [outcome] = tally.outcomes(event_id)
+    return outcome
+
+
+async def test_sample_events_of_both_agents_each_end_in_one_outcome(stack: Stack, samples_dir: Path) -> None:
+    batches = {
+        "support_triage": take(load_samples(samples_dir / "support_triage.jsonl"), 60),
+        "invoice_extraction": take(load_samples(samples_dir / "invoice_extraction.jsonl"), 60),
+    }
+    ids, tally = await run_through(
+        stack, events={"support.tickets": batches["support_triage"], "finance.invoices": batches["invoice_extraction"]}
+    )
+    assert_exactly_one_outcome_and_audit(ids, tally)
+    assert tally.summary(ids) == {
+        "events": 120,
+        "results": 120,
+        "review": 0,
+        "dead_letters": 0,
+        "missing": 0,
+        "audit": 120,
+        "usage": 120,
+    }
+    for agent, batch in batches.items():
+        result_schema = stack.catalogue.by_subject(f"{agent}.results-value")
+        output_fields = {f["name"] for f in result_schema.raw["fields"] if f["name"] == "output"}
+        assert output_fields == {"output"}
+        for event in batch:
+            result = only_outcome(tally, event.event_id)
+            assert result.kind == "result" and result.schema_id == result_schema.id
+            assert result.value["agent"] == agent and result.value["business_key"] == event.business_key
+            assert dict(result.headers)["keel.event_id"] == event.event_id.encode()
+            [usage] = tally.by_kind["usage"][event.event_id]
+            assert usage.value["provider"] == "sim" and usage.value["outcome"] == "ok"
+            [audit] = tally.by_kind["audit"][event.event_id]
+            assert audit.value["input_payload"] == event.payload_json and audit.value["outcome"] == "result"
+
+
+def _avro_request(catalogue: Catalogue, **fields: object) -> bytes:
+    schema = catalogue.by_subject("keel.request-value")
+    record: dict[str, object] = {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": 1_790_000_000_000,
+        "tenant": "acme-retail",
+        "source_system": "zendesk",
+        "business_key": "T-77",
+        "payload": orjson.dumps({"ticket_id": "T-77", "body": "hi"}).decode(),
+        "trace_id": None,
+    }
+    record.update(fields)
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, schema.parsed, record)
+    return struct.pack(">bI", 0, schema.id) + body.getvalue()
+
+
+async def test_bad_input_becomes_dead_letters_and_later_events_still_succeed(stack: Stack, make_event) -> None:
+    catalogue = stack.catalogue
+    good_value = _avro_request(catalogue)
+    bad = {
+        "not Avro at all": (b"plain text, not avro", "decode", "wrong_magic_byte"),
+        "wrong magic byte": (b"\x01" + good_value[1:], "decode", "wrong_magic_byte"),
+        "unknown schema id": (struct.pack(">bI", 0, 4242) + good_value[5:], "decode", "unknown_schema_id"),
+        "missing required fields": (
+            _avro_request(catalogue, event_id="", tenant=""),
+            "decode",
+            "missing_required_field",
+        ),
+        "oversized payload": (
+            _avro_request(catalogue, payload=orjson.dumps({"body": "x" * 300_000}).decode()),
+            "decode",
+            "event_too_large",
+        ),
+        "invalid UTF-8": (
+            _avro_request(catalogue, tenant="acme-zz").replace(b"acme-zz", b"acme\xc3\x28z"),
+            "decode",
+            "invalid_utf8",
+        ),
+        "truncated Avro": (good_value[:-3], "decode", "malformed_avro"),
+    }
+    raw = [(b"bad-key", value) for value, _, _ in bad.values()]
+    ids, tally = await run_through(stack, raw=raw)
+    assert_exactly_one_outcome_and_audit(ids, tally)
+    for event_id, (name, (value, stage, reason)) in zip(ids, bad.items(), strict=True):
+        dead = only_outcome(tally, event_id)
+        assert dead.kind == "dead_letter", name
+        assert (dead.value["stage"], dead.value["reason"]) == (stage, reason), name
+        assert dead.value["original"]["value"] == value and dead.value["original"]["key"] == b"bad-key", name
+        headers = dict(dead.headers)
+        assert headers["keel.dlq.error.reason"] == reason.encode()
+        assert headers["keel.dlq.original.topic"] == stack.topic("support.tickets").encode()
+        assert int(headers["keel.dlq.original.offset"]) == int(event_id.rsplit("/", 1)[1])
+        assert dead.value["message"], name
+    # the worker kept going: good events after the poison still become results
+    later = [make_event() for _ in range(3)]
+    ids, tally = await run_through(stack, events={"support.tickets": later})
+    assert [only_outcome(tally, i).kind for i in ids] == ["result"] * 3
+
+
+@pytest.mark.parametrize(
+    ("marker", "stage", "reason"),
+    [
+        ("[[sim:malformed]]", "parse", "output_not_json"),
+        ("[[sim:truncated]]", "parse", "output_truncated"),
+        ("[[sim:schema_violation]]", "validate", "output_schema_violation"),
+        ("[[sim:5xx]]", "model", "provider_5xx"),
+        ("[[sim:auth]]", "model", "provider_auth"),
+    ],
+)
+async def test_model_failures_become_dead_letters_with_a_reason(
+    stack: Stack, make_event, marker: str, stage: str, reason: str
+) -> None:
+    ticket = {"ticket_id": "T-5", "subject": "Broken", "body": f"The export fails. {marker}"}
+    event = make_event(payload=ticket)
+    ids, tally = await run_through(stack, events={"support.tickets": [event]})
+    assert_exactly_one_outcome_and_audit(ids, tally)
+    dead = only_outcome(tally, event.event_id)
+    assert dead.kind == "dead_letter"
+    assert (dead.value["stage"], dead.value["reason"], dead.value["attempts"]) == (stage, reason, 1)
+    assert dead.value["event_id"] == event.event_id  # decodable events keep their own id
+    [usage] = tally.by_kind["usage"][event.event_id]
+    assert usage.value["outcome"] == reason
+    [audit] = tally.by_kind["audit"][event.event_id]
+    assert audit.value["error"]["reason"] == reason and audit.value["prompt_hash"]

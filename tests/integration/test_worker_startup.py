@@ -1,0 +1,29 @@
+"""A worker with a broken agent definition refuses to start and says which file and field."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from streams.settings import REPO_ROOT
+
+
+def test_invalid_agent_definition_is_a_clear_startup_error(tmp_path: Path) -> None:
+    definition = yaml.safe_load((REPO_ROOT / "deploy" / "agents" / "invoice_extraction.yaml").read_text())
+    definition["model_chain"][0]["timeout_s"] = "soon"
+    bad = tmp_path / "invoice_extraction.yaml"
+    bad.write_text(yaml.safe_dump(definition))
+    env = {**os.environ, "KEEL_AGENTS_DIR": str(tmp_path), "KEEL_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"{bad}: model_chain.0.timeout_s: Input should be a valid number" in done.stderr
+    assert "Traceback" not in done.stderr
