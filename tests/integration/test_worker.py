@@ -2,99 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import struct
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import fastavro
 import orjson
 import pytest
+from harness import Stack, assert_exactly_one_outcome_and_audit, only_outcome, run_through, worker_stack
 
-from streams.agents import load_agents
-from streams.catalogue import Catalogue, load_catalogue
-from streams.domain import RequestEvent
-from streams.kafka_admin import ensure_topics
-from streams.local_stack import simulator_process, worker_process
-from streams.publish import load_samples, publish, publish_raw, take
-from streams.settings import Settings
-from streams.topics import topic_plan
-from streams.watch import Observed, OutcomeWatcher, Tally, outcome_topics
-
-AGENTS = ["support_triage", "invoice_extraction"]
-WAIT_S = 90.0
-
-
-@dataclass(frozen=True)
-class Stack:
-    settings: Settings
-    catalogue: Catalogue
-
-    def topic(self, name: str) -> str:
-        return self.settings.topic(name)
+from streams.catalogue import Catalogue
+from streams.local_stack import simulator_process
+from streams.publish import load_samples, take
 
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp("keel-state")
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap,
-        namespace=f"it-{uuid.uuid4().hex[:8]}",
-        provider_override="sim",
-        web_port=0,
-        state_dir=state_dir,
-    )
-    catalogue = load_catalogue(settings.schemas_dir)
-    plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
-    asyncio.run(ensure_topics(kafka_bootstrap, plan))
-    with simulator_process(state_dir, "--seed", "11") as sim_url:
-        env = {"KEEL_PROVIDER_OVERRIDE": "sim", "KEEL_PROVIDERS__SIM__BASE_URL": sim_url, "KEEL_WEB_PORT": "0"}
-        with worker_process(settings, env) as worker:
-            yield Stack(settings, catalogue)
-            assert worker.poll() is None, "the worker died during the tests"
-
-
-async def run_through(
-    stack: Stack,
-    *,
-    events: dict[str, list[RequestEvent]] | None = None,
-    raw: list[tuple[bytes | None, bytes]] | None = None,
-) -> tuple[list[str], Tally]:
-    """Publish, then read outcomes until every published event has ended (or the wait runs out)."""
-    watcher = OutcomeWatcher(stack.settings.bootstrap_servers, stack.catalogue, outcome_topics(stack.settings, AGENTS))
-    await watcher.start()
-    try:
-        ids: list[str] = []
-        for topic, batch in (events or {}).items():
-            ids += await publish(stack.settings.bootstrap_servers, stack.topic(topic), stack.catalogue, batch)
-        if raw:
-            positions = await publish_raw(stack.settings.bootstrap_servers, stack.topic("support.tickets"), raw)
-            ids += [f"undecodable:{t}/{p}/{o}" for t, p, o in positions]
-        tally = Tally()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WAIT_S
-        while loop.time() < deadline and not all(tally.ended(i) for i in ids):
-            for observed in await watcher.poll(timeout_s=0.5):
-                tally.add(observed)
-        for observed in await watcher.poll(timeout_s=0.5):  # late usage records
-            tally.add(observed)
-        return ids, tally
-    finally:
-        await watcher.stop()
-
-
-def assert_exactly_one_outcome_and_audit(ids: list[str], tally: Tally) -> None:
-    for event_id in ids:
-        assert len(tally.outcomes(event_id)) == 1, f"{event_id}: {len(tally.outcomes(event_id))} outcomes"
-        assert len(tally.by_kind["audit"].get(event_id, ())) == 1, f"{event_id}: not exactly one audit record"
-
-
-def only_outcome(tally: Tally, event_id: str) -> Observed:
-    [outcome] = tally.outcomes(event_id)
-    return outcome
+    with (
+        simulator_process(state_dir, "--seed", "11") as sim_url,
+        worker_stack(kafka_bootstrap, state_dir, provider="sim", base_url=sim_url) as stack,
+    ):
+        yield stack
 
 
 async def test_sample_events_of_both_agents_each_end_in_one_outcome(stack: Stack, samples_dir: Path) -> None:

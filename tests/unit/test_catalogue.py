@@ -37,9 +37,19 @@ def test_a_changed_schema_without_a_new_id_is_refused(tmp_path: Path) -> None:
 def test_round_trip_in_confluent_wire_format(catalogue: Catalogue) -> None:
     schema = catalogue.by_subject("keel.usage-value")
     value = {
-        "event_id": "e1", "agent": "a", "agent_version": "1", "tenant": "t", "provider": "sim", "model": "m",
-        "model_version": None, "attempt": 1, "tokens_in": 3, "tokens_out": 4, "latency_ms": 1.5,
-        "outcome": "ok", "at": 1_700_000_000_000,
+        "event_id": "e1",
+        "agent": "a",
+        "agent_version": "1",
+        "tenant": "t",
+        "provider": "sim",
+        "model": "m",
+        "model_version": None,
+        "attempt": 1,
+        "tokens_in": 3,
+        "tokens_out": 4,
+        "latency_ms": 1.5,
+        "outcome": "ok",
+        "at": 1_700_000_000_000,
     }
     data = wire.encode(schema, value)
     assert data[0] == 0 and int.from_bytes(data[1:5], "big") == schema.id

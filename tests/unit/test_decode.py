@@ -25,8 +25,13 @@ LIMIT = 256 * 1024
 def _raw_request(catalogue: Catalogue, **fields: object) -> bytes:
     schema = catalogue.by_subject("keel.request-value")
     record = {
-        "event_id": "e-1", "occurred_at": 1_700_000_000_000, "tenant": "t", "source_system": "s",
-        "business_key": "k", "payload": "{}", "trace_id": None,
+        "event_id": "e-1",
+        "occurred_at": 1_700_000_000_000,
+        "tenant": "t",
+        "source_system": "s",
+        "business_key": "k",
+        "payload": "{}",
+        "trace_id": None,
     }
     record.update(fields)
     body = io.BytesIO()

@@ -25,7 +25,12 @@ def test_result_audit_and_usage_records(
     result = Result(trace, OUTPUT, orjson.dumps(OUTPUT).decode(), "sim-1", warnings=("w",))
     agent = agents["support_triage"]
     records = _emitter(catalogue, agents).records(result, agent, now_ms=5)
-    assert [r.topic for r in records] == ["t1.support_triage.results", "t1.keel.audit", "t1.keel.usage", "t1.keel.usage"]
+    assert [r.topic for r in records] == [
+        "t1.support_triage.results",
+        "t1.keel.audit",
+        "t1.keel.usage",
+        "t1.keel.usage",
+    ]
     assert {r.key for r in records} == {event.event_id.encode()}
     main = wire.decode(catalogue, records[0].value, subject="support_triage.results-value")
     assert main["output"]["category"] == "billing" and main["tenant"] == "acme-retail" and main["trace_id"] == "tr-1"

@@ -66,7 +66,10 @@ async def test_a_good_answer_becomes_a_result(
     assert outcome.route == "autonomous"
     [attempt] = outcome.trace.attempts
     assert (attempt.provider, attempt.model, attempt.outcome, attempt.tokens_in) == (
-        "local", "smollm2-135m-instruct", "ok", 120
+        "local",
+        "smollm2-135m-instruct",
+        "ok",
+        120,
     )
     request = model.requests[0]
     assert request.response_schema == agents["support_triage"].response_schema

