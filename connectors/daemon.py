@@ -120,8 +120,10 @@ def launch(command: list[str], *, log_file: Path, cwd: Path, env: dict[str, str]
     script = 'log=$1; shift; "$@" </dev/null >"$log" 2>&1 & echo $!'
     done = subprocess.run(  # noqa: S603
         ["/bin/sh", "-c", script, "sh", str(log_file), *command],
-        capture_output=True, text=True, timeout=30, check=True, start_new_session=True, cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=30, check=False, start_new_session=True, cwd=cwd, env=env,
     )  # fmt: skip
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        raise DaemonError(f"could not launch {command[0]} (exit {done.returncode}): {done.stderr.strip()}")
     return int(done.stdout.strip())
 
 

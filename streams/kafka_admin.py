@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -29,11 +30,26 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[
             new = [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs) for s in missing]
             response = await admin.create_topics(new)
             _raise_for_errors(response)
+            await _wait_for_leaders(admin, [spec.name for spec in missing])
         return [spec.name for spec in missing]
     except KafkaError as exc:
         raise TopicSetupError(f"cannot create topics on {bootstrap_servers}: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], *, timeout_s: float = 30) -> None:
+    """Return once every partition of the new topics has a leader, so the first produce does not bounce."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        if all(not t["error_code"] and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+               for t in described):  # fmt: skip
+            return
+        if loop.time() > deadline:
+            raise TopicSetupError(f"topics {', '.join(names)} have no partition leaders after {timeout_s:.0f} s")
+        await asyncio.sleep(0.2)
 
 
 def _raise_for_errors(response: object) -> None:

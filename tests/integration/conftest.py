@@ -1,0 +1,49 @@
+"""Fixtures for tests against a real Kafka broker.
+
+``kafka_bootstrap`` is the broker every integration test shares. Point ``KEEL_BOOTSTRAP_SERVERS`` at a
+running cluster (for instance the one in deploy/compose.yaml) to use it as is; otherwise the session
+starts its own single-node broker from the Maven jars on 127.0.0.1:29092, from a wiped state dir, and
+stops it at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.kafka_local import REPO_ROOT, LocalKafka, start, stop, wipe
+
+# Below Linux's ephemeral range (32768-60999): a port in it can be taken for a while by any client
+# connection's source port, and Kafka would then fail to bind.
+TEST_BROKER_PORT = 29092
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("KEEL_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = LocalKafka(port=TEST_BROKER_PORT, state_dir=REPO_ROOT / ".keel" / f"test-kafka-{TEST_BROKER_PORT}")
+    with _session_lock(broker.state_dir.with_name(broker.state_dir.name + ".lock")):
+        stop(broker, force=True)  # holding the lock, a running test broker is one a killed session left
+        wipe(broker)
+        start(broker)
+        try:
+            yield broker.bootstrap
+        finally:
+            stop(broker)
+
+
+@contextlib.contextmanager
+def _session_lock(path: Path) -> Iterator[None]:
+    """One test session at a time owns the test broker; a second one (same checkout) waits here."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released by the kernel even if the session is killed
+        yield
