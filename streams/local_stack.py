@@ -40,7 +40,12 @@ def simulator_process(state_dir: Path, *options: str) -> Iterator[str]:
 def worker_process(settings: Settings, extra_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     log_path = settings.state_dir / "logs" / f"worker-{settings.namespace or 'default'}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **extra_env, "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
+    env = {
+        **os.environ,
+        **extra_env,
+        "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "KEEL_STATE_DIR": str(settings.state_dir),
+    }
     if settings.namespace:
         env["KEEL_NAMESPACE"] = settings.namespace
     say(f"starting the worker (log: {log_path}) ...")

@@ -36,6 +36,7 @@ def create_app(runtime: Runtime) -> faust.App:
         topic_disable_leader=True,
         topic_allow_declare=False,
         consumer_auto_offset_reset="earliest",
+        datadir=str(settings.state_dir / "faust" / settings.app_id),  # not the working directory
         producer_acks=-1,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
