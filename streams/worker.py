@@ -100,6 +100,7 @@ def run_worker(settings: Settings) -> NoReturn:
     """Load and check everything, create the topics, then hand over to faust until stopped."""
     runtime = load_runtime(settings)
     asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings)))
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = create_app(runtime)
     names = ", ".join(agent.name for agent in runtime.agents)
     log.warning("keel worker starting: agents %s on %s", names, settings.bootstrap_servers)

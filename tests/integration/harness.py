@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,13 @@ class Stack:
     settings: Settings
     catalogue: Catalogue
     wait_s: float
+    worker: subprocess.Popen[bytes]
+
+    def check_worker(self) -> None:
+        if self.worker.poll() is not None:
+            log = self.settings.state_dir / "logs" / f"worker-{self.settings.namespace}.log"
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            raise AssertionError(f"the worker exited with {self.worker.returncode}:\n{tail}")
 
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
@@ -51,8 +59,9 @@ def worker_stack(
         "KEEL_WEB_PORT": "0",
     }
     with worker_process(settings, env) as worker:
-        yield Stack(settings, catalogue, wait_s)
-        assert worker.poll() is None, "the worker died during the tests"
+        stack = Stack(settings, catalogue, wait_s, worker)
+        yield stack
+        stack.check_worker()
 
 
 async def run_through(
@@ -76,6 +85,7 @@ async def run_through(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + stack.wait_s
         while loop.time() < deadline and not all(tally.ended(i) for i in ids):
+            stack.check_worker()
             for observed in await watcher.poll(timeout_s=0.5):
                 tally.add(observed)
         for observed in await watcher.poll(timeout_s=0.5):  # usage records written after the outcome
