@@ -257,6 +257,9 @@ async def probe(bootstrap: str, *, timeout_s: float = 2.0) -> bool:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, client_id="keel-kafka-local", request_timeout_ms=int(timeout_s * 1000)
     )
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # "unable to connect" is the expected answer while it starts
     try:
         async with asyncio.timeout(timeout_s):
             await admin.start()
@@ -267,6 +270,7 @@ async def probe(bootstrap: str, *, timeout_s: float = 2.0) -> bool:
         return False
     finally:
         await admin.close()
+        client_log.setLevel(level)
 
 
 async def _wait_until_ready(cfg: LocalKafka, pid: int, *, wait_s: float) -> None:

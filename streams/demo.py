@@ -18,6 +18,7 @@ from typing import IO
 import orjson
 
 from connectors import kafka_local, llama_local
+from connectors.daemon import run_sync
 from streams.agents import load_agents
 from streams.catalogue import Catalogue, load_catalogue
 from streams.kafka_admin import ensure_topics
@@ -63,7 +64,8 @@ def _services(settings: Settings, provider: str) -> Iterator[dict[str, str]]:
     stack = contextlib.ExitStack()
     with stack:
         env = {"KEEL_PROVIDER_OVERRIDE": provider, "KEEL_WEB_PORT": "0"}
-        if settings.bootstrap_servers == DEFAULT_BOOTSTRAP:
+        answers = run_sync(lambda: kafka_local.probe(settings.bootstrap_servers))
+        if not answers and settings.bootstrap_servers == DEFAULT_BOOTSTRAP:
             broker = kafka_local.LocalKafka()
             if not kafka_local.status(broker).ready:
                 say("starting local Kafka (first run downloads its jars with Maven) ...")
