@@ -120,17 +120,18 @@ async def _publish_share(settings: Settings, catalogue: Catalogue, agent_names: 
 async def _watch(watcher: OutcomeWatcher, event_ids: list[str], options: DemoOptions, out: IO[str] | None) -> Tally:
     tally, expected = Tally(), set(event_ids)
     open_ids = set(event_ids)
+    shown = 0
     deadline = time.monotonic() + options.timeout_s
     while open_ids and time.monotonic() < deadline:
         for observed in await watcher.poll(timeout_s=0.5):
             if observed.event_id not in expected:
                 continue
             tally.add(observed)
-            if out is not None and observed.kind in ("result", "review", "dead_letter"):
-                done = len(expected) - len(open_ids) + 1
-                print(f"[{done:>4}/{len(expected)}] {describe(observed)}", file=out, flush=True)
             if tally.ended(observed.event_id):
                 open_ids.discard(observed.event_id)
+            if out is not None and observed.kind in ("result", "review", "dead_letter"):
+                shown += 1
+                print(f"[{shown:>4}/{len(expected)}] {describe(observed)}", file=out, flush=True)
     # a little longer, so usage records written after the last outcome are counted too
     for observed in await watcher.poll(timeout_s=1.0):
         if observed.event_id in expected:
