@@ -38,6 +38,22 @@ class ModelSpec(_Strict):
     model: str = Field(min_length=1)
     parameters: dict[str, Any] = Field(default_factory=dict)
     timeout_s: PositiveFloat = 30.0
+    max_retries: int = Field(default=2, ge=0, le=10, description="In-line retries of transient failures")
+    context_window: int | None = Field(default=None, gt=0, description="Tokens; skips this model for longer prompts")
+
+    @property
+    def key(self) -> str:
+        """Identifies the model for circuit breaking, shared by every agent that uses it."""
+        return f"{self.provider}/{self.model}"
+
+
+class ReliabilityPolicy(_Strict):
+    deadline_s: PositiveFloat = Field(default=300.0, description="Per event, from the first attempt")
+    max_reasks: int = Field(default=1, ge=0, le=5, description="Re-asks of one model after an invalid answer")
+    backoff_base_s: PositiveFloat = 0.5
+    backoff_max_s: PositiveFloat = 8.0
+    on_refusal: Literal["next_model", "review"] = "next_model"
+    on_deadline: Literal["dead_letter", "review"] = "dead_letter"
 
 
 class HandoffPolicy(_Strict):
@@ -61,6 +77,7 @@ class AgentDefinition(_Strict):
     prompt: PromptSpec
     model_chain: list[ModelSpec] = Field(min_length=1)
     output_schema: str = Field(description="Path of the output .avsc, relative to the schemas folder")
+    reliability: ReliabilityPolicy = ReliabilityPolicy()
     handoff: HandoffPolicy = HandoffPolicy()
     budget: BudgetPolicy = BudgetPolicy()
 

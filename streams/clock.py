@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
@@ -11,6 +12,8 @@ class Clock(Protocol):
 
     def monotonic(self) -> float: ...
 
+    async def sleep(self, seconds: float) -> None: ...
+
 
 class SystemClock:
     def now_ms(self) -> int:
@@ -18,3 +21,6 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.perf_counter()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

@@ -64,6 +64,7 @@ class Attempt:
     tokens_out: int
     model_version: str | None
     outcome: str  # "ok" or the failure's reason code
+    purpose: str = "initial"  # initial | retry | reask | fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,17 @@ class Result:
 
 
 @dataclass(frozen=True, slots=True)
+class Review:
+    """Held for a human: nothing is released until a reviewer decides."""
+
+    trace: Trace
+    reason: str  # stable code: why a human must look (model_refused, deadline_exceeded, ...)
+    message: str
+    prompt: tuple[tuple[str, str], ...]  # the rendered messages, (role, content)
+    output_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """An event that could not become a result; keeps the original record and says why."""
 
@@ -114,4 +126,4 @@ class DeadLetter:
     failure: Failure
 
 
-Outcome = Result | DeadLetter
+Outcome = Result | Review | DeadLetter

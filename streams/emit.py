@@ -12,7 +12,7 @@ from typing import Any
 from streams import wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
-from streams.domain import DeadLetter, Headers, Outcome, Result, Trace
+from streams.domain import DeadLetter, Headers, Outcome, Result, Review, Trace
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, AgentTopics, agent_topics
 
@@ -40,6 +40,7 @@ class Emitter:
         self._dlq = catalogue.by_subject("keel.dlq-value")
         self._audit = catalogue.by_subject("keel.audit-value")
         self._usage = catalogue.by_subject("keel.usage-value")
+        self._review = catalogue.by_subject("keel.review-value")
         self._audit_topic = settings.topic(AUDIT)
         self._usage_topic = settings.topic(USAGE)
         self._topics = {agent.name: agent_topics(agent, settings) for agent in agents}
@@ -50,19 +51,14 @@ class Emitter:
         key = trace.event_id.encode()
         headers = _common_headers(trace, agent)
         if isinstance(outcome, Result):
-            main = OutRecord(
-                topics.results,
-                key,
-                wire.encode(agent.result_schema, _result_value(outcome, agent, now_ms)),
-                (*headers, (H_OUTCOME, b"result")),
-            )
+            value = wire.encode(agent.result_schema, _result_value(outcome, agent, now_ms))
+            main = OutRecord(topics.results, key, value, (*headers, (H_OUTCOME, b"result")))
+        elif isinstance(outcome, Review):
+            value = wire.encode(self._review, _review_value(outcome, agent, now_ms))
+            main = OutRecord(topics.review, key, value, (*headers, (H_OUTCOME, b"review")))
         else:
-            main = OutRecord(
-                topics.dlq,
-                key,
-                wire.encode(self._dlq, _dead_letter_value(outcome, agent, now_ms)),
-                _dead_letter_headers(outcome, agent, headers),
-            )
+            value = wire.encode(self._dlq, _dead_letter_value(outcome, agent, now_ms))
+            main = OutRecord(topics.dlq, key, value, _dead_letter_headers(outcome, agent, headers))
         audit = OutRecord(
             self._audit_topic,
             key,
@@ -77,7 +73,46 @@ class Emitter:
 
 
 def _outcome_name(outcome: Outcome) -> str:
-    return "result" if isinstance(outcome, Result) else "dead_letter"
+    if isinstance(outcome, Result):
+        return "result"
+    return "review" if isinstance(outcome, Review) else "dead_letter"
+
+
+def _attempt_log(trace: Trace) -> list[dict[str, Any]]:
+    return [
+        {
+            "number": a.number,
+            "purpose": a.purpose,
+            "provider": a.provider,
+            "model": a.model,
+            "model_version": a.model_version,
+            "outcome": a.outcome,
+            "latency_ms": a.latency_s * 1000,
+        }
+        for a in trace.attempts
+    ]
+
+
+def _review_value(review: Review, agent: Agent, now_ms: int) -> dict[str, Any]:
+    event = review.trace.event
+    assert event is not None  # only decoded events reach the model, and so a reviewer
+    return {
+        "event_id": event.event_id,
+        "agent": agent.name,
+        "agent_version": agent.definition.version,
+        "config_version": agent.config_version,
+        "tenant": event.tenant,
+        "business_key": event.business_key,
+        "occurred_at": event.occurred_at_ms,
+        "created_at": now_ms,
+        "reason": review.reason,
+        "message": review.message,
+        "request_payload": event.payload_json,
+        "prompt": [{"role": role, "content": content} for role, content in review.prompt],
+        "attempts": _attempt_log(review.trace),
+        "output": review.output_json,
+        "trace_id": event.trace_id,
+    }
 
 
 def _common_headers(trace: Trace, agent: Agent) -> Headers:
@@ -176,9 +211,10 @@ def _audit_value(outcome: Outcome, agent: Agent, topics: AgentTopics, now_ms: in
         "model": last.model if last else None,
         "model_version": last.model_version if last else None,
         "attempts": len(trace.attempts),
-        "output": outcome.output_json if isinstance(outcome, Result) else None,
+        "attempt_log": _attempt_log(trace),
+        "output": outcome.output_json if isinstance(outcome, Result | Review) else None,
         "outcome": _outcome_name(outcome),
-        "route": outcome.route if isinstance(outcome, Result) else None,
+        "route": outcome.route if isinstance(outcome, Result) else ("review" if isinstance(outcome, Review) else None),
         "error": _audit_error(outcome),
         "warnings": list(outcome.warnings) if isinstance(outcome, Result) else [],
         "human_override": False,
@@ -191,6 +227,8 @@ def _audit_value(outcome: Outcome, agent: Agent, topics: AgentTopics, now_ms: in
 
 
 def _audit_error(outcome: Outcome) -> dict[str, str] | None:
+    if isinstance(outcome, Review):
+        return {"stage": "review", "error_class": "Review", "reason": outcome.reason, "message": outcome.message}
     if not isinstance(outcome, DeadLetter):
         return None
     failure = outcome.failure
@@ -214,6 +252,7 @@ def _usage_values(trace: Trace, agent: Agent) -> list[dict[str, Any]]:
             "model": attempt.model,
             "model_version": attempt.model_version,
             "attempt": attempt.number,
+            "purpose": attempt.purpose,
             "tokens_in": attempt.tokens_in,
             "tokens_out": attempt.tokens_out,
             "latency_ms": attempt.latency_s * 1000,

@@ -167,6 +167,20 @@ class OutputSchemaViolation(OutputError):
 # --- model chain ---------------------------------------------------------------------------------
 
 
+class DeadlineExceeded(KeelError):
+    """The event's deadline passed before any model gave a valid answer."""
+
+    reason = "deadline_exceeded"
+    retriable = True
+
+
+class NoModelAvailable(KeelError):
+    """Every model of the chain is skipped: circuits open, or context windows too small."""
+
+    reason = "no_model_available"
+    retriable = True
+
+
 class UnknownProvider(ConfigError):
     reason = "unknown_provider"
 

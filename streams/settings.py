@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, gt=0)
     replication_factor: int = Field(default=1, gt=0)
     max_event_bytes: int = Field(default=256 * 1024, gt=0)
+    circuit_failure_threshold: int = Field(default=5, gt=0, description="Consecutive provider failures")
+    circuit_cooldown_s: float = Field(default=30.0, gt=0)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     provider_override: str | None = Field(
         default=None, description="Send every agent's calls to this provider (demo and tests)"

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from random import Random
 
 from connectors.openai_compat import OpenAICompatClient
 from streams.agents import Agent, load_agents
 from streams.catalogue import Catalogue, load_catalogue
+from streams.circuit import CircuitBreakers
 from streams.clock import SystemClock
 from streams.emit import Emitter
 from streams.errors import UnknownProvider
 from streams.model import ModelClient
-from streams.pipeline import Deps
+from streams.ports import Deps
 from streams.settings import Settings
 
 
@@ -34,7 +36,16 @@ def load_runtime(settings: Settings) -> Runtime:
     if settings.provider_override:
         agents = [with_provider(agent, settings.provider_override) for agent in agents]
     models = build_models(settings, agents)
-    deps = Deps(catalogue=catalogue, models=models, clock=SystemClock(), max_event_bytes=settings.max_event_bytes)
+    deps = Deps(
+        catalogue=catalogue,
+        models=models,
+        clock=SystemClock(),
+        breakers=CircuitBreakers(
+            failure_threshold=settings.circuit_failure_threshold, cooldown_s=settings.circuit_cooldown_s
+        ),
+        rng=Random(),  # noqa: S311  (jitter, not secrets)
+        max_event_bytes=settings.max_event_bytes,
+    )
     return Runtime(settings, catalogue, agents, deps, Emitter(catalogue, settings, agents))
 
 

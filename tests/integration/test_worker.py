@@ -123,17 +123,17 @@ async def test_bad_input_becomes_dead_letters_and_later_events_still_succeed(sta
 
 
 @pytest.mark.parametrize(
-    ("marker", "stage", "reason"),
+    ("marker", "stage", "reason", "purposes"),
     [
-        ("[[sim:malformed]]", "parse", "output_not_json"),
-        ("[[sim:truncated]]", "parse", "output_truncated"),
-        ("[[sim:schema_violation]]", "validate", "output_schema_violation"),
-        ("[[sim:5xx]]", "model", "provider_5xx"),
-        ("[[sim:auth]]", "model", "provider_auth"),
+        ("[[sim:malformed]]", "parse", "output_not_json", ["initial", "reask"]),
+        ("[[sim:truncated]]", "parse", "output_truncated", ["initial", "reask"]),
+        ("[[sim:schema_violation]]", "validate", "output_schema_violation", ["initial", "reask"]),
+        ("[[sim:5xx]]", "model", "provider_5xx", ["initial", "retry", "retry"]),
+        ("[[sim:auth]]", "model", "provider_auth", ["initial"]),
     ],
 )
 async def test_model_failures_become_dead_letters_with_a_reason(
-    stack: Stack, make_event, marker: str, stage: str, reason: str
+    stack: Stack, make_event, marker: str, stage: str, reason: str, purposes: list[str]
 ) -> None:
     ticket = {"ticket_id": "T-5", "subject": "Broken", "body": f"The export fails. {marker}"}
     event = make_event(payload=ticket)
@@ -141,12 +141,13 @@ async def test_model_failures_become_dead_letters_with_a_reason(
     assert_exactly_one_outcome_and_audit(ids, tally)
     dead = only_outcome(tally, event.event_id)
     assert dead.kind == "dead_letter"
-    assert (dead.value["stage"], dead.value["reason"], dead.value["attempts"]) == (stage, reason, 1)
+    assert (dead.value["stage"], dead.value["reason"], dead.value["attempts"]) == (stage, reason, len(purposes))
     assert dead.value["event_id"] == event.event_id  # decodable events keep their own id
-    [usage] = tally.by_kind["usage"][event.event_id]
-    assert usage.value["outcome"] == reason
+    usage = sorted((u.value for u in tally.by_kind["usage"][event.event_id]), key=lambda u: u["attempt"])
+    assert [(u["purpose"], u["outcome"]) for u in usage] == [(p, reason) for p in purposes]
     [audit] = tally.by_kind["audit"][event.event_id]
     assert audit.value["error"]["reason"] == reason and audit.value["prompt_hash"]
+    assert [a["purpose"] for a in audit.value["attempt_log"]] == purposes
 
 
 async def test_offsets_are_committed_once_outcomes_are_written(stack: Stack, make_event) -> None:

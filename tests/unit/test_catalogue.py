@@ -45,6 +45,7 @@ def test_round_trip_in_confluent_wire_format(catalogue: Catalogue) -> None:
         "model": "m",
         "model_version": None,
         "attempt": 1,
+        "purpose": "initial",
         "tokens_in": 3,
         "tokens_out": 4,
         "latency_ms": 1.5,

@@ -5,7 +5,7 @@ import orjson
 from streams import wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
-from streams.domain import Attempt, DeadLetter, Failure, Result, SourceRecord, Stage, Trace
+from streams.domain import Attempt, DeadLetter, Failure, Result, Review, SourceRecord, Stage, Trace
 from streams.emit import Emitter
 from streams.settings import Settings
 
@@ -63,3 +63,22 @@ def test_dead_letter_keeps_the_original_and_says_why(
     audit = wire.decode(catalogue, records[1].value, subject="keel.audit-value")
     assert audit["outcome"] == "dead_letter" and audit["error"]["stage"] == "decode"
     assert audit["input_payload"] is None and audit["tenant"] is None
+
+
+def test_review_item_has_what_a_reviewer_needs(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    event = make_event()
+    refused = Attempt("sim", "m", 1, 1_800_000_000_000, 0.2, 100, 0, "sim-1", "model_refused")
+    trace = Trace(make_source(event=event), 1, event, "ph", (refused,))
+    review = Review(trace, "model_refused", "the model declined", (("system", "s"), ("user", "u")))
+    records = _emitter(catalogue, agents).records(review, agents["support_triage"], now_ms=5)
+    assert [r.topic for r in records] == ["t1.support_triage.review", "t1.keel.audit", "t1.keel.usage"]
+    item = wire.decode(catalogue, records[0].value, subject="keel.review-value")
+    assert item["reason"] == "model_refused" and item["request_payload"] == event.payload_json
+    assert item["prompt"] == [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    assert item["attempts"][0]["outcome"] == "model_refused"
+    assert dict(records[0].headers)["keel.outcome"] == b"review"
+    audit = wire.decode(catalogue, records[1].value, subject="keel.audit-value")
+    assert (audit["outcome"], audit["route"], audit["error"]["reason"]) == ("review", "review", "model_refused")
+    assert audit["attempt_log"][0]["purpose"] == "initial"

@@ -1,58 +1,24 @@
 """The pure pipeline, with a scripted stand-in for the model port."""
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import orjson
 import pytest
+from fakes import ScriptedModel, make_deps, reply
 
 from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.domain import DeadLetter, Result, SourceRecord, Stage
 from streams.errors import ProviderServerError
-from streams.model import ModelRequest, ModelResponse
-from streams.pipeline import Deps, process
+from streams.model import ModelResponse
+from streams.pipeline import process
+from streams.ports import Deps
 
 ANSWER = {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def now_ms(self) -> int:
-        return 1_800_000_000_000 + int(self.t * 1000)
-
-    def monotonic(self) -> float:
-        self.t += 0.01
-        return self.t
-
-
-@dataclass
-class ScriptedModel:
-    """Answers each call with the next scripted reply (a response or an error to raise)."""
-
-    replies: list[ModelResponse | Exception]
-    provider: str = "sim"
-    requests: list[ModelRequest] = field(default_factory=list)
-
-    async def complete(self, request: ModelRequest) -> ModelResponse:
-        self.requests.append(request)
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    async def aclose(self) -> None:
-        return None
-
-
-def reply(text: str, finish_reason: str = "stop") -> ModelResponse:
-    return ModelResponse(text, "keel-simulator-1+sim", 120, 40, 0.25, finish_reason)
-
-
 def _deps(catalogue: Catalogue, model: ScriptedModel) -> Deps:
-    return Deps(catalogue=catalogue, models={"local": model}, clock=FakeClock(), max_event_bytes=64 * 1024)
+    return make_deps(catalogue, {"local": model})
 
 
 async def test_a_good_answer_becomes_a_result(
@@ -78,29 +44,35 @@ async def test_a_good_answer_becomes_a_result(
 
 
 @pytest.mark.parametrize(
-    ("replies", "stage", "reason"),
+    ("replies", "stage", "reason", "purposes"),
     [
-        ([reply("I think this is billing.")], Stage.PARSE, "output_not_json"),
-        ([reply('{"category": "billing", "prio')], Stage.PARSE, "output_not_json"),
-        ([reply('{"category": "billing", "prio', "length")], Stage.PARSE, "output_truncated"),
-        ([reply('{"category": "money", "priority": "high"}')], Stage.VALIDATE, "output_schema_violation"),
-        ([ProviderServerError("sim answered 500")], Stage.MODEL, "provider_5xx"),
+        ([reply("I think this is billing.")] * 2, Stage.PARSE, "output_not_json", ["initial", "reask"]),
+        ([reply('{"category": "billing", "prio', "length")] * 2, Stage.PARSE, "output_truncated", ["initial", "reask"]),
+        (
+            [reply('{"category": "money", "priority": "high"}')] * 2,
+            Stage.VALIDATE,
+            "output_schema_violation",
+            ["initial", "reask"],
+        ),
+        ([ProviderServerError("sim answered 500")] * 3, Stage.MODEL, "provider_5xx", ["initial", "retry", "retry"]),
     ],
 )
-async def test_model_failures_become_dead_letters_with_the_attempt_recorded(
+async def test_model_failures_become_dead_letters_with_every_attempt_recorded(
     catalogue: Catalogue,
     agents: dict[str, Agent],
     make_source: Callable[..., SourceRecord],
     replies: list[ModelResponse | Exception],
     stage: Stage,
     reason: str,
+    purposes: list[str],
 ) -> None:
     source = make_source()
-    outcome = await process(source, agents["support_triage"], _deps(catalogue, ScriptedModel(replies)))
+    outcome = await process(source, agents["support_triage"], _deps(catalogue, ScriptedModel(list(replies))))
     assert isinstance(outcome, DeadLetter)
     assert (outcome.failure.stage, outcome.failure.reason) == (stage, reason)
     assert outcome.trace.source is source
-    assert [a.outcome for a in outcome.trace.attempts] == [reason]
+    assert [a.outcome for a in outcome.trace.attempts] == [reason] * len(purposes)
+    assert [a.purpose for a in outcome.trace.attempts] == purposes
 
 
 async def test_undecodable_bytes_never_reach_the_model(
@@ -131,4 +103,4 @@ async def test_a_bug_is_an_internal_dead_letter_not_a_crash(
     outcome = await process(make_source(), agents["support_triage"], _deps(catalogue, model))
     assert isinstance(outcome, DeadLetter)
     assert outcome.failure.stage is Stage.INTERNAL and outcome.failure.message == "ZeroDivisionError: boom"
-    assert [a.outcome for a in outcome.trace.attempts] == ["internal_error"]
+    assert [a.outcome for a in outcome.trace.attempts] == ["interrupted"]

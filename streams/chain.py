@@ -1,0 +1,193 @@
+"""Run an event's model chain: attempts, retries, re-asks and fallbacks, within the event's deadline.
+
+The decisions come from ``streams.fallback`` (pure); this module carries them out through the ports
+(``ModelClient``, ``Clock``) and the shared circuit breakers, and records every attempt, whatever its
+purpose, so each becomes a usage record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from streams.agents import Agent, ModelSpec
+from streams.circuit import CircuitState
+from streams.domain import Attempt, Stage
+from streams.errors import (
+    ContextLengthExceeded,
+    DeadlineExceeded,
+    KeelError,
+    ModelRefused,
+    NoModelAvailable,
+    OutputError,
+    OutputNotJson,
+    OutputTruncated,
+    ProviderError,
+    ProviderRequestRejected,
+)
+from streams.fallback import Fallback, Position, Reask, Retry, Stop, decide, first_model
+from streams.model import ChatMessage, ModelRequest, ModelResponse
+from streams.parse import ValidatedOutput, parse_json_object, validate_output
+from streams.ports import Deps
+from streams.prompt import RenderedPrompt
+
+CHARS_PER_TOKEN = 4  # a rough, conservative estimate, only used to skip models with a small window
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSuccess:
+    response: ModelResponse
+    validated: ValidatedOutput
+    spec: ModelSpec
+
+
+class ChainStopped(Exception):
+    """Nothing more to try: the event takes ``route`` because of ``error``."""
+
+    def __init__(self, route: str, error: KeelError) -> None:
+        super().__init__(str(error))
+        self.route = route
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    response: ModelResponse | None
+    validated: ValidatedOutput | None
+    error: KeelError | None
+
+
+def stage_of(error: KeelError) -> Stage:
+    if isinstance(error, OutputNotJson | OutputTruncated):
+        return Stage.PARSE
+    if isinstance(error, OutputError):
+        return Stage.VALIDATE
+    return Stage.MODEL
+
+
+async def run_chain(
+    agent: Agent, prompt: RenderedPrompt, deps: Deps, attempts: list[Attempt], *, started: float
+) -> ChainSuccess:
+    """Try the agent's chain until an answer validates or nothing is left; append every attempt."""
+    chain = agent.definition.model_chain
+    policy = agent.definition.reliability
+    deadline = started + policy.deadline_s
+    prompt_tokens = sum(len(m.content) for m in prompt.messages) // CHARS_PER_TOKEN
+    index = first_model(chain, prompt_tokens=prompt_tokens, unavailable=_open_circuits(chain, deps))
+    if index is None:
+        raise ChainStopped("dead_letter", NoModelAvailable(_nothing_available(chain, prompt_tokens)))
+    position, messages, purpose = Position(index), list(prompt.messages), "initial"
+    last_error: KeelError | None = None
+    while True:
+        remaining_s = deadline - deps.clock.monotonic()
+        if remaining_s <= 0:
+            raise ChainStopped(policy.on_deadline, _deadline_passed(policy.deadline_s, attempts, last_error))
+        spec = chain[position.index]
+        if not deps.breakers.allows(spec.key, deps.clock.monotonic()):
+            answer = _Answer(None, None, NoModelAvailable(f"the circuit of {spec.key} is open"))
+        else:
+            answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=remaining_s)
+            _record_health(deps, spec, answer.error)
+        if answer.error is None and answer.response is not None and answer.validated is not None:
+            return ChainSuccess(answer.response, answer.validated, spec)
+        assert answer.error is not None
+        last_error = answer.error
+        if deadline - deps.clock.monotonic() <= 0:
+            continue  # the deadline route, above
+        decision = decide(
+            answer.error,
+            chain=chain,
+            position=position,
+            policy=policy,
+            remaining_s=deadline - deps.clock.monotonic(),
+            unavailable=_open_circuits(chain, deps),
+            jitter=deps.rng.random(),
+        )
+        if isinstance(decision, Stop):
+            raise ChainStopped(decision.route, answer.error)
+        if isinstance(decision, Retry):
+            await deps.clock.sleep(decision.delay_s)
+            position, purpose = dataclasses.replace(position, retries=position.retries + 1), "retry"
+        elif isinstance(decision, Reask):
+            assert answer.response is not None
+            messages += [ChatMessage("assistant", answer.response.text), ChatMessage("user", decision.feedback)]
+            position, purpose = dataclasses.replace(position, reasks=position.reasks + 1), "reask"
+        elif isinstance(decision, Fallback):
+            position, messages, purpose = Position(decision.index), list(prompt.messages), "fallback"
+
+
+async def _attempt(
+    agent: Agent,
+    spec: ModelSpec,
+    messages: list[ChatMessage],
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    purpose: str,
+    timeout_s: float,
+) -> _Answer:
+    """One call and the validation of its answer; recorded as an attempt whatever happens."""
+    request = ModelRequest(
+        model=spec.model,
+        messages=tuple(messages),
+        timeout_s=min(spec.timeout_s, timeout_s),
+        parameters=spec.parameters,
+        response_schema=agent.response_schema,
+        response_schema_name=agent.name,
+    )
+    started_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
+    response: ModelResponse | None = None
+    validated: ValidatedOutput | None = None
+    error: KeelError | None = None
+    outcome = "interrupted"  # a bug or a cancellation: recorded too, the call may have been paid for
+    try:
+        response = await deps.models[spec.provider].complete(request)
+        parsed = parse_json_object(response.text, finish_reason=response.finish_reason)
+        validated = validate_output(agent.output_schema.raw, parsed)
+        outcome = "ok"
+    except KeelError as exc:
+        error, outcome = exc, exc.reason
+    finally:
+        attempts.append(
+            Attempt(
+                provider=spec.provider,
+                model=spec.model,
+                number=len(attempts) + 1,
+                started_at_ms=started_ms,
+                latency_s=response.latency_s if response else deps.clock.monotonic() - started,
+                tokens_in=response.tokens_in if response else 0,
+                tokens_out=response.tokens_out if response else 0,
+                model_version=response.model_version if response else None,
+                outcome=outcome,
+                purpose=purpose,
+            )
+        )
+    return _Answer(response, validated, error)
+
+
+def _deadline_passed(deadline_s: float, attempts: list[Attempt], last_error: KeelError | None) -> DeadlineExceeded:
+    last = f"; last failure: {last_error.reason}: {last_error}" if last_error else ""
+    return DeadlineExceeded(f"the {deadline_s:g} s deadline passed after {len(attempts)} attempt(s){last}")
+
+
+def _record_health(deps: Deps, spec: ModelSpec, error: KeelError | None) -> None:
+    """Provider failures count against the circuit; a provider that answered (even badly) is healthy."""
+    if error is None or isinstance(error, OutputError | ModelRefused | ContextLengthExceeded | ProviderRequestRejected):
+        deps.breakers.record_success(spec.key)
+    elif isinstance(error, ProviderError):
+        deps.breakers.record_failure(spec.key, deps.clock.monotonic())
+    else:
+        deps.breakers.release(spec.key)
+
+
+def _open_circuits(chain: list[ModelSpec], deps: Deps) -> frozenset[int]:
+    now = deps.clock.monotonic()
+    return frozenset(i for i, spec in enumerate(chain) if deps.breakers.state(spec.key, now) is CircuitState.OPEN)
+
+
+def _nothing_available(chain: list[ModelSpec], prompt_tokens: int) -> str:
+    windows = ", ".join(f"{s.key} ({s.context_window or 'any'} tokens)" for s in chain)
+    return (
+        f"no model in the chain can take this event now (prompt ~{prompt_tokens} tokens; chain: {windows}; "
+        "models with an open circuit are skipped)"
+    )
