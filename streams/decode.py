@@ -8,8 +8,8 @@ import orjson
 
 from streams import wire
 from streams.catalogue import Catalogue
-from streams.domain import RequestEvent
-from streams.errors import EventTooLarge, InvalidPayload, MissingField
+from streams.domain import RequestEvent, SourceRecord, undecodable_id
+from streams.errors import DecodeError, EventTooLarge, InvalidPayload, MissingField
 
 REQUEST_SUBJECT = "keel.request-value"
 _REQUIRED_TEXT = ("event_id", "tenant", "source_system", "business_key")
@@ -39,6 +39,14 @@ def decode_request(catalogue: Catalogue, data: bytes, *, max_event_bytes: int) -
         payload_json=payload_json,
         trace_id=record.get("trace_id"),
     )
+
+
+def event_id_of(catalogue: Catalogue, source: SourceRecord, *, max_event_bytes: int) -> str:
+    """The id outcomes of this record are keyed by, whether or not it decodes."""
+    try:
+        return decode_request(catalogue, source.value, max_event_bytes=max_event_bytes).event_id
+    except DecodeError:
+        return undecodable_id(source)
 
 
 def encode_request(catalogue: Catalogue, event: RequestEvent) -> bytes:

@@ -26,6 +26,11 @@ class SourceRecord:
         return f"{self.topic}/{self.partition}/{self.offset}"
 
 
+def undecodable_id(source: SourceRecord) -> str:
+    """The id of an input record whose bytes cannot be decoded: stable across redeliveries."""
+    return f"undecodable:{source.position}"
+
+
 @dataclass(frozen=True, slots=True)
 class RequestEvent:
     """A decoded request envelope (schemas/request.avsc)."""
@@ -90,9 +95,7 @@ class Trace:
 
     @property
     def event_id(self) -> str:
-        if self.event is not None:
-            return self.event.event_id
-        return f"undecodable:{self.source.position}"
+        return self.event.event_id if self.event is not None else undecodable_id(self.source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,23 @@ class OutRecord:
     headers: Headers
 
 
+@dataclass(frozen=True, slots=True)
+class Emission:
+    """Everything one event writes. ``outcome`` and ``audit`` are what a redelivery re-emits; usage
+    records are not re-emitted, because they count calls that were actually made."""
+
+    outcome: OutRecord
+    audit: OutRecord
+    usage: tuple[OutRecord, ...]
+
+    @property
+    def recorded(self) -> list[OutRecord]:
+        return [self.outcome, self.audit]
+
+    def all(self) -> list[OutRecord]:
+        return [self.outcome, self.audit, *self.usage]
+
+
 class Emitter:
     """Turns outcomes into records for one worker's agents, with schemas resolved once."""
 
@@ -45,7 +62,7 @@ class Emitter:
         self._usage_topic = settings.topic(USAGE)
         self._topics = {agent.name: agent_topics(agent, settings) for agent in agents}
 
-    def records(self, outcome: Outcome, agent: Agent, *, now_ms: int) -> list[OutRecord]:
+    def records(self, outcome: Outcome, agent: Agent, *, now_ms: int) -> Emission:
         topics = self._topics[agent.name]
         trace = outcome.trace
         key = trace.event_id.encode()
@@ -65,11 +82,11 @@ class Emitter:
             wire.encode(self._audit, _audit_value(outcome, agent, topics, now_ms)),
             (*headers, (H_OUTCOME, _outcome_name(outcome).encode())),
         )
-        usage = [
+        usage = tuple(
             OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers)
             for value in _usage_values(trace, agent)
-        ]
-        return [main, audit, *usage]
+        )
+        return Emission(main, audit, usage)
 
 
 def _outcome_name(outcome: Outcome) -> str:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     partitions: int = Field(default=4, gt=0)
     replication_factor: int = Field(default=1, gt=0)
     max_event_bytes: int = Field(default=256 * 1024, gt=0)
+    outcome_retention_hours: float = Field(
+        default=168, gt=0, description="How long a redelivered event is recognised and not paid for again"
+    )
     circuit_failure_threshold: int = Field(default=5, gt=0, description="Consecutive provider failures")
     circuit_cooldown_s: float = Field(default=30.0, gt=0)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)

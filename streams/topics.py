@@ -37,10 +37,30 @@ def agent_topics(agent: Agent, settings: Settings) -> AgentTopics:
     )
 
 
+def outcomes_table(agent: Agent) -> str:
+    """The faust table of an agent's completed events (streams/outcome_store.py)."""
+    return f"{agent.name}-outcomes"
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"  # faust's naming
+
+
 def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     names: list[str] = [settings.topic(AUDIT), settings.topic(USAGE)]
     for agent in agents:
         topics = agent_topics(agent, settings)
         names += [topics.input, topics.results, topics.review, topics.dlq]
     unique = list(dict.fromkeys(names))  # two agents may share an input topic
-    return [TopicSpec(name, settings.partitions, settings.replication_factor) for name in unique]
+    plain = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in unique]
+    retention_ms = str(int(settings.outcome_retention_hours * 3600 * 1000))
+    changelogs = [
+        TopicSpec(
+            changelog_topic(settings, outcomes_table(agent)),
+            settings.partitions,
+            settings.replication_factor,
+            {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
+        )
+        for agent in agents
+    ]
+    return plain + changelogs

@@ -15,12 +15,14 @@ from typing import Any, NoReturn
 import faust
 
 from streams.agents import Agent
+from streams.decode import event_id_of
 from streams.domain import SourceRecord
 from streams.emit import OutRecord
 from streams.kafka_admin import ensure_topics
+from streams.outcome_store import OutcomeStore
 from streams.pipeline import process
 from streams.settings import Settings
-from streams.topics import agent_topics, topic_plan
+from streams.topics import agent_topics, outcomes_table, topic_plan
 from streams.wiring import Runtime, load_runtime
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ def create_app(runtime: Runtime) -> faust.App:
     )
     for agent in runtime.agents:
         topic = app.topic(agent_topics(agent, settings).input, key_serializer="raw", value_serializer="raw")
-        app.agent(topic, name=f"keel.{agent.name}")(_handler(app, agent, runtime))
+        table = app.Table(outcomes_table(agent), partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        app.agent(topic, name=f"keel.{agent.name}")(_handler(app, agent, runtime, OutcomeStore(table)))
 
     async def close_clients(_sender: Any, **_: Any) -> None:
         await runtime.aclose()
@@ -55,14 +58,23 @@ def create_app(runtime: Runtime) -> faust.App:
     return app
 
 
-def _handler(app: faust.App, agent: Agent, runtime: Runtime) -> Callable[[Any], Coroutine[Any, Any, None]]:
+def _handler(
+    app: faust.App, agent: Agent, runtime: Runtime, store: OutcomeStore
+) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    limit = runtime.settings.max_event_bytes
+
     async def handle(stream: Any) -> None:
         manual = stream.noack()
         async for event in _events(manual):
             source = to_source_record(event.message)
-            outcome = await process(source, agent, runtime.deps)
-            records = runtime.emitter.records(outcome, agent, now_ms=runtime.deps.clock.now_ms())
-            await produce_all(app.producer, records)
+            recorded = store.recorded(event_id_of(runtime.catalogue, source, max_event_bytes=limit))
+            if recorded is None:
+                outcome = await process(source, agent, runtime.deps)
+                emission = runtime.emitter.records(outcome, agent, now_ms=runtime.deps.clock.now_ms())
+                await store.record(outcome.trace.event_id, emission.recorded, partition=source.partition)
+                await produce_all(app.producer, emission.all())
+            else:  # seen before: the recorded outcome again, and no model call
+                await produce_all(app.producer, recorded)
             await manual.ack(event)
 
     handle.__name__ = handle.__qualname__ = f"handle_{agent.name}"

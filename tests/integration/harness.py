@@ -23,18 +23,29 @@ from streams.watch import Observed, OutcomeWatcher, Tally, outcome_topics
 AGENTS = ["support_triage", "invoice_extraction"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Stack:
     settings: Settings
     catalogue: Catalogue
     wait_s: float
-    worker: subprocess.Popen[bytes]
+    worker_env: dict[str, str]
+    worker: subprocess.Popen[bytes] | None = None
 
     def check_worker(self) -> None:
-        if self.worker.poll() is not None:
+        if self.worker is not None and self.worker.poll() is not None:
             log = self.settings.state_dir / "logs" / f"worker-{self.settings.namespace}.log"
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
             raise AssertionError(f"the worker exited with {self.worker.returncode}:\n{tail}")
+
+    @contextlib.contextmanager
+    def running_worker(self) -> Iterator[subprocess.Popen[bytes]]:
+        with worker_process(self.settings, self.worker_env) as worker:
+            self.worker = worker
+            try:
+                yield worker
+                self.check_worker()
+            finally:
+                self.worker = None
 
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
@@ -42,8 +53,9 @@ class Stack:
 
 @contextlib.contextmanager
 def worker_stack(
-    bootstrap: str, state_dir: Path, *, provider: str, base_url: str, wait_s: float = 90.0
+    bootstrap: str, state_dir: Path, *, provider: str, base_url: str, wait_s: float = 90.0, start: bool = True
 ) -> Iterator[Stack]:
+    """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``."""
     settings = Settings(
         bootstrap_servers=bootstrap,
         namespace=f"it-{uuid.uuid4().hex[:8]}",
@@ -58,10 +70,12 @@ def worker_stack(
         f"KEEL_PROVIDERS__{provider.upper()}__BASE_URL": base_url,
         "KEEL_WEB_PORT": "0",
     }
-    with worker_process(settings, env) as worker:
-        stack = Stack(settings, catalogue, wait_s, worker)
+    stack = Stack(settings, catalogue, wait_s, env)
+    if not start:
         yield stack
-        stack.check_worker()
+        return
+    with stack.running_worker():
+        yield stack
 
 
 async def run_through(

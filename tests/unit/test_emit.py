@@ -24,7 +24,7 @@ def test_result_audit_and_usage_records(
     trace = Trace(make_source(event=event), 1, event, "ph", (ATTEMPT, ATTEMPT), 1.0, 2.0, 3.0)
     result = Result(trace, OUTPUT, orjson.dumps(OUTPUT).decode(), "sim-1", warnings=("w",))
     agent = agents["support_triage"]
-    records = _emitter(catalogue, agents).records(result, agent, now_ms=5)
+    records = _emitter(catalogue, agents).records(result, agent, now_ms=5).all()
     assert [r.topic for r in records] == [
         "t1.support_triage.results",
         "t1.keel.audit",
@@ -49,7 +49,7 @@ def test_dead_letter_keeps_the_original_and_says_why(
     source = make_source(b"\x05not avro")
     failure = Failure(Stage.DECODE, "NotConfluentFramed", "wrong_magic_byte", "first byte is 0x05")
     dead = DeadLetter(Trace(source, 1), failure)
-    records = _emitter(catalogue, agents).records(dead, agents["support_triage"], now_ms=5)
+    records = _emitter(catalogue, agents).records(dead, agents["support_triage"], now_ms=5).all()
     assert [r.topic for r in records] == ["t1.support_triage.dlq", "t1.keel.audit"]
     value = wire.decode(catalogue, records[0].value, subject="keel.dlq-value")
     assert value["original"]["value"] == b"\x05not avro" and value["original"]["key"] == b"T-1001"
@@ -72,7 +72,7 @@ def test_review_item_has_what_a_reviewer_needs(
     refused = Attempt("sim", "m", 1, 1_800_000_000_000, 0.2, 100, 0, "sim-1", "model_refused")
     trace = Trace(make_source(event=event), 1, event, "ph", (refused,))
     review = Review(trace, "model_refused", "the model declined", (("system", "s"), ("user", "u")))
-    records = _emitter(catalogue, agents).records(review, agents["support_triage"], now_ms=5)
+    records = _emitter(catalogue, agents).records(review, agents["support_triage"], now_ms=5).all()
     assert [r.topic for r in records] == ["t1.support_triage.review", "t1.keel.audit", "t1.keel.usage"]
     item = wire.decode(catalogue, records[0].value, subject="keel.review-value")
     assert item["reason"] == "model_refused" and item["request_payload"] == event.payload_json

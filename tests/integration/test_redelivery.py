@@ -1,0 +1,64 @@
+"""A redelivered event re-emits its recorded outcome and never calls the model again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from harness import Stack, assert_exactly_one_outcome_and_audit, run_through, worker_stack
+
+from streams.local_stack import simulator_process
+
+
+@pytest.fixture(scope="module")
+def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with simulator_process(tmp_path_factory.mktemp("sim"), "--seed", "5") as url:
+        yield url
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state_dir = tmp_path_factory.mktemp("keel-state")
+    with worker_stack(kafka_bootstrap, state_dir, provider="sim", base_url=sim_url, start=False) as stack:
+        yield stack
+
+
+def model_calls(sim_url: str) -> int:
+    return int(httpx.get(sim_url.removesuffix("/v1") + "/sim/stats").json()["requests_total"])
+
+
+def _physical(tally, kind: str, event_id: str) -> list[bytes]:
+    return [repr(o.value).encode() for o in tally.by_kind[kind].get(event_id, ())]
+
+
+async def test_a_duplicate_delivery_is_answered_from_the_store(stack: Stack, sim_url: str, make_event) -> None:
+    events = [make_event() for _ in range(5)]
+    with stack.running_worker():
+        ids, first = await run_through(stack, events={"support.tickets": events})
+        assert_exactly_one_outcome_and_audit(ids, first)
+        calls = model_calls(sim_url)
+        again, second = await run_through(stack, events={"support.tickets": events})  # same ids, same keys
+    assert again == ids
+    assert model_calls(sim_url) == calls  # not one more paid call
+    for event_id in ids:
+        [before] = first.outcomes(event_id)
+        [after] = second.outcomes(event_id)
+        assert after.value == before.value and after.kind == before.kind
+        assert second.by_kind["audit"][event_id][0].value == first.by_kind["audit"][event_id][0].value
+        assert event_id not in second.by_kind["usage"]  # usage counts calls made, so it is not re-emitted
+
+
+async def test_the_store_survives_a_worker_restart(stack: Stack, sim_url: str, make_event) -> None:
+    events = [make_event() for _ in range(5)]
+    with stack.running_worker():
+        ids, first = await run_through(stack, events={"support.tickets": events})
+        assert_exactly_one_outcome_and_audit(ids, first)
+    calls = model_calls(sim_url)
+    with stack.running_worker():  # a new process: the table is restored from its changelog
+        _, second = await run_through(stack, events={"support.tickets": events})
+        fresh = [make_event()]
+        fresh_ids, third = await run_through(stack, events={"support.tickets": fresh})
+    assert [second.outcomes(i)[0].value for i in ids] == [first.outcomes(i)[0].value for i in ids]
+    assert model_calls(sim_url) == calls + 1  # only the new event was paid for
+    assert third.outcomes(fresh_ids[0])[0].kind == "result"
