@@ -37,13 +37,9 @@ def agent_topics(agent: Agent, settings: Settings) -> AgentTopics:
     )
 
 
-def outcomes_table(agent: Agent) -> str:
-    """The faust table of an agent's completed events (streams/outcome_store.py)."""
-    return f"{agent.name}-outcomes"
-
-
-def changelog_topic(settings: Settings, table: str) -> str:
-    return f"{settings.app_id}-{table}-changelog"  # faust's naming
+def outcomes_topic(settings: Settings, agent: Agent) -> str:
+    """The compacted topic of an agent's completed events (streams/outcome_store.py)."""
+    return f"{settings.app_id}-{agent.name}-outcomes"
 
 
 def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
@@ -54,13 +50,13 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     unique = list(dict.fromkeys(names))  # two agents may share an input topic
     plain = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in unique]
     retention_ms = str(int(settings.outcome_retention_hours * 3600 * 1000))
-    changelogs = [
+    stores = [
         TopicSpec(
-            changelog_topic(settings, outcomes_table(agent)),
+            outcomes_topic(settings, agent),
             settings.partitions,
             settings.replication_factor,
             {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
         )
         for agent in agents
     ]
-    return plain + changelogs
+    return plain + stores

@@ -86,11 +86,9 @@ class OutcomeWatcher:
             TopicPartition(topic, p) for topic, count in (await self._partition_counts()).items() for p in range(count)
         ]
         self._consumer.assign(partitions)
-        if from_beginning:
-            await self._consumer.seek_to_beginning(*partitions)
-        else:
-            for tp, offset in (await self._consumer.end_offsets(partitions)).items():
-                self._consumer.seek(tp, offset)
+        start = self._consumer.beginning_offsets if from_beginning else self._consumer.end_offsets
+        for tp, offset in (await start(partitions)).items():
+            self._consumer.seek(tp, offset)  # explicit and immediate: seek_to_*() can race the fetcher
 
     async def _partition_counts(self) -> dict[str, int]:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, NoReturn
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 
 from streams.agents import Agent
 from streams.decode import event_id_of
@@ -22,7 +24,7 @@ from streams.kafka_admin import ensure_topics
 from streams.outcome_store import OutcomeStore
 from streams.pipeline import process
 from streams.settings import Settings
-from streams.topics import agent_topics, outcomes_table, topic_plan
+from streams.topics import agent_topics, outcomes_topic, topic_plan
 from streams.wiring import Runtime, load_runtime
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,9 @@ def create_app(runtime: Runtime) -> faust.App:
     )
     for agent in runtime.agents:
         topic = app.topic(agent_topics(agent, settings).input, key_serializer="raw", value_serializer="raw")
-        table = app.Table(outcomes_table(agent), partitions=settings.partitions, key_type=bytes, value_type=bytes)
-        app.agent(topic, name=f"keel.{agent.name}")(_handler(app, agent, runtime, OutcomeStore(table)))
+        store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), _sender(app))
+        app.agent(topic, name=f"keel.{agent.name}")(_handler(app, agent, runtime, store))
+        _forget_on_revoke(app, topic.get_topic_name(), store)
 
     async def close_clients(_sender: Any, **_: Any) -> None:
         await runtime.aclose()
@@ -58,27 +61,46 @@ def create_app(runtime: Runtime) -> faust.App:
     return app
 
 
+def _sender(app: faust.App) -> Callable[[str, bytes, bytes, int], Awaitable[None]]:
+    async def send(topic: str, key: bytes, value: bytes, partition: int) -> None:
+        await (await app.producer.send(topic, key, value, partition, None, None))
+
+    return send
+
+
+def _forget_on_revoke(app: faust.App, input_topic: str, store: OutcomeStore) -> None:
+    async def forget(_sender: Any, revoked: set[Any], **_: Any) -> None:
+        store.forget(tp.partition for tp in revoked if tp.topic == input_topic)
+
+    app.on_partitions_revoked.connect(forget)  # type: ignore[arg-type]  # mode types want a positional-only sender
+
+
 def _handler(
     app: faust.App, agent: Agent, runtime: Runtime, store: OutcomeStore
 ) -> Callable[[Any], Coroutine[Any, Any, None]]:
-    limit = runtime.settings.max_event_bytes
-
     async def handle(stream: Any) -> None:
         manual = stream.noack()
         async for event in _events(manual):
-            source = to_source_record(event.message)
-            recorded = store.recorded(event_id_of(runtime.catalogue, source, max_event_bytes=limit))
-            if recorded is None:
-                outcome = await process(source, agent, runtime.deps)
-                emission = runtime.emitter.records(outcome, agent, now_ms=runtime.deps.clock.now_ms())
-                await store.record(outcome.trace.event_id, emission.recorded, partition=source.partition)
-                await produce_all(app.producer, emission.all())
-            else:  # seen before: the recorded outcome again, and no model call
-                await produce_all(app.producer, recorded)
-            await manual.ack(event)
+            await handle_one(app.producer, agent, runtime, store, to_source_record(event.message))
+            await manual.ack(event)  # only now may the offset be committed past this event
 
     handle.__name__ = handle.__qualname__ = f"handle_{agent.name}"
     return handle
+
+
+async def handle_one(producer: Any, agent: Agent, runtime: Runtime, store: OutcomeStore, source: SourceRecord) -> None:
+    """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record."""
+    event_id = event_id_of(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes)
+    recorded = await store.recorded(event_id, partition=source.partition)
+    if recorded is not None:  # seen before: the recorded outcome again, and no model call
+        await until_written(lambda: produce_all(producer, recorded), what="recorded outcome records")
+        return
+    outcome = await process(source, agent, runtime.deps)
+    emission = runtime.emitter.records(outcome, agent, now_ms=runtime.deps.clock.now_ms())
+    await until_written(
+        lambda: store.record(event_id, emission.recorded, partition=source.partition), what="the outcome store"
+    )
+    await until_written(lambda: produce_all(producer, emission.all()), what="outcome records")
 
 
 async def _events(stream: Any) -> AsyncIterator[Any]:
@@ -106,6 +128,21 @@ async def produce_all(producer: Any, records: list[OutRecord]) -> None:
     """Send every record, then wait for all acknowledgements together (no per-record round trip)."""
     pending = [await producer.send(r.topic, r.key, r.value, None, None, list(r.headers)) for r in records]
     await asyncio.gather(*pending)
+
+
+async def until_written(write: Callable[[], Awaitable[None]], *, what: str, max_delay_s: float = 10.0) -> None:
+    """Retry a write to Kafka until it succeeds. The event is not acked meanwhile, so its offset stays
+    put and the partition waits: an outcome is never skipped because a topic is missing or the broker
+    is away. Re-sent records may duplicate physically; consumers de-duplicate by event id."""
+    delay_s = 0.2
+    while True:
+        try:
+            await write()
+            return
+        except (KafkaError, ProducerSendError) as exc:
+            log.warning("writing %s failed (%r); retrying in %.1f s, the input partition waits", what, exc, delay_s)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, max_delay_s)
 
 
 def run_worker(settings: Settings) -> NoReturn:
