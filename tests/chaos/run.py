@@ -1,0 +1,308 @@
+"""`make chaos`: fault injection against a real local Kafka broker and the provider simulator.
+
+Each scenario starts from N seeded events with unique ids in a fresh namespace, runs workers while a
+fault is injected, waits until every event has ended, then reads every outcome topic from the start and
+checks the invariants: nothing lost, one effective outcome per event, an audit record per event, and no
+model call for an event whose outcome was already recorded. Prints a table, then one JSON line; exits
+non-zero when an invariant fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import yaml
+from aiokafka.admin import AIOKafkaAdminClient
+
+from connectors import kafka_local
+from streams.agents import load_agents
+from streams.catalogue import Catalogue, load_catalogue
+from streams.kafka_admin import ensure_topics
+from streams.local_stack import simulator_process, terminate, worker_process
+from streams.publish import load_samples, publish, publish_raw, take
+from streams.settings import REPO_ROOT, Settings
+from streams.topics import topic_plan
+from streams.watch import OutcomeWatcher, Tally, outcome_topics
+
+CHAOS_PORT = 29392
+AGENTS = ["support_triage", "invoice_extraction"]
+SAMPLES = REPO_ROOT / "deploy" / "samples"
+
+
+@dataclass
+class Scenario:
+    name: str
+    events: int
+    sim: list[str]  # simulator options
+    disrupt: Callable[[Run], Awaitable[None]] | None = None
+    poison_every: int = 0  # one raw garbage record after every n events
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+
+
+@dataclass
+class Run:
+    scenario: Scenario
+    settings: Settings
+    catalogue: Catalogue
+    broker: kafka_local.LocalKafka
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    ended: int = 0
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = self.stack.enter_context(worker_process(self.settings, self.env))
+        self.workers.append(worker)
+        return worker
+
+    def kill(self, worker: subprocess.Popen[bytes]) -> None:
+        worker.kill()
+        worker.wait()
+
+
+# --- disruptions -------------------------------------------------------------------------------
+
+
+async def wait_for_progress(run: Run, fraction: float, *, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while run.ended < run.scenario.events * fraction and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+
+
+async def kill_during_calls(run: Run) -> None:
+    for fraction in (0.15, 0.35, 0.55):
+        await wait_for_progress(run, fraction)
+        run.kill(run.workers[-1])
+        run.start_worker()
+
+
+async def kill_before_commit(run: Run) -> None:
+    await wait_for_progress(run, 0.5)  # commits are 60 s apart: everything so far is uncommitted
+    run.kill(run.workers[-1])
+    run.start_worker()
+
+
+async def sigterm_in_flight(run: Run) -> None:
+    await wait_for_progress(run, 0.3)
+    terminate(run.workers[-1])
+    run.start_worker()
+
+
+async def kill_the_broker(run: Run) -> None:
+    await wait_for_progress(run, 0.3)
+    kafka_local.stop(run.broker, force=True)
+    await asyncio.sleep(3)
+    await asyncio.to_thread(kafka_local.start, run.broker)
+
+
+async def rebalance_churn(run: Run) -> None:
+    second = run.workers[-1]
+    for fraction in (0.2, 0.4, 0.6):
+        await wait_for_progress(run, fraction)
+        terminate(second)
+        await asyncio.sleep(1)
+        second = run.start_worker()
+
+
+async def outcome_topic_missing(run: Run) -> None:
+    await wait_for_progress(run, 0.2)
+    results = run.settings.topic("support_triage.results")
+    admin = AIOKafkaAdminClient(bootstrap_servers=run.settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics([results])
+    finally:
+        await admin.close()
+    await asyncio.sleep(6)
+    await ensure_topics(run.settings.bootstrap_servers, [s for s in plan(run) if s.name == results])
+
+
+SCENARIOS = [
+    Scenario("kill -9 worker during model calls (x3)", 300, ["--latency-ms", "60"], kill_during_calls),
+    Scenario(
+        "kill -9 after outcomes, before commit", 300, ["--latency-ms", "20"], kill_before_commit,
+        env={"KEEL_COMMIT_INTERVAL_S": "60"},
+    ),
+    Scenario("SIGTERM with work in flight", 200, ["--latency-ms", "150"], sigterm_in_flight),
+    Scenario("kill -9 broker and restart", 300, ["--latency-ms", "30"], kill_the_broker),
+    Scenario("two workers, rebalance churn", 300, ["--latency-ms", "40"], rebalance_churn, workers=2),
+    Scenario(
+        "provider faults", 300,
+        ["--latency-ms", "20", "--p-5xx", "0.3", "--p-timeout", "0.02", "--slow-s", "5", "--p-hang", "0.02",
+         "--hang-s", "5", "--p-429", "0.05", "--retry-after-s", "0.2", "--p-malformed", "0.05",
+         "--p-schema-violation", "0.05", "--seed", "3"],
+    ),
+    Scenario("poison pills mixed in", 300, ["--latency-ms", "10"], poison_every=10),
+    Scenario("outcome topic deleted, then back", 200, ["--latency-ms", "30"], outcome_topic_missing),
+]  # fmt: skip
+
+
+# --- running and checking ----------------------------------------------------------------------
+
+
+def chaos_agents(target: Path) -> Path:
+    """The shipped agents with short timeouts, so injected hangs cost seconds, not minutes."""
+    target.mkdir(parents=True, exist_ok=True)
+    for source in (REPO_ROOT / "deploy" / "agents").glob("*.yaml"):
+        definition = yaml.safe_load(source.read_text())
+        for spec in definition["model_chain"]:
+            spec.update(timeout_s=2, max_retries=2)
+        definition["reliability"] = {**definition.get("reliability", {}), "deadline_s": 30, "backoff_base_s": 0.2}
+        (target / source.name).write_text(yaml.safe_dump(definition, allow_unicode=True))
+    return target
+
+
+def plan(run: Run) -> list:
+    return topic_plan(load_agents(run.settings.agents_dir, run.catalogue), run.settings)
+
+
+@contextlib.asynccontextmanager
+async def watching(run: Run) -> AsyncIterator[Tally]:
+    tally = Tally()
+    watcher = OutcomeWatcher(run.settings.bootstrap_servers, run.catalogue, outcome_topics(run.settings, AGENTS))
+    await watcher.start(from_beginning=True)
+    stop = asyncio.Event()
+
+    async def poll() -> None:
+        while not stop.is_set():
+            try:
+                for observed in await watcher.poll(timeout_s=0.3):
+                    tally.add(observed)
+            except Exception:
+                await asyncio.sleep(0.5)
+            run.ended = sum(1 for per_id in tally.by_kind["audit"].values() if per_id)
+
+    task = asyncio.create_task(poll())
+    try:
+        yield tally
+    finally:
+        stop.set()
+        await task
+        await watcher.stop()
+
+
+async def run_scenario(scenario: Scenario, broker: kafka_local.LocalKafka, agents_dir: Path) -> dict[str, object]:
+    namespace = f"chaos-{uuid.uuid4().hex[:6]}"
+    state_dir = Path(tempfile.mkdtemp(prefix="keel-chaos-"))
+    settings = Settings(
+        bootstrap_servers=broker.bootstrap, namespace=namespace, agents_dir=agents_dir, state_dir=state_dir,
+        provider_override="sim", web_port=0,
+    )  # fmt: skip
+    catalogue = load_catalogue(settings.schemas_dir)
+    env = {
+        "KEEL_AGENTS_DIR": str(agents_dir),
+        "KEEL_PROVIDER_OVERRIDE": "sim",
+        "KEEL_WEB_PORT": "0",
+        # a killed worker's partitions move on after 6 s, not 30: the broker's minimum
+        "KEEL_SESSION_TIMEOUT_S": "6",
+        "KEEL_HEARTBEAT_INTERVAL_S": "1",
+        **scenario.env,
+    }
+    run = Run(scenario, settings, catalogue, broker, env)
+    started = time.monotonic()
+    await ensure_topics(settings.bootstrap_servers, plan(run))
+    with run.stack:
+        sim_url = run.stack.enter_context(simulator_process(state_dir, *scenario.sim))
+        env["KEEL_PROVIDERS__SIM__BASE_URL"] = sim_url
+        ids = await seed(run)
+        async with watching(run) as tally:
+            for _ in range(scenario.workers):
+                run.start_worker()
+            if scenario.disrupt is not None:
+                await scenario.disrupt(run)
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and not all(tally.ended(i) for i in ids):
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(2)  # late duplicates, usage records
+    return check(scenario, ids, tally, time.monotonic() - started)
+
+
+async def seed(run: Run) -> list[str]:
+    """Publish the scenario's events, split over both agents, with poison pills mixed in if asked."""
+    ids: list[str] = []
+    per_agent = run.scenario.events // len(AGENTS)
+    for agent, topic in (("support_triage", "support.tickets"), ("invoice_extraction", "finance.invoices")):
+        events = take(load_samples(SAMPLES / f"{agent}.jsonl"), per_agent)
+        step = run.scenario.poison_every or len(events)
+        for start in range(0, len(events), step):
+            ids += await publish(run.settings.bootstrap_servers, run.settings.topic(topic), run.catalogue,
+                                 events[start : start + step])  # fmt: skip
+            if run.scenario.poison_every:
+                garbage = [(b"poison", b"\x00\x00\x00\x00\x01" + uuid.uuid4().bytes)]
+                positions = await publish_raw(run.settings.bootstrap_servers, run.settings.topic(topic), garbage)
+                ids += [f"undecodable:{t}/{p}/{o}" for t, p, o in positions]
+    run.scenario.events = len(ids)
+    return ids
+
+
+def check(scenario: Scenario, ids: list[str], tally: Tally, seconds: float) -> dict[str, object]:
+    lost = duplicate_outcomes = physical_duplicates = unaudited = double_paid = 0
+    for event_id in ids:
+        outcomes = tally.outcomes(event_id)
+        if not outcomes:
+            lost += 1
+            continue
+        distinct = {(o.kind, orjson.dumps(o.value, default=str)) for o in outcomes}
+        duplicate_outcomes += len(distinct) > 1
+        physical_duplicates += len(outcomes) - 1
+        unaudited += not tally.by_kind["audit"].get(event_id)
+        first_recorded = min(o.timestamp_ms for o in outcomes)
+        double_paid += sum(1 for u in tally.by_kind["usage"].get(event_id, ()) if _ms(u.value["at"]) > first_recorded)
+    return {
+        "name": scenario.name, "events": len(ids), "lost": lost, "duplicate_outcomes": duplicate_outcomes,
+        "physical_duplicates": physical_duplicates, "unaudited": unaudited, "double_paid": double_paid,
+        "seconds": round(seconds, 1),
+    }  # fmt: skip
+
+
+def _ms(value: object) -> int:
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else int(str(value))
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    columns = ["name", "events", "lost", "duplicate_outcomes", "physical_duplicates", "unaudited", "double_paid",
+               "seconds"]  # fmt: skip
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+async def main() -> int:
+    broker = kafka_local.LocalKafka(port=CHAOS_PORT, state_dir=REPO_ROOT / ".keel" / f"chaos-kafka-{CHAOS_PORT}")
+    kafka_local.stop(broker, force=True)
+    kafka_local.wipe(broker)
+    await asyncio.to_thread(kafka_local.start, broker)
+    agents_dir = chaos_agents(Path(tempfile.mkdtemp(prefix="keel-chaos-agents-")))
+    only = set(sys.argv[1:])
+    rows = []
+    try:
+        for scenario in SCENARIOS:
+            if only and not any(word in scenario.name for word in only):
+                continue
+            print(f"chaos: {scenario.name} ...", file=sys.stderr, flush=True)
+            rows.append(await run_scenario(scenario, broker, agents_dir))
+            print(f"chaos:   {rows[-1]}", file=sys.stderr, flush=True)
+    finally:
+        kafka_local.stop(broker)
+    print_table(rows)
+    totals = {key: sum(int(str(r[key])) for r in rows) for key in ("lost", "duplicate_outcomes", "double_paid")}
+    unaudited = sum(int(str(r["unaudited"])) for r in rows)
+    print(orjson.dumps({"scenarios": rows, **totals}).decode())
+    return 0 if not any(totals.values()) and not unaudited else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
