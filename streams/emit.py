@@ -12,7 +12,7 @@ from typing import Any
 from streams import wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
-from streams.domain import DeadLetter, Headers, Outcome, Result, Review, Trace
+from streams.domain import DeadLetter, Headers, Outcome, RequestEvent, Result, Review, Trace
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, AgentTopics, agent_topics
 
@@ -110,9 +110,8 @@ def _attempt_log(trace: Trace) -> list[dict[str, Any]]:
     ]
 
 
-def _review_value(review: Review, agent: Agent, now_ms: int) -> dict[str, Any]:
-    event = review.trace.event
-    assert event is not None  # only decoded events reach the model, and so a reviewer
+def _about(event: RequestEvent, agent: Agent) -> dict[str, Any]:
+    """The fields that say which event and which agent a result or review item is about."""
     return {
         "event_id": event.event_id,
         "agent": agent.name,
@@ -121,6 +120,14 @@ def _review_value(review: Review, agent: Agent, now_ms: int) -> dict[str, Any]:
         "tenant": event.tenant,
         "business_key": event.business_key,
         "occurred_at": event.occurred_at_ms,
+    }
+
+
+def _review_value(review: Review, agent: Agent, now_ms: int) -> dict[str, Any]:
+    event = review.trace.event
+    assert event is not None  # only decoded events reach the model, and so a reviewer
+    return {
+        **_about(event, agent),
         "created_at": now_ms,
         "reason": review.reason,
         "message": review.message,
@@ -147,13 +154,7 @@ def _result_value(result: Result, agent: Agent, now_ms: int) -> dict[str, Any]:
     event = result.trace.event
     assert event is not None  # a result always has a decoded event
     return {
-        "event_id": event.event_id,
-        "agent": agent.name,
-        "agent_version": agent.definition.version,
-        "config_version": agent.config_version,
-        "tenant": event.tenant,
-        "business_key": event.business_key,
-        "occurred_at": event.occurred_at_ms,
+        **_about(event, agent),
         "produced_at": now_ms,
         "model_version": result.model_version,
         "route": result.route,
