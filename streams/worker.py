@@ -14,15 +14,14 @@ from typing import Any, NoReturn
 
 import faust
 from aiokafka.errors import KafkaError
-from faust.exceptions import ProducerSendError
 
 from streams.agents import Agent
 from streams.decode import event_id_of
 from streams.domain import SourceRecord
-from streams.emit import OutRecord
 from streams.kafka_admin import ensure_topics
 from streams.outcome_store import OutcomeStore
 from streams.pipeline import process
+from streams.producer import RecordProducer
 from streams.settings import Settings
 from streams.topics import agent_topics, outcomes_topic, topic_plan
 from streams.wiring import Runtime, load_runtime
@@ -43,9 +42,6 @@ def create_app(runtime: Runtime) -> faust.App:
         datadir=str(settings.state_dir / "faust" / settings.app_id),  # not the working directory
         producer_acks=-1,
         broker_commit_interval=settings.commit_interval_s,
-        # faust's default (20 min) lets one record for a deleted topic stall commits, and with them the
-        # whole consumer, for that long; failing it sooner lets `until_written` send it again.
-        producer_request_timeout=settings.produce_timeout_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         web_enabled=settings.web_port > 0,
@@ -53,25 +49,20 @@ def create_app(runtime: Runtime) -> faust.App:
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
     )
+    producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
     for agent in runtime.agents:
         topic = app.topic(agent_topics(agent, settings).input, key_serializer="raw", value_serializer="raw")
-        store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), _sender(app))
-        app.agent(topic, name=f"keel.{agent.name}")(_handler(app, agent, runtime, store))
+        store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), producer.send_one)
+        app.agent(topic, name=f"keel.{agent.name}")(_handler(agent, runtime, store, producer))
         _forget_on_revoke(app, topic.get_topic_name(), store)
 
     async def close_clients(_sender: Any, **_: Any) -> None:
         await runtime.aclose()
+        await producer.stop()
 
     app.on_before_shutdown.connect(close_clients)  # type: ignore[arg-type]  # mode types want a positional-only sender
 
     return app
-
-
-def _sender(app: faust.App) -> Callable[[str, bytes, bytes, int], Awaitable[None]]:
-    async def send(topic: str, key: bytes, value: bytes, partition: int) -> None:
-        await (await app.producer.send(topic, key, value, partition, None, None))
-
-    return send
 
 
 def _forget_on_revoke(app: faust.App, input_topic: str, store: OutcomeStore) -> None:
@@ -82,31 +73,33 @@ def _forget_on_revoke(app: faust.App, input_topic: str, store: OutcomeStore) -> 
 
 
 def _handler(
-    app: faust.App, agent: Agent, runtime: Runtime, store: OutcomeStore
+    agent: Agent, runtime: Runtime, store: OutcomeStore, producer: RecordProducer
 ) -> Callable[[Any], Coroutine[Any, Any, None]]:
     async def handle(stream: Any) -> None:
         manual = stream.noack()
         async for event in _events(manual):
-            await handle_one(app.producer, agent, runtime, store, to_source_record(event.message))
+            await handle_one(producer, agent, runtime, store, to_source_record(event.message))
             await manual.ack(event)  # only now may the offset be committed past this event
 
     handle.__name__ = handle.__qualname__ = f"handle_{agent.name}"
     return handle
 
 
-async def handle_one(producer: Any, agent: Agent, runtime: Runtime, store: OutcomeStore, source: SourceRecord) -> None:
+async def handle_one(
+    producer: RecordProducer, agent: Agent, runtime: Runtime, store: OutcomeStore, source: SourceRecord
+) -> None:
     """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record."""
     event_id = event_id_of(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes)
     recorded = await store.recorded(event_id, partition=source.partition)
     if recorded is not None:  # seen before: the recorded outcome again, and no model call
-        await until_written(lambda: produce_all(producer, recorded), what="recorded outcome records")
+        await until_written(lambda: producer.send_all(recorded), what="recorded outcome records")
         return
     outcome = await process(source, agent, runtime.deps)
     emission = runtime.emitter.records(outcome, agent, now_ms=runtime.deps.clock.now_ms())
     await until_written(
         lambda: store.record(event_id, emission.recorded, partition=source.partition), what="the outcome store"
     )
-    await until_written(lambda: produce_all(producer, emission.all()), what="outcome records")
+    await until_written(lambda: producer.send_all(emission.all()), what="outcome records")
 
 
 async def _events(stream: Any) -> AsyncIterator[Any]:
@@ -130,12 +123,6 @@ def to_source_record(message: Any) -> SourceRecord:
     )
 
 
-async def produce_all(producer: Any, records: list[OutRecord]) -> None:
-    """Send every record, then wait for all acknowledgements together (no per-record round trip)."""
-    pending = [await producer.send(r.topic, r.key, r.value, None, None, list(r.headers)) for r in records]
-    await asyncio.gather(*pending)
-
-
 async def until_written(
     write: Callable[[], Awaitable[None]], *, what: str, attempt_timeout_s: float = 15.0, max_delay_s: float = 10.0
 ) -> None:
@@ -150,7 +137,7 @@ async def until_written(
             async with asyncio.timeout(attempt_timeout_s):
                 await write()
             return
-        except (KafkaError, ProducerSendError, TimeoutError) as exc:
+        except (KafkaError, TimeoutError) as exc:
             log.warning("writing %s failed (%r); retrying in %.1f s, the input partition waits", what, exc, delay_s)
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, max_delay_s)

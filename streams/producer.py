@@ -1,0 +1,58 @@
+"""Keel's own Kafka producer for outcome, audit, usage and store records.
+
+Kept apart from faust's producer on purpose: faust flushes its producer before every offset commit,
+and the consumer waits on that commit, so one record stuck on a deleted topic would stall every
+partition of the worker. Here a stuck record only holds the event that wrote it, and `until_written`
+sends it again. A short metadata age lets a re-created topic be found again within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaProducer
+
+from streams.emit import OutRecord
+
+
+class RecordProducer:
+    def __init__(self, bootstrap_servers: str, *, request_timeout_s: float) -> None:
+        self._bootstrap = bootstrap_servers
+        self._request_timeout_ms = int(request_timeout_s * 1000)
+        self._producer: AIOKafkaProducer | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def send_all(self, records: list[OutRecord]) -> None:
+        """Send every record, then wait for all acknowledgements together (no per-record round trip)."""
+        producer = await self._ready()
+        pending = [await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in records]
+        await asyncio.gather(*pending)
+
+    async def send_one(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
+        producer = await self._ready()
+        await (await producer.send(topic, value, key=key, partition=partition))
+
+    async def stop(self, *, timeout_s: float = 10.0) -> None:
+        if self._producer is not None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._producer.stop()
+            except TimeoutError:
+                pass  # records still unacknowledged belong to events that were not acked either
+
+    async def _ready(self) -> AIOKafkaProducer:
+        """Created on first use: aiokafka binds a producer to the running event loop."""
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=2,
+                    request_timeout_ms=self._request_timeout_ms,
+                    metadata_max_age_ms=10_000,
+                )
+                await producer.start()
+                self._producer = producer
+        return self._producer
