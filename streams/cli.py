@@ -55,6 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--events", type=int, default=10)
     publish.set_defaults(command=_publish)
 
+    dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
+    dlq.add_argument("action", choices=["list", "show", "replay"])
+    dlq.add_argument("event_ids", nargs="*", help="event ids (show: one; replay: these only)")
+    dlq.add_argument("--agent")
+    dlq.add_argument("--reason", help="a reason code, e.g. output_schema_violation")
+    dlq.add_argument("--since", help="30m, 2h, 7d, or an ISO-8601 time")
+    dlq.add_argument("--limit", type=int, default=50)
+    dlq.add_argument("--dry-run", action="store_true", help="replay: only list what would be replayed")
+    dlq.set_defaults(command=_dlq)
+
     for name, help_text in (
         ("demo", "run the whole path bounded and non-interactively; last line is a JSON summary"),
         ("run", "the `make run` flow: start everything, publish samples, show outcomes live"),
@@ -89,6 +99,33 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 
     ids = asyncio.run(publish_samples(settings, args.agent, args.events))
     print(f"published {len(ids)} event(s) for {args.agent}")
+    return 0
+
+
+def _dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from streams import dlq  # noqa: PLC0415
+    from streams.agents import load_agents  # noqa: PLC0415
+    from streams.catalogue import load_catalogue  # noqa: PLC0415
+    from streams.topics import agent_topics  # noqa: PLC0415
+
+    agents = load_agents(settings.agents_dir, load_catalogue(settings.schemas_dir))
+    names = [a.name for a in agents if args.agent in (None, a.name)]
+    since = dlq.parse_since(args.since, now=datetime.now(UTC))
+    selection = dlq.Selection(args.agent, args.reason, since, frozenset(args.event_ids))
+    chosen = dlq.select(asyncio.run(dlq.read_dead_letters(settings, names)), selection)
+    if args.action == "show":
+        for dead in chosen[-1:] if args.event_ids else []:
+            print(dlq.as_json(dead))
+        return 0 if chosen and args.event_ids else 1
+    if args.action == "list" or args.dry_run:
+        for dead in chosen[-args.limit :]:
+            print(dlq.describe(dead))
+        print(f"{len(chosen)} dead letter(s)" + (" would be replayed" if args.dry_run else ""))
+        return 0
+    inputs = {agent_topics(a, settings).input for a in agents}
+    print(f"replayed {asyncio.run(dlq.replay(settings, chosen, input_topics=inputs))} of {len(chosen)} dead letter(s)")
     return 0
 
 

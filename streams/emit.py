@@ -23,6 +23,8 @@ H_AGENT = "keel.agent"
 H_CONFIG_VERSION = "keel.config_version"
 H_OUTCOME = "keel.outcome"
 DLQ_HEADER_PREFIX = "keel.dlq."
+H_REPLAY = "keel.replay"  # on a record re-published from a dead letter: decide it again
+H_REPLAY_OF = "keel.replay.of"  # where the replayed record first arrived
 
 
 @dataclass(frozen=True, slots=True)

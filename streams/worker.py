@@ -1,15 +1,17 @@
 """The faust worker: a thin shell that feeds input records to the pipeline and produces its records.
 
-For each agent, one faust agent consumes the input topic with manual acks: an event is acked (and so
-its offset becomes committable) only after every record of its outcome has been acknowledged by the
-broker, so a crash never commits past an event whose outcome is not durably written.
+For each agent, one faust agent consumes the input topic with manual acks. An event's outcome is
+decided once (the pipeline), recorded in the outcome store, then produced; the event is acked (and so
+its offset becomes committable) only after all of that is acknowledged by the broker. A crash never
+commits past an event whose outcome is not durably written, and a redelivered event re-emits its
+recorded outcome without a model call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn
 
 import faust
@@ -18,6 +20,7 @@ from aiokafka.errors import KafkaError
 from streams.agents import Agent
 from streams.decode import event_id_of
 from streams.domain import SourceRecord
+from streams.emit import H_REPLAY
 from streams.kafka_admin import ensure_topics
 from streams.outcome_store import OutcomeStore
 from streams.pipeline import process
@@ -77,7 +80,7 @@ def _handler(
 ) -> Callable[[Any], Coroutine[Any, Any, None]]:
     async def handle(stream: Any) -> None:
         manual = stream.noack()
-        async for event in _events(manual):
+        async for event in manual.events():
             await handle_one(producer, agent, runtime, store, to_source_record(event.message))
             await manual.ack(event)  # only now may the offset be committed past this event
 
@@ -90,7 +93,8 @@ async def handle_one(
 ) -> None:
     """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record."""
     event_id = event_id_of(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes)
-    recorded = await store.recorded(event_id, partition=source.partition)
+    replaying = any(key == H_REPLAY for key, _ in source.headers)
+    recorded = None if replaying else await store.recorded(event_id, partition=source.partition)
     if recorded is not None:  # seen before: the recorded outcome again, and no model call
         await until_written(lambda: producer.send_all(recorded), what="recorded outcome records")
         return
@@ -100,11 +104,6 @@ async def handle_one(
         lambda: store.record(event_id, emission.recorded, partition=source.partition), what="the outcome store"
     )
     await until_written(lambda: producer.send_all(emission.all()), what="outcome records")
-
-
-async def _events(stream: Any) -> AsyncIterator[Any]:
-    async for event in stream.events():
-        yield event
 
 
 def to_source_record(message: Any) -> SourceRecord:

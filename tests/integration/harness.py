@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,13 +83,18 @@ async def run_through(
     *,
     events: dict[str, list[RequestEvent]] | None = None,
     raw: list[tuple[bytes | None, bytes]] | None = None,
+    action: Callable[[], Awaitable[object]] | None = None,
+    expect: Sequence[str] = (),
 ) -> tuple[list[str], Tally]:
-    """Publish, then read outcomes until every published event has ended (or the wait runs out)."""
+    """Publish (or run ``action``), then read outcomes until every published or ``expect``-ed event has
+    ended, or the wait runs out."""
     bootstrap = stack.settings.bootstrap_servers
     watcher = OutcomeWatcher(bootstrap, stack.catalogue, outcome_topics(stack.settings, AGENTS))
     await watcher.start()
     try:
-        ids: list[str] = []
+        ids: list[str] = list(expect)
+        if action is not None:
+            await action()
         for topic, batch in (events or {}).items():
             ids += await publish(bootstrap, stack.topic(topic), stack.catalogue, batch)
         if raw:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from harness import Stack, assert_exactly_one_outcome_and_audit, run_through, worker_stack
+from harness import Stack, assert_exactly_one_outcome_and_audit, only_outcome, run_through, worker_stack
 
 from streams.local_stack import simulator_process
 
@@ -62,3 +62,25 @@ async def test_the_store_survives_a_worker_restart(stack: Stack, sim_url: str, m
     assert [second.outcomes(i)[0].value for i in ids] == [first.outcomes(i)[0].value for i in ids]
     assert model_calls(sim_url) == calls + 1  # only the new event was paid for
     assert third.outcomes(fresh_ids[0])[0].kind == "result"
+
+
+async def test_a_replayed_dead_letter_is_decided_again(stack: Stack, sim_url: str, make_event) -> None:
+    from streams.dlq import Selection, read_dead_letters, replay, select
+
+    event = make_event(payload={"ticket_id": "T-9", "body": "Export broken [[sim:5xx]]"})
+    with stack.running_worker():
+        ids, first = await run_through(stack, events={"support.tickets": [event]})
+        assert only_outcome(first, event.event_id).kind == "dead_letter"
+        calls = model_calls(sim_url)
+        letters = select(await read_dead_letters(stack.settings, ["support_triage"]), Selection(reason="provider_5xx"))
+        assert [d["event_id"] for d in letters] == [event.event_id]
+        inputs = {stack.topic("support.tickets")}
+        _, second = await run_through(
+            stack, action=lambda: replay(stack.settings, letters, input_topics=inputs), expect=ids
+        )
+    assert model_calls(sim_url) > calls  # decided again, not answered from the store
+    [again] = second.outcomes(event.event_id)
+    # the same failures again; the circuit breaker may now skip the model before the third attempt
+    assert again.kind == "dead_letter" and again.value["reason"] in ("provider_5xx", "no_model_available")
+    assert again.value["failed_at"] > letters[0]["failed_at"]
+    assert dict(h for h in ((x["key"], x["value"]) for x in again.value["original"]["headers"]))["keel.replay"] == b"1"
