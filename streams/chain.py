@@ -8,6 +8,7 @@ purpose, so each becomes a usage record.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 from streams.agents import Agent, ModelSpec
@@ -22,6 +23,7 @@ from streams.errors import (
     OutputError,
     OutputNotJson,
     OutputTruncated,
+    ProviderAuthError,
     ProviderError,
     ProviderRequestRejected,
 )
@@ -31,6 +33,7 @@ from streams.parse import ValidatedOutput, parse_json_object, validate_output
 from streams.ports import Deps
 from streams.prompt import RenderedPrompt
 
+log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 4  # a rough, conservative estimate, only used to skip models with a small window
 
 
@@ -175,6 +178,8 @@ def _record_health(deps: Deps, spec: ModelSpec, error: KeelError | None) -> None
     if error is None or isinstance(error, OutputError | ModelRefused | ContextLengthExceeded | ProviderRequestRejected):
         deps.breakers.record_success(spec.key)
     elif isinstance(error, ProviderError):
+        if isinstance(error, ProviderAuthError):  # an operator must act: a key is wrong, revoked or out of quota
+            log.error("provider %s rejected Keel's credentials for %s: %s", spec.provider, spec.key, error)
         deps.breakers.record_failure(spec.key, deps.clock.monotonic())
     else:
         deps.breakers.release(spec.key)

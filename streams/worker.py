@@ -10,6 +10,7 @@ recorded outcome without a model call.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn
@@ -58,6 +59,13 @@ def create_app(runtime: Runtime) -> faust.App:
         store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), producer.send_one)
         app.agent(topic, name=f"keel.{agent.name}")(_handler(agent, runtime, store, producer))
         _forget_on_revoke(app, topic.get_topic_name(), store)
+
+    @app.page("/keel/circuits/")
+    async def circuits(web: Any, request: Any) -> Any:
+        """The circuit breakers' state, for on-call engineers and probes (see streams/circuit.py)."""
+        now = runtime.deps.clock.monotonic()
+        views = [dataclasses.asdict(view) for view in runtime.deps.breakers.snapshot(now)]
+        return web.json({"circuits": views})
 
     async def close_clients(_sender: Any, **_: Any) -> None:
         await runtime.aclose()

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.daemon import run_sync
 from streams.agents import load_agents
 from streams.catalogue import Catalogue, load_catalogue
 from streams.domain import RequestEvent
@@ -53,7 +54,14 @@ class Stack:
 
 @contextlib.contextmanager
 def worker_stack(
-    bootstrap: str, state_dir: Path, *, provider: str, base_url: str, wait_s: float = 90.0, start: bool = True
+    bootstrap: str,
+    state_dir: Path,
+    *,
+    provider: str,
+    base_url: str,
+    wait_s: float = 90.0,
+    start: bool = True,
+    web_port: int = 0,
 ) -> Iterator[Stack]:
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``."""
     settings = Settings(
@@ -64,11 +72,12 @@ def worker_stack(
         state_dir=state_dir,
     )
     catalogue = load_catalogue(settings.schemas_dir)
-    asyncio.run(ensure_topics(bootstrap, topic_plan(load_agents(settings.agents_dir, catalogue), settings)))
+    plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
+    run_sync(lambda: ensure_topics(bootstrap, plan))  # works inside an async test too
     env = {
         "KEEL_PROVIDER_OVERRIDE": provider,
         f"KEEL_PROVIDERS__{provider.upper()}__BASE_URL": base_url,
-        "KEEL_WEB_PORT": "0",
+        "KEEL_WEB_PORT": str(web_port),
     }
     stack = Stack(settings, catalogue, wait_s, env)
     if not start:

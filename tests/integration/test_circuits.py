@@ -1,0 +1,45 @@
+"""A provider that keeps failing opens its circuit, and the worker shows it on its web server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+from harness import run_through, worker_stack
+
+from streams.local_stack import simulator_process
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_failing_provider_opens_its_circuit_and_it_is_observable(
+    kafka_bootstrap: str, tmp_path: Path, make_event
+) -> None:
+    port = free_port()
+    with (
+        simulator_process(tmp_path, "--seed", "2") as sim_url,
+        worker_stack(kafka_bootstrap, tmp_path, provider="sim", base_url=sim_url, web_port=port) as stack,
+    ):
+        failing = [make_event(payload={"ticket_id": f"T-{i}", "body": "down [[sim:5xx]]"}) for i in range(3)]
+        ids, tally = await run_through(stack, events={"support.tickets": failing})
+        reasons = sorted(tally.outcomes(i)[0].value["reason"] for i in ids)
+        # 3 attempts for the first event, the circuit opens at the fifth failure: later events skip the model
+        assert reasons == ["no_model_available", "no_model_available", "provider_5xx"]
+        attempts = sum(len(tally.by_kind["usage"].get(i, ())) for i in ids)
+        assert attempts == 5
+        async with httpx.AsyncClient() as client:
+            for _ in range(20):  # the web server may still be starting
+                try:
+                    response = await client.get(f"http://127.0.0.1:{port}/keel/circuits/")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.5)
+        [circuit] = response.json()["circuits"]
+        assert circuit["key"] == "sim/smollm2-135m-instruct" and circuit["state"] == "open"
+        assert circuit["consecutive_failures"] >= 5
