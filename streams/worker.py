@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn
 
@@ -72,8 +73,27 @@ def create_app(runtime: Runtime) -> faust.App:
         await producer.stop()
 
     app.on_before_shutdown.connect(close_clients)  # type: ignore[arg-type]  # mode types want a positional-only sender
-
+    _exit_on_crash(app)
     return app
+
+
+def exit_for_restart(what: str, exc: BaseException) -> NoReturn:
+    """Crash-only: a restarted worker is redelivered every unacked event, and the outcome store keeps
+    that from costing a second model call. Carrying on instead could let faust commit past the event
+    (a restarted faust agent acks the events after it), or leave a crashed app running idle."""
+    log.critical("%s: %r; exiting so that a supervisor restarts the worker", what, exc, exc_info=exc)
+    logging.shutdown()
+    os._exit(70)
+
+
+def _exit_on_crash(app: faust.App) -> None:
+    crash = app.crash
+
+    async def crash_and_exit(reason: BaseException) -> None:
+        await crash(reason)
+        exit_for_restart("the faust app crashed", reason)
+
+    app.crash = crash_and_exit  # type: ignore[method-assign]
 
 
 def _forget_on_revoke(app: faust.App, input_topic: str, store: OutcomeStore) -> None:
@@ -89,7 +109,10 @@ def _handler(
     async def handle(stream: Any) -> None:
         manual = stream.noack()
         async for event in manual.events():
-            await handle_one(producer, agent, runtime, store, to_source_record(event.message))
+            try:
+                await handle_one(producer, agent, runtime, store, to_source_record(event.message))
+            except Exception as exc:  # a bug outside the pipeline: never ack past this event
+                exit_for_restart(f"handling {event.message.topic}/{event.message.offset} failed", exc)
             await manual.ack(event)  # only now may the offset be committed past this event
 
     handle.__name__ = handle.__qualname__ = f"handle_{agent.name}"

@@ -27,3 +27,21 @@ def test_invalid_agent_definition_is_a_clear_startup_error(tmp_path: Path) -> No
     assert done.returncode == 2
     assert f"{bad}: model_chain.0.timeout_s: Input should be a valid number" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_crashed_app_exits_so_a_supervisor_restarts_it(tmp_path: Path) -> None:
+    script = (
+        "import asyncio\n"
+        "from streams.settings import Settings\n"
+        "from streams.wiring import load_runtime\n"
+        "from streams.worker import create_app\n"
+        f"app = create_app(load_runtime(Settings(state_dir={str(tmp_path)!r})))\n"
+        "asyncio.run(app.crash(RuntimeError('boom')))\n"
+        "print('still running')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 70
+    assert "still running" not in done.stdout
+    assert "the faust app crashed" in done.stderr and "boom" in done.stderr
