@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO
 
 import orjson
@@ -42,8 +43,12 @@ class DemoOptions:
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> int:
+    # Each run gets topics of its own unless a namespace is set, so the backlog of an earlier run that
+    # was interrupted never delays this one (and this one's counts are its own).
+    namespace = settings.namespace or f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     with _services(settings, options.provider) as worker_env:
-        settings = settings.model_copy(update={"provider_override": options.provider})
+        settings = settings.model_copy(update={"provider_override": options.provider, "namespace": namespace})
+        say(f"namespace {namespace}: topics {namespace}.<name>, consumer group keel-{namespace}")
         with worker_process(settings, worker_env):
             summary = asyncio.run(_publish_and_watch(settings, options))
     print(orjson.dumps(summary).decode())

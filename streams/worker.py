@@ -183,4 +183,5 @@ def run_worker(settings: Settings) -> NoReturn:
     log.warning("keel worker starting: agents %s on %s", names, settings.bootstrap_servers)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is too much at info
+    logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)  # store loads
     worker.execute_from_commandline()
