@@ -62,6 +62,7 @@ def worker_stack(
     wait_s: float = 90.0,
     start: bool = True,
     web_port: int = 0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``."""
     settings = Settings(
@@ -75,6 +76,7 @@ def worker_stack(
     plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
     run_sync(lambda: ensure_topics(bootstrap, plan))  # works inside an async test too
     env = {
+        **(env or {}),
         "KEEL_PROVIDER_OVERRIDE": provider,
         f"KEEL_PROVIDERS__{provider.upper()}__BASE_URL": base_url,
         "KEEL_WEB_PORT": str(web_port),

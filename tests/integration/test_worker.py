@@ -24,7 +24,10 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     state_dir = tmp_path_factory.mktemp("keel-state")
     with (
         simulator_process(state_dir, "--seed", "11") as sim_url,
-        worker_stack(kafka_bootstrap, state_dir, provider="sim", base_url=sim_url) as stack,
+        # failures injected by one test must not open the circuit for the next (test_circuits.py covers it)
+        worker_stack(
+            kafka_bootstrap, state_dir, provider="sim", base_url=sim_url, env={"KEEL_CIRCUIT_FAILURE_THRESHOLD": "1000"}
+        ) as stack,
     ):
         yield stack
 
@@ -130,6 +133,9 @@ async def test_bad_input_becomes_dead_letters_and_later_events_still_succeed(sta
         ("[[sim:schema_violation]]", "validate", "output_schema_violation", ["initial", "reask"]),
         ("[[sim:5xx]]", "model", "provider_5xx", ["initial", "retry", "retry"]),
         ("[[sim:auth]]", "model", "provider_auth", ["initial"]),
+        ("[[sim:429]]", "model", "provider_rate_limited", ["initial", "retry", "retry"]),
+        ("[[sim:context_length]]", "model", "context_length_exceeded", ["initial"]),
+        ("[[sim:refusal]]", "model", "model_refused", ["initial"]),
     ],
 )
 async def test_model_failures_become_dead_letters_with_a_reason(
