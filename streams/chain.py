@@ -41,7 +41,6 @@ CHARS_PER_TOKEN = 4  # a rough, conservative estimate, only used to skip models 
 class ChainSuccess:
     response: ModelResponse
     validated: ValidatedOutput
-    spec: ModelSpec
 
 
 class ChainStopped(Exception):
@@ -92,7 +91,7 @@ async def run_chain(
             answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=remaining_s)
             _record_health(deps, spec, answer.error)
         if answer.error is None and answer.response is not None and answer.validated is not None:
-            return ChainSuccess(answer.response, answer.validated, spec)
+            return ChainSuccess(answer.response, answer.validated)
         assert answer.error is not None
         last_error = answer.error
         if deadline - deps.clock.monotonic() <= 0:

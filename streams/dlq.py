@@ -8,7 +8,6 @@ re-emitting the recorded dead letter.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from streams.catalogue import load_catalogue
-from streams.emit import H_REPLAY, H_REPLAY_OF
+from streams.emit import H_REPLAY, H_REPLAY_OF, OutRecord
+from streams.producer import RecordProducer
 from streams.settings import Settings
+from streams.topics import outcome_topic
 from streams.watch import Observed, OutcomeWatcher
 
 
@@ -84,7 +84,7 @@ def as_json(dead: dict[str, Any]) -> str:
 async def read_dead_letters(settings: Settings, agents: list[str]) -> list[dict[str, Any]]:
     catalogue = load_catalogue(settings.schemas_dir)
     watcher = OutcomeWatcher(
-        settings.bootstrap_servers, catalogue, {settings.topic(f"{a}.dlq"): "dead_letter" for a in agents}
+        settings.bootstrap_servers, catalogue, {outcome_topic(settings, a, "dlq"): "dead_letter" for a in agents}
     )
     await watcher.start(from_beginning=True)
     found: list[Observed] = []
@@ -97,20 +97,12 @@ async def read_dead_letters(settings: Settings, agents: list[str]) -> list[dict[
 
 
 async def replay(settings: Settings, dead_letters: list[dict[str, Any]], *, input_topics: set[str]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        pending = []
-        for dead in dead_letters:
-            original = dead["original"]
-            if original["topic"] not in input_topics:
-                continue  # not an input topic of this deployment: never write anywhere else
-            pending.append(
-                await producer.send(
-                    original["topic"], original["value"], key=original["key"], headers=replay_headers(dead)
-                )
-            )
-        await asyncio.gather(*pending)
-        return len(pending)
-    finally:
-        await producer.stop()
+    """Re-publish the originals; only to input topics of this deployment, never anywhere else."""
+    records = [
+        OutRecord(d["original"]["topic"], d["original"]["key"], d["original"]["value"], tuple(replay_headers(d)))
+        for d in dead_letters
+        if d["original"]["topic"] in input_topics
+    ]
+    async with RecordProducer(settings.bootstrap_servers) as producer:
+        await producer.send_all(records)
+    return len(records)

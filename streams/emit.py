@@ -30,7 +30,7 @@ H_REPLAY_OF = "keel.replay.of"  # where the replayed record first arrived
 @dataclass(frozen=True, slots=True)
 class OutRecord:
     topic: str
-    key: bytes
+    key: bytes | None  # None only when re-publishing an input record that had no key
     value: bytes
     headers: Headers
 

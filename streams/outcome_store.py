@@ -34,7 +34,7 @@ def encode_records(records: list[OutRecord]) -> bytes:
         [
             {
                 "t": r.topic,
-                "k": base64.b64encode(r.key).decode(),
+                "k": None if r.key is None else base64.b64encode(r.key).decode(),
                 "v": base64.b64encode(r.value).decode(),
                 "h": [[k, None if v is None else base64.b64encode(v).decode()] for k, v in r.headers],
             }
@@ -47,7 +47,7 @@ def decode_records(blob: bytes) -> list[OutRecord]:
     return [
         OutRecord(
             topic=item["t"],
-            key=base64.b64decode(item["k"]),
+            key=None if item["k"] is None else base64.b64decode(item["k"]),
             value=base64.b64decode(item["v"]),
             headers=_headers(item["h"]),
         )

@@ -1,4 +1,4 @@
-"""Keel's own Kafka producer for outcome, audit, usage and store records.
+"""Keel's own Kafka producer: outcome, audit, usage and store records, and published or replayed events.
 
 Kept apart from faust's producer on purpose: faust flushes its producer before every offset commit,
 and the consumer waits on that commit, so one record stuck on a deleted topic would stall every
@@ -9,6 +9,7 @@ sends it again. A short metadata age lets a re-created topic be found again with
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
@@ -16,17 +17,26 @@ from streams.emit import OutRecord
 
 
 class RecordProducer:
-    def __init__(self, bootstrap_servers: str, *, request_timeout_s: float) -> None:
+    """Long-lived in the worker; ``async with RecordProducer(...)`` for one batch (publishing, replay)."""
+
+    def __init__(self, bootstrap_servers: str, *, request_timeout_s: float = 30.0) -> None:
         self._bootstrap = bootstrap_servers
         self._request_timeout_ms = int(request_timeout_s * 1000)
         self._producer: AIOKafkaProducer | None = None
         self._lock: asyncio.Lock | None = None
 
-    async def send_all(self, records: list[OutRecord]) -> None:
-        """Send every record, then wait for all acknowledgements together (no per-record round trip)."""
+    async def __aenter__(self) -> RecordProducer:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def send_all(self, records: Iterable[OutRecord]) -> list[tuple[str, int, int]]:
+        """Send every record, then wait for all acknowledgements together (no per-record round trip).
+        Returns where each record landed: (topic, partition, offset)."""
         producer = await self._ready()
         pending = [await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in records]
-        await asyncio.gather(*pending)
+        return [(m.topic, m.partition, m.offset) for m in await asyncio.gather(*pending)]
 
     async def send_one(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
         producer = await self._ready()

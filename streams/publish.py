@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -10,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from streams.catalogue import Catalogue
 from streams.decode import encode_request
 from streams.domain import RequestEvent
-from streams.emit import H_EVENT_ID
+from streams.emit import H_EVENT_ID, OutRecord
+from streams.producer import RecordProducer
 
 
 def load_samples(path: Path) -> list[dict[str, Any]]:
@@ -46,29 +45,19 @@ async def publish(
     bootstrap_servers: str, topic: str, catalogue: Catalogue, events: Iterable[RequestEvent]
 ) -> list[str]:
     """Encode and produce the events keyed by business key; return their event ids once all are acked."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        ids, pending = [], []
-        for event in events:
-            value = encode_request(catalogue, event)
-            headers = [(H_EVENT_ID, event.event_id.encode())]
-            pending.append(await producer.send(topic, value, key=event.business_key.encode(), headers=headers))
-            ids.append(event.event_id)
-        await asyncio.gather(*pending)
-        return ids
-    finally:
-        await producer.stop()
+    batch = list(events)
+    records = [
+        OutRecord(topic, e.business_key.encode(), encode_request(catalogue, e), ((H_EVENT_ID, e.event_id.encode()),))
+        for e in batch
+    ]
+    async with RecordProducer(bootstrap_servers) as producer:
+        await producer.send_all(records)
+    return [e.event_id for e in batch]
 
 
 async def publish_raw(
-    bootstrap_servers: str, topic: str, values: Iterable[tuple[bytes | None, bytes]]
+    bootstrap_servers: str, topic: str, values: Iterable[tuple[bytes, bytes]]
 ) -> list[tuple[str, int, int]]:
     """Produce raw (key, value) pairs as they are, e.g. bad input; return each one's (topic, partition, offset)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", max_request_size=4 * 1024 * 1024)
-    await producer.start()
-    try:
-        pending = [await producer.send(topic, value, key=key) for key, value in values]
-        return [(m.topic, m.partition, m.offset) for m in await asyncio.gather(*pending)]
-    finally:
-        await producer.stop()
+    async with RecordProducer(bootstrap_servers) as producer:
+        return await producer.send_all(OutRecord(topic, key, value, ()) for key, value in values)

@@ -27,13 +27,17 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
+def outcome_topic(settings: Settings, agent_name: str, kind: str) -> str:
+    """``<agent>.results``, ``<agent>.review`` or ``<agent>.dlq``, in the settings' namespace."""
+    return settings.topic(f"{agent_name}.{kind}")
+
+
 def agent_topics(agent: Agent, settings: Settings) -> AgentTopics:
-    name = agent.name
     return AgentTopics(
         input=settings.topic(agent.definition.input_topic),
-        results=settings.topic(f"{name}.results"),
-        review=settings.topic(f"{name}.review"),
-        dlq=settings.topic(f"{name}.dlq"),
+        results=outcome_topic(settings, agent.name, "results"),
+        review=outcome_topic(settings, agent.name, "review"),
+        dlq=outcome_topic(settings, agent.name, "dlq"),
     )
 
 

@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams import wire
 from streams.catalogue import Catalogue
 from streams.settings import Settings
-from streams.topics import AUDIT, USAGE
+from streams.topics import AUDIT, USAGE, outcome_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +68,9 @@ def outcome_topics(settings: Settings, agent_names: list[str]) -> dict[str, str]
     """Topic name → kind of record it holds."""
     kinds = {settings.topic(AUDIT): "audit", settings.topic(USAGE): "usage"}
     for name in agent_names:
-        kinds[settings.topic(f"{name}.results")] = "result"
-        kinds[settings.topic(f"{name}.review")] = "review"
-        kinds[settings.topic(f"{name}.dlq")] = "dead_letter"
+        kinds[outcome_topic(settings, name, "results")] = "result"
+        kinds[outcome_topic(settings, name, "review")] = "review"
+        kinds[outcome_topic(settings, name, "dlq")] = "dead_letter"
     return kinds
 
 

@@ -154,7 +154,7 @@ def to_source_record(message: Any) -> SourceRecord:
 
 
 async def until_written(
-    write: Callable[[], Awaitable[None]], *, what: str, attempt_timeout_s: float = 15.0, max_delay_s: float = 10.0
+    write: Callable[[], Awaitable[object]], *, what: str, attempt_timeout_s: float = 15.0, max_delay_s: float = 10.0
 ) -> None:
     """Retry a write to Kafka until it succeeds. The event is not acked meanwhile, so its offset stays
     put and the partition waits: an outcome is never skipped because a topic is missing or the broker

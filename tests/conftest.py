@@ -75,3 +75,13 @@ def make_source(catalogue: Catalogue, make_event: Callable[..., RequestEvent]) -
         return SourceRecord("support.tickets", 2, offset, 1_700_000_000_000, b"T-1001", value, (("h", b"v"),))
 
     return make
+
+
+@pytest.fixture
+def request_bytes(catalogue: Catalogue, make_event: Callable[..., RequestEvent]) -> Callable[..., bytes]:
+    """An encoded request event; any envelope field may be overridden, also with values Keel must refuse."""
+
+    def make(**fields: object) -> bytes:
+        return encode_request(catalogue, make_event(**fields))
+
+    return make

@@ -28,10 +28,6 @@ def model_calls(sim_url: str) -> int:
     return int(httpx.get(sim_url.removesuffix("/v1") + "/sim/stats").json()["requests_total"])
 
 
-def _physical(tally, kind: str, event_id: str) -> list[bytes]:
-    return [repr(o.value).encode() for o in tally.by_kind[kind].get(event_id, ())]
-
-
 async def test_a_duplicate_delivery_is_answered_from_the_store(stack: Stack, sim_url: str, make_event) -> None:
     events = [make_event() for _ in range(5)]
     with stack.running_worker():
@@ -55,7 +51,7 @@ async def test_the_store_survives_a_worker_restart(stack: Stack, sim_url: str, m
         ids, first = await run_through(stack, events={"support.tickets": events})
         assert_exactly_one_outcome_and_audit(ids, first)
     calls = model_calls(sim_url)
-    with stack.running_worker():  # a new process: the table is restored from its changelog
+    with stack.running_worker():  # a new process: the store is read back from its topic
         _, second = await run_through(stack, events={"support.tickets": events})
         fresh = [make_event()]
         fresh_ids, third = await run_through(stack, events={"support.tickets": fresh})

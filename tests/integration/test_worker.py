@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import struct
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import fastavro
 import orjson
 import pytest
 from harness import Stack, assert_exactly_one_outcome_and_audit, only_outcome, run_through, worker_stack
 
-from streams.catalogue import Catalogue
 from streams.local_stack import simulator_process
 from streams.publish import load_samples, take
 
@@ -65,42 +61,26 @@ async def test_sample_events_of_both_agents_each_end_in_one_outcome(stack: Stack
             assert audit.value["input_payload"] == event.payload_json and audit.value["outcome"] == "result"
 
 
-def _avro_request(catalogue: Catalogue, **fields: object) -> bytes:
-    schema = catalogue.by_subject("keel.request-value")
-    record: dict[str, object] = {
-        "event_id": str(uuid.uuid4()),
-        "occurred_at": 1_790_000_000_000,
-        "tenant": "acme-retail",
-        "source_system": "zendesk",
-        "business_key": "T-77",
-        "payload": orjson.dumps({"ticket_id": "T-77", "body": "hi"}).decode(),
-        "trace_id": None,
-    }
-    record.update(fields)
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, schema.parsed, record)
-    return struct.pack(">bI", 0, schema.id) + body.getvalue()
-
-
-async def test_bad_input_becomes_dead_letters_and_later_events_still_succeed(stack: Stack, make_event) -> None:
-    catalogue = stack.catalogue
-    good_value = _avro_request(catalogue)
+async def test_bad_input_becomes_dead_letters_and_later_events_still_succeed(
+    stack: Stack, make_event, request_bytes
+) -> None:
+    good_value = request_bytes()
     bad = {
         "not Avro at all": (b"plain text, not avro", "decode", "wrong_magic_byte"),
         "wrong magic byte": (b"\x01" + good_value[1:], "decode", "wrong_magic_byte"),
         "unknown schema id": (struct.pack(">bI", 0, 4242) + good_value[5:], "decode", "unknown_schema_id"),
         "missing required fields": (
-            _avro_request(catalogue, event_id="", tenant=""),
+            request_bytes(event_id="", tenant=""),
             "decode",
             "missing_required_field",
         ),
         "oversized payload": (
-            _avro_request(catalogue, payload=orjson.dumps({"body": "x" * 300_000}).decode()),
+            request_bytes(payload_json=orjson.dumps({"body": "x" * 300_000}).decode()),
             "decode",
             "event_too_large",
         ),
         "invalid UTF-8": (
-            _avro_request(catalogue, tenant="acme-zz").replace(b"acme-zz", b"acme\xc3\x28z"),
+            request_bytes(tenant="acme-zz").replace(b"acme-zz", b"acme\xc3\x28z"),
             "decode",
             "invalid_utf8",
         ),

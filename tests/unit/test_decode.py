@@ -1,8 +1,6 @@
-import io
 import struct
 from collections.abc import Callable
 
-import fastavro
 import pytest
 
 from streams.catalogue import Catalogue
@@ -20,23 +18,6 @@ from streams.errors import (
 )
 
 LIMIT = 256 * 1024
-
-
-def _raw_request(catalogue: Catalogue, **fields: object) -> bytes:
-    schema = catalogue.by_subject("keel.request-value")
-    record = {
-        "event_id": "e-1",
-        "occurred_at": 1_700_000_000_000,
-        "tenant": "t",
-        "source_system": "s",
-        "business_key": "k",
-        "payload": "{}",
-        "trace_id": None,
-    }
-    record.update(fields)
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, schema.parsed, record)
-    return struct.pack(">bI", 0, schema.id) + body.getvalue()
 
 
 def test_round_trip(catalogue: Catalogue, make_event: Callable[..., RequestEvent]) -> None:
@@ -64,36 +45,38 @@ def test_value_of_another_subject_is_refused(catalogue: Catalogue) -> None:
         decode_request(catalogue, data, max_event_bytes=LIMIT)
 
 
-def test_truncated_body_is_malformed(catalogue: Catalogue) -> None:
-    data = _raw_request(catalogue)
+def test_truncated_body_is_malformed(catalogue: Catalogue, request_bytes: Callable[..., bytes]) -> None:
+    data = request_bytes()
     with pytest.raises(MalformedAvro):
         decode_request(catalogue, data[:-6], max_event_bytes=LIMIT)
 
 
-def test_trailing_bytes_are_malformed(catalogue: Catalogue) -> None:
+def test_trailing_bytes_are_malformed(catalogue: Catalogue, request_bytes: Callable[..., bytes]) -> None:
     with pytest.raises(MalformedAvro, match="left over"):
-        decode_request(catalogue, _raw_request(catalogue) + b"junk", max_event_bytes=LIMIT)
+        decode_request(catalogue, request_bytes() + b"junk", max_event_bytes=LIMIT)
 
 
-def test_invalid_utf8_in_a_string(catalogue: Catalogue) -> None:
-    data = _raw_request(catalogue, tenant="tenant-x")
+def test_invalid_utf8_in_a_string(catalogue: Catalogue, request_bytes: Callable[..., bytes]) -> None:
+    data = request_bytes(tenant="tenant-x")
     broken = data.replace(b"tenant-x", b"tenant\xff\xfe")
     with pytest.raises(InvalidUtf8):
         decode_request(catalogue, broken, max_event_bytes=LIMIT)
 
 
-def test_empty_required_fields(catalogue: Catalogue) -> None:
+def test_empty_required_fields(catalogue: Catalogue, request_bytes: Callable[..., bytes]) -> None:
     with pytest.raises(MissingField, match="event_id, business_key"):
-        decode_request(catalogue, _raw_request(catalogue, event_id=" ", business_key=""), max_event_bytes=LIMIT)
+        decode_request(catalogue, request_bytes(event_id=" ", business_key=""), max_event_bytes=LIMIT)
 
 
 @pytest.mark.parametrize(("payload", "words"), [("not json", "not JSON"), ("[1, 2]", "must be a JSON object")])
-def test_payload_must_be_a_json_object(catalogue: Catalogue, payload: str, words: str) -> None:
+def test_payload_must_be_a_json_object(
+    catalogue: Catalogue, request_bytes: Callable[..., bytes], payload: str, words: str
+) -> None:
     with pytest.raises(InvalidPayload, match=words):
-        decode_request(catalogue, _raw_request(catalogue, payload=payload), max_event_bytes=LIMIT)
+        decode_request(catalogue, request_bytes(payload_json=payload), max_event_bytes=LIMIT)
 
 
-def test_oversized_event(catalogue: Catalogue) -> None:
-    data = _raw_request(catalogue, payload='{"body": "' + "x" * 5000 + '"}')
+def test_oversized_event(catalogue: Catalogue, request_bytes: Callable[..., bytes]) -> None:
+    data = request_bytes(payload_json='{"body": "' + "x" * 5000 + '"}')
     with pytest.raises(EventTooLarge, match="at most 4,096"):
         decode_request(catalogue, data, max_event_bytes=4096)
