@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from random import Random
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -50,19 +50,28 @@ class DirectiveError(ValueError):
     """A ``[[sim:...]]`` marker names no known directive."""
 
 
-def parse_directives(texts: Sequence[str]) -> tuple[str | None, float | None]:
-    """Return (fault kind, latency in ms) forced by ``[[sim:KIND]]`` / ``[[sim:latency=MS]]`` markers."""
+class Directives(NamedTuple):
+    fault: str | None  # [[sim:KIND]]
+    latency_ms: float | None  # [[sim:latency=MS]]
+    outage: int | None  # [[sim:outage=N]]: the first N requests with this prompt get a 5xx
+
+
+def parse_directives(texts: Sequence[str]) -> Directives:
+    """The directives forced by ``[[sim:...]]`` markers; the first of each kind wins."""
     fault: str | None = None
     latency_ms: float | None = None
+    outage: int | None = None
     for text in texts:
         for name, number in _DIRECTIVE.findall(text):
             if name == "latency" and number:
                 latency_ms = latency_ms if latency_ms is not None else float(number)
+            elif name == "outage" and number:
+                outage = outage if outage is not None else int(number)
             elif name in FAULT_KINDS and not number:
                 fault = fault or name
             else:
                 raise DirectiveError(f"unknown simulator directive [[sim:{name}{'=' + number if number else ''}]]")
-    return fault, latency_ms
+    return Directives(fault, latency_ms, outage)
 
 
 def schema_of(body: Mapping[str, Any]) -> Mapping[str, Any] | None:

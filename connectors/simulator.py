@@ -2,7 +2,9 @@
 
 It is not a model. Tests and benchmarks point ``OpenAICompatClient`` at it to get answers generated
 from the requested JSON schema, and failures on demand: by probability (``SimulatorConfig``) or per
-request, with a ``[[sim:KIND]]`` or ``[[sim:latency=MS]]`` marker in any message.
+request, with a ``[[sim:KIND]]`` or ``[[sim:latency=MS]]`` marker in any message. A
+``[[sim:outage=N]]`` marker plays a provider outage for that prompt: its first N requests get a 500,
+later ones an answer.
 
     python -m connectors.simulator --port 8090 --latency-ms 200 --p-5xx 0.3 --seed 7
 """
@@ -93,6 +95,7 @@ class _Simulator:
         self.config = config
         self._rng = Random(config.seed)  # noqa: S311 - a reproducible fault stream, not a secret
         self._counts: Counter[str] = Counter()
+        self._outage_calls: Counter[int] = Counter()  # by prompt
         self._total = 0
         self._closing = asyncio.Event()
 
@@ -132,13 +135,17 @@ class _Simulator:
         self._total += 1
         try:
             body, texts = _read_chat(await request.read())
-            forced, latency_ms = out.parse_directives(texts)
+            forced, latency_ms, outage = out.parse_directives(texts)
             draft = _draft(body, texts, self.config.seed)
         except ValueError as exc:  # not a chat request, an unknown directive, an unusable schema
             self._counts[_INVALID] += 1
             return _json(400, out.error_body(str(exc), error_type="invalid_request_error", code=None))
         draw = self._rng.random()
         drawn_latency_ms = draw_latency_ms(self.config, self._rng)
+        if outage is not None:
+            prompt = hash(tuple(texts))
+            self._outage_calls[prompt] += 1
+            forced = "5xx" if self._outage_calls[prompt] <= outage else forced or "ok"
         fault = forced or choose_fault(self.config, draw)
         self._counts[fault] += 1
         if fault == "hang":

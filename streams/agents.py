@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 import yaml
@@ -31,6 +31,11 @@ class _Strict(BaseModel):
 class PromptSpec(_Strict):
     system: str = Field(min_length=1)
     user: str = Field(min_length=1)
+    trim_optional_context: bool = Field(
+        default=False,
+        description="When the prompt is too long for a model, leave out the {{ path? }} values before "
+        "moving on to a model with a larger context window",
+    )
 
 
 class ModelSpec(_Strict):
@@ -54,6 +59,11 @@ class ReliabilityPolicy(_Strict):
     backoff_max_s: PositiveFloat = 8.0
     on_refusal: Literal["next_model", "review"] = "next_model"
     on_deadline: Literal["dead_letter", "review"] = "dead_letter"
+    retry_delays_s: tuple[Annotated[float, Field(gt=0, le=86_400)], ...] = Field(
+        default=(30.0, 300.0, 3600.0),
+        max_length=10,
+        description="Retry tiers for transient failures that outlast the in-line retries; empty: none",
+    )
 
 
 class HandoffPolicy(_Strict):

@@ -15,6 +15,7 @@ from streams.agents import Agent, ModelSpec
 from streams.circuit import CircuitState
 from streams.domain import Attempt, Stage
 from streams.errors import (
+    CircuitOpen,
     ContextLengthExceeded,
     DeadlineExceeded,
     KeelError,
@@ -27,7 +28,7 @@ from streams.errors import (
     ProviderError,
     ProviderRequestRejected,
 )
-from streams.fallback import Fallback, Position, Reask, Retry, Stop, decide, first_model
+from streams.fallback import Fallback, Position, Reask, Retry, Stop, Trim, decide, first_model
 from streams.model import ChatMessage, ModelRequest, ModelResponse
 from streams.parse import ValidatedOutput, parse_json_object, validate_output
 from streams.ports import Deps
@@ -41,6 +42,7 @@ CHARS_PER_TOKEN = 4  # a rough, conservative estimate, only used to skip models 
 class ChainSuccess:
     response: ModelResponse
     validated: ValidatedOutput
+    prompt: RenderedPrompt  # the one the answer came from: the full prompt, or the trimmed one
 
 
 class ChainStopped(Exception):
@@ -68,17 +70,25 @@ def stage_of(error: KeelError) -> Stage:
 
 
 async def run_chain(
-    agent: Agent, prompt: RenderedPrompt, deps: Deps, attempts: list[Attempt], *, started: float
+    agent: Agent,
+    prompt: RenderedPrompt,
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    started: float,
+    trimmed: RenderedPrompt | None = None,
+    purpose: str = "initial",
 ) -> ChainSuccess:
-    """Try the agent's chain until an answer validates or nothing is left; append every attempt."""
+    """Try the agent's chain until an answer validates or nothing is left; append every attempt.
+
+    ``attempts`` holds the event's attempts so far (from earlier retry tiers), so numbering continues;
+    ``trimmed`` is the prompt without its optional context, when the agent allows trimming; ``purpose``
+    is the first attempt's (``tier_retry`` in a retry tier)."""
     chain = agent.definition.model_chain
     policy = agent.definition.reliability
     deadline = started + policy.deadline_s
-    prompt_tokens = sum(len(m.content) for m in prompt.messages) // CHARS_PER_TOKEN
-    index = first_model(chain, prompt_tokens=prompt_tokens, unavailable=_open_circuits(chain, deps))
-    if index is None:
-        raise ChainStopped("dead_letter", NoModelAvailable(_nothing_available(chain, prompt_tokens)))
-    position, messages, purpose = Position(index), list(prompt.messages), "initial"
+    index, prompt, trimmed = _start(chain, prompt, trimmed, _open_circuits(chain, deps))
+    position, messages = Position(index), list(prompt.messages)
     last_error: KeelError | None = None
     while True:
         remaining_s = deadline - deps.clock.monotonic()
@@ -86,12 +96,12 @@ async def run_chain(
             raise ChainStopped(policy.on_deadline, _deadline_passed(policy.deadline_s, attempts, last_error))
         spec = chain[position.index]
         if not deps.breakers.allows(spec.key, deps.clock.monotonic()):
-            answer = _Answer(None, None, NoModelAvailable(f"the circuit of {spec.key} is open"))
+            answer = _Answer(None, None, CircuitOpen(f"the circuit of {spec.key} is open"))
         else:
             answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=remaining_s)
             _record_health(deps, spec, answer.error)
         if answer.error is None and answer.response is not None and answer.validated is not None:
-            return ChainSuccess(answer.response, answer.validated)
+            return ChainSuccess(answer.response, answer.validated, prompt)
         assert answer.error is not None
         last_error = answer.error
         if deadline - deps.clock.monotonic() <= 0:
@@ -104,6 +114,7 @@ async def run_chain(
             remaining_s=deadline - deps.clock.monotonic(),
             unavailable=_open_circuits(chain, deps),
             jitter=deps.rng.random(),
+            can_trim=trimmed is not None,
         )
         if isinstance(decision, Stop):
             raise ChainStopped(decision.route, answer.error)
@@ -114,8 +125,29 @@ async def run_chain(
             assert answer.response is not None
             messages += [ChatMessage("assistant", answer.response.text), ChatMessage("user", decision.feedback)]
             position, purpose = dataclasses.replace(position, reasks=position.reasks + 1), "reask"
+        elif isinstance(decision, Trim):
+            assert trimmed is not None
+            prompt, trimmed = trimmed, None
+            position, messages, purpose = Position(position.index), list(prompt.messages), "trim"
         elif isinstance(decision, Fallback):
             position, messages, purpose = Position(decision.index), list(prompt.messages), "fallback"
+
+
+def _start(
+    chain: list[ModelSpec], prompt: RenderedPrompt, trimmed: RenderedPrompt | None, unavailable: frozenset[int]
+) -> tuple[int, RenderedPrompt, RenderedPrompt | None]:
+    """The first model to try, with the prompt to send it (trimmed when only that fits any model)."""
+    index = first_model(chain, prompt_tokens=_tokens(prompt), unavailable=unavailable)
+    if index is None and trimmed is not None:
+        prompt, trimmed = trimmed, None
+        index = first_model(chain, prompt_tokens=_tokens(prompt), unavailable=unavailable)
+    if index is None:
+        raise ChainStopped("dead_letter", _no_model(chain, _tokens(prompt)))
+    return index, prompt, trimmed
+
+
+def _tokens(prompt: RenderedPrompt) -> int:
+    return prompt.chars // CHARS_PER_TOKEN
 
 
 async def _attempt(
@@ -177,9 +209,10 @@ def _record_health(deps: Deps, spec: ModelSpec, error: KeelError | None) -> None
     if error is None or isinstance(error, OutputError | ModelRefused | ContextLengthExceeded | ProviderRequestRejected):
         deps.breakers.record_success(spec.key)
     elif isinstance(error, ProviderError):
-        if isinstance(error, ProviderAuthError):  # an operator must act: a key is wrong, revoked or out of quota
+        auth = isinstance(error, ProviderAuthError)
+        if auth:  # an operator must act: a key is wrong, revoked or out of quota
             log.error("provider %s rejected Keel's credentials for %s: %s", spec.provider, spec.key, error)
-        deps.breakers.record_failure(spec.key, deps.clock.monotonic())
+        deps.breakers.record_failure(spec.key, deps.clock.monotonic(), reason=error.reason, trip=auth)
     else:
         deps.breakers.release(spec.key)
 
@@ -189,9 +222,11 @@ def _open_circuits(chain: list[ModelSpec], deps: Deps) -> frozenset[int]:
     return frozenset(i for i, spec in enumerate(chain) if deps.breakers.state(spec.key, now) is CircuitState.OPEN)
 
 
-def _nothing_available(chain: list[ModelSpec], prompt_tokens: int) -> str:
+def _no_model(chain: list[ModelSpec], prompt_tokens: int) -> NoModelAvailable:
+    """Why no model can start: only open circuits (they will close), or context windows too small."""
     windows = ", ".join(f"{s.key} ({s.context_window or 'any'} tokens)" for s in chain)
-    return (
-        f"no model in the chain can take this event now (prompt ~{prompt_tokens} tokens; chain: {windows}; "
-        "models with an open circuit are skipped)"
+    if first_model(chain, prompt_tokens=prompt_tokens, unavailable=frozenset()) is not None:
+        return CircuitOpen(f"every model that fits this event has an open circuit (chain: {windows})")
+    return NoModelAvailable(
+        f"no model in the chain has a context window for this event (prompt ~{prompt_tokens} tokens; chain: {windows})"
     )

@@ -4,6 +4,8 @@ After ``failure_threshold`` consecutive provider failures the circuit opens: the
 once instead of costing each event a timeout. After ``cooldown_s`` one probe call is let through
 (half-open); its success closes the circuit, its failure opens it for another cooldown. Only provider
 failures count (timeouts, connection errors, 5xx, 429, auth); a model that answers badly is working.
+An auth failure (401/403) opens the circuit at once: the key will not start working by itself, and the
+open circuit, with ``last_failure`` = ``provider_auth``, is the signal an operator must act on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class _Circuit:
     failures: int = 0
     opened_at: float | None = None
     probing: bool = False
+    last_failure: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class CircuitView:
     state: CircuitState
     consecutive_failures: int
     open_for_s: float | None
+    last_failure: str | None  # the reason code of the latest failure
 
 
 class CircuitBreakers:
@@ -63,10 +67,12 @@ class CircuitBreakers:
     def record_success(self, key: str) -> None:
         self._circuits.pop(key, None)
 
-    def record_failure(self, key: str, now: float) -> None:
+    def record_failure(self, key: str, now: float, *, reason: str = "provider_error", trip: bool = False) -> None:
+        """``trip``: open the circuit now, whatever the count (a failure that will not go away by itself)."""
         circuit = self._circuits.setdefault(key, _Circuit())
         circuit.failures += 1
-        if circuit.probing or circuit.failures >= self.failure_threshold:
+        circuit.last_failure = reason
+        if trip or circuit.probing or circuit.failures >= self.failure_threshold:
             circuit.opened_at = now
         circuit.probing = False
 
@@ -83,6 +89,7 @@ class CircuitBreakers:
                 self.state(key, now),
                 circuit.failures,
                 None if circuit.opened_at is None else now - circuit.opened_at,
+                circuit.last_failure,
             )
             for key, circuit in sorted(self._circuits.items())
         ]

@@ -69,7 +69,7 @@ class Attempt:
     tokens_out: int
     model_version: str | None
     outcome: str  # "ok" or the failure's reason code
-    purpose: str = "initial"  # initial | retry | reask | fallback
+    purpose: str = "initial"  # initial | retry | reask | trim | fallback | tier_retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,11 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class Trace:
-    """What happened to one event on its way through the pipeline, whatever the outcome."""
+    """What happened to one event on its way through the pipeline, whatever the outcome.
+
+    ``source`` is the record as it first arrived on the input topic, also when this pass read it from a
+    retry tier; ``attempts`` are all of the event's attempts, the first ``earlier_attempts`` of them
+    made (and already counted in usage) in earlier tiers."""
 
     source: SourceRecord
     received_at_ms: int
@@ -90,12 +94,19 @@ class Trace:
     prompt_hash: str | None = None
     attempts: tuple[Attempt, ...] = ()
     decode_ms: float = 0.0
-    model_ms: float = 0.0
+    model_ms: float = 0.0  # this pass's model time
     total_ms: float = 0.0
+    earlier_attempts: int = 0
+    tier: int = 0  # 0: read from the input topic; n: from retry tier n
 
     @property
     def event_id(self) -> str:
         return self.event.event_id if self.event is not None else undecodable_id(self.source)
+
+    @property
+    def new_attempts(self) -> tuple[Attempt, ...]:
+        """The attempts of this pass: each becomes a usage record once."""
+        return self.attempts[self.earlier_attempts :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,4 +140,13 @@ class DeadLetter:
     failure: Failure
 
 
-Outcome = Result | Review | DeadLetter
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    """A transient failure outlasted the in-line retries: the event waits in retry tier ``tier``."""
+
+    trace: Trace
+    failure: Failure
+    tier: int
+
+
+Outcome = Result | Review | DeadLetter | RetryLater

@@ -1,7 +1,9 @@
 """Outcome -> records: the bytes, keys and headers Keel writes for one event.
 
-Pure: it builds records and sends nothing. Every outcome yields one outcome record (result or dead
-letter), one audit record, and one usage record per model attempt, all keyed by event id.
+Pure: it builds records and sends nothing. Every outcome yields one outcome record (result, review
+item or dead letter), one audit record, and one usage record per model attempt, all keyed by event id.
+An event sent to a retry tier is not decided yet: it yields its tier record and the usage records of
+the attempts made so far, and its audit record comes with its final outcome.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams import wire
+from streams import retry, wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
-from streams.domain import DeadLetter, Headers, Outcome, RequestEvent, Result, Review, Trace
+from streams.domain import DeadLetter, Headers, Outcome, RequestEvent, Result, RetryLater, Review, Trace
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, AgentTopics, agent_topics
 
@@ -33,6 +35,7 @@ class OutRecord:
     key: bytes | None  # None only when re-publishing an input record that had no key
     value: bytes
     headers: Headers
+    partition: int | None = None  # None: by key
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +43,17 @@ class Emission:
     """Everything one event writes. ``outcome`` and ``audit`` are what a redelivery re-emits; usage
     records are not re-emitted, because they count calls that were actually made."""
 
-    outcome: OutRecord
-    audit: OutRecord
+    outcome: OutRecord  # or, for an event sent to a retry tier, its tier record
+    audit: OutRecord | None  # None while the event waits in a retry tier
     usage: tuple[OutRecord, ...]
+    retry_tier: int | None = None  # the tier the event waits in; None: the outcome is final
 
     @property
     def recorded(self) -> list[OutRecord]:
-        return [self.outcome, self.audit]
+        return [self.outcome] if self.audit is None else [self.outcome, self.audit]
 
     def all(self) -> list[OutRecord]:
-        return [self.outcome, self.audit, *self.usage]
+        return [*self.recorded, *self.usage]
 
 
 class Emitter:
@@ -69,6 +73,15 @@ class Emitter:
         trace = outcome.trace
         key = trace.event_id.encode()
         headers = _common_headers(trace, agent)
+        usage = tuple(
+            OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers)
+            for value in _usage_values(trace, agent)
+        )
+        if isinstance(outcome, RetryLater):
+            source = trace.source
+            topic = topics.retries[outcome.tier - 1]
+            waiting = OutRecord(topic, source.key, source.value, retry.tier_headers(outcome), source.partition)
+            return Emission(waiting, None, usage, retry_tier=outcome.tier)
         if isinstance(outcome, Result):
             value = wire.encode(agent.result_schema, _result_value(outcome, agent, now_ms))
             main = OutRecord(topics.results, key, value, (*headers, (H_OUTCOME, b"result")))
@@ -84,14 +97,13 @@ class Emitter:
             wire.encode(self._audit, _audit_value(outcome, agent, topics, now_ms)),
             (*headers, (H_OUTCOME, _outcome_name(outcome).encode())),
         )
-        usage = tuple(
-            OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers)
-            for value in _usage_values(trace, agent)
-        )
         return Emission(main, audit, usage)
 
 
-def _outcome_name(outcome: Outcome) -> str:
+Final = Result | Review | DeadLetter
+
+
+def _outcome_name(outcome: Final) -> str:
     if isinstance(outcome, Result):
         return "result"
     return "review" if isinstance(outcome, Review) else "dead_letter"
@@ -204,13 +216,14 @@ def _dead_letter_headers(dead: DeadLetter, agent: Agent, common: Headers) -> Hea
         "error.reason": failure.reason,
         "error.message": failure.message[:1000],
         "attempts": str(len(dead.trace.attempts)),
+        "retry.tier": str(dead.trace.tier),
     }
     original = tuple((k, v) for k, v in source.headers if not k.startswith("keel."))
     own = tuple((DLQ_HEADER_PREFIX + name, value.encode()) for name, value in facts.items())
     return (*original, *common, (H_OUTCOME, b"dead_letter"), *own)
 
 
-def _audit_value(outcome: Outcome, agent: Agent, topics: AgentTopics, now_ms: int) -> dict[str, Any]:
+def _audit_value(outcome: Final, agent: Agent, topics: AgentTopics, now_ms: int) -> dict[str, Any]:
     trace, event = outcome.trace, outcome.trace.event
     last = trace.attempts[-1] if trace.attempts else None
     return {
@@ -246,7 +259,7 @@ def _audit_value(outcome: Outcome, agent: Agent, topics: AgentTopics, now_ms: in
     }
 
 
-def _audit_error(outcome: Outcome) -> dict[str, str] | None:
+def _audit_error(outcome: Final) -> dict[str, str] | None:
     if isinstance(outcome, Review):
         return {"stage": "review", "error_class": "Review", "reason": outcome.reason, "message": outcome.message}
     if not isinstance(outcome, DeadLetter):
@@ -279,5 +292,5 @@ def _usage_values(trace: Trace, agent: Agent) -> list[dict[str, Any]]:
             "outcome": attempt.outcome,
             "at": attempt.started_at_ms,
         }
-        for attempt in trace.attempts
+        for attempt in trace.new_attempts
     ]

@@ -175,9 +175,15 @@ class DeadlineExceeded(KeelError):
 
 
 class NoModelAvailable(KeelError):
-    """Every model of the chain is skipped: circuits open, or context windows too small."""
+    """No model of the chain can take the event: their context windows are too small."""
 
     reason = "no_model_available"
+
+
+class CircuitOpen(NoModelAvailable):
+    """Every model that could take the event is skipped because its circuit is open; it may close."""
+
+    reason = "circuit_open"
     retriable = True
 
 

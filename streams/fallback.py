@@ -8,11 +8,13 @@ are open, a random number for jitter), and the answer is a plain value the chain
 | timeout, connection, 5xx, bad response   | retry this model with jittered backoff, then next model  |
 | 429                                      | retry after Retry-After if it fits the deadline, else next|
 | 401/403                                  | next model (no retry: the key will not start working)    |
-| context length exceeded                  | next model with a larger context window                  |
+| context length exceeded                  | trim optional context if allowed, else a larger window   |
 | refusal / content filter                 | next model, or review when the policy says so            |
 | answer not JSON / schema violation       | re-ask this model with the problems, then next model     |
 | request rejected (other 4xx)             | next model                                               |
 | nothing left to try                      | stop: dead letter (review when the policy says so)       |
+
+A stop on a transient failure (``next_tier``) is not the end yet: the event waits in the next retry tier.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 from streams.agents import ModelSpec, ReliabilityPolicy
 from streams.errors import (
+    CircuitOpen,
     ContextLengthExceeded,
     KeelError,
     ModelRefused,
@@ -45,6 +48,11 @@ class Reask:
 
 
 @dataclass(frozen=True, slots=True)
+class Trim:
+    """Ask the same model again without the prompt's optional context."""
+
+
+@dataclass(frozen=True, slots=True)
 class Fallback:
     index: int
 
@@ -54,7 +62,7 @@ class Stop:
     route: str  # "dead_letter" | "review"
 
 
-Decision = Retry | Reask | Fallback | Stop
+Decision = Retry | Reask | Trim | Fallback | Stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +83,10 @@ def decide(
     remaining_s: float,
     unavailable: frozenset[int],
     jitter: float,
+    can_trim: bool = False,
 ) -> Decision:
-    """``jitter`` is a uniform draw from [0, 1); ``unavailable`` are chain indexes whose circuit is open."""
+    """``jitter`` is a uniform draw from [0, 1); ``unavailable`` are chain indexes whose circuit is open;
+    ``can_trim``: the agent allows trimming and the prompt still has optional context to leave out."""
     spec = chain[position.index]
     if isinstance(error, OutputError):
         if position.reasks < policy.max_reasks:
@@ -85,6 +95,8 @@ def decide(
     if isinstance(error, ModelRefused):
         return Stop("review") if policy.on_refusal == "review" else _next(chain, position.index, unavailable)
     if isinstance(error, ContextLengthExceeded):
+        if can_trim:
+            return Trim()
         return _next(chain, position.index, unavailable, larger_than=spec.context_window)
     if isinstance(error, ProviderAuthError | ProviderRequestRejected):
         return _next(chain, position.index, unavailable)
@@ -95,6 +107,14 @@ def decide(
         if delay < remaining_s:
             return Retry(delay)
     return _next(chain, position.index, unavailable)
+
+
+def next_tier(error: KeelError, *, tier: int, delays_s: Sequence[float]) -> int | None:
+    """The retry tier for an event whose chain stopped on ``error`` during tier ``tier`` (0: the input
+    topic), or None: the failure is not transient (a provider that may recover, a circuit that may
+    close), or no tier is left."""
+    transient = error.retriable and isinstance(error, ProviderError | CircuitOpen)
+    return tier + 1 if transient and tier < len(delays_s) else None
 
 
 def backoff_s(retries_so_far: int, policy: ReliabilityPolicy, jitter: float) -> float:

@@ -20,11 +20,14 @@ class TopicSetupError(KeelError):
 
 
 async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet; return the names created. Topics that exist must have
+    the planned partition count: an event's store entry and retry tier records use its input
+    partition's number."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
+        await _check_partitions(admin, [spec for spec in specs if spec.name in existing])
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             new = [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=s.configs) for s in missing]
@@ -36,6 +39,17 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[
         raise TopicSetupError(f"cannot create topics on {bootstrap_servers}: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+async def _check_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    if not specs:
+        return
+    counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([s.name for s in specs])}
+    wrong = [f"{s.name} has {counts[s.name]}" for s in specs if counts.get(s.name, s.partitions) != s.partitions]
+    if wrong:
+        raise TopicSetupError(
+            f"topics must have {specs[0].partitions} partitions (KEEL_PARTITIONS), but {'; '.join(wrong)}"
+        )
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], *, timeout_s: float = 30) -> None:

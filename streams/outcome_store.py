@@ -4,7 +4,8 @@ A redelivered event (a crash before its offset was committed, a rebalance, a pro
 outcome here and the worker re-emits the recorded records instead of calling the model again. The
 entry is written, and acknowledged by the broker, *before* the outcome records are produced: whatever
 the crash point, an event's outcome is either recorded (and re-emitted as it was) or not decided yet
-(and decided once).
+(and decided once). An event sent to a retry tier has an entry saying so, holding its tier record: a
+redelivery from an earlier tier re-emits that, a delivery from that tier runs the event again.
 
 Entries go to the same partition number as their input event, so the worker that owns an input
 partition reads exactly that store partition: it loads it on first use after the partition is
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,30 +31,48 @@ from streams.emit import OutRecord
 Send = Callable[[str, bytes, bytes, int], Awaitable[None]]  # topic, key, value, partition → acknowledged
 
 
-def encode_records(records: list[OutRecord]) -> bytes:
-    return orjson.dumps(
-        [
-            {
-                "t": r.topic,
-                "k": None if r.key is None else base64.b64encode(r.key).decode(),
-                "v": base64.b64encode(r.value).decode(),
-                "h": [[k, None if v is None else base64.b64encode(v).decode()] for k, v in r.headers],
-            }
-            for r in records
-        ]
-    )
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An entry: the records an event wrote, and whether it still waits in a retry tier."""
+
+    records: list[OutRecord]
+    retry_tier: int | None = None  # None: the outcome is final
+
+    def settles(self, tier: int) -> bool:
+        """Whether this entry already answers a delivery read from ``tier`` (0: the input topic): the
+        outcome is final, or that tier's pass already ran and sent the event on to a later tier."""
+        return self.retry_tier is None or self.retry_tier > tier
 
 
-def decode_records(blob: bytes) -> list[OutRecord]:
-    return [
+def encode_entry(entry: Recorded) -> bytes:
+    records = [
+        {
+            "t": r.topic,
+            "p": r.partition,
+            "k": None if r.key is None else base64.b64encode(r.key).decode(),
+            "v": base64.b64encode(r.value).decode(),
+            "h": [[k, None if v is None else base64.b64encode(v).decode()] for k, v in r.headers],
+        }
+        for r in entry.records
+    ]
+    return orjson.dumps({"retry_tier": entry.retry_tier, "records": records})
+
+
+def decode_entry(blob: bytes) -> Recorded:
+    document = orjson.loads(blob)
+    if isinstance(document, list):  # written before retry tiers: a final outcome
+        document = {"retry_tier": None, "records": document}
+    records = [
         OutRecord(
             topic=item["t"],
             key=None if item["k"] is None else base64.b64decode(item["k"]),
             value=base64.b64decode(item["v"]),
             headers=_headers(item["h"]),
+            partition=item.get("p"),
         )
-        for item in orjson.loads(blob)
+        for item in document["records"]
     ]
+    return Recorded(records, document["retry_tier"])
 
 
 def _headers(pairs: list[list[Any]]) -> Headers:
@@ -67,15 +87,15 @@ class OutcomeStore:
         self._partitions: dict[int, dict[bytes, bytes]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
 
-    async def recorded(self, event_id: str, *, partition: int) -> list[OutRecord] | None:
+    async def recorded(self, event_id: str, *, partition: int) -> Recorded | None:
         entries = await self._loaded(partition)
         blob = entries.get(event_id.encode())
-        return None if blob is None else decode_records(blob)
+        return None if blob is None else decode_entry(blob)
 
-    async def record(self, event_id: str, records: list[OutRecord], *, partition: int) -> None:
+    async def record(self, event_id: str, entry: Recorded, *, partition: int) -> None:
         """Write the entry and wait for the broker's acknowledgement."""
         entries = await self._loaded(partition)
-        key, blob = event_id.encode(), encode_records(records)
+        key, blob = event_id.encode(), encode_entry(entry)
         await self._send(self.topic, key, blob, partition)
         entries[key] = blob
 

@@ -2,14 +2,15 @@
 
 No Kafka and no HTTP here: models are reached through the ``ModelClient`` port and time through the
 ``Clock`` port (see ``streams.ports.Deps``). Expected failures become a ``DeadLetter`` (or a ``Review``
-when the agent's policy says so) naming the stage; anything unexpected is a bug that is still turned
+when the agent's policy says so) naming the stage, or a ``RetryLater`` when the failure is transient
+and the agent has a retry tier left; anything unexpected is a bug that is still turned
 into a dead letter here, so the worker keeps running and the event is kept.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from streams.agents import Agent
 from streams.chain import ChainStopped, run_chain, stage_of
@@ -22,12 +23,14 @@ from streams.domain import (
     Outcome,
     RequestEvent,
     Result,
+    RetryLater,
     Review,
     SourceRecord,
     Stage,
     Trace,
 )
 from streams.errors import KeelError
+from streams.fallback import next_tier
 from streams.ports import Deps
 from streams.prompt import RenderedPrompt, render_prompt
 
@@ -42,10 +45,12 @@ class _Run:
     clock: Clock
     received_at_ms: int
     started: float
+    tier: int
+    attempts: list[Attempt]
+    earlier_attempts: int
     stage: Stage = Stage.DECODE
     event: RequestEvent | None = None
     prompt: RenderedPrompt | None = None
-    attempts: list[Attempt] = field(default_factory=list)
     decode_ms: float = 0.0
 
     def trace(self) -> Trace:
@@ -55,29 +60,52 @@ class _Run:
             event=self.event,
             prompt_hash=self.prompt.hash if self.prompt else None,
             attempts=tuple(self.attempts),
+            earlier_attempts=self.earlier_attempts,
+            tier=self.tier,
             decode_ms=self.decode_ms,
-            model_ms=sum(a.latency_s for a in self.attempts) * 1000,
+            model_ms=sum(a.latency_s for a in self.attempts[self.earlier_attempts :]) * 1000,
             total_ms=(self.clock.monotonic() - self.started) * 1000,
         )
 
+    def failure(self, error: BaseException, *, reason: str) -> Failure:
+        return Failure(self.stage, type(error).__name__, reason, str(error))
+
     def dead_letter(self, error: BaseException, *, reason: str) -> DeadLetter:
-        return DeadLetter(self.trace(), Failure(self.stage, type(error).__name__, reason, str(error)))
+        return DeadLetter(self.trace(), self.failure(error, reason=reason))
 
 
-async def process(source: SourceRecord, agent: Agent, deps: Deps) -> Outcome:
-    run = _Run(source, deps.clock, deps.clock.now_ms(), deps.clock.monotonic())
+async def process(
+    source: SourceRecord, agent: Agent, deps: Deps, *, tier: int = 0, earlier: tuple[Attempt, ...] = ()
+) -> Outcome:
+    """``source`` is the record as it first arrived; ``tier`` the retry tier this pass runs in (0: the
+    input topic), after the ``earlier`` attempts of the tiers before it (see streams/retry.py)."""
+    now_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
+    run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier))
     try:
         run.event = decode_request(deps.catalogue, source.value, max_event_bytes=deps.max_event_bytes)
         run.decode_ms = (deps.clock.monotonic() - run.started) * 1000
         run.stage = Stage.PROMPT
         run.prompt = render_prompt(agent.templates, run.event)
+        trimmed = _trimmed(agent, run.event, run.prompt)
         run.stage = Stage.MODEL
-        success = await run_chain(agent, run.prompt, deps, run.attempts, started=run.started)
+        success = await run_chain(
+            agent,
+            run.prompt,
+            deps,
+            run.attempts,
+            started=run.started,
+            trimmed=trimmed,
+            purpose="tier_retry" if tier else "initial",
+        )
+        run.prompt = success.prompt
     except ChainStopped as stop:
         run.stage = stage_of(stop.error)
         if stop.route == "review":
             messages = tuple((m.role, m.content) for m in run.prompt.messages) if run.prompt else ()
             return Review(run.trace(), stop.error.reason, str(stop.error), messages)
+        retry_tier = next_tier(stop.error, tier=tier, delays_s=agent.definition.reliability.retry_delays_s)
+        if retry_tier is not None:
+            return RetryLater(run.trace(), run.failure(stop.error, reason=stop.error.reason), retry_tier)
         return run.dead_letter(stop.error, reason=stop.error.reason)
     except KeelError as exc:
         return run.dead_letter(exc, reason=exc.reason)
@@ -95,3 +123,11 @@ async def process(source: SourceRecord, agent: Agent, deps: Deps) -> Outcome:
         route=agent.definition.handoff.route,
         warnings=success.validated.warnings,
     )
+
+
+def _trimmed(agent: Agent, event: RequestEvent, prompt: RenderedPrompt) -> RenderedPrompt | None:
+    """The prompt without its optional context, when the agent allows it and it is any shorter."""
+    if not agent.definition.prompt.trim_optional_context:
+        return None
+    trimmed = render_prompt(agent.templates, event, trim=True)
+    return trimmed if trimmed.chars < prompt.chars else None

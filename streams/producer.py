@@ -35,7 +35,10 @@ class RecordProducer:
         """Send every record, then wait for all acknowledgements together (no per-record round trip).
         Returns where each record landed: (topic, partition, offset)."""
         producer = await self._ready()
-        pending = [await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)) for r in records]
+        pending = [
+            await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers), partition=r.partition)
+            for r in records
+        ]
         return [(m.topic, m.partition, m.offset) for m in await asyncio.gather(*pending)]
 
     async def send_one(self, topic: str, key: bytes, value: bytes, partition: int) -> None:

@@ -1,9 +1,10 @@
 """Prompt step: render the agent's system and user templates over an event.
 
 Templates use ``{{ path }}`` for a required value and ``{{ path? }}`` for an optional one (empty
-when missing or null). Paths address the event: ``event_id``, ``tenant``, ``source_system``,
-``business_key``, ``occurred_at`` (ISO-8601) and ``payload.<field>.<field>``. Strings render as-is;
-other values render as compact JSON. Templates are compiled once when the agent is loaded.
+when missing or null, and left out of a trimmed prompt). Paths address the event: ``event_id``,
+``tenant``, ``source_system``, ``business_key``, ``occurred_at`` (ISO-8601) and
+``payload.<field>.<field>``. Strings render as-is; other values render as compact JSON. Templates
+are compiled once when the agent is loaded.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ class Template:
     source: str
     parts: tuple[str | _Slot, ...]
 
-    def render(self, context: dict[str, Any]) -> str:
+    def render(self, context: dict[str, Any], *, trim: bool = False) -> str:
+        """``trim``: leave every optional value out, to fit a smaller context window."""
         out: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
                 out.append(part)
                 continue
-            value = _lookup(context, part.path)
+            value = _MISSING if trim and part.optional else _lookup(context, part.path)
             if value is _MISSING or value is None:
                 if not part.optional:
                     raise PromptRenderError(f"the template needs {'.'.join(part.path)}, which the event does not have")
@@ -77,8 +79,12 @@ class RenderedPrompt:
     messages: tuple[ChatMessage, ...]
     hash: str
 
+    @property
+    def chars(self) -> int:
+        return sum(len(m.content) for m in self.messages)
 
-def render_prompt(templates: PromptTemplates, event: RequestEvent) -> RenderedPrompt:
+
+def render_prompt(templates: PromptTemplates, event: RequestEvent, *, trim: bool = False) -> RenderedPrompt:
     context = {
         "event_id": event.event_id,
         "tenant": event.tenant,
@@ -87,8 +93,8 @@ def render_prompt(templates: PromptTemplates, event: RequestEvent) -> RenderedPr
         "occurred_at": datetime.fromtimestamp(event.occurred_at_ms / 1000, UTC).isoformat(),
         "payload": event.payload,
     }
-    system = templates.system.render(context)
-    user = templates.user.render(context)
+    system = templates.system.render(context, trim=trim)
+    user = templates.user.render(context, trim=trim)
     digest = hashlib.sha256(f"{system}\x00{user}".encode()).hexdigest()[:16]
     return RenderedPrompt((ChatMessage("system", system), ChatMessage("user", user)), digest)
 

@@ -17,6 +17,7 @@ class AgentTopics:
     results: str
     review: str
     dlq: str
+    retries: tuple[str, ...] = ()  # retry tiers 1..n (streams/retry.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +29,18 @@ class TopicSpec:
 
 
 def outcome_topic(settings: Settings, agent_name: str, kind: str) -> str:
-    """``<agent>.results``, ``<agent>.review`` or ``<agent>.dlq``, in the settings' namespace."""
+    """``<agent>.results``, ``.review``, ``.dlq`` or ``.retry.<n>``, in the settings' namespace."""
     return settings.topic(f"{agent_name}.{kind}")
 
 
 def agent_topics(agent: Agent, settings: Settings) -> AgentTopics:
+    tiers = range(1, len(agent.definition.reliability.retry_delays_s) + 1)
     return AgentTopics(
         input=settings.topic(agent.definition.input_topic),
         results=outcome_topic(settings, agent.name, "results"),
         review=outcome_topic(settings, agent.name, "review"),
         dlq=outcome_topic(settings, agent.name, "dlq"),
+        retries=tuple(outcome_topic(settings, agent.name, f"retry.{tier}") for tier in tiers),
     )
 
 
@@ -50,7 +53,7 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     names: list[str] = [settings.topic(AUDIT), settings.topic(USAGE)]
     for agent in agents:
         topics = agent_topics(agent, settings)
-        names += [topics.input, topics.results, topics.review, topics.dlq]
+        names += [topics.input, topics.results, topics.review, topics.dlq, *topics.retries]
     unique = list(dict.fromkeys(names))  # two agents may share an input topic
     plain = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in unique]
     retention_ms = str(int(settings.outcome_retention_hours * 3600 * 1000))

@@ -1,10 +1,10 @@
 """The faust worker: a thin shell that feeds input records to the pipeline and produces its records.
 
-For each agent, one faust agent consumes the input topic with manual acks. An event's outcome is
-decided once (the pipeline), recorded in the outcome store, then produced; the event is acked (and so
-its offset becomes committable) only after all of that is acknowledged by the broker. A crash never
-commits past an event whose outcome is not durably written, and a redelivered event re-emits its
-recorded outcome without a model call.
+For each agent, one faust agent consumes the input topic with manual acks, and one more each retry
+tier topic (streams/retry.py). An event's outcome is decided once (the pipeline), recorded in the
+outcome store, then produced; the event is acked (and so its offset becomes committable) only after
+all of that is acknowledged by the broker. A crash never commits past an event whose outcome is not
+durably written, and a redelivered event re-emits its recorded outcome without a model call.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from streams.decode import event_id_of
 from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
 from streams.kafka_admin import ensure_topics
-from streams.outcome_store import OutcomeStore
+from streams.outcome_store import OutcomeStore, Recorded
 from streams.pipeline import process
 from streams.producer import RecordProducer
+from streams.retry import arrival
 from streams.settings import Settings
 from streams.topics import agent_topics, outcomes_topic, topic_plan
 from streams.wiring import Runtime, load_runtime
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 def create_app(runtime: Runtime) -> faust.App:
     settings = runtime.settings
+    # A retry tier's agent waits up to its delay on one record; faust would log that as a stalled stream.
+    longest_wait_s = max((d for a in runtime.agents for d in a.definition.reliability.retry_delays_s), default=0)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -49,6 +52,8 @@ def create_app(runtime: Runtime) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        stream_processing_timeout=max(300.0, longest_wait_s + 60),
+        broker_commit_livelock_soft_timeout=max(300.0, longest_wait_s + 60),
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
         web_bind="127.0.0.1",
@@ -56,10 +61,13 @@ def create_app(runtime: Runtime) -> faust.App:
     )
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
     for agent in runtime.agents:
-        topic = app.topic(agent_topics(agent, settings).input, key_serializer="raw", value_serializer="raw")
+        topics = agent_topics(agent, settings)
         store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), producer.send_one)
-        app.agent(topic, name=f"keel.{agent.name}")(_handler(agent, runtime, store, producer))
-        _forget_on_revoke(app, topic.get_topic_name(), store)
+        for tier, name in enumerate((topics.input, *topics.retries)):
+            topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+            suffix = f".retry.{tier}" if tier else ""
+            app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(agent, runtime, store, producer, tier))
+        _forget_on_revoke(app, {topics.input, *topics.retries}, store)
 
     @app.page("/keel/circuits/")
     async def circuits(web: Any, request: Any) -> Any:
@@ -96,44 +104,56 @@ def _exit_on_crash(app: faust.App) -> None:
     app.crash = crash_and_exit  # type: ignore[method-assign]
 
 
-def _forget_on_revoke(app: faust.App, input_topic: str, store: OutcomeStore) -> None:
+def _forget_on_revoke(app: faust.App, topics: set[str], store: OutcomeStore) -> None:
     async def forget(_sender: Any, revoked: set[Any], **_: Any) -> None:
-        store.forget(tp.partition for tp in revoked if tp.topic == input_topic)
+        store.forget(tp.partition for tp in revoked if tp.topic in topics)
 
     app.on_partitions_revoked.connect(forget)  # type: ignore[arg-type]  # mode types want a positional-only sender
 
 
 def _handler(
-    agent: Agent, runtime: Runtime, store: OutcomeStore, producer: RecordProducer
+    agent: Agent, runtime: Runtime, store: OutcomeStore, producer: RecordProducer, tier: int
 ) -> Callable[[Any], Coroutine[Any, Any, None]]:
     async def handle(stream: Any) -> None:
         manual = stream.noack()
         async for event in manual.events():
             try:
-                await handle_one(producer, agent, runtime, store, to_source_record(event.message))
+                await handle_one(producer, agent, runtime, store, to_source_record(event.message), tier=tier)
             except Exception as exc:  # a bug outside the pipeline: never ack past this event
                 exit_for_restart(f"handling {event.message.topic}/{event.message.offset} failed", exc)
             await manual.ack(event)  # only now may the offset be committed past this event
 
-    handle.__name__ = handle.__qualname__ = f"handle_{agent.name}"
+    handle.__name__ = handle.__qualname__ = f"handle_{agent.name}" + (f"_retry_{tier}" if tier else "")
     return handle
 
 
 async def handle_one(
-    producer: RecordProducer, agent: Agent, runtime: Runtime, store: OutcomeStore, source: SourceRecord
+    producer: RecordProducer,
+    agent: Agent,
+    runtime: Runtime,
+    store: OutcomeStore,
+    delivered: SourceRecord,
+    *,
+    tier: int = 0,
 ) -> None:
-    """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record."""
+    """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record.
+
+    ``tier`` is the retry tier ``delivered`` was read from (0: the input topic). A tier record keeps its
+    input partition's number, so the event's store entry is in the same partition whatever the tier."""
+    delays_s = agent.definition.reliability.retry_delays_s
+    arrived = arrival(delivered, tier=tier, delay_s=delays_s[tier - 1] if tier else 0.0)
+    source, clock, partition = arrived.source, runtime.deps.clock, delivered.partition
     event_id = event_id_of(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes)
-    replaying = any(key == H_REPLAY for key, _ in source.headers)
-    recorded = None if replaying else await store.recorded(event_id, partition=source.partition)
-    if recorded is not None:  # seen before: the recorded outcome again, and no model call
-        await until_written(lambda: producer.send_all(recorded), what="recorded outcome records")
+    replaying = tier == 0 and any(key == H_REPLAY for key, _ in source.headers)
+    recorded = None if replaying else await store.recorded(event_id, partition=partition)
+    if recorded is not None and recorded.settles(tier):  # seen before: the same records, no model call
+        await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
         return
-    outcome = await process(source, agent, runtime.deps)
-    emission = runtime.emitter.records(outcome, agent, now_ms=runtime.deps.clock.now_ms())
-    await until_written(
-        lambda: store.record(event_id, emission.recorded, partition=source.partition), what="the outcome store"
-    )
+    await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)  # a tier record waits its delay
+    outcome = await process(source, agent, runtime.deps, tier=tier, earlier=arrived.earlier)
+    emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())
+    entry = Recorded(emission.recorded, emission.retry_tier)
+    await until_written(lambda: store.record(event_id, entry, partition=partition), what="the outcome store")
     await until_written(lambda: producer.send_all(emission.all()), what="outcome records")
 
 

@@ -22,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
-import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
 from connectors import kafka_local
@@ -34,6 +33,9 @@ from streams.publish import load_samples, publish, publish_raw, take
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import topic_plan
 from streams.watch import OutcomeWatcher, Tally, outcome_topics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, run as a script
+from agent_files import write_agents
 
 CHAOS_PORT = 29392
 AGENTS = ["support_triage", "invoice_extraction"]
@@ -145,6 +147,10 @@ SCENARIOS = [
          "--hang-s", "5", "--p-429", "0.05", "--retry-after-s", "0.2", "--p-malformed", "0.05",
          "--p-schema-violation", "0.05", "--seed", "3"],
     ),
+    Scenario(
+        "kill -9 while events wait in retry tiers (x3)", 300, ["--latency-ms", "30", "--p-5xx", "0.5", "--seed", "9"],
+        kill_during_calls, env={"KEEL_CIRCUIT_COOLDOWN_S": "2"},
+    ),
     Scenario("poison pills mixed in", 300, ["--latency-ms", "10"], poison_every=10),
     Scenario(
         "outcome topic deleted, then back", 200, ["--latency-ms", "30"], outcome_topic_missing, deletes_outcomes=True
@@ -156,15 +162,12 @@ SCENARIOS = [
 
 
 def chaos_agents(target: Path) -> Path:
-    """The shipped agents with short timeouts, so injected hangs cost seconds, not minutes."""
-    target.mkdir(parents=True, exist_ok=True)
-    for source in (REPO_ROOT / "deploy" / "agents").glob("*.yaml"):
-        definition = yaml.safe_load(source.read_text())
-        for spec in definition["model_chain"]:
-            spec.update(timeout_s=2, max_retries=2)
-        definition["reliability"] = {**definition.get("reliability", {}), "deadline_s": 30, "backoff_base_s": 0.2}
-        (target / source.name).write_text(yaml.safe_dump(definition, allow_unicode=True))
-    return target
+    """The shipped agents with short timeouts and retry tiers, so injected hangs cost seconds, not minutes."""
+    return write_agents(
+        target,
+        model={"timeout_s": 2, "max_retries": 2},
+        reliability={"deadline_s": 30, "backoff_base_s": 0.2, "retry_delays_s": [1, 3]},
+    )
 
 
 def plan(run: Run) -> list:
@@ -259,7 +262,7 @@ async def seed(run: Run) -> list[str]:
 
 
 def check(scenario: Scenario, ids: list[str], tally: Tally, seconds: float) -> dict[str, object]:
-    lost = duplicate_outcomes = physical_duplicates = unaudited = double_paid = deleted_by_operator = 0
+    lost = duplicate_outcomes = physical_duplicates = unaudited = double_paid = deleted_by_operator = tiered = 0
     for event_id in ids:
         outcomes = tally.outcomes(event_id)
         if not outcomes:
@@ -276,11 +279,13 @@ def check(scenario: Scenario, ids: list[str], tally: Tally, seconds: float) -> d
         physical_duplicates += len(outcomes) - 1
         unaudited += not tally.by_kind["audit"].get(event_id)
         first_recorded = min(o.timestamp_ms for o in outcomes)
-        double_paid += sum(1 for u in tally.by_kind["usage"].get(event_id, ()) if _ms(u.value["at"]) > first_recorded)
+        usage = tally.by_kind["usage"].get(event_id, ())
+        double_paid += sum(1 for u in usage if _ms(u.value["at"]) > first_recorded)
+        tiered += any(u.value["purpose"] == "tier_retry" for u in usage)
     return {
         "name": scenario.name, "events": len(ids), "lost": lost, "duplicate_outcomes": duplicate_outcomes,
         "physical_duplicates": physical_duplicates, "unaudited": unaudited, "double_paid": double_paid,
-        "deleted_with_topic": deleted_by_operator, "seconds": round(seconds, 1),
+        "deleted_with_topic": deleted_by_operator, "via_retry_tier": tiered, "seconds": round(seconds, 1),
     }  # fmt: skip
 
 
@@ -290,7 +295,7 @@ def _ms(value: object) -> int:
 
 def print_table(rows: list[dict[str, object]]) -> None:
     columns = ["name", "events", "lost", "duplicate_outcomes", "physical_duplicates", "unaudited", "double_paid",
-               "deleted_with_topic", "seconds"]  # fmt: skip
+               "deleted_with_topic", "via_retry_tier", "seconds"]  # fmt: skip
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:

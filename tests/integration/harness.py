@@ -9,6 +9,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from agent_files import write_agents
 
 from connectors.daemon import run_sync
 from streams.agents import load_agents
@@ -63,11 +66,19 @@ def worker_stack(
     start: bool = True,
     web_port: int = 0,
     env: dict[str, str] | None = None,
+    reliability: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
-    """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``."""
+    """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``, running
+    the shipped agents with ``reliability`` fields changed: by default without retry tiers, so that a
+    transient failure ends in a dead letter at once (tests that want tiers declare short ones)."""
+    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    agents_dir = write_agents(
+        state_dir / f"agents-{namespace}", reliability={"retry_delays_s": [], **(reliability or {})}
+    )
     settings = Settings(
         bootstrap_servers=bootstrap,
-        namespace=f"it-{uuid.uuid4().hex[:8]}",
+        namespace=namespace,
+        agents_dir=agents_dir,
         provider_override=provider,
         web_port=0,
         state_dir=state_dir,
@@ -77,6 +88,7 @@ def worker_stack(
     run_sync(lambda: ensure_topics(bootstrap, plan))  # works inside an async test too
     env = {
         **(env or {}),
+        "KEEL_AGENTS_DIR": str(agents_dir),
         "KEEL_PROVIDER_OVERRIDE": provider,
         f"KEEL_PROVIDERS__{provider.upper()}__BASE_URL": base_url,
         "KEEL_WEB_PORT": str(web_port),

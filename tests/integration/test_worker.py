@@ -22,7 +22,12 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         simulator_process(state_dir, "--seed", "11") as sim_url,
         # failures injected by one test must not open the circuit for the next (test_circuits.py covers it)
         worker_stack(
-            kafka_bootstrap, state_dir, provider="sim", base_url=sim_url, env={"KEEL_CIRCUIT_FAILURE_THRESHOLD": "1000"}
+            kafka_bootstrap,
+            state_dir,
+            provider="sim",
+            base_url=sim_url,
+            # an auth failure opens the circuit whatever the threshold: a cooldown this short closes it again
+            env={"KEEL_CIRCUIT_FAILURE_THRESHOLD": "1000", "KEEL_CIRCUIT_COOLDOWN_S": "0.01"},
         ) as stack,
     ):
         yield stack

@@ -1,4 +1,4 @@
-"""The model chain through `process`: retries, re-asks, fallbacks, deadline, circuit breakers."""
+"""The model chain through `process`: retries, re-asks, trimming, fallbacks, deadline, circuit breakers, tiers."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from fakes import FakeClock, ScriptedModel, make_deps, reply
 from streams.agents import Agent, ModelSpec
 from streams.catalogue import Catalogue
 from streams.circuit import CircuitBreakers, CircuitState
-from streams.domain import DeadLetter, Result, Review, SourceRecord, Stage
-from streams.errors import ModelRefused, ProviderAuthError, ProviderTimeout
+from streams.domain import DeadLetter, RequestEvent, Result, RetryLater, Review, SourceRecord, Stage
+from streams.errors import ContextLengthExceeded, ModelRefused, ProviderAuthError, ProviderServerError, ProviderTimeout
 from streams.pipeline import process
+from streams.prompt import render_prompt
 
 GOOD = orjson.dumps(
     {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}
@@ -136,3 +137,106 @@ async def test_nothing_left_to_try_is_a_dead_letter_naming_the_last_failure(
     assert isinstance(outcome, DeadLetter)
     assert (outcome.failure.stage, outcome.failure.reason) == (Stage.PARSE, "output_not_json")
     assert [a.purpose for a in outcome.trace.attempts] == ["initial", "fallback", "reask"]
+
+
+async def test_a_transient_failure_that_outlasts_the_retries_waits_in_the_next_tier(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    agent = with_chain(triage, {"provider": "a", "max_retries": 1}, retry_delays_s=(30, 300))
+    model = ScriptedModel([ProviderServerError("500")] * 2)
+    outcome = await process(make_source(), agent, make_deps(catalogue, {"a": model}))
+    assert isinstance(outcome, RetryLater) and outcome.tier == 1
+    assert (outcome.failure.stage, outcome.failure.reason) == (Stage.MODEL, "provider_5xx")
+    assert [a.purpose for a in outcome.trace.new_attempts] == ["initial", "retry"]
+
+
+async def test_the_last_tier_ends_in_a_dead_letter_counting_every_tier_s_attempts(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    agent = with_chain(triage, {"provider": "a", "max_retries": 1}, retry_delays_s=(30, 300))
+    model = ScriptedModel([ProviderServerError("500")] * 6)
+    deps = make_deps(catalogue, {"a": model}, breakers=CircuitBreakers(failure_threshold=100))
+    first = await process(make_source(), agent, deps)
+    second = await process(make_source(), agent, deps, tier=1, earlier=first.trace.attempts)
+    last = await process(make_source(), agent, deps, tier=2, earlier=second.trace.attempts)
+    assert isinstance(second, RetryLater) and second.tier == 2
+    assert isinstance(last, DeadLetter) and last.failure.reason == "provider_5xx" and last.trace.tier == 2
+    assert [a.number for a in last.trace.attempts] == [1, 2, 3, 4, 5, 6]
+    assert [a.purpose for a in last.trace.new_attempts] == ["tier_retry", "retry"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "tiers"),
+    [(ProviderAuthError("401"), (30,)), (ModelRefused("no"), (30,)), (ProviderServerError("500"), ())],
+)
+async def test_only_transient_failures_with_a_tier_left_wait(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord], failure: Exception, tiers: tuple
+) -> None:
+    agent = with_chain(triage, {"provider": "a", "max_retries": 0}, retry_delays_s=tiers)
+    outcome = await process(make_source(), agent, make_deps(catalogue, {"a": ScriptedModel([failure])}))
+    assert isinstance(outcome, DeadLetter)
+
+
+async def test_open_circuits_send_the_event_to_a_tier_and_small_windows_do_not(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    breakers, clock = CircuitBreakers(failure_threshold=1, cooldown_s=60), FakeClock()
+    breakers.record_failure("a/m", clock.monotonic())
+    agent = with_chain(triage, {"provider": "a"}, retry_delays_s=(30,))
+    deps = make_deps(catalogue, {"a": ScriptedModel([])}, clock=clock, breakers=breakers)
+    waiting = await process(make_source(), agent, deps)
+    assert isinstance(waiting, RetryLater) and waiting.failure.reason == "circuit_open"
+    small = with_chain(triage, {"provider": "b", "context_window": 10}, retry_delays_s=(30,))
+    too_long = await process(make_source(), small, deps)
+    assert isinstance(too_long, DeadLetter) and too_long.failure.reason == "no_model_available"
+
+
+async def test_an_auth_failure_opens_the_circuit_at_once_and_says_why(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    breakers, clock = CircuitBreakers(failure_threshold=5, cooldown_s=60), FakeClock()
+    agent = with_chain(triage, {"provider": "a"}, {"provider": "b"})
+    models = {"a": ScriptedModel([ProviderAuthError("401")]), "b": ScriptedModel([reply(GOOD), reply(GOOD)])}
+    deps = make_deps(catalogue, models, clock=clock, breakers=breakers)
+    await process(make_source(offset=1), agent, deps)
+    second = await process(make_source(offset=2), agent, deps)
+    assert [a.provider for a in second.trace.attempts] == ["b"]
+    [view] = breakers.snapshot(clock.monotonic())
+    assert (view.key, view.state, view.last_failure) == ("a/m", CircuitState.OPEN, "provider_auth")
+
+
+def with_trimming(agent: Agent) -> Agent:
+    prompt = agent.definition.prompt.model_copy(update={"trim_optional_context": True})
+    return dataclasses.replace(agent, definition=agent.definition.model_copy(update={"prompt": prompt}))
+
+
+async def test_a_context_overflow_trims_the_optional_context_when_the_agent_allows_it(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    event = make_event(payload={"ticket_id": "T-1", "body": "Refund please", "subject": "long history " * 50})
+    agent = with_trimming(with_chain(triage, {"provider": "a"}))
+    model = ScriptedModel([ContextLengthExceeded("too long"), reply(GOOD)])
+    outcome = await process(make_source(event=event), agent, make_deps(catalogue, {"a": model}))
+    assert isinstance(outcome, Result)
+    assert [a.purpose for a in outcome.trace.attempts] == ["initial", "trim"]
+    assert "long history" in model.requests[0].messages[1].content
+    assert "long history" not in model.requests[1].messages[1].content
+    assert "Refund please" in model.requests[1].messages[1].content
+    assert outcome.trace.prompt_hash != _full_prompt_hash(agent, event)
+
+
+async def test_a_prompt_that_fits_no_window_is_sent_trimmed_when_that_fits(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    event = make_event(payload={"ticket_id": "T-1", "body": "Refund please", "subject": "word " * 2000})
+    model = ScriptedModel([reply(GOOD)])
+    agent = with_trimming(with_chain(triage, {"provider": "a", "context_window": 1000}))
+    outcome = await process(make_source(event=event), agent, make_deps(catalogue, {"a": model}))
+    assert isinstance(outcome, Result) and "word word" not in model.requests[0].messages[1].content
+    untrimmed = await process(make_source(event=event), with_chain(triage, {"provider": "a", "context_window": 1000}),
+                              make_deps(catalogue, {"a": ScriptedModel([])}))  # fmt: skip
+    assert isinstance(untrimmed, DeadLetter) and untrimmed.failure.reason == "no_model_available"
+
+
+def _full_prompt_hash(agent: Agent, event: RequestEvent) -> str:
+    return render_prompt(agent.templates, event).hash

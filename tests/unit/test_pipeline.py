@@ -9,7 +9,6 @@ from fakes import ScriptedModel, make_deps, reply
 from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.domain import DeadLetter, Result, SourceRecord, Stage
-from streams.errors import ProviderServerError
 from streams.model import ModelResponse
 from streams.pipeline import process
 from streams.ports import Deps
@@ -54,7 +53,6 @@ async def test_a_good_answer_becomes_a_result(
             "output_schema_violation",
             ["initial", "reask"],
         ),
-        ([ProviderServerError("sim answered 500")] * 3, Stage.MODEL, "provider_5xx", ["initial", "retry", "retry"]),
     ],
 )
 async def test_model_failures_become_dead_letters_with_every_attempt_recorded(

@@ -206,13 +206,14 @@ def test_violations_are_well_formed_json_that_break_the_schema() -> None:
 @pytest.mark.parametrize(
     ("texts", "expected"),
     [
-        (["plain"], (None, None)),
-        (["a [[sim:5xx]] b"], ("5xx", None)),
-        (["[[sim:latency=250]]", "x [[sim:refusal]]"], ("refusal", 250.0)),
-        (["[[sim:ok]] then [[sim:hang]]"], ("ok", None)),
+        (["plain"], (None, None, None)),
+        (["a [[sim:5xx]] b"], ("5xx", None, None)),
+        (["[[sim:latency=250]]", "x [[sim:refusal]]"], ("refusal", 250.0, None)),
+        (["[[sim:ok]] then [[sim:hang]]"], ("ok", None, None)),
+        (["[[sim:outage=3]] [[sim:outage=5]]"], (None, None, 3)),
     ],
 )
-def test_parse_directives(texts: list[str], expected: tuple[str | None, float | None]) -> None:
+def test_parse_directives(texts: list[str], expected: tuple[str | None, float | None, int | None]) -> None:
     assert sim_outputs.parse_directives(texts) == expected
 
 
@@ -356,6 +357,15 @@ async def test_error_directives(
         assert response.headers["Retry-After"] == "3"
     if kind == "context_length":
         assert "maximum context length" in error["message"]
+
+
+async def test_an_outage_fails_the_first_requests_of_a_prompt_then_answers(
+    sim_url: str, http: httpx.AsyncClient
+) -> None:
+    flaky, other = chat_body("down for a while [[sim:outage=2]]", TICKET), chat_body("other [[sim:outage=1]]", TICKET)
+    statuses = [(await post(http, sim_url, flaky)).status_code for _ in range(3)]
+    assert statuses == [500, 500, 200]
+    assert [(await post(http, sim_url, other)).status_code for _ in range(2)] == [500, 200]
 
 
 @pytest.mark.parametrize(

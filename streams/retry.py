@@ -1,0 +1,86 @@
+"""Retry tiers: an event whose transient failure outlasted the in-line retries waits in a tier topic.
+
+Tier ``n`` of an agent is the topic ``<agent>.retry.<n>`` with the delay ``reliability.retry_delays_s[n-1]``.
+A tier record is the input record as it first arrived (same key, value and headers, same partition
+number, so the outcome store entry of the event stays in one partition) plus ``keel.retry.*`` headers
+saying where it first arrived and what was tried so far. The worker reads each tier topic with its own
+faust agent, which waits until a record is due (its timestamp plus the tier's delay) and then runs the
+event again. While it waits, the input partition goes on: a slow retry never holds it.
+
+Pure: parsing and building headers only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import orjson
+
+from streams.domain import Attempt, Headers, RetryLater, SourceRecord
+
+PREFIX = "keel.retry."
+H_TIER = PREFIX + "tier"  # the tier this record waits in
+H_REASON = PREFIX + "reason"  # the reason code of the failure that sent it here
+H_ERROR = PREFIX + "error"  # that failure's message
+H_ORIGIN = PREFIX + "origin"  # where the event first arrived: topic/partition/offset
+H_ORIGIN_TIMESTAMP = PREFIX + "origin.timestamp"  # its timestamp there (ms), empty when it had none
+H_ATTEMPTS = PREFIX + "attempts"  # JSON list of the attempts so far, in the audit's attempt_log shape
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A record as the worker received it, read back into the event's first arrival."""
+
+    source: SourceRecord  # the record as it first arrived on the input topic
+    tier: int  # 0: from the input topic
+    earlier: tuple[Attempt, ...]  # attempts made in earlier tiers
+    due_ms: int  # not to be run before this time (0: at once)
+
+
+def arrival(delivered: SourceRecord, *, tier: int, delay_s: float) -> Arrival:
+    """``tier`` and ``delay_s`` come from the topic the record was read from, never from its headers.
+
+    A tier record with unreadable ``keel.retry.*`` headers (written by hand, say) is run as it is, as
+    if it had first arrived where it was read."""
+    if tier == 0:
+        return Arrival(delivered, 0, (), 0)
+    due_ms = (delivered.timestamp_ms or 0) + int(delay_s * 1000)
+    try:
+        return Arrival(_origin(delivered), tier, _attempts(delivered.headers), due_ms)
+    except (ValueError, TypeError, KeyError):
+        return Arrival(delivered, tier, (), due_ms)
+
+
+def tier_headers(later: RetryLater) -> Headers:
+    """The headers of the tier record: the original ones, then the ``keel.retry.*`` ones."""
+    trace, source = later.trace, later.trace.source
+    attempts = [dataclasses.asdict(a) for a in trace.attempts]
+    own: list[tuple[str, bytes | None]] = [
+        (H_TIER, str(later.tier).encode()),
+        (H_REASON, later.failure.reason.encode()),
+        (H_ERROR, later.failure.message[:1000].encode()),
+        (H_ORIGIN, source.position.encode()),
+        (H_ORIGIN_TIMESTAMP, b"" if source.timestamp_ms is None else str(source.timestamp_ms).encode()),
+        (H_ATTEMPTS, orjson.dumps(attempts)),
+    ]
+    return (*source.headers, *own)
+
+
+def _origin(delivered: SourceRecord) -> SourceRecord:
+    headers = dict(delivered.headers)
+    topic, partition, offset = (headers[H_ORIGIN] or b"").decode().rsplit("/", 2)
+    timestamp = (headers.get(H_ORIGIN_TIMESTAMP) or b"").decode()
+    return dataclasses.replace(
+        delivered,
+        topic=topic,
+        partition=int(partition),
+        offset=int(offset),
+        timestamp_ms=int(timestamp) if timestamp else None,
+        headers=tuple((k, v) for k, v in delivered.headers if not k.startswith(PREFIX)),
+    )
+
+
+def _attempts(headers: Headers) -> tuple[Attempt, ...]:
+    raw = dict(headers).get(H_ATTEMPTS)
+    return tuple(Attempt(**item) for item in orjson.loads(raw)) if raw else ()
