@@ -66,6 +66,13 @@ class ReliabilityPolicy(_Strict):
     )
 
 
+class ConcurrencyPolicy(_Strict):
+    ordering: Literal["key", "partition", "unordered"] = Field(
+        default="key", description="What must run in order: events with one key, a whole partition, or nothing"
+    )
+    max_in_flight: int | None = Field(default=None, gt=0, description="Per worker; unset: the worker's limit")
+
+
 class HandoffPolicy(_Strict):
     # Review and flag routes, with rules over the output, arrive with the review queue.
     route: Literal["autonomous"] = "autonomous"
@@ -88,6 +95,7 @@ class AgentDefinition(_Strict):
     model_chain: list[ModelSpec] = Field(min_length=1)
     output_schema: str = Field(description="Path of the output .avsc, relative to the schemas folder")
     reliability: ReliabilityPolicy = ReliabilityPolicy()
+    concurrency: ConcurrencyPolicy = ConcurrencyPolicy()
     handoff: HandoffPolicy = HandoffPolicy()
     budget: BudgetPolicy = BudgetPolicy()
 

@@ -45,6 +45,11 @@ class RecordProducer:
         producer = await self._ready()
         await (await producer.send(topic, value, key=key, partition=partition))
 
+    async def flush(self) -> None:
+        """Wait until every record sent so far is acknowledged (or has failed)."""
+        if self._producer is not None:
+            await self._producer.flush()
+
     async def stop(self, *, timeout_s: float = 10.0) -> None:
         if self._producer is not None:
             try:

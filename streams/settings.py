@@ -24,7 +24,8 @@ class ProviderSettings(BaseModel):
 
 # Endpoints Keel knows without configuration: the embedded llama.cpp server and the simulator.
 BUILTIN_PROVIDERS = {
-    "local": ProviderSettings(base_url="http://127.0.0.1:8080/v1", response_format="json_object"),
+    # llama.cpp's Python server answers one request at a time: more connections would only queue there.
+    "local": ProviderSettings(base_url="http://127.0.0.1:8080/v1", response_format="json_object", max_connections=2),
     "sim": ProviderSettings(base_url="http://127.0.0.1:8090/v1"),
 }
 
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
         default=30, gt=0, description="A record the broker has not taken by then fails and is sent again"
     )
     commit_interval_s: float = Field(default=2.8, gt=0, description="How often acked offsets are committed")
+    max_in_flight: int = Field(
+        default=256, gt=0, description="Events in flight in one worker, all agents together (model calls overlap)"
+    )
+    revoke_grace_s: float = Field(
+        default=5.0, ge=0, description="On rebalance or shutdown, how long in-flight events may still end"
+    )
     web_port: int = Field(default=6066, ge=0, description="Worker web server (metrics); 0 disables it")
     log_level: str = "info"
 

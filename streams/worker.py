@@ -1,7 +1,8 @@
 """The faust worker: a thin shell that feeds input records to the pipeline and produces its records.
 
 For each agent, one faust agent consumes the input topic with manual acks, and one more each retry
-tier topic (streams/retry.py). An event's outcome is decided once (the pipeline), recorded in the
+tier topic (streams/retry.py). Events run concurrently, in order per key, bounded and acked in offset
+order (streams/inflight.py). An event's outcome is decided once (the pipeline), recorded in the
 outcome store, then produced; the event is acked (and so its offset becomes committable) only after
 all of that is acknowledged by the broker. A crash never commits past an event whose outcome is not
 durably written, and a redelivered event re-emits its recorded outcome without a model call.
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import faust
@@ -23,11 +26,12 @@ from streams.agents import Agent
 from streams.decode import event_id_of
 from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
+from streams.inflight import Inflight, Limit, lane_of
 from streams.kafka_admin import ensure_topics
 from streams.outcome_store import OutcomeStore, Recorded
 from streams.pipeline import process
 from streams.producer import RecordProducer
-from streams.retry import arrival
+from streams.retry import Arrival, arrival
 from streams.settings import Settings
 from streams.topics import agent_topics, outcomes_topic, topic_plan
 from streams.wiring import Runtime, load_runtime
@@ -52,6 +56,7 @@ def create_app(runtime: Runtime) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        stream_wait_empty=False,  # in-flight work is Keel's to end or abandon (streams/inflight.py)
         stream_processing_timeout=max(300.0, longest_wait_s + 60),
         broker_commit_livelock_soft_timeout=max(300.0, longest_wait_s + 60),
         web_enabled=settings.web_port > 0,
@@ -60,14 +65,19 @@ def create_app(runtime: Runtime) -> faust.App:
         web_host="127.0.0.1",
     )
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
+    inflight = Inflight(settings.max_in_flight)
+    stores: dict[str, OutcomeStore] = {}  # by every topic the store's agent reads
     for agent in runtime.agents:
         topics = agent_topics(agent, settings)
         store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), producer.send_one)
+        limit = Limit(agent.definition.concurrency.max_in_flight or settings.max_in_flight)
+        shell = _Shell(agent, runtime, store, producer, inflight, limit)
         for tier, name in enumerate((topics.input, *topics.retries)):
             topic = app.topic(name, key_serializer="raw", value_serializer="raw")
             suffix = f".retry.{tier}" if tier else ""
-            app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(agent, runtime, store, producer, tier))
-        _forget_on_revoke(app, {topics.input, *topics.retries}, store)
+            app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(app, shell, tier))
+            stores[name] = store
+    _on_revoke(app, inflight, stores, producer, grace_s=settings.revoke_grace_s)
 
     @app.page("/keel/circuits/")
     async def circuits(web: Any, request: Any) -> Any:
@@ -77,6 +87,9 @@ def create_app(runtime: Runtime) -> faust.App:
         return web.json({"circuits": views})
 
     async def close_clients(_sender: Any, **_: Any) -> None:
+        abandoned = await inflight.drain(grace_s=settings.revoke_grace_s)
+        if abandoned:
+            log.warning("stopping: %d in-flight events did not end in time; they run again after a restart", abandoned)
         await runtime.aclose()
         await producer.stop()
 
@@ -104,56 +117,97 @@ def _exit_on_crash(app: faust.App) -> None:
     app.crash = crash_and_exit  # type: ignore[method-assign]
 
 
-def _forget_on_revoke(app: faust.App, topics: set[str], store: OutcomeStore) -> None:
-    async def forget(_sender: Any, revoked: set[Any], **_: Any) -> None:
-        store.forget(tp.partition for tp in revoked if tp.topic in topics)
+def _on_revoke(
+    app: faust.App, inflight: Inflight, stores: dict[str, OutcomeStore], producer: RecordProducer, *, grace_s: float
+) -> None:
+    """Revoked partitions: their in-flight events get ``grace_s`` to end, the rest is cancelled (not
+    acked: the next owner runs them, and finds any decision already recorded). Records already sent
+    are flushed and acked offsets committed before the partitions go, so the next owner's store load
+    sees the records and it does not re-read what ended here."""
 
-    app.on_partitions_revoked.connect(forget)  # type: ignore[arg-type]  # mode types want a positional-only sender
+    async def revoke(_sender: Any, revoked: set[Any], **_: Any) -> None:
+        abandoned = await inflight.revoke(((tp.topic, tp.partition) for tp in revoked), grace_s=grace_s)
+        if abandoned:
+            log.warning("rebalance: %d in-flight events did not end in time; their next owner runs them", abandoned)
+        await producer.flush()
+        try:
+            await app.consumer.commit()  # what ended within the grace period, so its next owner skips it
+        except KafkaError as exc:
+            log.warning("rebalance: committing before the partitions go failed (%r); they are redelivered", exc)
+        for tp in revoked:
+            if tp.topic in stores:
+                stores[tp.topic].forget([tp.partition])
+
+    app.on_partitions_revoked.connect(revoke)  # type: ignore[arg-type]  # mode types want a positional-only sender
 
 
-def _handler(
-    agent: Agent, runtime: Runtime, store: OutcomeStore, producer: RecordProducer, tier: int
-) -> Callable[[Any], Coroutine[Any, Any, None]]:
+@dataclass(frozen=True, slots=True)
+class _Shell:
+    """What one Keel agent's faust agents share."""
+
+    agent: Agent
+    runtime: Runtime
+    store: OutcomeStore
+    producer: RecordProducer
+    inflight: Inflight
+    limit: Limit
+
+
+def _handler(app: faust.App, shell: _Shell, tier: int) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    """The faust agent of one input or retry tier topic: takes events while there is room in flight."""
+    definition = shell.agent.definition
+    delay_s = definition.reliability.retry_delays_s[tier - 1] if tier else 0.0
+    ordering = definition.concurrency.ordering
+    clock = shell.runtime.deps.clock
+
     async def handle(stream: Any) -> None:
         manual = stream.noack()
         async for event in manual.events():
-            try:
-                await handle_one(producer, agent, runtime, store, to_source_record(event.message), tier=tier)
-            except Exception as exc:  # a bug outside the pipeline: never ack past this event
-                exit_for_restart(f"handling {event.message.topic}/{event.message.offset} failed", exc)
-            await manual.ack(event)  # only now may the offset be committed past this event
+            message = event.message
+            arrived = arrival(to_source_record(message), tier=tier, delay_s=delay_s)
+            if arrived.due_ms:  # a retry tier: its records fall due in order, and wait before taking a slot
+                await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)
+                if message.generation_id != app.consumer_generation_id:
+                    continue  # revoked meanwhile: the partition's owner reads it again
+            tp = (message.topic, message.partition)
+            await shell.inflight.start(
+                tp,
+                message.offset,
+                lane_of(ordering, tp, message.key, message.offset),
+                functools.partial(_run_one, shell, arrived),
+                functools.partial(manual.ack, event),  # only then may the offset be committed past it
+                agent_limit=shell.limit,
+            )
 
-    handle.__name__ = handle.__qualname__ = f"handle_{agent.name}" + (f"_retry_{tier}" if tier else "")
+    handle.__name__ = handle.__qualname__ = f"handle_{shell.agent.name}" + (f"_retry_{tier}" if tier else "")
     return handle
 
 
+async def _run_one(shell: _Shell, arrived: Arrival) -> None:
+    try:
+        await handle_one(shell.producer, shell.agent, shell.runtime, shell.store, arrived)
+    except Exception as exc:  # a bug outside the pipeline: never ack past this event
+        exit_for_restart(f"handling {arrived.source.position} (tier {arrived.tier}) failed", exc)
+
+
 async def handle_one(
-    producer: RecordProducer,
-    agent: Agent,
-    runtime: Runtime,
-    store: OutcomeStore,
-    delivered: SourceRecord,
-    *,
-    tier: int = 0,
+    producer: RecordProducer, agent: Agent, runtime: Runtime, store: OutcomeStore, arrived: Arrival
 ) -> None:
     """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record.
 
-    ``tier`` is the retry tier ``delivered`` was read from (0: the input topic). A tier record keeps its
-    input partition's number, so the event's store entry is in the same partition whatever the tier."""
-    delays_s = agent.definition.reliability.retry_delays_s
-    arrived = arrival(delivered, tier=tier, delay_s=delays_s[tier - 1] if tier else 0.0)
-    source, clock, partition = arrived.source, runtime.deps.clock, delivered.partition
+    A tier record keeps its input partition's number, so the event's store entry is in the same
+    partition whatever the tier it is read from."""
+    source, tier, clock = arrived.source, arrived.tier, runtime.deps.clock
     event_id = event_id_of(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes)
     replaying = tier == 0 and any(key == H_REPLAY for key, _ in source.headers)
-    recorded = None if replaying else await store.recorded(event_id, partition=partition)
+    recorded = None if replaying else await store.recorded(event_id, partition=source.partition)
     if recorded is not None and recorded.settles(tier):  # seen before: the same records, no model call
         await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
         return
-    await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)  # a tier record waits its delay
     outcome = await process(source, agent, runtime.deps, tier=tier, earlier=arrived.earlier)
     emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())
     entry = Recorded(emission.recorded, emission.retry_tier)
-    await until_written(lambda: store.record(event_id, entry, partition=partition), what="the outcome store")
+    await until_written(lambda: store.record(event_id, entry, partition=source.partition), what="the outcome store")
     await until_written(lambda: producer.send_all(emission.all()), what="outcome records")
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from agent_files import write_agents
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from connectors.daemon import run_sync
 from streams.agents import load_agents
@@ -67,13 +69,16 @@ def worker_stack(
     web_port: int = 0,
     env: dict[str, str] | None = None,
     reliability: dict[str, Any] | None = None,
+    concurrency: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``, running
     the shipped agents with ``reliability`` fields changed: by default without retry tiers, so that a
     transient failure ends in a dead letter at once (tests that want tiers declare short ones)."""
     namespace = f"it-{uuid.uuid4().hex[:8]}"
     agents_dir = write_agents(
-        state_dir / f"agents-{namespace}", reliability={"retry_delays_s": [], **(reliability or {})}
+        state_dir / f"agents-{namespace}",
+        reliability={"retry_delays_s": [], **(reliability or {})},
+        concurrency=concurrency,
     )
     settings = Settings(
         bootstrap_servers=bootstrap,
@@ -141,6 +146,30 @@ def assert_exactly_one_outcome_and_audit(ids: list[str], tally: Tally) -> None:
     for event_id in ids:
         assert len(tally.outcomes(event_id)) == 1, f"{event_id}: {len(tally.outcomes(event_id))} outcomes"
         assert len(tally.by_kind["audit"].get(event_id, ())) == 1, f"{event_id}: not exactly one audit record"
+
+
+async def committed_offsets(stack: Stack, topic: str, *, wait_s: float = 30) -> tuple[dict[Any, int], dict[Any, int]]:
+    """The worker's committed offsets of ``topic``'s partitions and their end offsets, once they are
+    equal or ``wait_s`` has passed (offsets are committed every few seconds)."""
+    bootstrap = stack.settings.bootstrap_servers
+    partitions = [TopicPartition(stack.topic(topic), p) for p in range(stack.settings.partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        committed: dict[Any, int] = {}
+        for _ in range(int(wait_s * 2)):
+            offsets = await admin.list_consumer_group_offsets(stack.settings.app_id, partitions=partitions)
+            committed = {tp: meta.offset for tp, meta in offsets.items()}
+            if committed == ends:
+                break
+            await asyncio.sleep(0.5)
+        return committed, ends
+    finally:
+        await consumer.stop()
+        await admin.close()
 
 
 def only_outcome(tally: Tally, event_id: str) -> Observed:

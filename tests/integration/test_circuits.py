@@ -26,7 +26,11 @@ async def test_a_failing_provider_opens_its_circuit_and_it_is_observable(
         simulator_process(tmp_path, "--seed", "2") as sim_url,
         worker_stack(kafka_bootstrap, tmp_path, provider="sim", base_url=sim_url, web_port=port) as stack,
     ):
-        failing = [make_event(payload={"ticket_id": f"T-{i}", "body": "down [[sim:5xx]]"}) for i in range(3)]
+        # one key: the events run one after another, so the failure count is exact
+        failing = [
+            make_event(business_key="CUST-1", payload={"ticket_id": f"T-{i}", "body": "down [[sim:5xx]]"})
+            for i in range(3)
+        ]
         ids, tally = await run_through(stack, events={"support.tickets": failing})
         reasons = sorted(tally.outcomes(i)[0].value["reason"] for i in ids)
         # 3 attempts for the first event, the circuit opens at the fifth failure: later events skip the model

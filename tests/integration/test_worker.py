@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from harness import Stack, assert_exactly_one_outcome_and_audit, only_outcome, run_through, worker_stack
+from harness import (
+    Stack,
+    assert_exactly_one_outcome_and_audit,
+    committed_offsets,
+    only_outcome,
+    run_through,
+    worker_stack,
+)
 
 from streams.local_stack import simulator_process
 from streams.publish import load_samples, take
@@ -142,28 +148,7 @@ async def test_model_failures_become_dead_letters_with_a_reason(
 
 
 async def test_offsets_are_committed_once_outcomes_are_written(stack: Stack, make_event) -> None:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-
     ids, tally = await run_through(stack, events={"support.tickets": [make_event() for _ in range(8)]})
     assert_exactly_one_outcome_and_audit(ids, tally)
-    bootstrap = stack.settings.bootstrap_servers
-    topic = stack.topic("support.tickets")
-    partitions = [TopicPartition(topic, p) for p in range(stack.settings.partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await consumer.start()
-    await admin.start()
-    try:
-        ends = await consumer.end_offsets(partitions)
-        committed: dict[TopicPartition, int] = {}
-        for _ in range(60):  # faust commits acked offsets every few seconds
-            offsets = await admin.list_consumer_group_offsets(stack.settings.app_id, partitions=partitions)
-            committed = {tp: meta.offset for tp, meta in offsets.items()}
-            if committed == ends:
-                break
-            await asyncio.sleep(0.5)
-        assert committed == ends
-    finally:
-        await consumer.stop()
-        await admin.close()
+    committed, ends = await committed_offsets(stack, "support.tickets")
+    assert committed == ends
