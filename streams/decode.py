@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 
 from streams import wire
 from streams.catalogue import Catalogue
+from streams.clock import Clock
 from streams.domain import RequestEvent, SourceRecord, undecodable_id
 from streams.errors import DecodeError, EventTooLarge, InvalidPayload, MissingField
 
@@ -41,12 +43,24 @@ def decode_request(catalogue: Catalogue, data: bytes, *, max_event_bytes: int) -
     )
 
 
-def event_id_of(catalogue: Catalogue, source: SourceRecord, *, max_event_bytes: int) -> str:
-    """The id outcomes of this record are keyed by, whether or not it decodes."""
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """An input record decoded once: the worker keys the outcome store by its id, the pipeline runs it."""
+
+    event_id: str
+    event: RequestEvent | None
+    error: DecodeError | None  # why the record is not a request event
+    ms: float
+
+
+def read_source(catalogue: Catalogue, source: SourceRecord, *, max_event_bytes: int, clock: Clock) -> Decoded:
+    """The record's event, or the reason it has none; its id is stable either way."""
+    started = clock.monotonic()
     try:
-        return decode_request(catalogue, source.value, max_event_bytes=max_event_bytes).event_id
-    except DecodeError:
-        return undecodable_id(source)
+        event = decode_request(catalogue, source.value, max_event_bytes=max_event_bytes)
+    except DecodeError as exc:
+        return Decoded(undecodable_id(source), None, exc, (clock.monotonic() - started) * 1000)
+    return Decoded(event.event_id, event, None, (clock.monotonic() - started) * 1000)
 
 
 def encode_request(catalogue: Catalogue, event: RequestEvent) -> bytes:

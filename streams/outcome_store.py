@@ -17,17 +17,16 @@ after a restart, and correctness must not rest on it.
 from __future__ import annotations
 
 import asyncio
-import base64
+import logging
+import struct
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.domain import Headers
 from streams.emit import OutRecord
 
+log = logging.getLogger(__name__)
 Send = Callable[[str, bytes, bytes, int], Awaitable[None]]  # topic, key, value, partition → acknowledged
 
 
@@ -44,39 +43,64 @@ class Recorded:
         return self.retry_tier is None or self.retry_tier > tier
 
 
+_ENTRY_VERSION = 1
+_INT = struct.Struct(">i")
+
+
 def encode_entry(entry: Recorded) -> bytes:
-    records = [
-        {
-            "t": r.topic,
-            "p": r.partition,
-            "k": None if r.key is None else base64.b64encode(r.key).decode(),
-            "v": base64.b64encode(r.value).decode(),
-            "h": [[k, None if v is None else base64.b64encode(v).decode()] for k, v in r.headers],
-        }
-        for r in entry.records
-    ]
-    return orjson.dumps({"retry_tier": entry.retry_tier, "records": records})
+    """A compact binary entry, written once per event: a version byte, the retry tier, then each
+    record's topic, partition, key, value and headers; every field length-prefixed (-1: None)."""
+    parts = [bytes([_ENTRY_VERSION]), _INT.pack(-1 if entry.retry_tier is None else entry.retry_tier)]
+    parts.append(_INT.pack(len(entry.records)))
+    for r in entry.records:
+        parts += [_blob(r.topic.encode()), _INT.pack(-1 if r.partition is None else r.partition)]
+        parts += [_blob(r.key), _blob(r.value), _INT.pack(len(r.headers))]
+        for name, value in r.headers:
+            parts += [_blob(name.encode()), _blob(value)]
+    return b"".join(parts)
 
 
 def decode_entry(blob: bytes) -> Recorded:
-    document = orjson.loads(blob)
-    if isinstance(document, list):  # written before retry tiers: a final outcome
-        document = {"retry_tier": None, "records": document}
-    records = [
-        OutRecord(
-            topic=item["t"],
-            key=None if item["k"] is None else base64.b64decode(item["k"]),
-            value=base64.b64decode(item["v"]),
-            headers=_headers(item["h"]),
-            partition=item.get("p"),
-        )
-        for item in document["records"]
-    ]
-    return Recorded(records, document["retry_tier"])
+    """Raises ``ValueError`` for a blob this version of Keel did not write."""
+    if not blob or blob[0] != _ENTRY_VERSION:
+        raise ValueError(f"not an outcome store entry of version {_ENTRY_VERSION}")
+    reader = _Reader(blob)
+    tier = reader.int()
+    records = []
+    for _ in range(reader.int()):
+        topic, partition, key = reader.text(), reader.int(), reader.blob()
+        value = reader.blob() or b""
+        headers = tuple((reader.text(), reader.blob()) for _ in range(reader.int()))
+        records.append(OutRecord(topic, key, value, headers, None if partition < 0 else partition))
+    if reader.position != len(blob):
+        raise ValueError("trailing bytes after the outcome store entry")
+    return Recorded(records, None if tier < 0 else tier)
 
 
-def _headers(pairs: list[list[Any]]) -> Headers:
-    return tuple((str(k), None if v is None else base64.b64decode(v)) for k, v in pairs)
+def _blob(data: bytes | None) -> bytes:
+    return _INT.pack(-1) if data is None else _INT.pack(len(data)) + data
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.position = data, 1  # after the version byte
+
+    def int(self) -> int:
+        (value,) = _INT.unpack_from(self.data, self.position)
+        self.position += 4
+        return int(value)
+
+    def blob(self) -> bytes | None:
+        length = self.int()
+        if length < 0:
+            return None
+        start, self.position = self.position, self.position + length
+        if self.position > len(self.data):
+            raise ValueError("truncated outcome store entry")
+        return self.data[start : self.position]
+
+    def text(self) -> str:
+        return (self.blob() or b"").decode()
 
 
 class OutcomeStore:
@@ -90,7 +114,13 @@ class OutcomeStore:
     async def recorded(self, event_id: str, *, partition: int) -> Recorded | None:
         entries = await self._loaded(partition)
         blob = entries.get(event_id.encode())
-        return None if blob is None else decode_entry(blob)
+        if blob is None:
+            return None
+        try:
+            return decode_entry(blob)
+        except (ValueError, struct.error) as exc:  # not an entry this version wrote: decide the event again
+            log.warning("outcome store %s: unreadable entry for %s (%s)", self.topic, event_id, exc)
+            return None
 
     async def record(self, event_id: str, entry: Recorded, *, partition: int) -> None:
         """Write the entry and wait for the broker's acknowledgement."""

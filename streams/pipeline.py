@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from streams.agents import Agent
 from streams.chain import ChainStopped, run_chain, stage_of
 from streams.clock import Clock
-from streams.decode import decode_request
+from streams.decode import Decoded, read_source
 from streams.domain import (
     Attempt,
     DeadLetter,
@@ -75,15 +75,26 @@ class _Run:
 
 
 async def process(
-    source: SourceRecord, agent: Agent, deps: Deps, *, tier: int = 0, earlier: tuple[Attempt, ...] = ()
+    source: SourceRecord,
+    agent: Agent,
+    deps: Deps,
+    *,
+    tier: int = 0,
+    earlier: tuple[Attempt, ...] = (),
+    decoded: Decoded | None = None,
 ) -> Outcome:
     """``source`` is the record as it first arrived; ``tier`` the retry tier this pass runs in (0: the
-    input topic), after the ``earlier`` attempts of the tiers before it (see streams/retry.py)."""
+    input topic), after the ``earlier`` attempts of the tiers before it (see streams/retry.py);
+    ``decoded``: the record already decoded (by the worker, which needs its event id first)."""
     now_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
     run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier))
     try:
-        run.event = decode_request(deps.catalogue, source.value, max_event_bytes=deps.max_event_bytes)
-        run.decode_ms = (deps.clock.monotonic() - run.started) * 1000
+        decoded = decoded or read_source(deps.catalogue, source, max_event_bytes=deps.max_event_bytes, clock=deps.clock)
+        run.decode_ms = decoded.ms
+        if decoded.error is not None:
+            raise decoded.error
+        run.event = decoded.event
+        assert run.event is not None
         run.stage = Stage.PROMPT
         run.prompt = render_prompt(agent.templates, run.event)
         trimmed = _trimmed(agent, run.event, run.prompt)

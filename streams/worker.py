@@ -23,7 +23,7 @@ import faust
 from aiokafka.errors import KafkaError
 
 from streams.agents import Agent
-from streams.decode import event_id_of
+from streams.decode import read_source
 from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
 from streams.inflight import Inflight, Limit, lane_of
@@ -198,13 +198,14 @@ async def handle_one(
     A tier record keeps its input partition's number, so the event's store entry is in the same
     partition whatever the tier it is read from."""
     source, tier, clock = arrived.source, arrived.tier, runtime.deps.clock
-    event_id = event_id_of(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes)
+    decoded = read_source(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes, clock=clock)
+    event_id = decoded.event_id
     replaying = tier == 0 and any(key == H_REPLAY for key, _ in source.headers)
     recorded = None if replaying else await store.recorded(event_id, partition=source.partition)
     if recorded is not None and recorded.settles(tier):  # seen before: the same records, no model call
         await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
         return
-    outcome = await process(source, agent, runtime.deps, tier=tier, earlier=arrived.earlier)
+    outcome = await process(source, agent, runtime.deps, tier=tier, earlier=arrived.earlier, decoded=decoded)
     emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())
     entry = Recorded(emission.recorded, emission.retry_tier)
     await until_written(lambda: store.record(event_id, entry, partition=source.partition), what="the outcome store")
@@ -247,9 +248,10 @@ async def until_written(
             delay_s = min(delay_s * 2, max_delay_s)
 
 
-def run_worker(settings: Settings) -> NoReturn:
-    """Load and check everything, create the topics, then hand over to faust until stopped."""
-    runtime = load_runtime(settings)
+def run_worker(settings: Settings, runtime: Runtime | None = None) -> NoReturn:
+    """Load and check everything, create the topics, then hand over to faust until stopped. A
+    ``runtime`` given (the benchmark's, with a model stand-in) is used as it is."""
+    runtime = runtime or load_runtime(settings)
     asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings)))
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = create_app(runtime)
@@ -257,5 +259,6 @@ def run_worker(settings: Settings) -> NoReturn:
     log.warning("keel worker starting: agents %s on %s", names, settings.bootstrap_servers)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is too much at info
+    logging.getLogger("aiokafka").setLevel(logging.INFO)  # its per-record debug lines cost ~10% of a worker's CPU
     logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)  # store loads
     worker.execute_from_commandline()

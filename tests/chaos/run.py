@@ -162,11 +162,13 @@ SCENARIOS = [
 
 
 def chaos_agents(target: Path) -> Path:
-    """The shipped agents with short timeouts and retry tiers, so injected hangs cost seconds, not minutes."""
+    """The shipped agents with short timeouts and retry tiers, so injected hangs cost seconds, not minutes,
+    and with many events in flight."""
     return write_agents(
         target,
         model={"timeout_s": 2, "max_retries": 2},
         reliability={"deadline_s": 30, "backoff_base_s": 0.2, "retry_delays_s": [1, 3]},
+        concurrency={"max_in_flight": 32},  # many events in flight when a fault lands
     )
 
 

@@ -1,4 +1,6 @@
-import orjson
+import struct
+
+import pytest
 
 from streams.emit import OutRecord
 from streams.outcome_store import Recorded, decode_entry, encode_entry
@@ -15,9 +17,12 @@ def test_entries_survive_the_round_trip_byte_for_byte() -> None:
         assert decode_entry(encode_entry(entry)) == entry
 
 
-def test_an_entry_written_before_retry_tiers_is_a_final_outcome() -> None:
-    legacy = orjson.loads(encode_entry(Recorded(RECORDS[:1])))["records"]
-    assert decode_entry(orjson.dumps(legacy)) == Recorded(RECORDS[:1], None)
+@pytest.mark.parametrize(
+    "blob", [b"", b"[]", b"\x01\x00", encode_entry(Recorded(RECORDS))[:-3], b"\x01" + b"\x00" * 12]
+)
+def test_a_blob_keel_did_not_write_is_refused(blob: bytes) -> None:
+    with pytest.raises((ValueError, struct.error)):
+        decode_entry(blob)
 
 
 def test_a_final_outcome_settles_every_tier_and_a_waiting_event_only_earlier_ones() -> None:

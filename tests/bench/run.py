@@ -1,0 +1,326 @@
+"""`make bench`: throughput and overhead on the real local broker, every variant in one invocation.
+
+1. raw, faust and keel with a zero-latency model stand-in, interleaved and repeated (median);
+2. Keel with a 500 ms model at in-flight limits C over K keys (and 8 hot keys): throughput and
+   efficiency = throughput / (min(C, K) / 0.5 s);
+3. end-to-end latency minus model time at 50% and 70% of Keel's measured capacity, p50 and p99;
+4. the worker's peak RSS at C = 1024.
+
+Each run gets a fresh namespace loaded with the same pre-encoded events, then the variant's process
+(tests/bench/variant.py) is started and the results topic is watched; the rate is measured between 5%
+and 100% of the events, so start-up is not counted. Prints a table, writes tests/bench/throughput.png,
+and prints one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, run as a script
+from agent_files import write_agents
+
+from connectors import kafka_local
+from streams.agents import load_agents
+from streams.catalogue import Catalogue, load_catalogue
+from streams.decode import decode_request, encode_request
+from streams.domain import RequestEvent
+from streams.emit import OutRecord
+from streams.kafka_admin import ensure_topics
+from streams.local_stack import terminate
+from streams.producer import RecordProducer
+from streams.settings import REPO_ROOT, Settings
+from streams.topics import topic_plan
+
+BENCH_PORT = 29492
+HERE = Path(__file__).resolve().parent
+PLOT = HERE / "throughput.png"
+REPEATS = 3
+BASE_EVENTS = 6000
+SWEEP = [(1, 8), (16, 128), (64, 512), (256, 2048), (1024, 8192), (256, 8)]  # (C, K): K = 8C, or 8 hot keys
+MODEL_S = 0.5
+TICKET = {"ticket_id": "T-1", "subject": "Charged twice", "body": "I was charged twice for my order. Please refund."}
+
+
+@dataclass
+class Bench:
+    broker: kafka_local.LocalKafka
+    catalogue: Catalogue
+    agents_dir: Path
+    state_dir: Path
+
+
+@dataclass
+class Measured:
+    eps: float
+    events: int
+    done: int
+    rss_mb: float
+
+
+def make_events(catalogue: Catalogue, count: int, keys: int) -> list[tuple[bytes, bytes]]:
+    now = int(time.time() * 1000)
+    out = []
+    for i in range(count):
+        key = f"CUST-{i % keys}"
+        event = RequestEvent(str(uuid.uuid4()), now, "acme", "bench", key, TICKET, orjson.dumps(TICKET).decode())
+        out.append((key.encode(), encode_request(catalogue, event)))
+    return out
+
+
+def settings_for(bench: Bench, namespace: str) -> Settings:
+    return Settings(
+        bootstrap_servers=bench.broker.bootstrap,
+        namespace=namespace,
+        agents_dir=bench.agents_dir,
+        agents=["support_triage"],
+        provider_override="sim",
+        state_dir=bench.state_dir,
+    )
+
+
+@contextlib.asynccontextmanager
+async def variant_process(
+    bench: Bench, variant: str, namespace: str, *, latency_ms: float, c: int
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    settings = settings_for(bench, namespace)
+    await ensure_topics(
+        settings.bootstrap_servers, topic_plan(load_agents(bench.agents_dir, bench.catalogue), settings)
+    )
+    env = {
+        **os.environ,
+        "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "KEEL_NAMESPACE": namespace,
+        "KEEL_AGENTS_DIR": str(bench.agents_dir),
+        "KEEL_AGENTS": '["support_triage"]',
+        "KEEL_PROVIDER_OVERRIDE": "sim",
+        "KEEL_STATE_DIR": str(bench.state_dir),
+        "KEEL_WEB_PORT": "0",
+        "KEEL_MAX_IN_FLIGHT": str(c),
+        "KEEL_LOG_LEVEL": "warning",
+        "BENCH_LATENCY_MS": str(latency_ms),
+    }
+    log = (bench.state_dir / f"{namespace}-{variant}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "variant.py"), variant], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        yield process
+    finally:
+        terminate(process)
+        log.close()
+
+
+async def publish(bench: Bench, topic: str, events: list[tuple[bytes, bytes]]) -> None:
+    async with RecordProducer(bench.broker.bootstrap) as producer:
+        for start in range(0, len(events), 5000):
+            await producer.send_all(OutRecord(topic, k, v, ()) for k, v in events[start : start + 5000])
+
+
+class ResultCounter:
+    def __init__(self, bench: Bench, topic: str, partitions: int) -> None:
+        self.partitions = [TopicPartition(topic, p) for p in range(partitions)]
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bench.broker.bootstrap)
+
+    async def __aenter__(self) -> ResultCounter:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+
+    async def count(self) -> int:
+        return sum((await self.consumer.end_offsets(self.partitions)).values())
+
+
+def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def throughput(
+    bench: Bench, variant: str, events: list[tuple[bytes, bytes]], *, latency_ms: float = 0, c: int = 256,
+    timeout_s: float = 90,
+) -> Measured:  # fmt: skip
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(bench, namespace)
+    total = len(events)
+    async with variant_process(bench, variant, namespace, latency_ms=latency_ms, c=c) as process:
+        await publish(bench, settings.topic("support.tickets"), events)
+        async with ResultCounter(bench, settings.topic("support_triage.results"), settings.partitions) as results:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            first: tuple[float, int] | None = None  # at 5%: start-up is over
+            last: tuple[float, int] | None = None  # at 95%: the tail, with fewer events left than C, is not
+            done, now = 0, loop.time()
+            while done < total and now < deadline and process.poll() is None:
+                await asyncio.sleep(0.05)
+                done, now = await results.count(), loop.time()
+                first = first or ((now, done) if done >= max(1, total // 20) else None)
+                last = last or ((now, done) if done >= total * 19 // 20 else None)
+            rss = peak_rss_mb(process)
+    last = last or (now, done)
+    if first is None or last[0] <= first[0]:
+        return Measured(0.0, total, done, rss)
+    return Measured((last[1] - first[1]) / (last[0] - first[0]), total, done, rss)
+
+
+async def latency(bench: Bench, capacity_eps: float, share: float, *, seconds: float = 8) -> tuple[float, float]:
+    """Publish at ``share`` of capacity; return p50 and p99 of result time minus publish time (ms)."""
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    settings = settings_for(bench, namespace)
+    rate = capacity_eps * share
+    warmup = make_events(bench.catalogue, 50, 50)
+    paced = make_events(bench.catalogue, int(rate * seconds), 1000)
+    sent_at: dict[bytes, float] = {}
+    async with variant_process(bench, "keel", namespace, latency_ms=0, c=256):
+        consumer = AIOKafkaConsumer(
+            settings.topic("support_triage.results"), bootstrap_servers=bench.broker.bootstrap,
+            auto_offset_reset="earliest",
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            await publish(bench, settings.topic("support.tickets"), warmup)
+            seen = 0
+            while seen < len(warmup):
+                seen += sum(len(b) for b in (await consumer.getmany(timeout_ms=500)).values())
+            received: dict[bytes, float] = {}
+            reader = asyncio.create_task(_read_results(consumer, received, len(paced)))
+            async with RecordProducer(bench.broker.bootstrap) as producer:
+                tick, started = 0.01, time.monotonic()
+                for index in range(0, len(paced), max(1, int(rate * tick))):
+                    batch = paced[index : index + max(1, int(rate * tick))]
+                    target = started + index / rate
+                    await asyncio.sleep(max(0.0, target - time.monotonic()))
+                    stamp = time.time() * 1000
+                    for _, value in batch:
+                        sent_at[decode_request(bench.catalogue, value, max_event_bytes=1 << 20).event_id.encode()] = (
+                            stamp
+                        )
+                    await producer.send_all(OutRecord(settings.topic("support.tickets"), k, v, ()) for k, v in batch)
+            with contextlib.suppress(TimeoutError):  # what arrived by then is measured
+                await asyncio.wait_for(reader, timeout=60)
+        finally:
+            await consumer.stop()
+    latencies = sorted(received[e] - sent_at[e] for e in received if e in sent_at)
+    return _percentile(latencies, 50), _percentile(latencies, 99)
+
+
+async def _read_results(consumer: AIOKafkaConsumer, received: dict[bytes, float], expected: int) -> None:
+    while len(received) < expected:
+        for batch in (await consumer.getmany(timeout_ms=500)).values():
+            for message in batch:
+                received[message.key] = float(message.timestamp)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(len(values) * pct / 100))]
+
+
+def plot(sweep: list[dict[str, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spread = [row for row in sweep if row["k"] >= row["c"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    cs = [row["c"] for row in spread]
+    ax.plot(cs, [row["eps"] for row in spread], "o-", label="Keel, 500 ms model")
+    ax.plot(cs, [c / MODEL_S for c in cs], "--", color="grey", label="ideal: C / 0.5 s")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("in-flight limit C (K = 8C keys)")
+    ax.set_ylabel("events / s")
+    ax.set_title("Throughput vs in-flight limit (make bench)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=110)
+
+
+async def main() -> int:
+    broker = kafka_local.LocalKafka(port=BENCH_PORT, state_dir=REPO_ROOT / ".keel" / f"bench-kafka-{BENCH_PORT}")
+    kafka_local.stop(broker, force=True)
+    kafka_local.wipe(broker)
+    await asyncio.to_thread(kafka_local.start, broker)
+    state_dir = Path(tempfile.mkdtemp(prefix="keel-bench-"))
+    agents_dir = write_agents(state_dir / "agents", concurrency={"max_in_flight": None})
+    bench = Bench(broker, load_catalogue(REPO_ROOT / "schemas"), agents_dir, state_dir)
+    try:
+        return await _run(bench)
+    finally:
+        kafka_local.stop(broker)
+
+
+async def _run(bench: Bench) -> int:
+    say = lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)  # noqa: E731
+    events = make_events(bench.catalogue, BASE_EVENTS, 1000)
+    runs: dict[str, list[float]] = {"raw": [], "faust": [], "keel": []}
+    for repeat in range(REPEATS):
+        for variant, measures in runs.items():
+            measured = await throughput(bench, variant, events)
+            measures.append(measured.eps)
+            say(f"{variant} #{repeat + 1}: {measured.eps:.0f} events/s ({measured.done}/{measured.events})")
+    eps = {variant: statistics.median(values) for variant, values in runs.items()}
+    sweep, rss_c1024 = [], 0.0
+    for c, k in SWEEP:
+        ideal = min(c, k) / MODEL_S
+        count = int(min(15_000, max(40, ideal * 8)))
+        measured = await throughput(
+            bench, "keel", make_events(bench.catalogue, count, k), latency_ms=MODEL_S * 1000, c=c, timeout_s=120
+        )
+        sweep.append({"c": c, "k": k, "eps": round(measured.eps, 1), "efficiency": round(measured.eps / ideal, 3)})
+        if c == 1024:
+            rss_c1024 = measured.rss_mb
+        say(f"sweep C={c} K={k}: {measured.eps:.1f} events/s, efficiency {measured.eps / ideal:.2f}, "
+            f"{measured.done}/{measured.events} done, peak RSS {measured.rss_mb:.0f} MB")  # fmt: skip
+    overhead = {}
+    for share in (0.5, 0.7):
+        p50, p99 = await latency(bench, eps["keel"], share)
+        overhead[share] = (p50, p99)
+        say(f"latency at {share:.0%} of {eps['keel']:.0f} events/s: overhead p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    plot(sweep)
+    print(f"{'variant':<10}{'events/s (median of ' + str(REPEATS) + ')':>28}")
+    for variant, value in eps.items():
+        print(f"{variant:<10}{value:>28.0f}")
+    print(f"\n{'C':>6}{'K':>6}{'events/s':>12}{'efficiency':>12}")
+    for row in sweep:
+        print(f"{row['c']:>6}{row['k']:>6}{row['eps']:>12.1f}{row['efficiency']:>12.3f}")
+    print(f"\noverhead p50/p99 at 50%: {overhead[0.5][0]:.1f}/{overhead[0.5][1]:.1f} ms, "
+          f"at 70%: {overhead[0.7][0]:.1f}/{overhead[0.7][1]:.1f} ms; peak RSS at C=1024: {rss_c1024:.0f} MB")  # fmt: skip
+    print(f"plot: {PLOT.relative_to(REPO_ROOT)}")
+    summary = {
+        "raw_eps": round(eps["raw"], 1),
+        "faust_eps": round(eps["faust"], 1),
+        "keel_eps": round(eps["keel"], 1),
+        "keel_vs_raw": round(eps["keel"] / eps["raw"], 3) if eps["raw"] else None,
+        "keel_vs_faust": round(eps["keel"] / eps["faust"], 3) if eps["faust"] else None,
+        "sweep": sweep,
+        "overhead_p99_ms_70": round(overhead[0.7][1], 1),
+        "rss_mb_c1024": round(rss_c1024, 1),
+    }
+    print(orjson.dumps(summary).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
