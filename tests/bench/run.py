@@ -29,6 +29,7 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, run as a script
 from agent_files import write_agents
@@ -49,7 +50,7 @@ BENCH_PORT = 29492
 HERE = Path(__file__).resolve().parent
 PLOT = HERE / "throughput.png"
 REPEATS = 3
-BASE_EVENTS = 6000
+BASE_EVENTS = 10_000
 SWEEP = [(1, 8), (16, 128), (64, 512), (256, 2048), (1024, 8192), (256, 8)]  # (C, K): K = 8C, or 8 hot keys
 MODEL_S = 0.5
 TICKET = {"ticket_id": "T-1", "subject": "Charged twice", "body": "I was charged twice for my order. Please refund."}
@@ -122,6 +123,18 @@ async def variant_process(
     finally:
         terminate(process)
         log.close()
+        await delete_namespace(bench, namespace)
+
+
+async def delete_namespace(bench: Bench, namespace: str) -> None:
+    """A run's topics go when it ends, so that later runs meet a broker as lean as the first did."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bench.broker.bootstrap)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith((f"{namespace}.", f"keel-{namespace}-"))]
+        await admin.delete_topics(ours)
+    finally:
+        await admin.close()
 
 
 async def publish(bench: Bench, topic: str, events: list[tuple[bytes, bytes]]) -> None:
@@ -182,51 +195,54 @@ async def throughput(
 
 
 async def latency(bench: Bench, capacity_eps: float, share: float, *, seconds: float = 8) -> tuple[float, float]:
-    """Publish at ``share`` of capacity; return p50 and p99 of result time minus publish time (ms)."""
+    """Publish at ``share`` of capacity; return p50 and p99 of result time minus publish time (ms).
+    The model stand-in answers at once, so that is the overhead. The harness does nothing else while
+    it publishes: ids are known beforehand and results are read once everything has ended."""
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     settings = settings_for(bench, namespace)
     rate = capacity_eps * share
     warmup = make_events(bench.catalogue, 50, 50)
     paced = make_events(bench.catalogue, int(rate * seconds), 1000)
+    ids = [decode_request(bench.catalogue, value, max_event_bytes=1 << 20).event_id.encode() for _, value in paced]
     sent_at: dict[bytes, float] = {}
-    async with variant_process(bench, "keel", namespace, latency_ms=0, c=256):
-        consumer = AIOKafkaConsumer(
-            settings.topic("support_triage.results"), bootstrap_servers=bench.broker.bootstrap,
-            auto_offset_reset="earliest",
-        )  # fmt: skip
-        await consumer.start()
-        try:
-            await publish(bench, settings.topic("support.tickets"), warmup)
-            seen = 0
-            while seen < len(warmup):
-                seen += sum(len(b) for b in (await consumer.getmany(timeout_ms=500)).values())
-            received: dict[bytes, float] = {}
-            reader = asyncio.create_task(_read_results(consumer, received, len(paced)))
-            async with RecordProducer(bench.broker.bootstrap) as producer:
-                tick, started = 0.01, time.monotonic()
-                for index in range(0, len(paced), max(1, int(rate * tick))):
-                    batch = paced[index : index + max(1, int(rate * tick))]
-                    target = started + index / rate
-                    await asyncio.sleep(max(0.0, target - time.monotonic()))
-                    stamp = time.time() * 1000
-                    for _, value in batch:
-                        sent_at[decode_request(bench.catalogue, value, max_event_bytes=1 << 20).event_id.encode()] = (
-                            stamp
-                        )
-                    await producer.send_all(OutRecord(settings.topic("support.tickets"), k, v, ()) for k, v in batch)
-            with contextlib.suppress(TimeoutError):  # what arrived by then is measured
-                await asyncio.wait_for(reader, timeout=60)
-        finally:
-            await consumer.stop()
-    latencies = sorted(received[e] - sent_at[e] for e in received if e in sent_at)
+    per_tick = max(1, int(rate * 0.01))
+    results_topic = settings.topic("support_triage.results")
+    async with (
+        variant_process(bench, "keel", namespace, latency_ms=0, c=256) as process,
+        ResultCounter(bench, results_topic, settings.partitions) as results,
+    ):
+        await publish(bench, settings.topic("support.tickets"), warmup)
+        while await results.count() < len(warmup) and process.poll() is None:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(5)  # steady state: the store partitions are loaded, the first commits done
+        async with RecordProducer(bench.broker.bootstrap) as producer:
+            started = time.monotonic()
+            for index in range(0, len(paced), per_tick):
+                await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))
+                stamp = time.time() * 1000
+                sent_at.update((event_id, stamp) for event_id in ids[index : index + per_tick])
+                batch = paced[index : index + per_tick]
+                await producer.send_all(OutRecord(settings.topic("support.tickets"), k, v, ()) for k, v in batch)
+        deadline = time.monotonic() + 60
+        while await results.count() < len(warmup) + len(paced) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        received = await _result_times(bench, results_topic)  # before the run's topics are deleted
+    latencies = sorted(received[e] - sent_at[e] for e in sent_at if e in received)
     return _percentile(latencies, 50), _percentile(latencies, 99)
 
 
-async def _read_results(consumer: AIOKafkaConsumer, received: dict[bytes, float], expected: int) -> None:
-    while len(received) < expected:
-        for batch in (await consumer.getmany(timeout_ms=500)).values():
-            for message in batch:
-                received[message.key] = float(message.timestamp)
+async def _result_times(bench: Bench, topic: str) -> dict[bytes, float]:
+    """When each result was written (its record timestamp), by event id."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bench.broker.bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        received: dict[bytes, float] = {}
+        while batches := await consumer.getmany(timeout_ms=2000):
+            for batch in batches.values():
+                received.update((message.key, float(message.timestamp)) for message in batch)
+        return received
+    finally:
+        await consumer.stop()
 
 
 def _percentile(values: list[float], pct: float) -> float:
@@ -271,8 +287,11 @@ async def main() -> int:
         kafka_local.stop(broker)
 
 
+def say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
 async def _run(bench: Bench) -> int:
-    say = lambda text: print(f"bench: {text}", file=sys.stderr, flush=True)  # noqa: E731
     events = make_events(bench.catalogue, BASE_EVENTS, 1000)
     runs: dict[str, list[float]] = {"raw": [], "faust": [], "keel": []}
     for repeat in range(REPEATS):
