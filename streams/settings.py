@@ -24,8 +24,8 @@ class ProviderSettings(BaseModel):
 
 # Endpoints Keel knows without configuration: the embedded llama.cpp server and the simulator.
 BUILTIN_PROVIDERS = {
-    # llama.cpp's Python server answers one request at a time: more connections would only queue there.
-    "local": ProviderSettings(base_url="http://127.0.0.1:8080/v1", response_format="json_object", max_connections=2),
+    # llama.cpp's Python server answers one request at a time: more connections would only contend there.
+    "local": ProviderSettings(base_url="http://127.0.0.1:8080/v1", response_format="json_object", max_connections=1),
     "sim": ProviderSettings(base_url="http://127.0.0.1:8090/v1"),
 }
 
