@@ -102,7 +102,6 @@ class Inflight:
         except BaseException:
             agent_limit.release()
             raise
-        partition = self._partitions.setdefault(tp, _Partition())
         if self.closed() or partition.epoch != epoch:  # drained or revoked while this waited for a slot
             agent_limit.release()
             self.limit.release()
