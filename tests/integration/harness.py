@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from agent_files import write_agents
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -170,6 +171,11 @@ async def committed_offsets(stack: Stack, topic: str, *, wait_s: float = 30) -> 
     finally:
         await consumer.stop()
         await admin.close()
+
+
+def model_calls(sim_url: str) -> int:
+    """How many chat requests the provider simulator has answered so far."""
+    return int(httpx.get(sim_url.removesuffix("/v1") + "/sim/stats").json()["requests_total"])
 
 
 def only_outcome(tally: Tally, event_id: str) -> Observed:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
-from harness import Stack, assert_exactly_one_outcome_and_audit, only_outcome, run_through, worker_stack
+from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through, worker_stack
 
 from streams.local_stack import simulator_process
 
@@ -22,10 +21,6 @@ def stack(kafka_bootstrap: str, sim_url: str, tmp_path_factory: pytest.TempPathF
     state_dir = tmp_path_factory.mktemp("keel-state")
     with worker_stack(kafka_bootstrap, state_dir, provider="sim", base_url=sim_url, start=False) as stack:
         yield stack
-
-
-def model_calls(sim_url: str) -> int:
-    return int(httpx.get(sim_url.removesuffix("/v1") + "/sim/stats").json()["requests_total"])
 
 
 async def test_a_duplicate_delivery_is_answered_from_the_store(stack: Stack, sim_url: str, make_event) -> None:

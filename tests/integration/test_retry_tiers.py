@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from harness import Stack, assert_exactly_one_outcome_and_audit, only_outcome, run_through, worker_stack
+from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through, worker_stack
 
 from streams.emit import OutRecord
 from streams.local_stack import simulator_process
@@ -34,10 +33,6 @@ def stack(kafka_bootstrap: str, sim_url: str, tmp_path_factory: pytest.TempPathF
         env={"KEEL_CIRCUIT_FAILURE_THRESHOLD": "1000"},  # the outage is per prompt, not per model
     ) as stack:
         yield stack
-
-
-def model_calls(sim_url: str) -> int:
-    return int(httpx.get(sim_url.removesuffix("/v1") + "/sim/stats").json()["requests_total"])
 
 
 async def test_an_outage_is_outlasted_in_a_tier_while_the_partition_goes_on(stack: Stack, make_event) -> None:
