@@ -104,14 +104,15 @@ async def run_chain(
             return ChainSuccess(answer.response, answer.validated, prompt)
         assert answer.error is not None
         last_error = answer.error
-        if deadline - deps.clock.monotonic() <= 0:
+        remaining_s = deadline - deps.clock.monotonic()
+        if remaining_s <= 0:
             continue  # the deadline route, above
         decision = decide(
             answer.error,
             chain=chain,
             position=position,
             policy=policy,
-            remaining_s=deadline - deps.clock.monotonic(),
+            remaining_s=remaining_s,
             unavailable=_open_circuits(chain, deps),
             jitter=deps.rng.random(),
             can_trim=trimmed is not None,

@@ -94,7 +94,6 @@ class Trace:
     prompt_hash: str | None = None
     attempts: tuple[Attempt, ...] = ()
     decode_ms: float = 0.0
-    model_ms: float = 0.0  # this pass's model time
     total_ms: float = 0.0
     earlier_attempts: int = 0
     tier: int = 0  # 0: read from the input topic; n: from retry tier n
@@ -107,6 +106,11 @@ class Trace:
     def new_attempts(self) -> tuple[Attempt, ...]:
         """The attempts of this pass: each becomes a usage record once."""
         return self.attempts[self.earlier_attempts :]
+
+    @property
+    def model_ms(self) -> float:
+        """This pass's time in model calls."""
+        return sum(a.latency_s for a in self.new_attempts) * 1000
 
 
 @dataclass(frozen=True, slots=True)

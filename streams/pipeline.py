@@ -63,15 +63,14 @@ class _Run:
             earlier_attempts=self.earlier_attempts,
             tier=self.tier,
             decode_ms=self.decode_ms,
-            model_ms=sum(a.latency_s for a in self.attempts[self.earlier_attempts :]) * 1000,
             total_ms=(self.clock.monotonic() - self.started) * 1000,
         )
 
-    def failure(self, error: BaseException, *, reason: str) -> Failure:
-        return Failure(self.stage, type(error).__name__, reason, str(error))
+    def failure(self, error: KeelError) -> Failure:
+        return Failure(self.stage, type(error).__name__, error.reason, str(error))
 
-    def dead_letter(self, error: BaseException, *, reason: str) -> DeadLetter:
-        return DeadLetter(self.trace(), self.failure(error, reason=reason))
+    def dead_letter(self, error: KeelError) -> DeadLetter:
+        return DeadLetter(self.trace(), self.failure(error))
 
 
 async def process(
@@ -116,10 +115,10 @@ async def process(
             return Review(run.trace(), stop.error.reason, str(stop.error), messages)
         retry_tier = next_tier(stop.error, tier=tier, delays_s=agent.definition.reliability.retry_delays_s)
         if retry_tier is not None:
-            return RetryLater(run.trace(), run.failure(stop.error, reason=stop.error.reason), retry_tier)
-        return run.dead_letter(stop.error, reason=stop.error.reason)
+            return RetryLater(run.trace(), run.failure(stop.error), retry_tier)
+        return run.dead_letter(stop.error)
     except KeelError as exc:
-        return run.dead_letter(exc, reason=exc.reason)
+        return run.dead_letter(exc)
     except Exception as exc:  # a bug: keep the event and the worker, say what broke
         log.exception("internal error processing %s for agent %s", source.position, agent.name)
         run.stage = Stage.INTERNAL

@@ -43,6 +43,7 @@ def create_app(runtime: Runtime) -> faust.App:
     settings = runtime.settings
     # A retry tier's agent waits up to its delay on one record; faust would log that as a stalled stream.
     longest_wait_s = max((d for a in runtime.agents for d in a.definition.reliability.retry_delays_s), default=0)
+    stall_s = max(300.0, longest_wait_s + 60)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -57,8 +58,8 @@ def create_app(runtime: Runtime) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         stream_wait_empty=False,  # in-flight work is Keel's to end or abandon (streams/inflight.py)
-        stream_processing_timeout=max(300.0, longest_wait_s + 60),
-        broker_commit_livelock_soft_timeout=max(300.0, longest_wait_s + 60),
+        stream_processing_timeout=stall_s,
+        broker_commit_livelock_soft_timeout=stall_s,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
         web_bind="127.0.0.1",
@@ -185,18 +186,17 @@ def _handler(app: faust.App, shell: _Shell, tier: int) -> Callable[[Any], Corout
 
 async def _run_one(shell: _Shell, arrived: Arrival) -> None:
     try:
-        await handle_one(shell.producer, shell.agent, shell.runtime, shell.store, arrived)
+        await handle_one(shell, arrived)
     except Exception as exc:  # a bug outside the pipeline: never ack past this event
         exit_for_restart(f"handling {arrived.source.position} (tier {arrived.tier}) failed", exc)
 
 
-async def handle_one(
-    producer: RecordProducer, agent: Agent, runtime: Runtime, store: OutcomeStore, arrived: Arrival
-) -> None:
+async def handle_one(shell: _Shell, arrived: Arrival) -> None:
     """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record.
 
     A tier record keeps its input partition's number, so the event's store entry is in the same
     partition whatever the tier it is read from."""
+    agent, runtime, store, producer = shell.agent, shell.runtime, shell.store, shell.producer
     source, tier, clock = arrived.source, arrived.tier, runtime.deps.clock
     decoded = read_source(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes, clock=clock)
     event_id = decoded.event_id

@@ -21,7 +21,7 @@ def test_result_audit_and_usage_records(
     catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
 ) -> None:
     event = make_event(trace_id="tr-1")
-    trace = Trace(make_source(event=event), 1, event, "ph", (ATTEMPT, ATTEMPT), 1.0, 2.0, 3.0)
+    trace = Trace(make_source(event=event), 1, event, "ph", (ATTEMPT, ATTEMPT), decode_ms=1.0, total_ms=3.0)
     result = Result(trace, OUTPUT, orjson.dumps(OUTPUT).decode(), "sim-1", warnings=("w",))
     agent = agents["support_triage"]
     records = _emitter(catalogue, agents).records(result, agent, now_ms=5).all()
