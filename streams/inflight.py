@@ -1,8 +1,14 @@
 """Many events in flight at once, without losing order or committing past unfinished work.
 
-A faust agent hands each event to ``Inflight.start``, which returns as soon as the event is running
-(or waits, when the in-flight limits are reached: backpressure, so the stream stops taking events and
-faust pauses the partition instead of buffering without bound). Each event runs in a task of its own:
+A faust agent hands each event to ``Inflight.start``, which returns as soon as the event is taken (or
+waits, when as many events as twice the worker's in-flight limit are taken and not ended: backpressure,
+so the stream stops taking events and faust pauses the partition instead of buffering without bound).
+Each event runs in a task of its own:
+
+* **slots** bound the events doing work, per agent and per worker: an event takes its slots once its
+  lane lets it run, and gives them back as soon as its work says the decision is made, so neither an
+  event waiting for its key's previous event nor one whose records are being written holds a model
+  call's place;
 
 * **lanes** keep order where the agent needs it: an event starts only after the previous event of its
   lane has ended. The lane is the partition plus the record key (``ordering: key``), the partition
@@ -70,11 +76,32 @@ class Limit:
         self._free.release()
 
 
+Work = Callable[[Callable[[], None]], Awaitable[None]]  # given a callback that gives the slots back early
+
+
+class _Slots:
+    """An event's places under its agent's and the worker's limits, taken in that (fixed) order."""
+
+    def __init__(self, *limits: Limit) -> None:
+        self._limits = limits
+        self._held: list[Limit] = []
+
+    async def take(self) -> None:
+        for limit in self._limits:
+            await limit.acquire()
+            self._held.append(limit)
+
+    def give_back(self) -> None:
+        while self._held:
+            self._held.pop().release()
+
+
 class Inflight:
     """Every event in flight in one worker, for every agent and partition."""
 
     def __init__(self, worker_limit: int) -> None:
         self.limit = Limit(worker_limit)
+        self._taken = asyncio.Semaphore(2 * worker_limit)  # working, waiting for a lane or slot, or writing
         self._partitions: dict[TP, _Partition] = {}
         self._lanes: dict[Hashable, asyncio.Task[None]] = {}
         self._closed = False
@@ -84,27 +111,21 @@ class Inflight:
         tp: TP,
         offset: int,
         lane: Hashable,
-        work: Callable[[], Awaitable[None]],
+        work: Work,
         ack: Callable[[], Awaitable[object]],
         *,
         agent_limit: Limit,
     ) -> None:
-        """Run ``work`` once a slot is free and the lane's previous event has ended; ``ack`` it in
+        """Run ``work`` once the lane's previous event has ended and slots are free; ``ack`` it in
         offset order. Offsets of one partition must be started in increasing order. After ``drain``
         nothing starts: the event stays unacked, for the next run."""
         if self.closed():
             return
         partition = self._partitions.setdefault(tp, _Partition())
         epoch = partition.epoch
-        await agent_limit.acquire()
-        try:
-            await self.limit.acquire()
-        except BaseException:
-            agent_limit.release()
-            raise
-        if self.closed() or partition.epoch != epoch:  # drained or revoked while this waited for a slot
-            agent_limit.release()
-            self.limit.release()
+        await self._taken.acquire()
+        if self.closed() or partition.epoch != epoch:  # drained or revoked while this waited
+            self._taken.release()
             return
         entry = _Entry(offset, ack)
         partition.entries.append(entry)
@@ -145,16 +166,18 @@ class Inflight:
         tp: TP,
         entry: _Entry,
         previous: asyncio.Task[None] | None,
-        work: Callable[[], Awaitable[None]],
+        work: Work,
         agent_limit: Limit,
     ) -> None:
+        slots = _Slots(agent_limit, self.limit)
         try:
             if previous is not None:
                 await asyncio.wait([previous])  # the lane's order; its failure or cancellation is its own
-            await work()
+            await slots.take()
+            await work(slots.give_back)
         finally:
-            agent_limit.release()
-            self.limit.release()
+            slots.give_back()
+            self._taken.release()
         entry.done = True
         partition = self._partitions[tp]
         ready: list[_Entry] = []

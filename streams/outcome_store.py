@@ -10,6 +10,9 @@ redelivery from an earlier tier re-emits that, a delivery from that tier runs th
 Entries go to the same partition number as their input event, so the worker that owns an input
 partition reads exactly that store partition: it loads it on first use after the partition is
 assigned, and forgets it when the partition is revoked (another worker may write it meanwhile).
+Loaded entries are kept in a private SQLite database on local disk, not in the heap: a store
+partition holds up to the retention period's entries, which would otherwise grow a long-running
+worker's memory without bound.
 This is deliberately not a faust Table: its recovery path has been seen here to stop delivering events
 after a restart, and correctness must not rest on it.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import struct
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -108,12 +112,13 @@ class OutcomeStore:
         self.topic = topic
         self._bootstrap = bootstrap_servers
         self._send = send
-        self._partitions: dict[int, dict[bytes, bytes]] = {}
+        self._entries = _Entries()
+        self._loaded: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
 
     async def recorded(self, event_id: str, *, partition: int) -> Recorded | None:
-        entries = await self._loaded(partition)
-        blob = entries.get(event_id.encode())
+        await self._load(partition)
+        blob = self._entries.get(partition, event_id.encode())
         if blob is None:
             return None
         try:
@@ -124,25 +129,28 @@ class OutcomeStore:
 
     async def record(self, event_id: str, entry: Recorded, *, partition: int) -> None:
         """Write the entry and wait for the broker's acknowledgement."""
-        entries = await self._loaded(partition)
+        await self._load(partition)
         key, blob = event_id.encode(), encode_entry(entry)
         await self._send(self.topic, key, blob, partition)
-        entries[key] = blob
+        self._entries.put(partition, [(key, blob)])
 
     def forget(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
-            self._partitions.pop(partition, None)
+            self._loaded.discard(partition)
+            self._entries.drop(partition)
 
-    async def _loaded(self, partition: int) -> dict[bytes, bytes]:
-        entries = self._partitions.get(partition)
-        if entries is not None:
-            return entries
+    def close(self) -> None:
+        self._entries.close()
+
+    async def _load(self, partition: int) -> None:
+        if partition in self._loaded:
+            return
         async with self._locks.setdefault(partition, asyncio.Lock()):
-            if partition not in self._partitions:
-                self._partitions[partition] = await self._read(partition)
-            return self._partitions[partition]
+            if partition not in self._loaded:
+                await self._read(partition)
+                self._loaded.add(partition)
 
-    async def _read(self, partition: int) -> dict[bytes, bytes]:
+    async def _read(self, partition: int) -> None:
         """Everything in one store partition, up to its end as of now (later entries win)."""
         tp = TopicPartition(self.topic, partition)
         consumer = AIOKafkaConsumer(
@@ -154,13 +162,60 @@ class OutcomeStore:
             begin = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
             consumer.seek(tp, begin)  # explicit and immediate: seek_to_beginning() can race the fetcher
-            entries: dict[bytes, bytes] = {}
+            self._entries.drop(partition)
             while await consumer.position(tp) < end:
-                for message in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    if message.value is None:
-                        entries.pop(message.key, None)
-                    else:
-                        entries[message.key] = message.value
-            return entries
+                messages = (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
+                self._entries.put(partition, ((m.key, m.value) for m in messages if m.key is not None))
         finally:
             await consumer.stop()
+
+
+class _Entries:
+    """Loaded store partitions in a private, temporary SQLite database: SQLite keeps a small page
+    cache in memory and the rest in a file of its own that is deleted when the database is closed
+    (or the process ends). Writes are buffered and go to SQLite a batch at a time, in one
+    transaction. Every call is synchronous, so no other coroutine comes between."""
+
+    def __init__(self, *, batch: int = 512) -> None:
+        self._db = sqlite3.connect("", isolation_level=None)  # "": private and on disk, not ":memory:"
+        self._db.execute("PRAGMA page_size = 16384")  # an entry (a few KB) fits in a page, no overflow chain
+        self._db.execute("PRAGMA journal_mode = OFF")  # nothing to recover: the topic is the source of truth
+        self._db.execute("PRAGMA synchronous = OFF")
+        # Rows appended in rowid order, found through a small index: much cheaper to insert into than
+        # a table clustered on random event ids.
+        self._db.execute("CREATE TABLE entries (partition INTEGER, key BLOB, blob BLOB)")
+        self._db.execute("CREATE UNIQUE INDEX entries_by_key ON entries (partition, key)")
+        self._batch = batch
+        self._pending: dict[tuple[int, bytes], bytes | None] = {}  # None: a tombstone
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        if (partition, key) in self._pending:
+            return self._pending[partition, key]
+        row = self._db.execute("SELECT blob FROM entries WHERE partition = ? AND key = ?", (partition, key)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put(self, partition: int, entries: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """In order; a ``None`` blob (a tombstone) removes the key."""
+        for key, blob in entries:
+            self._pending[partition, key] = blob
+        if len(self._pending) >= self._batch:
+            self._flush()
+
+    def drop(self, partition: int) -> None:
+        self._flush()
+        self._db.execute("DELETE FROM entries WHERE partition = ?", (partition,))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "DELETE FROM entries WHERE partition = ? AND key = ?", [k for k, blob in pending.items() if blob is None]
+        )
+        self._db.executemany(
+            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?)",
+            [(*k, blob) for k, blob in pending.items() if blob is not None],
+        )
+        self._db.execute("COMMIT")

@@ -68,6 +68,7 @@ class RecordProducer:
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=2,
+                    max_batch_size=512 * 1024,
                     request_timeout_ms=self._request_timeout_ms,
                     metadata_max_age_ms=10_000,
                 )

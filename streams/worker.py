@@ -93,6 +93,8 @@ def create_app(runtime: Runtime) -> faust.App:
             log.warning("stopping: %d in-flight events did not end in time; they run again after a restart", abandoned)
         await runtime.aclose()
         await producer.stop()
+        for store in set(stores.values()):
+            store.close()
 
     app.on_before_shutdown.connect(close_clients)  # type: ignore[arg-type]  # mode types want a positional-only sender
     _exit_on_crash(app)
@@ -184,15 +186,16 @@ def _handler(app: faust.App, shell: _Shell, tier: int) -> Callable[[Any], Corout
     return handle
 
 
-async def _run_one(shell: _Shell, arrived: Arrival) -> None:
+async def _run_one(shell: _Shell, arrived: Arrival, decided: Callable[[], None]) -> None:
     try:
-        await handle_one(shell, arrived)
+        await handle_one(shell, arrived, decided=decided)
     except Exception as exc:  # a bug outside the pipeline: never ack past this event
         exit_for_restart(f"handling {arrived.source.position} (tier {arrived.tier}) failed", exc)
 
 
-async def handle_one(shell: _Shell, arrived: Arrival) -> None:
+async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], None]) -> None:
     """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record.
+    ``decided`` is called once no more model calls are to be made for the event (its slots go back).
 
     A tier record keeps its input partition's number, so the event's store entry is in the same
     partition whatever the tier it is read from."""
@@ -203,9 +206,11 @@ async def handle_one(shell: _Shell, arrived: Arrival) -> None:
     replaying = tier == 0 and any(key == H_REPLAY for key, _ in source.headers)
     recorded = None if replaying else await store.recorded(event_id, partition=source.partition)
     if recorded is not None and recorded.settles(tier):  # seen before: the same records, no model call
+        decided()
         await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
         return
     outcome = await process(source, agent, runtime.deps, tier=tier, earlier=arrived.earlier, decoded=decoded)
+    decided()
     emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())
     entry = Recorded(emission.recorded, emission.retry_tier)
     await until_written(lambda: store.record(event_id, entry, partition=source.partition), what="the outcome store")

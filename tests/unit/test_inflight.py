@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from streams.inflight import Inflight, Limit, lane_of
+from streams.inflight import Inflight, Limit, Work, lane_of
 
 TP0, TP1 = ("in", 0), ("in", 1)
 
@@ -19,12 +19,19 @@ class Events:
         self.started: list[int] = []
         self.acked: list[tuple[tuple[str, int], int]] = []
         self.release: dict[int, asyncio.Event] = {}
+        self.decide: dict[int, asyncio.Event] = {}
 
-    def work(self, offset: int) -> Callable[[], Awaitable[None]]:
+    def work(self, offset: int) -> Work:
         gate = self.release.setdefault(offset, asyncio.Event())
+        decision = self.decide.setdefault(offset, asyncio.Event())
 
-        async def run() -> None:
+        async def run(decided: Callable[[], None]) -> None:
             self.started.append(offset)
+            await asyncio.wait(
+                [asyncio.ensure_future(decision.wait()), asyncio.ensure_future(gate.wait())],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            decided()  # the model work is over; what follows is writing
             await gate.wait()
 
         return run
@@ -38,6 +45,10 @@ class Events:
     def finish(self, *offsets: int) -> None:
         for offset in offsets:
             self.release.setdefault(offset, asyncio.Event()).set()
+
+    def decided(self, *offsets: int) -> None:
+        for offset in offsets:
+            self.decide.setdefault(offset, asyncio.Event()).set()
 
 
 async def start(
@@ -96,17 +107,39 @@ def test_lanes_by_ordering_mode() -> None:
 
 
 @pytest.mark.parametrize("limits", [(2, 10), (10, 2)])
-async def test_the_limit_stops_taking_events_until_one_ends(limits: tuple[int, int]) -> None:
+async def test_the_limits_bound_working_events_until_one_has_decided(limits: tuple[int, int]) -> None:
     agent_limit, worker_limit = limits
     inflight, events, limit = Inflight(worker_limit), Events(), Limit(agent_limit)
-    await start(inflight, events, TP0, 1, 1, limit)
-    await start(inflight, events, TP0, 2, 2, limit)
-    third = asyncio.create_task(start(inflight, events, TP0, 3, 3, limit))
+    for offset in (1, 2, 3):
+        await start(inflight, events, TP0, offset, offset, limit)
     await settle()
-    assert not third.done() and inflight.limit.in_flight == 2  # backpressure: the stream waits here
-    events.finish(2)
+    assert sorted(events.started) == [1, 2] and inflight.limit.in_flight == min(limits)
+    events.decided(2)  # 2 still writes its records, but its model work is over
     await settle()
-    assert third.done() and sorted(events.started) == [1, 2, 3]
+    assert sorted(events.started) == [1, 2, 3]
+
+
+async def test_intake_stops_at_twice_the_worker_limit_of_events_not_ended() -> None:
+    inflight, events, limit = Inflight(2), Events(), Limit(2)
+    for offset in (1, 2, 3, 4):
+        await start(inflight, events, TP0, offset, offset, limit)  # 3 and 4 wait for a slot
+    fifth = asyncio.create_task(start(inflight, events, TP0, 5, 5, limit))
+    events.decided(1, 2)
+    await settle()
+    assert not fifth.done()  # backpressure: the stream waits here while 1 and 2 write
+    assert sorted(events.started) == [1, 2, 3, 4]
+    events.finish(1)
+    await settle()
+    assert fifth.done()
+
+
+async def test_an_event_waiting_for_its_key_holds_no_slot() -> None:
+    inflight, events, limit = Inflight(2), Events(), Limit(2)
+    await start(inflight, events, TP0, 1, "k1", limit)
+    await start(inflight, events, TP0, 2, "k1", limit)  # waits for 1, its key's earlier event
+    await start(inflight, events, TP0, 3, "k2", limit)
+    await settle()
+    assert events.started == [1, 3]
 
 
 async def test_revocation_waits_for_the_grace_then_cancels_without_acking() -> None:
