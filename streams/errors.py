@@ -36,6 +36,10 @@ class SchemaCatalogueError(ConfigError):
     reason = "schema_catalogue_invalid"
 
 
+class PricingError(ConfigError):
+    reason = "pricing_invalid"
+
+
 # --- decoding input events ------------------------------------------------------------------------
 
 
