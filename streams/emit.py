@@ -15,6 +15,7 @@ from streams import retry, wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.domain import DeadLetter, Headers, Outcome, RequestEvent, Result, RetryLater, Review, Trace
+from streams.pricing import Pricing
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, AgentTopics, agent_topics
 
@@ -59,7 +60,8 @@ class Emission:
 class Emitter:
     """Turns outcomes into records for one worker's agents, with schemas resolved once."""
 
-    def __init__(self, catalogue: Catalogue, settings: Settings, agents: list[Agent]) -> None:
+    def __init__(self, catalogue: Catalogue, settings: Settings, agents: list[Agent], *, pricing: Pricing) -> None:
+        self._pricing = pricing
         self._dlq = catalogue.by_subject("keel.dlq-value")
         self._audit = catalogue.by_subject("keel.audit-value")
         self._usage = catalogue.by_subject("keel.usage-value")
@@ -75,7 +77,7 @@ class Emitter:
         headers = _common_headers(trace, agent)
         usage = tuple(
             OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers)
-            for value in _usage_values(trace, agent)
+            for value in _usage_values(trace, agent, self._pricing)
         )
         if isinstance(outcome, RetryLater):
             source = trace.source
@@ -273,24 +275,29 @@ def _audit_error(outcome: Final) -> dict[str, str] | None:
     }
 
 
-def _usage_values(trace: Trace, agent: Agent) -> list[dict[str, Any]]:
+def _usage_values(trace: Trace, agent: Agent, pricing: Pricing) -> list[dict[str, Any]]:
     tenant = trace.event.tenant if trace.event else ""
-    return [
-        {
-            "event_id": trace.event_id,
-            "agent": agent.name,
-            "agent_version": agent.definition.version,
-            "tenant": tenant,
-            "provider": attempt.provider,
-            "model": attempt.model,
-            "model_version": attempt.model_version,
-            "attempt": attempt.number,
-            "purpose": attempt.purpose,
-            "tokens_in": attempt.tokens_in,
-            "tokens_out": attempt.tokens_out,
-            "latency_ms": attempt.latency_s * 1000,
-            "outcome": attempt.outcome,
-            "at": attempt.started_at_ms,
-        }
-        for attempt in trace.new_attempts
-    ]
+    values = []
+    for attempt in trace.new_attempts:
+        cost = pricing.cost(attempt.provider, attempt.model, tokens_in=attempt.tokens_in, tokens_out=attempt.tokens_out)
+        values.append(
+            {
+                "event_id": trace.event_id,
+                "agent": agent.name,
+                "agent_version": agent.definition.version,
+                "tenant": tenant,
+                "provider": attempt.provider,
+                "model": attempt.model,
+                "model_version": attempt.model_version,
+                "attempt": attempt.number,
+                "purpose": attempt.purpose,
+                "tokens_in": attempt.tokens_in,
+                "tokens_out": attempt.tokens_out,
+                "latency_ms": attempt.latency_s * 1000,
+                "outcome": attempt.outcome,
+                "at": attempt.started_at_ms,
+                "cost_usd": cost.usd,
+                "price_version": cost.price_version,
+            }
+        )
+    return values

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     namespace: str = Field(default="", description="Prefix for every topic and the consumer group")
     agents_dir: Path = REPO_ROOT / "deploy" / "agents"
     schemas_dir: Path = REPO_ROOT / "schemas"
+    pricing_file: Path = Field(
+        default=REPO_ROOT / "deploy" / "pricing.yaml", description="The price table (streams/pricing.py)"
+    )
     state_dir: Path = REPO_ROOT / ".keel"
     agents: list[str] = Field(default_factory=list, description="Run only these agents (empty: all)")
     partitions: int = Field(default=4, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from random import Random
 
@@ -14,7 +15,10 @@ from streams.emit import Emitter
 from streams.errors import UnknownProvider
 from streams.model import ModelClient
 from streams.ports import Deps
+from streams.pricing import Pricing, load_pricing
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,7 @@ class Runtime:
     agents: list[Agent]
     deps: Deps
     emitter: Emitter
+    pricing: Pricing
 
     async def aclose(self) -> None:
         for client in self.deps.models.values():
@@ -36,6 +41,10 @@ def load_runtime(settings: Settings) -> Runtime:
     if settings.provider_override:
         agents = [with_provider(agent, settings.provider_override) for agent in agents]
     models = build_models(settings, agents)
+    pricing = load_pricing(settings.pricing_file)
+    chains = [(spec.provider, spec.model) for agent in agents for spec in agent.definition.model_chain]
+    for unpriced in pricing.unpriced(chains):
+        log.warning("%s has no price in %s: its usage records carry no cost", unpriced, settings.pricing_file)
     deps = Deps(
         catalogue=catalogue,
         models=models,
@@ -46,7 +55,8 @@ def load_runtime(settings: Settings) -> Runtime:
         rng=Random(),  # noqa: S311  (jitter, not secrets)
         max_event_bytes=settings.max_event_bytes,
     )
-    return Runtime(settings, catalogue, agents, deps, Emitter(catalogue, settings, agents))
+    emitter = Emitter(catalogue, settings, agents, pricing=pricing)
+    return Runtime(settings, catalogue, agents, deps, emitter, pricing)
 
 
 def with_provider(agent: Agent, provider: str) -> Agent:

@@ -28,6 +28,7 @@ from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
 from streams.inflight import Inflight, Limit, lane_of
 from streams.kafka_admin import ensure_topics
+from streams.metrics import CONTENT_TYPE, LiveSources, WorkerMetrics
 from streams.outcome_store import OutcomeStore, Recorded
 from streams.pipeline import process
 from streams.producer import RecordProducer
@@ -67,18 +68,34 @@ def create_app(runtime: Runtime) -> faust.App:
     )
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
     inflight = Inflight(settings.max_in_flight)
+    metrics = WorkerMetrics(runtime.pricing)
     stores: dict[str, OutcomeStore] = {}  # by every topic the store's agent reads
+    shells: list[_Shell] = []
     for agent in runtime.agents:
         topics = agent_topics(agent, settings)
         store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), producer.send_one)
         limit = Limit(agent.definition.concurrency.max_in_flight or settings.max_in_flight)
-        shell = _Shell(agent, runtime, store, producer, inflight, limit)
+        shell = _Shell(agent, runtime, store, producer, inflight, limit, metrics)
+        shells.append(shell)
         for tier, name in enumerate((topics.input, *topics.retries)):
             topic = app.topic(name, key_serializer="raw", value_serializer="raw")
             suffix = f".retry.{tier}" if tier else ""
             app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(app, shell, tier))
             stores[name] = store
     _on_revoke(app, inflight, stores, producer, grace_s=settings.revoke_grace_s)
+    deps = runtime.deps
+    metrics.watch(
+        LiveSources(
+            in_flight=lambda: [(shell.agent.name, shell.limit.in_flight) for shell in shells],
+            circuits=lambda: deps.breakers.snapshot(deps.clock.monotonic()),
+            lag=lambda: _consumer_lag(app, set(stores)),
+        )
+    )
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        """Prometheus metrics (streams/metrics.py)."""
+        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     @app.page("/keel/circuits/")
     async def circuits(web: Any, request: Any) -> Any:
@@ -154,6 +171,7 @@ class _Shell:
     producer: RecordProducer
     inflight: Inflight
     limit: Limit
+    metrics: WorkerMetrics
 
 
 def _handler(app: faust.App, shell: _Shell, tier: int) -> Callable[[Any], Coroutine[Any, Any, None]]:
@@ -208,6 +226,7 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
     if recorded is not None and recorded.settles(tier):  # seen before: the same records, no model call
         decided()
         await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
+        shell.metrics.re_emitted.labels(agent.name).inc()
         return
     outcome = await process(source, agent, runtime.deps, tier=tier, earlier=arrived.earlier, decoded=decoded)
     decided()
@@ -215,6 +234,18 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
     entry = Recorded(emission.recorded, emission.retry_tier)
     await until_written(lambda: store.record(event_id, entry, partition=source.partition), what="the outcome store")
     await until_written(lambda: producer.send_all(emission.all()), what="outcome records")
+    shell.metrics.observe(agent.name, outcome)
+
+
+def _consumer_lag(app: faust.App, topics: set[str]) -> list[tuple[str, int, int]]:
+    """Per input partition this worker owns: its end offset minus the group's committed offset."""
+    monitor = app.monitor
+    lag = []
+    for tp, end in list(monitor.tp_end_offsets.items()):
+        if tp.topic in topics:
+            committed = monitor.tp_committed_offsets.get(tp)
+            lag.append((tp.topic, tp.partition, max(0, end - (committed or 0))))
+    return lag
 
 
 def to_source_record(message: Any) -> SourceRecord:

@@ -14,6 +14,7 @@ from streams.agents import Agent, load_agents
 from streams.catalogue import Catalogue, load_catalogue
 from streams.decode import encode_request
 from streams.domain import RequestEvent, SourceRecord
+from streams.pricing import Pricing, load_pricing
 from streams.settings import REPO_ROOT
 
 SCHEMAS_DIR = REPO_ROOT / "schemas"
@@ -28,6 +29,11 @@ def catalogue() -> Catalogue:
 @pytest.fixture(scope="session")
 def agents(catalogue: Catalogue) -> dict[str, Agent]:
     return {agent.name: agent for agent in load_agents(AGENTS_DIR, catalogue)}
+
+
+@pytest.fixture(scope="session")
+def pricing() -> Pricing:
+    return load_pricing(REPO_ROOT / "deploy" / "pricing.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,18 @@ from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.domain import Attempt, DeadLetter, Failure, Result, Review, SourceRecord, Stage, Trace
 from streams.emit import Emitter
+from streams.pricing import Price, PriceTable, Pricing
 from streams.settings import Settings
 
 ATTEMPT = Attempt("sim", "m", 1, 1_800_000_000_000, 0.2, 100, 30, "sim-1", "ok")
+PRICING = Pricing(
+    PriceTable(version="p-3", prices=(Price(provider="sim", model="m", input_usd_per_mtok=2, output_usd_per_mtok=8),))
+)
 OUTPUT = {"category": "billing", "priority": "low", "summary": "s", "suggested_reply": "r", "confidence": 0.5}
 
 
 def _emitter(catalogue: Catalogue, agents: dict[str, Agent]) -> Emitter:
-    return Emitter(catalogue, Settings(namespace="t1"), list(agents.values()))
+    return Emitter(catalogue, Settings(namespace="t1"), list(agents.values()), pricing=PRICING)
 
 
 def test_result_audit_and_usage_records(
@@ -82,3 +86,21 @@ def test_review_item_has_what_a_reviewer_needs(
     audit = wire.decode(catalogue, records[1].value, subject="keel.audit-value")
     assert (audit["outcome"], audit["route"], audit["error"]["reason"]) == ("review", "review", "model_refused")
     assert audit["attempt_log"][0]["purpose"] == "initial"
+
+
+def test_every_usage_record_carries_its_cost_or_says_it_has_no_price(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    event = make_event()
+    failed = Attempt("sim", "m", 2, 1_800_000_000_000, 5.0, 0, 0, None, "provider_timeout", "retry")
+    unpriced = Attempt("other", "x", 3, 1_800_000_000_000, 0.2, 100, 30, "x-1", "ok", "fallback")
+    trace = Trace(make_source(event=event), 1, event, "ph", (ATTEMPT, failed, unpriced), decode_ms=1.0, total_ms=3.0)
+    result = Result(trace, OUTPUT, orjson.dumps(OUTPUT).decode(), "x-1")
+    usage = [
+        wire.decode(catalogue, r.value, subject="keel.usage-value")
+        for r in _emitter(catalogue, agents).records(result, agents["support_triage"], now_ms=5).usage
+    ]
+    assert [(u["attempt"], u["purpose"]) for u in usage] == [(1, "initial"), (2, "retry"), (3, "fallback")]
+    assert usage[0]["cost_usd"] == (100 * 2 + 30 * 8) / 1e6 and usage[0]["price_version"] == "p-3"
+    assert usage[1]["cost_usd"] == 0.0  # failed before the provider billed anything
+    assert usage[2]["cost_usd"] is None and usage[2]["price_version"] is None  # unpriced: flagged, not $0

@@ -7,6 +7,7 @@ from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.domain import Attempt, Failure, RetryLater, SourceRecord, Stage, Trace
 from streams.emit import Emitter
+from streams.pricing import Pricing
 from streams.retry import H_ATTEMPTS, H_ORIGIN, H_REASON, H_TIER, Arrival, arrival
 from streams.settings import Settings
 
@@ -20,10 +21,12 @@ def _waiting(source: SourceRecord, tier: int) -> RetryLater:
 
 
 def test_the_tier_record_is_the_original_record_in_its_partition_plus_what_was_tried(
-    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord]
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], pricing: Pricing
 ) -> None:
     source, agent = make_source(), agents["support_triage"]
-    emission = Emitter(catalogue, Settings(namespace="t1"), [agent]).records(_waiting(source, 2), agent, now_ms=9)
+    emission = Emitter(catalogue, Settings(namespace="t1"), [agent], pricing=pricing).records(
+        _waiting(source, 2), agent, now_ms=9
+    )
     tier_record = emission.outcome
     assert (tier_record.topic, tier_record.partition) == ("t1.support_triage.retry.2", source.partition)
     assert (tier_record.key, tier_record.value) == (source.key, source.value)
@@ -35,10 +38,12 @@ def test_the_tier_record_is_the_original_record_in_its_partition_plus_what_was_t
 
 
 def test_a_tier_record_reads_back_as_its_first_arrival(
-    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord]
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], pricing: Pricing
 ) -> None:
     source, agent = make_source(), agents["support_triage"]
-    record = Emitter(catalogue, Settings(), [agent]).records(_waiting(source, 1), agent, now_ms=9).outcome
+    record = (
+        Emitter(catalogue, Settings(), [agent], pricing=pricing).records(_waiting(source, 1), agent, now_ms=9).outcome
+    )
     delivered = SourceRecord(record.topic, 2, 40, 1_800_000_100_000, record.key, record.value, record.headers)
     back = arrival(delivered, tier=1, delay_s=30)
     assert back.source == source

@@ -1,0 +1,129 @@
+"""Prometheus metrics of one worker, served at ``/metrics`` on its web server.
+
+Counters and histograms are updated once per event, from its outcome; gauges (in flight, circuits,
+consumer lag) are read when Prometheus scrapes. Labels stay bounded: agents, providers and models come
+from the agent definitions, outcomes and failure reasons from Keel's own codes (streams/errors.py),
+partitions from the topic plan. Never event ids, tenants or record keys. The README lists every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from streams.circuit import CircuitState, CircuitView
+from streams.domain import DeadLetter, Outcome, Result, Review
+from streams.pricing import Pricing
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+EVENT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+MODEL_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60)
+CIRCUIT_VALUE = {CircuitState.CLOSED: 0.0, CircuitState.HALF_OPEN: 0.5, CircuitState.OPEN: 1.0}
+
+
+def outcome_name(outcome: Outcome) -> str:
+    if isinstance(outcome, Result):
+        return "result"
+    if isinstance(outcome, Review):
+        return "review"
+    return "dead_letter" if isinstance(outcome, DeadLetter) else "retry_tier"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSources:
+    """What the gauges read at scrape time."""
+
+    in_flight: Callable[[], Iterable[tuple[str, int]]]  # (agent, events in flight)
+    circuits: Callable[[], Iterable[CircuitView]]
+    lag: Callable[[], Iterable[tuple[str, int, int]]]  # (topic, partition, end offset - committed offset)
+
+
+class WorkerMetrics:
+    def __init__(self, pricing: Pricing) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._pricing = pricing
+        r = self.registry
+        self.events = Counter("keel_events", "Events handled, by how they ended", ["agent", "outcome"], registry=r)
+        self.re_emitted = Counter(
+            "keel_events_re_emitted", "Redelivered events answered from the outcome store", ["agent"], registry=r
+        )
+        self.dead_letters = Counter("keel_dead_letters", "Dead letters, by reason", ["agent", "reason"], registry=r)
+        self.attempts = Counter(
+            "keel_model_attempts",
+            "Model calls, by purpose (initial, retry, reask, trim, fallback, tier_retry) and result (ok or reason)",
+            ["agent", "provider", "model", "purpose", "result"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "keel_model_tokens", "Tokens, in and out", ["agent", "provider", "model", "direction"], registry=r
+        )
+        self.cost = Counter(
+            "keel_model_cost_usd", "Cost by the price table", ["agent", "provider", "model"], registry=r
+        )
+        self.unpriced = Counter(
+            "keel_model_unpriced_attempts",
+            "Calls to a model the price table has no price for",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.event_seconds = Histogram(
+            "keel_event_duration_seconds",
+            "From an event's arrival at the worker to its outcome",
+            ["agent", "outcome"],
+            buckets=EVENT_BUCKETS_S,
+            registry=r,
+        )
+        self.model_seconds = Histogram(
+            "keel_model_latency_seconds", "One model call", ["provider", "model"], buckets=MODEL_BUCKETS_S, registry=r
+        )
+
+    def observe(self, agent: str, outcome: Outcome) -> None:
+        """Count one event's outcome and the model attempts it made in this pass."""
+        name = outcome_name(outcome)
+        trace = outcome.trace
+        self.events.labels(agent, name).inc()
+        self.event_seconds.labels(agent, name).observe(trace.total_ms / 1000)
+        if isinstance(outcome, DeadLetter):
+            self.dead_letters.labels(agent, outcome.failure.reason).inc()
+        for a in trace.new_attempts:
+            self.attempts.labels(agent, a.provider, a.model, a.purpose, a.outcome).inc()
+            self.model_seconds.labels(a.provider, a.model).observe(a.latency_s)
+            self.tokens.labels(agent, a.provider, a.model, "in").inc(a.tokens_in)
+            self.tokens.labels(agent, a.provider, a.model, "out").inc(a.tokens_out)
+            cost = self._pricing.cost(a.provider, a.model, tokens_in=a.tokens_in, tokens_out=a.tokens_out)
+            if cost.usd is None:
+                self.unpriced.labels(a.provider, a.model).inc()
+            else:
+                self.cost.labels(agent, a.provider, a.model).inc(cost.usd)
+
+    def watch(self, sources: LiveSources) -> None:
+        self.registry.register(_Live(sources))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Live(Collector):
+    def __init__(self, sources: LiveSources) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        in_flight = GaugeMetricFamily("keel_in_flight", "Events in flight (model calls overlap)", labels=["agent"])
+        for agent, count in self._sources.in_flight():
+            in_flight.add_metric([agent], count)
+        circuits = GaugeMetricFamily(
+            "keel_circuit_state", "Per model: 0 closed, 0.5 half-open, 1 open", labels=["provider", "model"]
+        )
+        for view in self._sources.circuits():
+            provider, _, model = view.key.partition("/")
+            circuits.add_metric([provider, model], CIRCUIT_VALUE[view.state])
+        lag = GaugeMetricFamily(
+            "keel_consumer_lag", "Records not yet committed, per input partition", labels=["topic", "partition"]
+        )
+        for topic, partition, behind in self._sources.lag():
+            lag.add_metric([topic, str(partition)], behind)
+        yield from (in_flight, circuits, lag)

@@ -1,0 +1,71 @@
+"""The Prometheus rules and the Grafana dashboard in deploy/ against what the worker exports."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from streams.metrics import WorkerMetrics
+from streams.pricing import PriceTable, Pricing
+from streams.settings import REPO_ROOT
+
+PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
+_METRIC = re.compile(r"\bkeel_[a-z_]+")
+_SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
+
+
+@pytest.fixture(scope="module")
+def promtool() -> Path:
+    path = REPO_ROOT / os.environ.get(
+        "KEEL_PROMTOOL", ".keel/tools/prometheus/usr/bin/promtool"
+    )  # relative: to the repo
+    if not path.exists():
+        pytest.fail(f"promtool not found at {path}: `make promtool` unpacks it from Debian's prometheus package")
+    return path
+
+
+def _run(promtool: Path, *args: str) -> str:
+    done = subprocess.run([str(promtool), *args], cwd=PROMETHEUS, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_alert_rules_are_valid(promtool: Path) -> None:
+    assert "SUCCESS" in _run(promtool, "check", "rules", "alerts.yml")
+
+
+def test_the_alert_rules_fire_on_the_series_they_are_meant_for(promtool: Path) -> None:
+    _run(promtool, "test", "rules", "alerts_test.yml")
+
+
+def _exported() -> set[str]:
+    metrics = WorkerMetrics(Pricing(PriceTable(version="v", prices=())))
+    names = {family.name for family in metrics.registry.collect()}
+    return names | {"keel_in_flight", "keel_circuit_state", "keel_consumer_lag"}  # read at scrape time
+
+
+def _base(name: str) -> str:
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def test_every_metric_the_rules_use_is_exported() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {_base(name) for expr in exprs for name in _METRIC.findall(expr)}
+    assert used and used <= _exported()
+
+
+def test_every_metric_the_dashboard_uses_is_exported() -> None:
+    dashboard = orjson.loads((REPO_ROOT / "deploy" / "grafana" / "dashboard.json").read_bytes())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    used = {_base(name) for expr in exprs for name in _METRIC.findall(expr)}
+    assert used and used <= _exported()

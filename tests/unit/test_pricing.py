@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from streams.errors import PricingError
+from streams.pricing import Price, PriceTable, Pricing, load_pricing
+from streams.settings import REPO_ROOT
+
+TABLE = PriceTable(
+    version="v7",
+    prices=(
+        Price(provider="acme", model="big", input_usd_per_mtok=3, output_usd_per_mtok=15),
+        Price(provider="acme", model="*", input_usd_per_mtok=0.5, output_usd_per_mtok=1),
+        Price(provider="local", model="*", input_usd_per_mtok=0, output_usd_per_mtok=0),
+    ),
+)
+
+
+def test_cost_is_tokens_times_the_models_own_price_else_its_providers_wildcard() -> None:
+    pricing = Pricing(TABLE)
+    big = pricing.cost("acme", "big", tokens_in=1000, tokens_out=200)
+    assert big.usd == pytest.approx((1000 * 3 + 200 * 15) / 1e6) and big.price_version == "v7"
+    assert pricing.cost("acme", "small", tokens_in=2_000_000, tokens_out=0).usd == pytest.approx(1.0)
+    assert pricing.cost("local", "anything", tokens_in=5000, tokens_out=5000).usd == 0.0
+
+
+def test_a_call_that_was_not_billed_costs_nothing_and_an_unknown_model_has_no_cost() -> None:
+    pricing = Pricing(TABLE)
+    assert pricing.cost("acme", "big", tokens_in=0, tokens_out=0).usd == 0.0
+    unknown = pricing.cost("other", "big", tokens_in=10, tokens_out=10)
+    assert unknown.usd is None and unknown.price_version is None  # unpriced: never a silent $0
+    assert pricing.unpriced([("acme", "x"), ("other", "big"), ("other", "big")]) == ["other/big"]
+
+
+def test_the_shipped_table_prices_every_model_the_shipped_agents_use() -> None:
+    pricing = load_pricing(REPO_ROOT / "deploy" / "pricing.yaml")
+    assert pricing.price_of("local", "smollm2-135m-instruct") is not None
+    assert pricing.price_of("sim", "smollm2-135m-instruct") is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "version: v1\nprices:\n  - {provider: a, model: m, input_usd_per_mtok: -1, output_usd_per_mtok: 0}",
+            "greater",
+        ),
+        (
+            "version: v1\nprices:\n  - {provider: a, model: m, input_usd_per_mtok: 1, output_usd_per_mtok: 1}\n"
+            "  - {provider: a, model: m, input_usd_per_mtok: 2, output_usd_per_mtok: 2}",
+            "priced twice",
+        ),
+        ("prices: []", "version"),
+        ("version: v1\nprices: [", "cannot read"),
+    ],
+)
+def test_a_bad_table_is_refused_with_the_reason(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "pricing.yaml"
+    path.write_text(text)
+    with pytest.raises(PricingError, match=problem):
+        load_pricing(path)
