@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Callable
 
+from aiokafka.errors import KafkaConnectionError
+
 from streams.errors import ConfigError, KeelError
 from streams.settings import Settings
 
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeelError as exc:
         print(f"keel: {exc}", file=sys.stderr)
         return 1
+    except KafkaConnectionError as exc:
+        print(f"keel: cannot reach Kafka ({exc}); is it running? (local: `keel kafka start`)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -46,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the faust worker for the configured agents")
     worker.set_defaults(command=_worker)
+
+    aggregate = sub.add_parser("aggregate", help="run the usage aggregation stream (windowed cost and latency)")
+    aggregate.set_defaults(command=_aggregate)
 
     topics = sub.add_parser("topics", help="create every topic Keel uses (idempotent)")
     topics.set_defaults(command=_topics)
@@ -65,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("--dry-run", action="store_true", help="replay: only list what would be replayed")
     dlq.set_defaults(command=_dlq)
 
+    usage = sub.add_parser("usage", help="calls, tokens, cost and latency per window, from the aggregation stream")
+    usage.add_argument("--by", choices=["agent", "model", "tenant"], default="agent")
+    usage.add_argument("--period", choices=["minute", "hour"], default="hour")
+    usage.add_argument("--limit", type=int, default=24, help="rows, latest windows first")
+    usage.set_defaults(command=_usage)
+
     for name, help_text in (
         ("demo", "run the whole path bounded and non-interactively; last line is a JSON summary"),
         ("run", "the `make run` flow: start everything, publish samples, show outcomes live"),
@@ -81,6 +95,12 @@ def _worker(_args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker import run_worker  # noqa: PLC0415  (faust is slow to import)
 
     run_worker(settings)
+
+
+def _aggregate(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.usage_stream import run_aggregator  # noqa: PLC0415  (faust is slow to import)
+
+    run_aggregator(settings)
 
 
 def _topics(_args: argparse.Namespace, settings: Settings) -> int:
@@ -126,6 +146,15 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     inputs = {agent_topics(a, settings).input for a in agents}
     print(f"replayed {asyncio.run(dlq.replay(settings, chosen, input_topics=inputs))} of {len(chosen)} dead letter(s)")
+    return 0
+
+
+def _usage(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import usage_report  # noqa: PLC0415
+
+    spec = usage_report.PERIODS[args.period]
+    rows = asyncio.run(usage_report.read_windows(settings, spec, dimension=args.by))
+    print(usage_report.format_rows(rows, period=args.period, limit=args.limit))
     return 0
 
 

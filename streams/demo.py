@@ -49,8 +49,9 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     with _services(settings, options.provider) as worker_env:
         settings = settings.model_copy(update={"provider_override": options.provider, "namespace": namespace})
         say(f"namespace {namespace}: topics {namespace}.<name>, consumer group keel-{namespace}")
-        with worker_process(settings, worker_env):
+        with worker_process(settings, worker_env), worker_process(settings, worker_env, command="aggregate"):
             summary = asyncio.run(_publish_and_watch(settings, options))
+        say(f"cost and latency per window (with Kafka running): KEEL_NAMESPACE={namespace} keel usage --period minute")
     print(orjson.dumps(summary).decode())
     return 0 if summary["missing"] == 0 and summary["audit"] == summary["events"] else 1
 

@@ -37,6 +37,7 @@ class OutRecord:
     value: bytes
     headers: Headers
     partition: int | None = None  # None: by key
+    timestamp_ms: int | None = None  # None: when it is sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +76,8 @@ class Emitter:
         trace = outcome.trace
         key = trace.event_id.encode()
         headers = _common_headers(trace, agent)
-        usage = tuple(
-            OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers)
+        usage = tuple(  # timestamped with the attempt's start: the aggregation stream's event time
+            OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers, timestamp_ms=value["at"])
             for value in _usage_values(trace, agent, self._pricing)
         )
         if isinstance(outcome, RetryLater):

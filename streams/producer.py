@@ -36,7 +36,9 @@ class RecordProducer:
         Returns where each record landed: (topic, partition, offset)."""
         producer = await self._ready()
         pending = [
-            await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers), partition=r.partition)
+            await producer.send(
+                r.topic, r.value, key=r.key, headers=list(r.headers), partition=r.partition, timestamp_ms=r.timestamp_ms
+            )
             for r in records
         ]
         return [(m.topic, m.partition, m.offset) for m in await asyncio.gather(*pending)]

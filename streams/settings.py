@@ -68,7 +68,11 @@ class Settings(BaseSettings):
     revoke_grace_s: float = Field(
         default=5.0, ge=0, description="On rebalance or shutdown, how long in-flight events may still end"
     )
+    usage_lateness_s: float = Field(
+        default=300, ge=0, description="A usage record this much older than its partition's latest is counted as late"
+    )
     web_port: int = Field(default=6066, ge=0, description="Worker web server (metrics); 0 disables it")
+    aggregator_web_port: int = Field(default=6067, ge=0, description="The usage aggregator's web server; 0: none")
     log_level: str = "info"
 
     def provider_endpoints(self) -> dict[str, ProviderSettings]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.agents import Agent
+from streams.aggregate import WINDOWS, WindowSpec
 from streams.settings import Settings
 
 AUDIT = "keel.audit"
@@ -49,6 +50,16 @@ def outcomes_topic(settings: Settings, agent: Agent) -> str:
     return f"{settings.app_id}-{agent.name}-outcomes"
 
 
+def usage_app_id(settings: Settings) -> str:
+    """The aggregator's faust app id and consumer group (streams/usage_stream.py)."""
+    return f"{settings.app_id}-usage"
+
+
+def usage_changelog(settings: Settings, spec: WindowSpec) -> str:
+    """The changelog of an aggregation table, as faust names it."""
+    return f"{usage_app_id(settings)}-{spec.table}-changelog"
+
+
 def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     names: list[str] = [settings.topic(AUDIT), settings.topic(USAGE)]
     for agent in agents:
@@ -66,4 +77,13 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
         )
         for agent in agents
     ]
-    return plain + stores
+    changelogs = [
+        TopicSpec(
+            usage_changelog(settings, spec),
+            settings.partitions,
+            settings.replication_factor,
+            {"cleanup.policy": "compact,delete", "retention.ms": str(int(spec.expires.total_seconds() * 1000))},
+        )
+        for spec in WINDOWS
+    ]
+    return plain + stores + changelogs

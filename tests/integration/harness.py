@@ -149,9 +149,11 @@ def assert_exactly_one_outcome_and_audit(ids: list[str], tally: Tally) -> None:
         assert len(tally.by_kind["audit"].get(event_id, ())) == 1, f"{event_id}: not exactly one audit record"
 
 
-async def committed_offsets(stack: Stack, topic: str, *, wait_s: float = 30) -> tuple[dict[Any, int], dict[Any, int]]:
-    """The worker's committed offsets of ``topic``'s partitions and their end offsets, once they are
-    equal or ``wait_s`` has passed (offsets are committed every few seconds)."""
+async def committed_offsets(
+    stack: Stack, topic: str, *, group: str | None = None, wait_s: float = 30
+) -> tuple[dict[Any, int], dict[Any, int]]:
+    """The worker's (or ``group``'s) committed offsets of ``topic``'s partitions and their end offsets,
+    once they are equal or ``wait_s`` has passed (offsets are committed every few seconds)."""
     bootstrap = stack.settings.bootstrap_servers
     partitions = [TopicPartition(stack.topic(topic), p) for p in range(stack.settings.partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
@@ -162,7 +164,7 @@ async def committed_offsets(stack: Stack, topic: str, *, wait_s: float = 30) -> 
         ends = await consumer.end_offsets(partitions)
         committed: dict[Any, int] = {}
         for _ in range(int(wait_s * 2)):
-            offsets = await admin.list_consumer_group_offsets(stack.settings.app_id, partitions=partitions)
+            offsets = await admin.list_consumer_group_offsets(group or stack.settings.app_id, partitions=partitions)
             committed = {tp: meta.offset for tp, meta in offsets.items()}
             if committed == ends:
                 break

@@ -1,0 +1,134 @@
+"""The aggregation stream: a faust app of its own (`keel aggregate`) over ``keel.usage`` into windowed
+faust tables. It runs apart from the agent workers, in its own consumer group, so that counting never
+slows down deciding; run one or more (up to the partition count) next to them.
+
+Two tables, each keyed by ``p<partition>|<dimension>=<value>`` for the dimensions agent, model and
+tenant (streams/aggregate.py): 1-minute tumbling windows and 1-hour windows hopping every 5 minutes,
+placed by the usage record's timestamp (the attempt's start, which Keel sets when it writes the
+record). Each worker aggregates the usage partitions it owns; the tables' changelogs are compacted
+topics that a restarted worker recovers from, and that ``keel usage`` reads and adds up. A record
+redelivered after a crash is not counted twice (each window remembers the offsets it counted), and a
+record later than the declared lateness is counted apart instead of changing a window long closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, NoReturn
+
+import faust
+from faust.serializers import codecs
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+from streams import wire
+from streams.agents import load_agents
+from streams.aggregate import WINDOWS, Lateness, UsageRecord, UsageStats, WindowSpec
+from streams.catalogue import Catalogue, load_catalogue
+from streams.errors import DecodeError
+from streams.kafka_admin import ensure_topics
+from streams.metrics import CONTENT_TYPE
+from streams.settings import Settings
+from streams.topics import USAGE, topic_plan, usage_app_id
+
+log = logging.getLogger(__name__)
+CODEC = "keel-usage-stats"
+
+
+class _StatsCodec(codecs.Codec):
+    def _dumps(self, obj: Any) -> bytes:
+        return bytes(obj.to_bytes())
+
+    def _loads(self, s: bytes) -> Any:
+        return UsageStats.from_bytes(s)
+
+
+def create_usage_app(settings: Settings, catalogue: Catalogue) -> tuple[faust.App, UsageMetrics]:
+    """The aggregator's faust app: one agent and its two tables."""
+    codecs.register(CODEC, _StatsCodec())
+    app = faust.App(
+        usage_app_id(settings),
+        broker=f"kafka://{settings.bootstrap_servers}",
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        datadir=str(settings.state_dir / "faust" / usage_app_id(settings)),
+        producer_acks=-1,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        web_enabled=settings.aggregator_web_port > 0,
+        web_port=settings.aggregator_web_port or 6067,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+    )
+    metrics = UsageMetrics()
+    tables = [_table(app, settings, spec) for spec in WINDOWS]
+    topic = app.topic(settings.topic(USAGE), key_serializer="raw", value_serializer="raw")
+    lateness = Lateness(allowed_ms=int(settings.usage_lateness_s * 1000))
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE})
+
+    @app.agent(topic, name="keel.usage-aggregation")
+    async def aggregate(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                value = wire.decode(catalogue, message.value or b"", subject="keel.usage-value")
+            except DecodeError as exc:  # not Keel's record: nothing to count, and nothing to stop for
+                metrics.skipped.labels("undecodable").inc()
+                log.warning("usage record %s/%s/%s skipped: %s", message.topic, message.partition, message.offset, exc)
+                continue
+            record = UsageRecord.from_value(
+                value, partition=message.partition, offset=message.offset, at_ms=int(message.timestamp * 1000)
+            )
+            if lateness.too_late(record):
+                metrics.skipped.labels("late").inc()
+                continue
+            metrics.counted.inc()
+            delta = UsageStats.of(record)
+            for table in tables:
+                for key in record.table_keys():
+                    table[key] += delta
+
+    return app, metrics
+
+
+class UsageMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.counted = Counter(
+            "keel_usage_records_counted", "Usage records added to the windows", registry=self.registry
+        )
+        self.skipped = Counter(
+            "keel_usage_records_skipped",
+            "Usage records not counted: late (past the declared lateness) or undecodable",
+            ["why"],
+            registry=self.registry,
+        )
+
+
+def run_aggregator(settings: Settings) -> NoReturn:
+    catalogue = load_catalogue(settings.schemas_dir)
+    agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
+    asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(agents, settings)))
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
+    app, _ = create_usage_app(settings, catalogue)
+    log.warning("keel usage aggregator starting on %s", settings.bootstrap_servers)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    logging.getLogger("aiokafka").setLevel(logging.INFO)
+    worker.execute_from_commandline()
+
+
+def _table(app: faust.App, settings: Settings, spec: WindowSpec) -> Any:
+    table = app.Table(  # its changelog topic is created with the others (streams/topics.py)
+        spec.table,
+        default=UsageStats,
+        partitions=settings.partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer=CODEC),
+    )
+    if spec.step_s == spec.size_s:
+        return table.tumbling(spec.size_s, expires=spec.expires).relative_to_stream()
+    return table.hopping(spec.size_s, spec.step_s, expires=spec.expires).relative_to_stream()
