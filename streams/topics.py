@@ -67,23 +67,17 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
         names += [topics.input, topics.results, topics.review, topics.dlq, *topics.retries]
     unique = list(dict.fromkeys(names))  # two agents may share an input topic
     plain = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in unique]
-    retention_ms = str(int(settings.outcome_retention_hours * 3600 * 1000))
     stores = [
-        TopicSpec(
-            outcomes_topic(settings, agent),
-            settings.partitions,
-            settings.replication_factor,
-            {"cleanup.policy": "compact,delete", "retention.ms": retention_ms},
-        )
+        _compacted(settings, outcomes_topic(settings, agent), settings.outcome_retention_hours * 3600)
         for agent in agents
     ]
     changelogs = [
-        TopicSpec(
-            usage_changelog(settings, spec),
-            settings.partitions,
-            settings.replication_factor,
-            {"cleanup.policy": "compact,delete", "retention.ms": str(int(spec.expires.total_seconds() * 1000))},
-        )
-        for spec in WINDOWS
+        _compacted(settings, usage_changelog(settings, spec), spec.expires.total_seconds()) for spec in WINDOWS
     ]
     return plain + stores + changelogs
+
+
+def _compacted(settings: Settings, name: str, retention_s: float) -> TopicSpec:
+    """Keyed state: the latest record per key, for ``retention_s``."""
+    config = {"cleanup.policy": "compact,delete", "retention.ms": str(int(retention_s * 1000))}
+    return TopicSpec(name, settings.partitions, settings.replication_factor, config)

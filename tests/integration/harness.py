@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -173,6 +174,23 @@ async def committed_offsets(
     finally:
         await consumer.stop()
         await admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def get_when_up(url: str, *, tries: int = 40) -> httpx.Response:
+    """GET a page of a web server that may still be starting."""
+    async with httpx.AsyncClient() as client:
+        for _ in range(tries - 1):
+            try:
+                return await client.get(url)
+            except httpx.ConnectError:
+                await asyncio.sleep(0.5)
+        return await client.get(url)
 
 
 def model_calls(sim_url: str) -> int:

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from pathlib import Path
 
-import httpx
-from harness import run_through, worker_stack
+from harness import free_port, get_when_up, run_through, worker_stack
 
 from streams.local_stack import simulator_process
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_failing_provider_opens_its_circuit_and_it_is_observable(
@@ -37,13 +28,7 @@ async def test_a_failing_provider_opens_its_circuit_and_it_is_observable(
         assert reasons == ["circuit_open", "circuit_open", "provider_5xx"]
         attempts = sum(len(tally.by_kind["usage"].get(i, ())) for i in ids)
         assert attempts == 5
-        async with httpx.AsyncClient() as client:
-            for _ in range(20):  # the web server may still be starting
-                try:
-                    response = await client.get(f"http://127.0.0.1:{port}/keel/circuits/")
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.5)
+        response = await get_when_up(f"http://127.0.0.1:{port}/keel/circuits/")
         [circuit] = response.json()["circuits"]
         assert circuit["key"] == "sim/smollm2-135m-instruct" and circuit["state"] == "open"
         assert circuit["consecutive_failures"] >= 5

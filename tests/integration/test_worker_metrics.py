@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from pathlib import Path
 
-import httpx
 import pytest
-from harness import run_through, worker_stack
+from harness import free_port, get_when_up, run_through, worker_stack
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.local_stack import simulator_process
@@ -18,20 +15,8 @@ from streams.settings import REPO_ROOT
 MODEL = "smollm2-135m-instruct"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    async with httpx.AsyncClient() as client:
-        for _ in range(40):  # the web server may still be starting
-            try:
-                response = await client.get(f"http://127.0.0.1:{port}/metrics")
-                break
-            except httpx.ConnectError:
-                await asyncio.sleep(0.5)
+    response = await get_when_up(f"http://127.0.0.1:{port}/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     return {
         (s.name, frozenset(s.labels.items())): s.value
