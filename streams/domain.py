@@ -154,3 +154,12 @@ class RetryLater:
 
 
 Outcome = Result | Review | DeadLetter | RetryLater
+
+
+def outcome_name(outcome: Outcome) -> str:
+    """``result``, ``review``, ``dead_letter`` or ``retry_tier``: as records, audit and metrics name it."""
+    if isinstance(outcome, Result):
+        return "result"
+    if isinstance(outcome, Review):
+        return "review"
+    return "dead_letter" if isinstance(outcome, DeadLetter) else "retry_tier"

@@ -14,7 +14,17 @@ from typing import Any
 from streams import retry, wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
-from streams.domain import DeadLetter, Headers, Outcome, RequestEvent, Result, RetryLater, Review, Trace
+from streams.domain import (
+    DeadLetter,
+    Headers,
+    Outcome,
+    RequestEvent,
+    Result,
+    RetryLater,
+    Review,
+    Trace,
+    outcome_name,
+)
 from streams.pricing import Pricing
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, AgentTopics, agent_topics
@@ -98,18 +108,12 @@ class Emitter:
             self._audit_topic,
             key,
             wire.encode(self._audit, _audit_value(outcome, agent, topics, now_ms)),
-            (*headers, (H_OUTCOME, _outcome_name(outcome).encode())),
+            (*headers, (H_OUTCOME, outcome_name(outcome).encode())),
         )
         return Emission(main, audit, usage)
 
 
 Final = Result | Review | DeadLetter
-
-
-def _outcome_name(outcome: Final) -> str:
-    if isinstance(outcome, Result):
-        return "result"
-    return "review" if isinstance(outcome, Review) else "dead_letter"
 
 
 def _attempt_log(trace: Trace) -> list[dict[str, Any]]:
@@ -249,7 +253,7 @@ def _audit_value(outcome: Final, agent: Agent, topics: AgentTopics, now_ms: int)
         "attempts": len(trace.attempts),
         "attempt_log": _attempt_log(trace),
         "output": outcome.output_json if isinstance(outcome, Result | Review) else None,
-        "outcome": _outcome_name(outcome),
+        "outcome": outcome_name(outcome),
         "route": outcome.route if isinstance(outcome, Result) else ("review" if isinstance(outcome, Review) else None),
         "error": _audit_error(outcome),
         "warnings": list(outcome.warnings) if isinstance(outcome, Result) else [],

@@ -16,21 +16,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from streams.circuit import CircuitState, CircuitView
-from streams.domain import DeadLetter, Outcome, Result, Review
+from streams.domain import DeadLetter, Outcome, outcome_name
 from streams.pricing import Pricing
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EVENT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 MODEL_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60)
 CIRCUIT_VALUE = {CircuitState.CLOSED: 0.0, CircuitState.HALF_OPEN: 0.5, CircuitState.OPEN: 1.0}
-
-
-def outcome_name(outcome: Outcome) -> str:
-    if isinstance(outcome, Result):
-        return "result"
-    if isinstance(outcome, Review):
-        return "review"
-    return "dead_letter" if isinstance(outcome, DeadLetter) else "retry_tier"
 
 
 @dataclass(frozen=True, slots=True)

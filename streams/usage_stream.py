@@ -21,13 +21,12 @@ import faust
 from faust.serializers import codecs
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from streams import wire
+from streams import faust_app, wire
 from streams.agents import load_agents
 from streams.aggregate import WINDOWS, Lateness, UsageRecord, UsageStats, WindowSpec
 from streams.catalogue import Catalogue, load_catalogue
 from streams.errors import DecodeError
 from streams.kafka_admin import ensure_topics
-from streams.metrics import CONTENT_TYPE
 from streams.settings import Settings
 from streams.topics import USAGE, topic_plan, usage_app_id
 
@@ -46,30 +45,13 @@ class _StatsCodec(codecs.Codec):
 def create_usage_app(settings: Settings, catalogue: Catalogue) -> tuple[faust.App, UsageMetrics]:
     """The aggregator's faust app: one agent and its two tables."""
     codecs.register(CODEC, _StatsCodec())
-    app = faust.App(
-        usage_app_id(settings),
-        broker=f"kafka://{settings.bootstrap_servers}",
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        datadir=str(settings.state_dir / "faust" / usage_app_id(settings)),
-        producer_acks=-1,
-        broker_commit_interval=settings.commit_interval_s,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_interval_s,
-        web_enabled=settings.aggregator_web_port > 0,
-        web_port=settings.aggregator_web_port or 6067,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
-    )
+    app = faust_app.new_app(settings, app_id=usage_app_id(settings), web_port=settings.aggregator_web_port)
     metrics = UsageMetrics()
     tables = [_table(app, settings, spec) for spec in WINDOWS]
     topic = app.topic(settings.topic(USAGE), key_serializer="raw", value_serializer="raw")
     lateness = Lateness(allowed_ms=int(settings.usage_lateness_s * 1000))
 
-    @app.page("/metrics")
-    async def prometheus(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE})
+    faust_app.serve_metrics(app, lambda: generate_latest(metrics.registry))
 
     @app.agent(topic, name="keel.usage-aggregation")
     async def aggregate(stream: Any) -> None:
@@ -114,12 +96,8 @@ def run_aggregator(settings: Settings) -> NoReturn:
     catalogue = load_catalogue(settings.schemas_dir)
     agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
     asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(agents, settings)))
-    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app, _ = create_usage_app(settings, catalogue)
-    log.warning("keel usage aggregator starting on %s", settings.bootstrap_servers)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
-    logging.getLogger("aiokafka").setLevel(logging.INFO)
-    worker.execute_from_commandline()
+    faust_app.run(app, settings, what="usage aggregator")
 
 
 def _table(app: faust.App, settings: Settings, spec: WindowSpec) -> Any:

@@ -22,13 +22,14 @@ from typing import Any, NoReturn
 import faust
 from aiokafka.errors import KafkaError
 
+from streams import faust_app
 from streams.agents import Agent
 from streams.decode import read_source
 from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
 from streams.inflight import Inflight, Limit, lane_of
 from streams.kafka_admin import ensure_topics
-from streams.metrics import CONTENT_TYPE, LiveSources, WorkerMetrics
+from streams.metrics import LiveSources, WorkerMetrics
 from streams.outcome_store import OutcomeStore, Recorded
 from streams.pipeline import process
 from streams.producer import RecordProducer
@@ -45,26 +46,9 @@ def create_app(runtime: Runtime) -> faust.App:
     # A retry tier's agent waits up to its delay on one record; faust would log that as a stalled stream.
     longest_wait_s = max((d for a in runtime.agents for d in a.definition.reliability.retry_delays_s), default=0)
     stall_s = max(300.0, longest_wait_s + 60)
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
-        key_serializer="raw",
-        value_serializer="raw",
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        datadir=str(settings.state_dir / "faust" / settings.app_id),  # not the working directory
-        producer_acks=-1,
-        broker_commit_interval=settings.commit_interval_s,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_interval_s,
-        stream_wait_empty=False,  # in-flight work is Keel's to end or abandon (streams/inflight.py)
-        stream_processing_timeout=stall_s,
-        broker_commit_livelock_soft_timeout=stall_s,
-        web_enabled=settings.web_port > 0,
-        web_port=settings.web_port or 6066,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+    # in-flight work is Keel's to end or abandon (streams/inflight.py): faust must not wait for it
+    app = faust_app.new_app(
+        settings, app_id=settings.app_id, web_port=settings.web_port, stall_s=stall_s, wait_empty=False
     )
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
     inflight = Inflight(settings.max_in_flight)
@@ -92,10 +76,7 @@ def create_app(runtime: Runtime) -> faust.App:
         )
     )
 
-    @app.page("/metrics")
-    async def prometheus(web: Any, request: Any) -> Any:
-        """Prometheus metrics (streams/metrics.py)."""
-        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+    faust_app.serve_metrics(app, metrics.exposition)
 
     @app.page("/keel/circuits/")
     async def circuits(web: Any, request: Any) -> Any:
@@ -289,12 +270,5 @@ def run_worker(settings: Settings, runtime: Runtime | None = None) -> NoReturn:
     ``runtime`` given (the benchmark's, with a model stand-in) is used as it is."""
     runtime = runtime or load_runtime(settings)
     asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings)))
-    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = create_app(runtime)
-    names = ", ".join(agent.name for agent in runtime.agents)
-    log.warning("keel worker starting: agents %s on %s", names, settings.bootstrap_servers)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is too much at info
-    logging.getLogger("aiokafka").setLevel(logging.INFO)  # its per-record debug lines cost ~10% of a worker's CPU
-    logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)  # store loads
-    worker.execute_from_commandline()
+    faust_app.run(app, settings, what=f"worker: agents {', '.join(agent.name for agent in runtime.agents)}")

@@ -1,0 +1,66 @@
+"""What every Keel faust app shares: its settings, its `/metrics` page and how it is started.
+
+`keel worker` (streams/worker.py) and `keel aggregate` (streams/usage_stream.py) are faust apps of
+their own, with their own consumer groups; both talk to the same broker the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import faust
+
+from streams.settings import Settings
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' text exposition format
+
+
+def new_app(
+    settings: Settings, *, app_id: str, web_port: int, stall_s: float = 300.0, wait_empty: bool = True
+) -> faust.App:
+    """Topics are created by Keel (never declared by faust), the web server listens on loopback only
+    (``web_port`` 0: none). ``stall_s``: how long a stream may wait on one event before faust calls
+    it stalled (faust's default is 300 s); ``wait_empty``: whether faust waits for a stream's events to
+    be processed on revoke."""
+    return faust.App(
+        app_id,
+        broker=f"kafka://{settings.bootstrap_servers}",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        datadir=str(settings.state_dir / "faust" / app_id),  # not the working directory
+        producer_acks=-1,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        stream_wait_empty=wait_empty,
+        stream_processing_timeout=stall_s,
+        broker_commit_livelock_soft_timeout=stall_s,
+        web_enabled=web_port > 0,
+        web_port=web_port or 6066,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+    )
+
+
+def serve_metrics(app: faust.App, exposition: Callable[[], bytes]) -> None:
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        """Prometheus metrics (streams/metrics.py)."""
+        return web.bytes(exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def run(app: faust.App, settings: Settings, *, what: str) -> NoReturn:
+    """Hand over to faust until stopped."""
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(__name__)
+    log.warning("keel %s starting on %s", what, settings.bootstrap_servers)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is too much at info
+    logging.getLogger("aiokafka").setLevel(logging.INFO)  # its per-record debug lines cost ~10% of a worker's CPU
+    logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)  # store loads
+    worker.execute_from_commandline()
