@@ -2,8 +2,8 @@
 
 ``kafka_bootstrap`` is the broker every integration test shares. Point ``KEEL_BOOTSTRAP_SERVERS`` at a
 running cluster (for instance the one in deploy/compose.yaml) to use it as is; otherwise the session
-starts its own single-node broker from the Maven jars on 127.0.0.1:29092, from a wiped state dir, and
-stops it at the end.
+starts its own single-node broker from the Maven jars on 127.0.0.1:29092 (``KEEL_TEST_BROKER_PORT`` moves
+it, so that two checkouts can test at once), from a wiped state dir, and stops it at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from connectors.kafka_local import REPO_ROOT, LocalKafka, start, stop, wipe
 
 # Below Linux's ephemeral range (32768-60999): a port in it can be taken for a while by any client
 # connection's source port, and Kafka would then fail to bind.
-TEST_BROKER_PORT = 29092
+TEST_BROKER_PORT = int(os.environ.get("KEEL_TEST_BROKER_PORT", "29092"))
 
 
 @pytest.fixture(scope="session")

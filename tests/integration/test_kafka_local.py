@@ -101,10 +101,11 @@ async def test_missing_topics_are_not_auto_created(kafka_bootstrap: str) -> None
 def test_status_reports_the_session_broker(kafka_bootstrap: str) -> None:
     if os.environ.get("KEEL_BOOTSTRAP_SERVERS"):
         pytest.skip("the session uses an external broker")
-    broker = LocalKafka(port=29092, state_dir=REPO_ROOT / ".keel" / "test-kafka-29092")
+    port = int(kafka_bootstrap.rsplit(":", 1)[1])
+    broker = LocalKafka(port=port, state_dir=REPO_ROOT / ".keel" / f"test-kafka-{port}")
     facts = status(broker)
     assert facts.running and facts.ready
-    assert facts.bootstrap == kafka_bootstrap == "127.0.0.1:29092"
+    assert facts.bootstrap == kafka_bootstrap == broker.bootstrap
     assert facts.pid is not None and broker.pid_file.read_text().strip() == str(facts.pid)
     assert facts.data_dir == broker.data_dir and (facts.data_dir / "meta.properties").is_file()
     assert "Kafka Server started" in facts.log_file.read_text()
