@@ -79,11 +79,13 @@ class HandoffPolicy(_Strict):
 
 
 class BudgetPolicy(_Strict):
-    # Declared here; enforcement (reserve, reconcile, park) arrives with the aggregation stream.
+    """Hard limits per UTC day and month (streams/budget.py): a call that would pass one parks its event."""
+
     daily_usd: PositiveFloat | None = None
     monthly_usd: PositiveFloat | None = None
     daily_tokens: int | None = Field(default=None, gt=0)
     monthly_tokens: int | None = Field(default=None, gt=0)
+    soft_fraction: float = Field(default=0.8, gt=0, lt=1, description="This share of a limit raises an alert")
 
 
 class AgentDefinition(_Strict):

@@ -12,9 +12,11 @@ import logging
 from dataclasses import dataclass
 
 from streams.agents import Agent, ModelSpec
+from streams.budget import Reservation
 from streams.circuit import CircuitState
 from streams.domain import Attempt, Stage
 from streams.errors import (
+    BudgetExhausted,
     CircuitOpen,
     ContextLengthExceeded,
     DeadlineExceeded,
@@ -36,6 +38,7 @@ from streams.prompt import RenderedPrompt
 
 log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 4  # a rough, conservative estimate, only used to skip models with a small window
+HOLD_GRACE_S = 60.0  # a budget hold outlives its call by this much before it counts as spent in full
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +81,14 @@ async def run_chain(
     started: float,
     trimmed: RenderedPrompt | None = None,
     purpose: str = "initial",
+    tenant: str | None = None,
 ) -> ChainSuccess:
     """Try the agent's chain until an answer validates or nothing is left; append every attempt.
 
     ``attempts`` holds the event's attempts so far (from earlier retry tiers), so numbering continues;
     ``trimmed`` is the prompt without its optional context, when the agent allows trimming; ``purpose``
-    is the first attempt's (``tier_retry`` in a retry tier)."""
+    is the first attempt's (``tier_retry`` in a retry tier); ``tenant`` picks the budgets that apply
+    besides the agent's."""
     chain = agent.definition.model_chain
     policy = agent.definition.reliability
     deadline = started + policy.deadline_s
@@ -98,7 +103,10 @@ async def run_chain(
         if not deps.breakers.allows(spec.key, deps.clock.monotonic()):
             answer = _Answer(None, None, CircuitOpen(f"the circuit of {spec.key} is open"))
         else:
+            reservation = await _reserve(agent, spec, messages, deps, tenant, timeout_s=remaining_s)
             answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=remaining_s)
+            if reservation is not None and deps.budgets is not None:
+                deps.budgets.settle(reservation, attempts[-1])
             _record_health(deps, spec, answer.error)
         if answer.error is None and answer.response is not None and answer.validated is not None:
             return ChainSuccess(answer.response, answer.validated, prompt)
@@ -145,6 +153,31 @@ def _start(
     if index is None:
         raise ChainStopped("dead_letter", _no_model(chain, _tokens(prompt)))
     return index, prompt, trimmed
+
+
+async def _reserve(
+    agent: Agent, spec: ModelSpec, messages: list[ChatMessage], deps: Deps, tenant: str | None, *, timeout_s: float
+) -> Reservation | None:
+    """Hold the call's maximum cost in the event's budgets; a refusal parks the event."""
+    if deps.budgets is None or not deps.budgets.applies(agent.name, tenant):
+        return None
+    chars = sum(len(m.content) for m in messages)
+    expires_in_s = min(spec.timeout_s, timeout_s) + HOLD_GRACE_S
+    reservation = await deps.budgets.reserve(
+        agent.name, tenant, spec, prompt_chars=chars, messages=len(messages), expires_in_s=expires_in_s
+    )
+    refusal = reservation.refusal
+    if refusal is not None:
+        limit = refusal.limit
+        shown = f"{limit.usd:g} USD" if limit.usd is not None else f"{limit.tokens} tokens"
+        error = BudgetExhausted(
+            f"the budget of {refusal.scope} for {refusal.period} ({shown}) has no room for a call to {spec.key}",
+            scope=refusal.scope,
+            period=refusal.period,
+            until_ms=refusal.until_ms,
+        )
+        raise ChainStopped("park", error)
+    return reservation
 
 
 def _tokens(prompt: RenderedPrompt) -> int:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Callable
 
 from aiokafka.errors import KafkaConnectionError
@@ -78,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--period", choices=["minute", "hour"], default="hour")
     usage.add_argument("--limit", type=int, default=24, help="rows, latest windows first")
     usage.set_defaults(command=_usage)
+
+    budget = sub.add_parser("budget", help="budgets: status, or raise a limit (parked events then resume)")
+    budget.add_argument("action", choices=["status", "raise"])
+    budget.add_argument("scope", nargs="?", help="raise: agent:<name> or tenant:<tenant>")
+    budget.add_argument("--period", choices=["day", "month"], default="day", help="raise: this day's or month's")
+    budget.add_argument("--usd", type=float, help="raise: the new USD limit")
+    budget.add_argument("--tokens", type=int, help="raise: the new token limit")
+    budget.set_defaults(command=_budget)
 
     for name, help_text in (
         ("demo", "run the whole path bounded and non-interactively; last line is a JSON summary"),
@@ -156,6 +165,26 @@ def _usage(args: argparse.Namespace, settings: Settings) -> int:
     rows = asyncio.run(usage_report.read_windows(settings, spec, dimension=args.by))
     print(usage_report.format_rows(rows, period=args.period, limit=args.limit))
     return 0
+
+
+def _budget(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import budget_report  # noqa: PLC0415
+    from streams.wiring import load_runtime  # noqa: PLC0415
+
+    if args.action == "status":
+        ledgers = asyncio.run(budget_report.read_ledgers(settings))
+        rows = budget_report.status_rows(ledgers, load_runtime(settings).budgets, now_ms=int(time.time() * 1000))
+        print(budget_report.format_status(rows))
+        return 0
+    if args.scope is None or (args.usd is None and args.tokens is None):
+        print("keel budget raise: give a scope and --usd and/or --tokens", file=sys.stderr)
+        return 2
+    kind = args.period
+    decision = asyncio.run(
+        budget_report.raise_budget(settings, args.scope, kind=kind, usd=args.usd, tokens=args.tokens)
+    )
+    print(f"{args.scope}: this {kind}'s budget raised" if decision.granted else f"{args.scope}: refused")
+    return 0 if decision.granted else 1
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -97,6 +97,7 @@ class Trace:
     total_ms: float = 0.0
     earlier_attempts: int = 0
     tier: int = 0  # 0: read from the input topic; n: from retry tier n
+    pass_number: int = 0  # 0: the first pass; each retry tier or parking before this one adds 1
 
     @property
     def event_id(self) -> str:
@@ -153,13 +154,28 @@ class RetryLater:
     tier: int
 
 
-Outcome = Result | Review | DeadLetter | RetryLater
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """A hard budget limit was reached: the event waits in the agent's parking topic until the
+    ``period`` of ``scope`` ends (``until_ms``) or the budget is raised, then runs again."""
+
+    trace: Trace
+    failure: Failure
+    scope: str
+    period: str
+    until_ms: int
+
+
+Outcome = Result | Review | DeadLetter | RetryLater | Parked
 
 
 def outcome_name(outcome: Outcome) -> str:
-    """``result``, ``review``, ``dead_letter`` or ``retry_tier``: as records, audit and metrics name it."""
+    """``result``, ``review``, ``dead_letter``, ``retry_tier`` or ``parked``: as records, audit and
+    metrics name it."""
     if isinstance(outcome, Result):
         return "result"
     if isinstance(outcome, Review):
         return "review"
-    return "dead_letter" if isinstance(outcome, DeadLetter) else "retry_tier"
+    if isinstance(outcome, DeadLetter):
+        return "dead_letter"
+    return "retry_tier" if isinstance(outcome, RetryLater) else "parked"

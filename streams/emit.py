@@ -2,8 +2,8 @@
 
 Pure: it builds records and sends nothing. Every outcome yields one outcome record (result, review
 item or dead letter), one audit record, and one usage record per model attempt, all keyed by event id.
-An event sent to a retry tier is not decided yet: it yields its tier record and the usage records of
-the attempts made so far, and its audit record comes with its final outcome.
+An event sent to a retry tier or parked is not decided yet: it yields the record it waits in and the
+usage records of the attempts made so far, and its audit record comes with its final outcome.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams import retry, wire
+from streams import park, retry, wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.domain import (
     DeadLetter,
     Headers,
     Outcome,
+    Parked,
     RequestEvent,
     Result,
     RetryLater,
@@ -55,10 +56,10 @@ class Emission:
     """Everything one event writes. ``outcome`` and ``audit`` are what a redelivery re-emits; usage
     records are not re-emitted, because they count calls that were actually made."""
 
-    outcome: OutRecord  # or, for an event sent to a retry tier, its tier record
-    audit: OutRecord | None  # None while the event waits in a retry tier
+    outcome: OutRecord  # or, for an event that waits, the record it waits in (retry tier, parking)
+    audit: OutRecord | None  # None while the event waits
     usage: tuple[OutRecord, ...]
-    retry_tier: int | None = None  # the tier the event waits in; None: the outcome is final
+    next_pass: int | None = None  # the pass the event waits for; None: the outcome is final
 
     @property
     def recorded(self) -> list[OutRecord]:
@@ -90,11 +91,14 @@ class Emitter:
             OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers, timestamp_ms=value["at"])
             for value in _usage_values(trace, agent, self._pricing)
         )
-        if isinstance(outcome, RetryLater):
+        if isinstance(outcome, RetryLater | Parked):
             source = trace.source
-            topic = topics.retries[outcome.tier - 1]
-            waiting = OutRecord(topic, source.key, source.value, retry.tier_headers(outcome), source.partition)
-            return Emission(waiting, None, usage, retry_tier=outcome.tier)
+            if isinstance(outcome, RetryLater):
+                topic, waiting_headers = topics.retries[outcome.tier - 1], retry.tier_headers(outcome)
+            else:
+                topic, waiting_headers = topics.parked, park.park_headers(outcome)
+            waiting = OutRecord(topic, source.key, source.value, waiting_headers, source.partition)
+            return Emission(waiting, None, usage, next_pass=trace.pass_number + 1)
         if isinstance(outcome, Result):
             value = wire.encode(agent.result_schema, _result_value(outcome, agent, now_ms))
             main = OutRecord(topics.results, key, value, (*headers, (H_OUTCOME, b"result")))

@@ -40,6 +40,10 @@ class PricingError(ConfigError):
     reason = "pricing_invalid"
 
 
+class BudgetConfigError(ConfigError):
+    reason = "budget_config_invalid"
+
+
 # --- decoding input events ------------------------------------------------------------------------
 
 
@@ -189,6 +193,17 @@ class CircuitOpen(NoModelAvailable):
 
     reason = "circuit_open"
     retriable = True
+
+
+class BudgetExhausted(KeelError):
+    """The next call would pass a hard budget limit: the event parks until the period ends or the
+    budget is raised (streams/budget.py)."""
+
+    reason = "budget_exhausted"
+
+    def __init__(self, message: str, *, scope: str, period: str, until_ms: int) -> None:
+        super().__init__(message)
+        self.scope, self.period, self.until_ms = scope, period, until_ms
 
 
 class UnknownProvider(ConfigError):

@@ -1,9 +1,10 @@
 """Prometheus metrics of one worker, served at ``/metrics`` on its web server.
 
 Counters and histograms are updated once per event, from its outcome; gauges (in flight, circuits,
-consumer lag) are read when Prometheus scrapes. Labels stay bounded: agents, providers and models come
-from the agent definitions, outcomes and failure reasons from Keel's own codes (streams/errors.py),
-partitions from the topic plan. Never event ids, tenants or record keys. The README lists every metric.
+consumer lag, budgets) are read when Prometheus scrapes. Labels stay bounded: agents, providers and
+models come from the agent definitions, outcomes and failure reasons from Keel's own codes
+(streams/errors.py), partitions from the topic plan, budget scopes from the declared budgets. Never event
+ids, other tenants or record keys. The README lists every metric.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class LiveSources:
     in_flight: Callable[[], Iterable[tuple[str, int]]]  # (agent, events in flight)
     circuits: Callable[[], Iterable[CircuitView]]
     lag: Callable[[], Iterable[tuple[str, int, int]]]  # (topic, partition, end offset - committed offset)
+    budgets: Callable[[], Iterable[tuple[str, str, str, float]]] = list  # (scope, period, unit, left)
 
 
 class WorkerMetrics:
@@ -117,4 +119,11 @@ class _Live(Collector):
         )
         for topic, partition, behind in self._sources.lag():
             lag.add_metric([topic, str(partition)], behind)
-        yield from (in_flight, circuits, lag)
+        budgets = GaugeMetricFamily(
+            "keel_budget_remaining",
+            "What a budget this worker owns has left this day or month (scope: agent:<name> or tenant:<tenant>)",
+            labels=["scope", "period", "unit"],
+        )
+        for scope, period, unit, left in self._sources.budgets():
+            budgets.add_metric([scope, period, unit], left)
+        yield from (in_flight, circuits, lag, budgets)

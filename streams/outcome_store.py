@@ -4,8 +4,9 @@ A redelivered event (a crash before its offset was committed, a rebalance, a pro
 outcome here and the worker re-emits the recorded records instead of calling the model again. The
 entry is written, and acknowledged by the broker, *before* the outcome records are produced: whatever
 the crash point, an event's outcome is either recorded (and re-emitted as it was) or not decided yet
-(and decided once). An event sent to a retry tier has an entry saying so, holding its tier record: a
-redelivery from an earlier tier re-emits that, a delivery from that tier runs the event again.
+(and decided once). An event sent to a retry tier or parked has an entry saying so, holding the
+record it waits in and the number of the pass that record is for: a redelivery of an earlier pass
+re-emits that record, a delivery of that pass runs the event again.
 
 Entries go to the same partition number as their input event, so the worker that owns an input
 partition reads exactly that store partition: it loads it on first use after the partition is
@@ -36,15 +37,15 @@ Send = Callable[[str, bytes, bytes, int], Awaitable[None]]  # topic, key, value,
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """An entry: the records an event wrote, and whether it still waits in a retry tier."""
+    """An entry: the records an event wrote, and whether it still waits (in a retry tier or parked)."""
 
     records: list[OutRecord]
-    retry_tier: int | None = None  # None: the outcome is final
+    next_pass: int | None = None  # the pass the event waits for; None: the outcome is final
 
-    def settles(self, tier: int) -> bool:
-        """Whether this entry already answers a delivery read from ``tier`` (0: the input topic): the
-        outcome is final, or that tier's pass already ran and sent the event on to a later tier."""
-        return self.retry_tier is None or self.retry_tier > tier
+    def settles(self, pass_number: int) -> bool:
+        """Whether this entry already answers a delivery of ``pass_number`` (0: from the input topic):
+        the outcome is final, or that pass already ran and sent the event on to wait again."""
+        return self.next_pass is None or self.next_pass > pass_number
 
 
 _ENTRY_VERSION = 1
@@ -52,9 +53,9 @@ _INT = struct.Struct(">i")
 
 
 def encode_entry(entry: Recorded) -> bytes:
-    """A compact binary entry, written once per event: a version byte, the retry tier, then each
+    """A compact binary entry, written once per event: a version byte, the next pass, then each
     record's topic, partition, key, value and headers; every field length-prefixed (-1: None)."""
-    parts = [bytes([_ENTRY_VERSION]), _INT.pack(-1 if entry.retry_tier is None else entry.retry_tier)]
+    parts = [bytes([_ENTRY_VERSION]), _INT.pack(-1 if entry.next_pass is None else entry.next_pass)]
     parts.append(_INT.pack(len(entry.records)))
     for r in entry.records:
         parts += [_blob(r.topic.encode()), _INT.pack(-1 if r.partition is None else r.partition)]
@@ -69,7 +70,7 @@ def decode_entry(blob: bytes) -> Recorded:
     if not blob or blob[0] != _ENTRY_VERSION:
         raise ValueError(f"not an outcome store entry of version {_ENTRY_VERSION}")
     reader = _Reader(blob)
-    tier = reader.int()
+    next_pass = reader.int()  # written as the retry tier before parking existed: one pass per tier
     records = []
     for _ in range(reader.int()):
         topic, partition, key = reader.text(), reader.int(), reader.blob()
@@ -78,7 +79,7 @@ def decode_entry(blob: bytes) -> Recorded:
         records.append(OutRecord(topic, key, value, headers, None if partition < 0 else partition))
     if reader.position != len(blob):
         raise ValueError("trailing bytes after the outcome store entry")
-    return Recorded(records, None if tier < 0 else tier)
+    return Recorded(records, None if next_pass < 0 else next_pass)
 
 
 def _blob(data: bytes | None) -> bytes:

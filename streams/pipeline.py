@@ -21,6 +21,7 @@ from streams.domain import (
     DeadLetter,
     Failure,
     Outcome,
+    Parked,
     RequestEvent,
     Result,
     RetryLater,
@@ -29,7 +30,7 @@ from streams.domain import (
     Stage,
     Trace,
 )
-from streams.errors import KeelError
+from streams.errors import BudgetExhausted, KeelError
 from streams.fallback import next_tier
 from streams.ports import Deps
 from streams.prompt import RenderedPrompt, render_prompt
@@ -48,6 +49,7 @@ class _Run:
     tier: int
     attempts: list[Attempt]
     earlier_attempts: int
+    pass_number: int
     stage: Stage = Stage.DECODE
     event: RequestEvent | None = None
     prompt: RenderedPrompt | None = None
@@ -62,6 +64,7 @@ class _Run:
             attempts=tuple(self.attempts),
             earlier_attempts=self.earlier_attempts,
             tier=self.tier,
+            pass_number=self.pass_number,
             decode_ms=self.decode_ms,
             total_ms=(self.clock.monotonic() - self.started) * 1000,
         )
@@ -81,12 +84,14 @@ async def process(
     tier: int = 0,
     earlier: tuple[Attempt, ...] = (),
     decoded: Decoded | None = None,
+    pass_number: int = 0,
 ) -> Outcome:
     """``source`` is the record as it first arrived; ``tier`` the retry tier this pass runs in (0: the
-    input topic), after the ``earlier`` attempts of the tiers before it (see streams/retry.py);
-    ``decoded``: the record already decoded (by the worker, which needs its event id first)."""
+    input topic), after the ``earlier`` attempts of the passes before it (see streams/retry.py), and
+    ``pass_number`` its number; ``decoded``: the record already decoded (by the worker, which needs
+    its event id first)."""
     now_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
-    run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier))
+    run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier), pass_number)
     try:
         decoded = decoded or read_source(deps.catalogue, source, max_event_bytes=deps.max_event_bytes, clock=deps.clock)
         run.decode_ms = decoded.ms
@@ -106,10 +111,14 @@ async def process(
             started=run.started,
             trimmed=trimmed,
             purpose="tier_retry" if tier else "initial",
+            tenant=run.event.tenant,
         )
         run.prompt = success.prompt
     except ChainStopped as stop:
         run.stage = stage_of(stop.error)
+        if isinstance(stop.error, BudgetExhausted):
+            error = stop.error
+            return Parked(run.trace(), run.failure(error), error.scope, error.period, error.until_ms)
         if stop.route == "review":
             messages = tuple((m.role, m.content) for m in run.prompt.messages) if run.prompt else ()
             return Review(run.trace(), stop.error.reason, str(stop.error), messages)

@@ -5,11 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from random import Random
+from typing import Protocol
 
+from streams.agents import ModelSpec
+from streams.budget import Reservation
 from streams.catalogue import Catalogue
 from streams.circuit import CircuitBreakers
 from streams.clock import Clock
+from streams.domain import Attempt
 from streams.model import ModelClient
+
+
+class BudgetGate(Protocol):
+    """Reserves a call's maximum cost in every budget an event falls under, and settles it after the
+    call (streams/budget_client.py talks to the budget owners)."""
+
+    def applies(self, agent: str, tenant: str | None) -> bool: ...
+
+    async def reserve(
+        self, agent: str, tenant: str | None, spec: ModelSpec, *, prompt_chars: int, messages: int, expires_in_s: float
+    ) -> Reservation: ...
+
+    def settle(self, reservation: Reservation, attempt: Attempt) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,3 +37,4 @@ class Deps:
     breakers: CircuitBreakers  # shared by every agent of the worker
     rng: Random  # jitter for retry backoff
     max_event_bytes: int
+    budgets: BudgetGate | None = None  # None: no budgets declared

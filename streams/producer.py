@@ -9,11 +9,15 @@ sends it again. A short metadata age lets a re-created topic be found again with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from streams.emit import OutRecord
+
+log = logging.getLogger(__name__)
 
 
 class RecordProducer:
@@ -77,3 +81,23 @@ class RecordProducer:
                 await producer.start()
                 self._producer = producer
         return self._producer
+
+
+async def until_written(
+    write: Callable[[], Awaitable[object]], *, what: str, attempt_timeout_s: float = 15.0, max_delay_s: float = 10.0
+) -> None:
+    """Retry a write to Kafka until it succeeds. The event is not acked meanwhile, so its offset stays
+    put and the partition waits: an outcome is never skipped because a topic is missing or the broker
+    is away. Each try is bounded, because a send to a deleted topic can wait on stale metadata for
+    minutes; sending again refreshes it. Re-sent records may duplicate physically; consumers
+    de-duplicate by event id."""
+    delay_s = 0.2
+    while True:
+        try:
+            async with asyncio.timeout(attempt_timeout_s):
+                await write()
+            return
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("writing %s failed (%r); retrying in %.1f s, the input partition waits", what, exc, delay_s)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, max_delay_s)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.domain import Attempt, Headers, RetryLater, SourceRecord
+from streams.domain import Attempt, Headers, RetryLater, SourceRecord, Trace
 
 PREFIX = "keel.retry."
 H_TIER = PREFIX + "tier"  # the tier this record waits in
@@ -26,6 +26,8 @@ H_ERROR = PREFIX + "error"  # that failure's message
 H_ORIGIN = PREFIX + "origin"  # where the event first arrived: topic/partition/offset
 H_ORIGIN_TIMESTAMP = PREFIX + "origin.timestamp"  # its timestamp there (ms), empty when it had none
 H_ATTEMPTS = PREFIX + "attempts"  # JSON list of the attempts so far, in the audit's attempt_log shape
+WAITING_PREFIXES = (PREFIX, "keel.park.")  # headers of a waiting record, not of the event
+H_PASS = PREFIX + "pass"  # the event's pass this record is for: 1 + the retry tiers and parkings before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class Arrival:
     tier: int  # 0: from the input topic
     earlier: tuple[Attempt, ...]  # attempts made in earlier tiers
     due_ms: int  # not to be run before this time (0: at once)
+    pass_number: int = 0  # which pass of the event this is (see streams/outcome_store.py)
 
 
 def arrival(delivered: SourceRecord, *, tier: int, delay_s: float) -> Arrival:
@@ -46,25 +49,38 @@ def arrival(delivered: SourceRecord, *, tier: int, delay_s: float) -> Arrival:
     if tier == 0:
         return Arrival(delivered, 0, (), 0)
     due_ms = (delivered.timestamp_ms or 0) + int(delay_s * 1000)
+    return waiting_arrival(delivered, tier=tier, due_ms=due_ms)
+
+
+def waiting_arrival(delivered: SourceRecord, *, tier: int, due_ms: int) -> Arrival:
+    """A record that waited (in a retry tier or parked), read back into the event's first arrival."""
     try:
-        return Arrival(_origin(delivered), tier, _attempts(delivered.headers), due_ms)
+        raw_pass = dict(delivered.headers).get(H_PASS)
+        pass_number = int(raw_pass) if raw_pass else tier  # written before parking existed: one pass a tier
+        return Arrival(_origin(delivered), tier, _attempts(delivered.headers), due_ms, pass_number)
     except (ValueError, TypeError, KeyError):
-        return Arrival(delivered, tier, (), due_ms)
+        return Arrival(delivered, tier, (), due_ms, tier)
 
 
 def tier_headers(later: RetryLater) -> Headers:
     """The headers of the tier record: the original ones, then the ``keel.retry.*`` ones."""
-    trace, source = later.trace, later.trace.source
-    attempts = [dataclasses.asdict(a) for a in trace.attempts]
-    own: list[tuple[str, bytes | None]] = [
-        (H_TIER, str(later.tier).encode()),
-        (H_REASON, later.failure.reason.encode()),
-        (H_ERROR, later.failure.message[:1000].encode()),
+    own = [(H_TIER, str(later.tier).encode()), *failure_headers(later.failure.reason, later.failure.message)]
+    return (*later.trace.source.headers, *own, *waiting_headers(later.trace))
+
+
+def failure_headers(reason: str, message: str) -> Headers:
+    return ((H_REASON, reason.encode()), (H_ERROR, message[:1000].encode()))
+
+
+def waiting_headers(trace: Trace) -> Headers:
+    """Where the event first arrived, its attempts so far and its next pass: what running it again needs."""
+    source = trace.source
+    return (
         (H_ORIGIN, source.position.encode()),
         (H_ORIGIN_TIMESTAMP, b"" if source.timestamp_ms is None else str(source.timestamp_ms).encode()),
-        (H_ATTEMPTS, orjson.dumps(attempts)),
-    ]
-    return (*source.headers, *own)
+        (H_ATTEMPTS, orjson.dumps([dataclasses.asdict(a) for a in trace.attempts])),
+        (H_PASS, str(trace.pass_number + 1).encode()),
+    )
 
 
 def _origin(delivered: SourceRecord) -> SourceRecord:
@@ -77,7 +93,7 @@ def _origin(delivered: SourceRecord) -> SourceRecord:
         partition=int(partition),
         offset=int(offset),
         timestamp_ms=int(timestamp) if timestamp else None,
-        headers=tuple((k, v) for k, v in delivered.headers if not k.startswith(PREFIX)),
+        headers=tuple((k, v) for k, v in delivered.headers if not k.startswith(WAITING_PREFIXES)),
     )
 
 

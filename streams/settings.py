@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     pricing_file: Path = Field(
         default=REPO_ROOT / "deploy" / "pricing.yaml", description="The price table (streams/pricing.py)"
     )
+    budgets_file: Path = Field(
+        default=REPO_ROOT / "deploy" / "budgets.yaml", description="Budgets per tenant, and agents' overrides"
+    )
+    budget_answer_timeout_s: float = Field(
+        default=10.0, gt=0, description="A budget request not answered by then is sent again (its owner moved)"
+    )
+    budget_resume_poll_s: float = Field(
+        default=10.0, gt=0, description="How often a parked event asks whether its budget has room again"
+    )
     state_dir: Path = REPO_ROOT / ".keel"
     agents: list[str] = Field(default_factory=list, description="Run only these agents (empty: all)")
     partitions: int = Field(default=4, gt=0)

@@ -10,6 +10,8 @@ from streams.settings import Settings
 
 AUDIT = "keel.audit"
 USAGE = "keel.usage"
+BUDGET_REQUESTS = "keel.budget.requests"  # keyed by budget scope (streams/budget_records.py)
+BUDGET_DECISIONS = "keel.budget.decisions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +20,7 @@ class AgentTopics:
     results: str
     review: str
     dlq: str
+    parked: str  # events waiting for budget (streams/park.py)
     retries: tuple[str, ...] = ()  # retry tiers 1..n (streams/retry.py)
 
 
@@ -30,7 +33,7 @@ class TopicSpec:
 
 
 def outcome_topic(settings: Settings, agent_name: str, kind: str) -> str:
-    """``<agent>.results``, ``.review``, ``.dlq`` or ``.retry.<n>``, in the settings' namespace."""
+    """``<agent>.results``, ``.review``, ``.dlq``, ``.parked`` or ``.retry.<n>``, in the settings' namespace."""
     return settings.topic(f"{agent_name}.{kind}")
 
 
@@ -41,6 +44,7 @@ def agent_topics(agent: Agent, settings: Settings) -> AgentTopics:
         results=outcome_topic(settings, agent.name, "results"),
         review=outcome_topic(settings, agent.name, "review"),
         dlq=outcome_topic(settings, agent.name, "dlq"),
+        parked=outcome_topic(settings, agent.name, "parked"),
         retries=tuple(outcome_topic(settings, agent.name, f"retry.{tier}") for tier in tiers),
     )
 
@@ -48,6 +52,11 @@ def agent_topics(agent: Agent, settings: Settings) -> AgentTopics:
 def outcomes_topic(settings: Settings, agent: Agent) -> str:
     """The compacted topic of an agent's completed events (streams/outcome_store.py)."""
     return f"{settings.app_id}-{agent.name}-outcomes"
+
+
+def budget_ledger_topic(settings: Settings) -> str:
+    """The compacted topic of the budget owners' ledger snapshots (streams/budget_owner.py)."""
+    return f"{settings.app_id}-budget-ledger"
 
 
 def usage_app_id(settings: Settings) -> str:
@@ -61,10 +70,10 @@ def usage_changelog(settings: Settings, spec: WindowSpec) -> str:
 
 
 def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
-    names: list[str] = [settings.topic(AUDIT), settings.topic(USAGE)]
+    names: list[str] = [settings.topic(name) for name in (AUDIT, USAGE, BUDGET_REQUESTS, BUDGET_DECISIONS)]
     for agent in agents:
         topics = agent_topics(agent, settings)
-        names += [topics.input, topics.results, topics.review, topics.dlq, *topics.retries]
+        names += [topics.input, topics.results, topics.review, topics.dlq, topics.parked, *topics.retries]
     unique = list(dict.fromkeys(names))  # two agents may share an input topic
     plain = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in unique]
     stores = [
@@ -74,7 +83,11 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     changelogs = [
         _compacted(settings, usage_changelog(settings, spec), spec.expires.total_seconds()) for spec in WINDOWS
     ]
-    return plain + stores + changelogs
+    ledger = TopicSpec(budget_ledger_topic(settings), settings.partitions, settings.replication_factor, _COMPACT)
+    return [*plain, *stores, *changelogs, ledger]
+
+
+_COMPACT = {"cleanup.policy": "compact"}  # a ledger per budget scope, kept for as long as the scope exists
 
 
 def _compacted(settings: Settings, name: str, retention_s: float) -> TopicSpec:

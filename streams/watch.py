@@ -21,7 +21,7 @@ from streams.topics import AUDIT, USAGE, outcome_topic
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    kind: str  # result | review | dead_letter | audit | usage
+    kind: str  # result | review | dead_letter | parked | audit | usage
     event_id: str
     value: dict[str, Any]
     schema_id: int
@@ -46,6 +46,10 @@ class Tally:
     def outcome_kinds(self, event_id: str) -> list[str]:
         return [kind for kind in ("result", "review", "dead_letter") if self.by_kind[kind].get(event_id)]
 
+    def parked(self, event_id: str) -> bool:
+        """Parked and not resumed into a final outcome (yet): an outcome of its own until it resumes."""
+        return bool(self.by_kind["parked"].get(event_id)) and not self.outcome_kinds(event_id)
+
     def ended(self, event_id: str) -> bool:
         return bool(self.outcome_kinds(event_id)) and bool(self.by_kind["audit"].get(event_id))
 
@@ -58,7 +62,8 @@ class Tally:
             "results": with_kind("result"),
             "review": with_kind("review"),
             "dead_letters": with_kind("dead_letter"),
-            "missing": sum(1 for e in event_ids if not self.outcome_kinds(e)),
+            "parked": sum(1 for e in event_ids if self.parked(e)),
+            "missing": sum(1 for e in event_ids if not self.outcome_kinds(e) and not self.parked(e)),
             "audit": with_kind("audit"),
             "usage": sum(len(self.by_kind["usage"].get(e, ())) for e in event_ids),
         }
@@ -71,6 +76,7 @@ def outcome_topics(settings: Settings, agent_names: list[str]) -> dict[str, str]
         kinds[outcome_topic(settings, name, "results")] = "result"
         kinds[outcome_topic(settings, name, "review")] = "review"
         kinds[outcome_topic(settings, name, "dlq")] = "dead_letter"
+        kinds[outcome_topic(settings, name, "parked")] = "parked"
     return kinds
 
 

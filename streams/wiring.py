@@ -8,6 +8,7 @@ from random import Random
 
 from connectors.openai_compat import OpenAICompatClient
 from streams.agents import Agent, load_agents
+from streams.budget_config import Budgets, load_budgets
 from streams.catalogue import Catalogue, load_catalogue
 from streams.circuit import CircuitBreakers
 from streams.clock import SystemClock
@@ -29,6 +30,7 @@ class Runtime:
     deps: Deps
     emitter: Emitter
     pricing: Pricing
+    budgets: Budgets
 
     async def aclose(self) -> None:
         for client in self.deps.models.values():
@@ -56,7 +58,8 @@ def load_runtime(settings: Settings) -> Runtime:
         max_event_bytes=settings.max_event_bytes,
     )
     emitter = Emitter(catalogue, settings, agents, pricing=pricing)
-    return Runtime(settings, catalogue, agents, deps, emitter, pricing)
+    budgets = load_budgets(settings.budgets_file, agents, pricing)
+    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets)
 
 
 def with_provider(agent: Agent, provider: str) -> Agent:

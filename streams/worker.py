@@ -24,6 +24,8 @@ from aiokafka.errors import KafkaError
 
 from streams import faust_app
 from streams.agents import Agent
+from streams.budget_client import BudgetClient
+from streams.budget_owner import BudgetOwner, run_owner
 from streams.decode import read_source
 from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
@@ -31,8 +33,9 @@ from streams.inflight import Inflight, Limit, lane_of
 from streams.kafka_admin import ensure_topics
 from streams.metrics import LiveSources, WorkerMetrics
 from streams.outcome_store import OutcomeStore, Recorded
+from streams.park import parked_arrival
 from streams.pipeline import process
-from streams.producer import RecordProducer
+from streams.producer import RecordProducer, until_written
 from streams.retry import Arrival, arrival
 from streams.settings import Settings
 from streams.topics import agent_topics, outcomes_topic, topic_plan
@@ -53,18 +56,20 @@ def create_app(runtime: Runtime) -> faust.App:
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
     inflight = Inflight(settings.max_in_flight)
     metrics = WorkerMetrics(runtime.pricing)
+    runtime, owner = _with_budgets(app, runtime, producer)
     stores: dict[str, OutcomeStore] = {}  # by every topic the store's agent reads
     shells: list[_Shell] = []
     for agent in runtime.agents:
         topics = agent_topics(agent, settings)
+        tiers = list(enumerate((topics.input, *topics.retries)))
         store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), producer.send_one)
         limit = Limit(agent.definition.concurrency.max_in_flight or settings.max_in_flight)
         shell = _Shell(agent, runtime, store, producer, inflight, limit, metrics)
         shells.append(shell)
-        for tier, name in enumerate((topics.input, *topics.retries)):
+        readers = [(name, f".retry.{tier}" if tier else "", _tier_wait(shell, tier)) for tier, name in tiers]
+        for name, suffix, wait in [*readers, (topics.parked, ".parked", _parked_wait(shell))]:
             topic = app.topic(name, key_serializer="raw", value_serializer="raw")
-            suffix = f".retry.{tier}" if tier else ""
-            app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(app, shell, tier))
+            app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(app, shell, suffix, wait))
             stores[name] = store
     _on_revoke(app, inflight, stores, producer, grace_s=settings.revoke_grace_s)
     deps = runtime.deps
@@ -73,6 +78,7 @@ def create_app(runtime: Runtime) -> faust.App:
             in_flight=lambda: [(shell.agent.name, shell.limit.in_flight) for shell in shells],
             circuits=lambda: deps.breakers.snapshot(deps.clock.monotonic()),
             lag=lambda: _consumer_lag(app, set(stores)),
+            budgets=owner.remaining if owner is not None else list,
         )
     )
 
@@ -90,6 +96,8 @@ def create_app(runtime: Runtime) -> faust.App:
         if abandoned:
             log.warning("stopping: %d in-flight events did not end in time; they run again after a restart", abandoned)
         await runtime.aclose()
+        if isinstance(runtime.deps.budgets, BudgetClient):
+            await runtime.deps.budgets.stop()
         await producer.stop()
         for store in set(stores.values()):
             store.close()
@@ -97,6 +105,25 @@ def create_app(runtime: Runtime) -> faust.App:
     app.on_before_shutdown.connect(close_clients)  # type: ignore[arg-type]  # mode types want a positional-only sender
     _exit_on_crash(app)
     return app
+
+
+def _with_budgets(app: faust.App, runtime: Runtime, producer: RecordProducer) -> tuple[Runtime, BudgetOwner | None]:
+    """With budgets declared: the runtime whose calls reserve through a budget client, and this
+    worker's budget owner, running for as long as the app does (streams/budget_owner.py)."""
+    if not runtime.budgets:
+        return runtime, None
+    settings, clock = runtime.settings, runtime.deps.clock
+    client = BudgetClient(
+        settings, runtime.catalogue, producer, budgets=runtime.budgets, pricing=runtime.pricing, clock=clock
+    )
+    owner = BudgetOwner(settings, runtime.catalogue, producer, clock=clock)
+
+    async def own_budgets() -> None:
+        await run_owner(owner)
+
+    app.task(own_budgets)
+
+    return dataclasses.replace(runtime, deps=dataclasses.replace(runtime.deps, budgets=client)), owner
 
 
 def exit_for_restart(what: str, exc: BaseException) -> NoReturn:
@@ -155,22 +182,21 @@ class _Shell:
     metrics: WorkerMetrics
 
 
-def _handler(app: faust.App, shell: _Shell, tier: int) -> Callable[[Any], Coroutine[Any, Any, None]]:
-    """The faust agent of one input or retry tier topic: takes events while there is room in flight."""
-    definition = shell.agent.definition
-    delay_s = definition.reliability.retry_delays_s[tier - 1] if tier else 0.0
-    ordering = definition.concurrency.ordering
-    clock = shell.runtime.deps.clock
+Wait = Callable[[SourceRecord], Awaitable[tuple[Arrival, bool]]]  # the event to run; whether it waited
+
+
+def _handler(app: faust.App, shell: _Shell, suffix: str, wait: Wait) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    """The faust agent of one input, retry tier or parking topic: each record waits (until due, or
+    until its budget has room) before it takes an in-flight slot, then runs while there is room."""
+    ordering = shell.agent.definition.concurrency.ordering
 
     async def handle(stream: Any) -> None:
         manual = stream.noack()
         async for event in manual.events():
             message = event.message
-            arrived = arrival(to_source_record(message), tier=tier, delay_s=delay_s)
-            if arrived.due_ms:  # a retry tier: its records fall due in order, and wait before taking a slot
-                await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)
-                if message.generation_id != app.consumer_generation_id:
-                    continue  # revoked meanwhile: the partition's owner reads it again
+            arrived, waited = await wait(to_source_record(message))
+            if waited and message.generation_id != app.consumer_generation_id:
+                continue  # revoked meanwhile: the partition's owner reads it again
             tp = (message.topic, message.partition)
             await shell.inflight.start(
                 tp,
@@ -181,8 +207,43 @@ def _handler(app: faust.App, shell: _Shell, tier: int) -> Callable[[Any], Corout
                 agent_limit=shell.limit,
             )
 
-    handle.__name__ = handle.__qualname__ = f"handle_{shell.agent.name}" + (f"_retry_{tier}" if tier else "")
+    handle.__name__ = handle.__qualname__ = f"handle_{shell.agent.name}{suffix.replace('.', '_')}"
     return handle
+
+
+def _tier_wait(shell: _Shell, tier: int) -> Wait:
+    """Tier records fall due in order (their timestamp plus the tier's delay); input records at once."""
+    delay_s = shell.agent.definition.reliability.retry_delays_s[tier - 1] if tier else 0.0
+    clock = shell.runtime.deps.clock
+
+    async def wait(delivered: SourceRecord) -> tuple[Arrival, bool]:
+        arrived = arrival(delivered, tier=tier, delay_s=delay_s)
+        if not arrived.due_ms:
+            return arrived, False
+        await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)
+        return arrived, True
+
+    return wait
+
+
+def _parked_wait(shell: _Shell) -> Wait:
+    """A parked event waits until a call like its next one fits its budgets again: the period ended,
+    or the budget was raised."""
+    runtime = shell.runtime
+    budgets = runtime.deps.budgets
+
+    async def wait(delivered: SourceRecord) -> tuple[Arrival, bool]:
+        arrived, parking = parked_arrival(delivered)
+        if parking is None or not isinstance(budgets, BudgetClient):
+            return arrived, False
+        max_bytes, clock = runtime.settings.max_event_bytes, runtime.deps.clock
+        decoded = read_source(runtime.catalogue, arrived.source, max_event_bytes=max_bytes, clock=clock)
+        if decoded.event is None:
+            return arrived, False  # it will be a dead letter: no budget needed for that
+        await budgets.wait_for_room(shell.agent, decoded.event, until_ms=parking.until_ms)
+        return arrived, True
+
+    return wait
 
 
 async def _run_one(shell: _Shell, arrived: Arrival, decided: Callable[[], None]) -> None:
@@ -196,23 +257,26 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
     """Decide the event's outcome once, record it, then write it; a redelivery re-emits the record.
     ``decided`` is called once no more model calls are to be made for the event (its slots go back).
 
-    A tier record keeps its input partition's number, so the event's store entry is in the same
-    partition whatever the tier it is read from."""
+    A tier or parked record keeps its input partition's number, so the event's store entry is in the
+    same partition whatever the topic it is read from."""
     agent, runtime, store, producer = shell.agent, shell.runtime, shell.store, shell.producer
     source, tier, clock = arrived.source, arrived.tier, runtime.deps.clock
     decoded = read_source(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes, clock=clock)
     event_id = decoded.event_id
     replaying = tier == 0 and any(key == H_REPLAY for key, _ in source.headers)
     recorded = None if replaying else await store.recorded(event_id, partition=source.partition)
-    if recorded is not None and recorded.settles(tier):  # seen before: the same records, no model call
+    if recorded is not None and recorded.settles(arrived.pass_number):  # seen before: the same records, no model call
         decided()
         await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
         shell.metrics.re_emitted.labels(agent.name).inc()
         return
-    outcome = await process(source, agent, runtime.deps, tier=tier, earlier=arrived.earlier, decoded=decoded)
+    earlier, pass_number = arrived.earlier, arrived.pass_number
+    outcome = await process(
+        source, agent, runtime.deps, tier=tier, earlier=earlier, decoded=decoded, pass_number=pass_number
+    )
     decided()
     emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())
-    entry = Recorded(emission.recorded, emission.retry_tier)
+    entry = Recorded(emission.recorded, emission.next_pass)
     await until_written(lambda: store.record(event_id, entry, partition=source.partition), what="the outcome store")
     await until_written(lambda: producer.send_all(emission.all()), what="outcome records")
     shell.metrics.observe(agent.name, outcome)
@@ -243,26 +307,6 @@ def to_source_record(message: Any) -> SourceRecord:
         value=message.value if message.value is not None else b"",
         headers=tuple((str(k), v) for k, v in headers),
     )
-
-
-async def until_written(
-    write: Callable[[], Awaitable[object]], *, what: str, attempt_timeout_s: float = 15.0, max_delay_s: float = 10.0
-) -> None:
-    """Retry a write to Kafka until it succeeds. The event is not acked meanwhile, so its offset stays
-    put and the partition waits: an outcome is never skipped because a topic is missing or the broker
-    is away. Each try is bounded, because a send to a deleted topic can wait on stale metadata for
-    minutes; sending again refreshes it. Re-sent records may duplicate physically; consumers
-    de-duplicate by event id."""
-    delay_s = 0.2
-    while True:
-        try:
-            async with asyncio.timeout(attempt_timeout_s):
-                await write()
-            return
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("writing %s failed (%r); retrying in %.1f s, the input partition waits", what, exc, delay_s)
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, max_delay_s)
 
 
 def run_worker(settings: Settings, runtime: Runtime | None = None) -> NoReturn:

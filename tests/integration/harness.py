@@ -72,6 +72,7 @@ def worker_stack(
     env: dict[str, str] | None = None,
     reliability: dict[str, Any] | None = None,
     concurrency: dict[str, Any] | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``, running
     the shipped agents with ``reliability`` fields changed: by default without retry tiers, so that a
@@ -81,6 +82,7 @@ def worker_stack(
         state_dir / f"agents-{namespace}",
         reliability={"retry_delays_s": [], **(reliability or {})},
         concurrency=concurrency,
+        budget=budget,
     )
     settings = Settings(
         bootstrap_servers=bootstrap,

@@ -53,6 +53,7 @@ async def test_sample_events_of_both_agents_each_end_in_one_outcome(stack: Stack
         "results": 120,
         "review": 0,
         "dead_letters": 0,
+        "parked": 0,
         "missing": 0,
         "audit": 120,
         "usage": 120,

@@ -15,7 +15,7 @@ RECORDS = [
 
 
 def test_entries_survive_the_round_trip_byte_for_byte() -> None:
-    for entry in (Recorded(RECORDS), Recorded(RECORDS[2:], retry_tier=1)):
+    for entry in (Recorded(RECORDS), Recorded(RECORDS[2:], next_pass=1)):
         assert decode_entry(encode_entry(entry)) == entry
 
 
@@ -29,7 +29,7 @@ def test_a_blob_keel_did_not_write_is_refused(blob: bytes) -> None:
 
 def test_a_final_outcome_settles_every_tier_and_a_waiting_event_only_earlier_ones() -> None:
     assert all(Recorded(RECORDS).settles(tier) for tier in range(4))
-    waiting = Recorded(RECORDS[2:], retry_tier=2)
+    waiting = Recorded(RECORDS[2:], next_pass=2)
     assert [waiting.settles(tier) for tier in range(4)] == [True, True, False, False]
 
 

@@ -16,7 +16,7 @@ NOW = Attempt("sim", "m", 2, 1_800_000_030_000, 2.0, 0, 0, None, "provider_timeo
 
 
 def _waiting(source: SourceRecord, tier: int) -> RetryLater:
-    trace = Trace(source, 1, None, None, (EARLIER, NOW), earlier_attempts=1, tier=tier - 1)
+    trace = Trace(source, 1, None, None, (EARLIER, NOW), earlier_attempts=1, tier=tier - 1, pass_number=tier - 1)
     return RetryLater(trace, Failure(Stage.MODEL, "ProviderTimeout", "provider_timeout", "slow"), tier)
 
 
@@ -33,7 +33,7 @@ def test_the_tier_record_is_the_original_record_in_its_partition_plus_what_was_t
     headers = dict(tier_record.headers)
     assert headers["h"] == b"v" and headers[H_TIER] == b"2" and headers[H_REASON] == b"provider_timeout"
     assert headers[H_ORIGIN] == b"support.tickets/2/7"
-    assert emission.audit is None and emission.retry_tier == 2  # the audit record comes with the final outcome
+    assert emission.audit is None and emission.next_pass == 2  # the audit record comes with the final outcome
     assert [r.topic for r in emission.usage] == ["t1.keel.usage"]  # the earlier attempt was counted before
 
 

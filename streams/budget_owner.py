@@ -1,0 +1,204 @@
+"""The owner of budget scopes: one decider per scope, so that concurrent calls cannot race a budget.
+
+Every worker runs an owner. The owners form their own consumer group on ``keel.budget.requests``,
+which is keyed by scope: each scope's requests land in one partition, and the group gives each
+partition to exactly one owner, which applies them one at a time, in order (``streams.budget.apply``).
+After each batch it writes the changed ledgers to the compacted ``<app id>-budget-ledger`` topic (same
+partition number) together with its answers, waits for the broker, and only then commits the request
+offsets. An owner that takes over a partition loads its ledgers from that topic and reads on from the
+committed offset; a ledger remembers the last request offset it applied, so a request read twice
+changes nothing. While a partition moves, its requests wait (and are asked again, streams/budget_client.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams.budget import KINDS, BudgetAlert, BudgetLimits, BudgetRequest, Ledger, apply, limits_in, period_of
+from streams.budget_records import BudgetCodec, decode_ledger, encode_ledger
+from streams.catalogue import Catalogue
+from streams.clock import Clock
+from streams.emit import OutRecord
+from streams.errors import DecodeError
+from streams.producer import RecordProducer, until_written
+from streams.settings import Settings
+from streams.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
+
+log = logging.getLogger(__name__)
+AlertRecords = Callable[[BudgetAlert], OutRecord]
+Remaining = tuple[str, str, str, float]  # scope, period kind, unit (usd | tokens), what is left
+
+
+def budget_owner_group(settings: Settings) -> str:
+    return f"{settings.app_id}-budget-owners"
+
+
+class BudgetOwner:
+    def __init__(
+        self,
+        settings: Settings,
+        catalogue: Catalogue,
+        producer: RecordProducer,
+        *,
+        clock: Clock,
+        alert_records: AlertRecords | None = None,
+    ) -> None:
+        self._settings, self._producer, self._clock = settings, producer, clock
+        self._codec = BudgetCodec(catalogue)
+        self._alert_records = alert_records
+        self._requests, self._decisions = settings.topic(BUDGET_REQUESTS), settings.topic(BUDGET_DECISIONS)
+        self._ledger_topic = budget_ledger_topic(settings)
+        self._ledgers: dict[str, Ledger] = {}  # of the scopes in the partitions owned now
+        self._partition_of: dict[str, int] = {}
+        self._limits: dict[str, BudgetLimits] = {}  # as the latest request declared them (for the metrics)
+        self._done: dict[TopicPartition, int] = {}  # the next offset to read, once a batch is written
+        self._owned: set[int] = set()  # request partitions assigned and loaded
+        self.applying = asyncio.Lock()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=budget_owner_group(self._settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(self._settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(self._settings.heartbeat_interval_s * 1000),
+        )
+        await consumer.start()
+        try:
+            consumer.subscribe([self._requests], listener=_Listener(self, consumer))
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000)
+                if batch:
+                    async with self.applying:  # a rebalance waits until the batch's records are written
+                        await self._apply_batch(batch)
+                    await self.commit(consumer)
+        finally:
+            await consumer.stop()
+
+    async def commit(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit what is applied and written: never a request whose ledger is not in the topic yet."""
+        done, self._done = self._done, {}
+        if done:
+            try:
+                await consumer.commit(done)
+            except KafkaError as exc:  # the next owner re-reads from the last commit; ledgers skip what they hold
+                log.warning("committing budget request offsets failed (%r)", exc)
+
+    def remaining(self) -> Iterator[Remaining]:
+        """What each owned scope has left this day and month, for the ``keel_budget_remaining`` gauge."""
+        now_ms = self._clock.now_ms()
+        for scope, ledger in list(self._ledgers.items()):
+            limits = self._limits.get(scope)
+            if limits is None:
+                continue
+            for kind in KINDS:
+                period = period_of(kind, now_ms)
+                limit, committed = limits_in(ledger, limits, period), ledger.committed(period)
+                if limit.usd is not None:
+                    yield scope, kind, "usd", limit.usd - committed.usd
+                if limit.tokens is not None:
+                    yield scope, kind, "tokens", float(limit.tokens - committed.tokens)
+
+    async def _apply_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        out: list[OutRecord] = []
+        changed: set[str] = set()
+        batch = {tp: messages for tp, messages in batch.items() if tp.partition in self._owned}
+        for tp, messages in batch.items():  # records fetched before a rebalance took their partition are left
+            for message in messages:
+                try:
+                    request, reply_partition = self._codec.decode_request(message.value or b"")
+                except DecodeError as exc:  # not a request Keel wrote: nothing to decide
+                    log.warning("budget request %s/%s/%s skipped: %s", tp.topic, tp.partition, message.offset, exc)
+                    continue
+                out += self._apply(request, reply_partition, partition=tp.partition, offset=message.offset)
+                changed.add(request.scope)
+        for scope in changed:
+            ledger = encode_ledger(self._ledgers[scope])
+            out.append(OutRecord(self._ledger_topic, scope.encode(), ledger, (), self._partition_of[scope]))
+        await until_written(lambda: self._producer.send_all(out), what="budget decisions and ledgers")
+        for tp, messages in batch.items():
+            if messages:
+                self._done[tp] = messages[-1].offset + 1
+
+    def _apply(self, request: BudgetRequest, reply_partition: int, *, partition: int, offset: int) -> list[OutRecord]:
+        ledger = self._ledgers.get(request.scope, Ledger())
+        ledger, decision, alerts = apply(ledger, request, offset=offset, now_ms=self._clock.now_ms())
+        self._ledgers[request.scope], self._partition_of[request.scope] = ledger, partition
+        if request.kind != "raise":
+            self._limits[request.scope] = request.limits
+        out = []
+        if decision is not None and reply_partition >= 0:
+            value = self._codec.encode_decision(decision)
+            out.append(OutRecord(self._decisions, request.request_id.encode(), value, (), reply_partition))
+        for alert in alerts:
+            log.warning(
+                "budget %s %s: %s at %.0f%% of %g %s (%s)",
+                alert.scope, alert.period, alert.status, alert.observed * 100, alert.limit, alert.unit, alert.level,
+            )  # fmt: skip
+            if self._alert_records is not None:
+                out.append(self._alert_records(alert))
+        return out
+
+    async def load(self, partitions: list[int]) -> None:
+        """The ledgers of newly owned partitions, as their last snapshots left them."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self._ledger_topic, p) for p in partitions]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+                while await consumer.position(tp) < ends[tp]:
+                    for message in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                        self._load_one(message.key, message.value, tp.partition)
+        finally:
+            await consumer.stop()
+        self._owned.update(partitions)
+
+    def _load_one(self, key: bytes | None, value: bytes | None, partition: int) -> None:
+        if key is None or value is None:
+            return
+        try:
+            self._ledgers[key.decode()] = decode_ledger(value)
+            self._partition_of[key.decode()] = partition
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("budget ledger of %r unreadable (%r); it starts empty", key, exc)
+
+    def forget(self, partitions: list[int]) -> None:
+        self._owned.difference_update(partitions)
+        gone = [scope for scope, partition in self._partition_of.items() if partition in partitions]
+        for scope in gone:
+            self._ledgers.pop(scope, None)
+            self._partition_of.pop(scope, None)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    def __init__(self, owner: BudgetOwner, consumer: AIOKafkaConsumer) -> None:
+        self._owner, self._consumer = owner, consumer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """The batch under way is written first, so the next owner's ledgers hold every answer given."""
+        async with self._owner.applying:
+            await self._owner.commit(self._consumer)
+            self._owner.forget([tp.partition for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._owner.load([tp.partition for tp in assigned])
+
+
+async def run_owner(owner: BudgetOwner) -> None:
+    """Run the owner until cancelled, starting again after a Kafka failure."""
+    while True:
+        try:
+            await owner.run()
+        except KafkaError as exc:
+            log.warning("the budget owner stopped (%r); starting again", exc)
+            await asyncio.sleep(1)
