@@ -7,6 +7,8 @@ the scope's owner in order with the reservations; parked events of that scope re
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -53,6 +55,22 @@ async def read_ledgers(settings: Settings) -> dict[str, Ledger]:
     finally:
         await consumer.stop()
     return ledgers
+
+
+async def settled_spend(settings: Settings, scope: str, *, quiet_s: float = 3.0, wait_s: float = 60) -> Amount:
+    """What ``scope`` spent today by its ledger, once no call holds budget and nothing has changed for
+    ``quiet_s`` (parked events resume whenever settled calls leave room for one more)."""
+    loop = asyncio.get_running_loop()
+    deadline, last, since = loop.time() + wait_s, None, loop.time()
+    while loop.time() < deadline:
+        ledger = (await read_ledgers(settings)).get(scope, Ledger())
+        seen = (ledger.spent.get(period_at("day", int(time.time() * 1000)), Amount()), len(ledger.holds))
+        if seen != last:
+            last, since = seen, loop.time()
+        elif seen[1] == 0 and loop.time() - since >= quiet_s:
+            return seen[0]
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"the budget ledger of {scope} did not settle in {wait_s:g} s: {last}")
 
 
 def status_rows(ledgers: dict[str, Ledger], budgets: Budgets, *, now_ms: int) -> list[StatusRow]:

@@ -96,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
         demo.add_argument("--events", type=int, default=40 if name == "run" else 100, help="events in total")
         demo.add_argument("--provider", choices=["sim", "local"], default="local" if name == "run" else "sim")
         demo.add_argument("--timeout-s", type=float, default=900.0)
+        if name == "demo":
+            demo.add_argument(
+                "--scenario", choices=["outcomes", "budget"], default="outcomes", help="budget: past a hard budget"
+            )
         demo.set_defaults(command=_demo, live=name == "run")
     return parser
 
@@ -191,6 +195,10 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import DemoOptions, run_demo  # noqa: PLC0415
 
     options = DemoOptions(events=args.events, provider=args.provider, timeout_s=args.timeout_s, live=args.live)
+    if getattr(args, "scenario", "outcomes") == "budget":
+        from streams.demo_budget import run_budget_demo  # noqa: PLC0415
+
+        return run_budget_demo(settings, options)
     return run_demo(settings, options)
 
 

@@ -14,7 +14,7 @@ from harness import AGENTS, Stack, assert_exactly_one_outcome_and_audit, worker_
 
 from streams import wire
 from streams.budget_client import call_maximum
-from streams.budget_report import raise_budget, read_ledgers
+from streams.budget_report import raise_budget, settled_spend
 from streams.domain import RequestEvent
 from streams.local_stack import simulator_process, worker_process
 from streams.prompt import render_prompt
@@ -78,22 +78,8 @@ def _spent_usd(tally: Tally, ids: list[str]) -> float:
     return sum(u.value["cost_usd"] or 0.0 for i in ids for u in tally.by_kind["usage"].get(i, ()))
 
 
-async def _settled_spend_usd(stack: Stack, *, quiet_s: float = 3.0, wait_s: float = 60) -> float:
-    """What the scope's ledger says was spent today, once no call is under way and nothing has changed
-    for ``quiet_s`` (parked events resume whenever a settled call leaves room for one more)."""
-    loop = asyncio.get_running_loop()
-    deadline, last, since = loop.time() + wait_s, None, loop.time()
-    while loop.time() < deadline:
-        ledger = (await read_ledgers(stack.settings)).get(SCOPE)
-        now = (
-            (sum(a.usd for p, a in ledger.spent.items() if p.startswith("day:")), len(ledger.holds)) if ledger else None
-        )
-        if now != last:
-            last, since = now, loop.time()
-        elif now is not None and now[1] == 0 and loop.time() - since >= quiet_s:
-            return now[0]
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"the budget ledger did not settle: {last}")
+async def _settled_spend_usd(stack: Stack) -> float:
+    return (await settled_spend(stack.settings, SCOPE)).usd
 
 
 async def _usage_spend_usd(stack: Stack) -> float:
