@@ -21,10 +21,12 @@ import yaml
 from streams.budget_client import call_maximum
 from streams.budget_report import raise_budget, settled_spend
 from streams.demo import DemoOptions, _services, publish_samples
+from streams.kafka_admin import ensure_topics
 from streams.local_stack import say, worker_process
 from streams.prompt import render_prompt
 from streams.publish import load_samples, take
 from streams.settings import REPO_ROOT, Settings
+from streams.topics import topic_plan
 from streams.watch import OutcomeWatcher, Tally, outcome_topics
 from streams.wiring import load_runtime
 
@@ -55,6 +57,7 @@ def run_budget_demo(settings: Settings, options: DemoOptions) -> int:
 
 async def _drive(settings: Settings, options: DemoOptions, limit_usd: float) -> dict[str, float | int]:
     runtime = load_runtime(settings)
+    await ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings))
     watcher = OutcomeWatcher(settings.bootstrap_servers, runtime.catalogue, outcome_topics(settings, [AGENT]))
     await watcher.start()
     try:
