@@ -2,7 +2,8 @@
 
 Aggregators share the observation partitions through a consumer group; each evaluates the scopes of
 the partitions it holds (a scope lives in one partition). The evaluator keeps no state of its own that
-outlives it. When it is given partitions (at start, after a rebalance) it:
+outlives it. Partitions it is given (at start, after a rebalance) stay paused until its main loop takes
+them over, between two batches, so nothing is evaluated half taken over. Taking over, it:
 
 - reads their observations of the rules' lookback again (the topic keeps 25 hours), which rebuilds the
   windows, the failure streaks and the samples as they were; it commits no offsets, because its state
@@ -59,6 +60,7 @@ class AlertEvaluator:
         self._topic = alert_observations_topic(settings)
         self.live: set[int] = set()  # partitions caught up with: evaluated
         self._catching_up: dict[TopicPartition, int] = {}  # the end offset each must reach first
+        self._assigned: set[TopicPartition] = set()  # given by the group, paused, not taken over yet
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -69,14 +71,16 @@ class AlertEvaluator:
             session_timeout_ms=int(self._settings.session_timeout_s * 1000),
             heartbeat_interval_ms=int(self._settings.heartbeat_interval_s * 1000),
         )
-        consumer.subscribe([self._topic], listener=_Takeover(self, consumer))
+        consumer.subscribe([self._topic], listener=_Rebalance(self, consumer))
         await consumer.start()
         try:
             next_at = self._clock.monotonic()
             while True:
+                await self._take_over(consumer)
                 for tp, messages in (await consumer.getmany(timeout_ms=200, max_records=20_000)).items():
-                    for message in messages:
-                        self._observe(tp.partition, message.key, message.value)
+                    if tp in self._catching_up or tp.partition in self.live:  # not before its take-over
+                        for message in messages:
+                            self._observe(tp.partition, message.key, message.value)
                 await self._check_caught_up(consumer)
                 if self._clock.monotonic() >= next_at:
                     await self.evaluate()
@@ -95,6 +99,44 @@ class AlertEvaluator:
             if self._on_alert is not None:
                 self._on_alert(alert)
 
+    def assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        """Held back until the main loop takes them over: nothing is read or evaluated meanwhile."""
+        consumer.pause(*assigned)
+        self._assigned |= assigned
+
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
+        partitions = {tp.partition for tp in revoked}
+        self._engine.forget(partitions)
+        self.live -= partitions
+        self._assigned -= revoked
+        for tp in revoked:
+            self._catching_up.pop(tp, None)
+        await self._producer.flush()  # the next owner reads back what was sent
+
+    async def _take_over(self, consumer: AIOKafkaConsumer) -> None:
+        """Read back the open incidents and the lookback's observations of newly assigned partitions."""
+        if not self._assigned:
+            return
+        now_ms = self._clock.now_ms()
+        incidents = open_incidents(await read_alerts(self._settings, self._catalogue))
+        tps = list(self._assigned)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.offsets_for_times(dict.fromkeys(tps, now_ms - self._engine.rules.lookback_s * 1000))
+        taking = self._assigned & consumer.assignment()  # a rebalance may have come meanwhile
+        self._assigned -= taking
+        for tp in taking:
+            start = starts.get(tp)
+            consumer.seek(tp, start.offset if start is not None else ends[tp])
+            self._catching_up[tp] = ends[tp]
+        consumer.resume(*taking)
+        partitions = {tp.partition for tp in taking}
+        taken = 0
+        for alert in incidents:
+            partition = partition_of(scope_key(alert.dimension, alert.scope), self._settings.partitions)
+            if partition in partitions:
+                taken += self._engine.restore(alert, now_ms=now_ms, partition=partition)
+        log.warning("alert evaluator: took over partitions %s with %d open incident(s)", sorted(partitions), taken)
+
     def _observe(self, partition: int, key: bytes | None, value: bytes | None) -> None:
         try:
             obs = Observation.from_bytes(value or b"")
@@ -105,46 +147,18 @@ class AlertEvaluator:
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
         for tp, end in list(self._catching_up.items()):
-            if await consumer.position(tp) >= end:
-                del self._catching_up[tp]
+            if tp in consumer.assignment() and await consumer.position(tp) >= end:
+                self._catching_up.pop(tp, None)
                 self.live.add(tp.partition)
 
-    async def take_over(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
-        if not assigned:
-            return
-        now_ms = self._clock.now_ms()
-        ends = await consumer.end_offsets(list(assigned))
-        starts = await consumer.offsets_for_times(
-            {tp: now_ms - self._engine.rules.lookback_s * 1000 for tp in assigned}
-        )
-        for tp in assigned:
-            start = starts.get(tp)
-            consumer.seek(tp, start.offset if start is not None else ends[tp])
-            self._catching_up[tp] = ends[tp]
-        partitions = {tp.partition for tp in assigned}
-        taken = 0
-        for alert in open_incidents(await read_alerts(self._settings, self._catalogue)):
-            partition = partition_of(scope_key(alert.dimension, alert.scope), self._settings.partitions)
-            if partition in partitions:
-                taken += self._engine.restore(alert, now_ms=now_ms, partition=partition)
-        log.warning("alert evaluator: partitions %s, %d open incident(s) taken over", sorted(partitions), taken)
 
-    async def give_up(self, revoked: set[TopicPartition]) -> None:
-        partitions = {tp.partition for tp in revoked}
-        self._engine.forget(partitions)
-        self.live -= partitions
-        for tp in revoked:
-            self._catching_up.pop(tp, None)
-        await self._producer.flush()  # the next owner reads back what was sent
-
-
-class _Takeover(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     def __init__(self, evaluator: AlertEvaluator, consumer: AIOKafkaConsumer) -> None:
         self._evaluator = evaluator
         self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._evaluator.give_up(revoked)
+        await self._evaluator.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._evaluator.take_over(self._consumer, assigned)
+        self._evaluator.assigned(self._consumer, assigned)
