@@ -14,17 +14,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from harness import Stack, worker_stack
+from harness import Stack, committed_offsets, free_port, run_through, worker_stack
 from receivers import Answer, receiver
 
 from streams import wire
 from streams.alert_log import read_alerts
-from streams.alerts import Alert
+from streams.alerts import RUNBOOK_ANCHORS, Alert, alert_record, dedup_key, runbook_url
 from streams.catalogue import Catalogue
 from streams.emit import OutRecord
-from streams.local_stack import terminate, worker_process
+from streams.local_stack import simulator_process, terminate, worker_process
 from streams.producer import RecordProducer
 from streams.settings import REPO_ROOT
+from streams.topics import alert_relay_group
 
 RULES = """
 version: 1
@@ -112,6 +113,16 @@ def relay(stack: Stack, **env: str) -> Iterator[subprocess.Popen[bytes]]:
         terminate(process)
 
 
+def keel(stack: Stack, *args: str) -> str:
+    environment = {**os.environ, "KEEL_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers}
+    environment["KEEL_NAMESPACE"] = stack.settings.namespace
+    command = [sys.executable, "-m", "streams.cli", *args]
+    done = subprocess.run(
+        command, env=environment, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=True
+    )
+    return done.stdout
+
+
 def rules_file(tmp_path: Path) -> Path:
     path = tmp_path / "alert_rules.yaml"
     path.write_text(RULES)
@@ -184,3 +195,97 @@ async def test_an_incident_open_before_a_crash_is_not_fired_again_after_it(
             alerts = await alerts_about(stack, catalogue, key, lambda a: True)
     assert statuses(alerts) == ["firing", "resolved"]
     assert alerts[1].started_at_ms == alerts[0].started_at_ms
+
+
+async def test_failures_of_a_real_worker_fire_and_resolve_consecutive_failure_and_circuit_alerts(
+    kafka_bootstrap: str, tmp_path: Path, catalogue: Catalogue, make_event
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES.replace("window: 30s", "window: 5s"))
+    keys = ["consecutive_failures:agent=support_triage", "circuit_open:agent=support_triage"]
+    with (
+        simulator_process(tmp_path, "--seed", "4") as sim_url,
+        worker_stack(
+            kafka_bootstrap, tmp_path, provider="sim", base_url=sim_url, env={"KEEL_CIRCUIT_COOLDOWN_S": "1"}
+        ) as stack,
+        aggregator(stack, rules),
+    ):
+        # one key, so they run in order: the first fails on 5xx three times, which opens the circuit
+        failing = [
+            make_event(business_key="C-1", payload={"ticket_id": f"T-{i}", "body": "down [[sim:5xx]]"})
+            for i in range(3)
+        ]
+        ids, tally = await run_through(stack, events={"support.tickets": failing})
+        assert sorted(tally.outcomes(i)[0].value["reason"] for i in ids) == [
+            "circuit_open",
+            "circuit_open",
+            "provider_5xx",
+        ]
+        fired = {key: await alerts_about(stack, catalogue, key, lambda a: len(a) >= 1) for key in keys}
+        assert {key: statuses(alerts) for key, alerts in fired.items()} == {key: ["firing"] for key in keys}
+        assert set(fired[keys[0]][0].sample_event_ids) == set(ids)
+        await asyncio.sleep(1.5)  # the circuit's cooldown: the next call probes the model and closes it
+        healthy = [make_event(business_key="C-1", payload={"ticket_id": f"H-{i}", "body": "fine"}) for i in range(2)]
+        _, tally = await run_through(stack, events={"support.tickets": healthy})
+        assert all(tally.outcome_kinds(e.event_id) == ["result"] for e in healthy)
+        ended = {key: await alerts_about(stack, catalogue, key, lambda a: len(a) >= 2) for key in keys}
+    assert {key: statuses(alerts) for key, alerts in ended.items()} == {key: ["firing", "resolved"] for key in keys}
+
+
+async def relayed(stack: Stack) -> int:
+    """How many alerts the relay has committed: those every sink took."""
+    group = alert_relay_group(stack.settings)
+    committed, _ = await committed_offsets(stack, "keel.alerts", group=group, wait_s=0.5)  # one reading
+    return sum(max(offset, 0) for offset in committed.values())
+
+
+async def test_the_relay_commits_an_alert_only_once_every_sink_took_it(
+    kafka_bootstrap: str, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    """An alert published by other code (a budget threshold) through ``alert_record``; the webhook is
+    down at first, so the relay waits with its offset uncommitted, and delivers once it is back."""
+    port = free_port()
+    with worker_stack(
+        kafka_bootstrap, tmp_path, provider="sim", base_url="http://127.0.0.1:9/v1", start=False
+    ) as stack:
+        now_ms = int(time.time() * 1000)
+        budget = Alert(
+            dedup_key=dedup_key("budget", "agent", "support_triage"),
+            status="firing",
+            rule="budget",
+            severity="warning",
+            dimension="agent",
+            scope="support_triage",
+            observed=41.0,
+            threshold=40.0,
+            unit="usd",
+            window="1d",
+            summary="support_triage has spent 80% of its daily budget (41.00 of 50.00 USD)",
+            runbook_url=runbook_url(stack.settings, RUNBOOK_ANCHORS["budget"]),
+            at_ms=now_ms,
+            started_at_ms=now_ms,
+            agent="support_triage",
+        )
+        async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+            await producer.send_all([alert_record(catalogue, stack.settings, budget)])
+        listing = keel(stack, "alerts", "list", "--open")
+        assert "firing   warning  budget:agent=support_triage" in listing and "1 open incident(s)" in listing
+        async with receiver() as slack_hook:
+            sinks = {
+                "KEEL_ALERT_SLACK_WEBHOOK_URL": slack_hook.url,
+                "KEEL_ALERT_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
+            }
+            with relay(stack, **sinks, KEEL_ALERT_RETRY_MAX_S="0.5"):
+                assert len(await slack_hook.wait_for(1)) == 1
+                await asyncio.sleep(3)  # the webhook still refuses connections
+                assert await relayed(stack) == 0
+                async with receiver(port=port, accept=Answer(202)) as pager_hook:
+                    [event] = await pager_hook.wait_for(1)
+                    for _ in range(60):
+                        if await relayed(stack) == 1:
+                            break
+                        await asyncio.sleep(0.5)
+                    assert await relayed(stack) == 1
+    assert event["event_action"] == "trigger" and event["payload"]["class"] == "budget"
+    assert event["links"] == [{"href": "README.md#runbook-budget", "text": "Runbook: budget"}]
+    assert "routing_key" not in event and len(slack_hook.received) == 1
