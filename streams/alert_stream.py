@@ -19,7 +19,7 @@ from streams import wire
 from streams.alert_engine import AlertEngine
 from streams.alert_evaluator import AlertEvaluator
 from streams.alert_observation import Observation, from_audit, from_usage, partition_of
-from streams.alert_rules import load_rules
+from streams.alert_rules import AlertRules
 from streams.alerts import Alert, runbook_url
 from streams.catalogue import Catalogue
 from streams.clock import SystemClock
@@ -32,9 +32,10 @@ from streams.worker import exit_for_restart
 log = logging.getLogger(__name__)
 
 
-def add_alerting(app: faust.App, settings: Settings, catalogue: Catalogue, registry: CollectorRegistry) -> None:
+def add_alerting(
+    app: faust.App, settings: Settings, catalogue: Catalogue, rules: AlertRules, registry: CollectorRegistry
+) -> None:
     """The forwarding agent and the evaluator task; nothing when the rules file has no rules."""
-    rules = load_rules(settings.alert_rules_file)
     if not rules.rules:
         log.warning("no alert rules in %s: in-stream alerts are off", settings.alert_rules_file)
         return

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from streams import faust_app, wire
 from streams.agents import load_agents
 from streams.aggregate import WINDOWS, Lateness, UsageRecord, UsageStats, WindowSpec
+from streams.alert_rules import AlertRules, load_rules
 from streams.alert_stream import add_alerting
 from streams.catalogue import Catalogue, load_catalogue
 from streams.errors import DecodeError
@@ -44,8 +45,8 @@ class _StatsCodec(codecs.Codec):
         return UsageStats.from_bytes(s)
 
 
-def create_usage_app(settings: Settings, catalogue: Catalogue) -> tuple[faust.App, UsageMetrics]:
-    """The aggregator's faust app: one agent and its two tables."""
+def create_usage_app(settings: Settings, catalogue: Catalogue, rules: AlertRules) -> tuple[faust.App, UsageMetrics]:
+    """The aggregator's faust app: one agent and its two tables, and the alert rules' agent and task."""
     codecs.register(CODEC, _StatsCodec())
     app = faust_app.new_app(settings, app_id=usage_app_id(settings), web_port=settings.aggregator_web_port)
     metrics = UsageMetrics()
@@ -54,7 +55,7 @@ def create_usage_app(settings: Settings, catalogue: Catalogue) -> tuple[faust.Ap
     lateness = Lateness(allowed_ms=int(settings.usage_lateness_s * 1000))
 
     faust_app.serve_metrics(app, lambda: generate_latest(metrics.registry))
-    add_alerting(app, settings, catalogue, metrics.registry)  # streams/alert_stream.py
+    add_alerting(app, settings, catalogue, rules, metrics.registry)  # streams/alert_stream.py
 
     @app.agent(topic, name="keel.usage-aggregation")
     async def aggregate(stream: Any) -> None:
@@ -97,9 +98,10 @@ class UsageMetrics:
 
 def run_aggregator(settings: Settings) -> NoReturn:
     catalogue = load_catalogue(settings.schemas_dir)
+    rules = load_rules(settings.alert_rules_file)
     agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
     asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(agents, settings)))
-    app, _ = create_usage_app(settings, catalogue)
+    app, _ = create_usage_app(settings, catalogue, rules)
     faust_app.run(app, settings, what="usage aggregator")
 
 
