@@ -128,7 +128,9 @@ class AlertEngine:
         scope = self.scopes.get(key)
         if scope is None:
             dimension, value = split_scope_key(key)
-            if dimension not in self._by_dimension or len(self.scopes) >= self._max_scopes:
+            if dimension not in self._by_dimension:  # forwarded under rules that have changed since
+                return None
+            if len(self.scopes) >= self._max_scopes:
                 self.refused += 1
                 return None
             series = Series(self.rules.resolution_s * 1000, self._slow_ms)

@@ -61,6 +61,7 @@ class AlertEvaluator:
         self.live: set[int] = set()  # partitions caught up with: evaluated
         self._catching_up: dict[TopicPartition, int] = {}  # the end offset each must reach first
         self._assigned: set[TopicPartition] = set()  # given by the group, paused, not taken over yet
+        self._refused_logged = 0
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -90,6 +91,11 @@ class AlertEvaluator:
 
     async def evaluate(self) -> None:
         alerts = self._engine.evaluate(self._clock.now_ms(), partitions=self.live)
+        if self._engine.refused > self._refused_logged:
+            log.warning(
+                "alert evaluator: %d observations of new scopes refused (too many scopes)", self._engine.refused
+            )
+            self._refused_logged = self._engine.refused
         if not alerts:
             return
         records = [alert_record(self._catalogue, self._settings, alert) for alert in alerts]

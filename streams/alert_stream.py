@@ -78,7 +78,7 @@ def _forwarder(
     async def forward(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            obs = observation(catalogue, message, usage=message.topic == usage_topic)
+            obs = read_observation(catalogue, message, usage=message.topic == usage_topic)
             if obs is None:
                 continue
             for key in engine.scope_keys(obs):
@@ -87,7 +87,7 @@ def _forwarder(
                 forwarded.labels(obs.source).inc()
 
 
-def observation(catalogue: Catalogue, message: Any, *, usage: bool) -> Observation | None:
+def read_observation(catalogue: Catalogue, message: Any, *, usage: bool) -> Observation | None:
     """The observation of a usage or audit record; None for a record that is not Keel's."""
     subject = "keel.usage-value" if usage else "keel.audit-value"
     try:
