@@ -113,8 +113,10 @@ class AlertEngine:
         """Take over an incident that was firing before this evaluator had the scope (a restart, a
         rebalance): it is not fired again, and resolves once its rule reads clear for its period."""
         rule = next((r for r in self._by_dimension.get(alert.dimension, []) if r.name == alert.rule), None)
+        if alert.status != FIRING or rule is None:  # e.g. a budget alert: not this engine's to resolve
+            return False
         scope = self._scope(f"{alert.dimension}={alert.scope}", partition)
-        if alert.status != FIRING or rule is None or scope is None:
+        if scope is None:
             return False
         scope.incidents[rule.name] = Incident(alert.started_at_ms, now_ms, alert.sample_event_ids)
         return True

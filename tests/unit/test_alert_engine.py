@@ -210,6 +210,7 @@ def test_an_incident_taken_over_after_a_restart_does_not_fire_again_and_resolves
     assert alerts.restore(firing_alert(), now_ms=T0, partition=0)
     assert not alerts.restore(firing_alert("budget"), now_ms=T0, partition=0)  # not this engine's rule
     assert not alerts.restore(firing_alert(status="resolved"), now_ms=T0, partition=0)
+    assert list(alerts.scopes) == ["agent=triage"]
     feed(alerts, *(audit(at=T0 + i) for i in range(6)))  # still failing after the restart
     assert tick(alerts, T0 + S) == []
     feed(alerts, audit("result", at=T0 + 2 * S))

@@ -1,4 +1,6 @@
 from streams import wire
+from streams.agents import Agent
+from streams.alert_rules import MAX_LOOKBACK_S
 from streams.alerts import (
     FIRING,
     RUNBOOK_ANCHORS,
@@ -10,6 +12,8 @@ from streams.alerts import (
 )
 from streams.catalogue import Catalogue
 from streams.settings import REPO_ROOT, Settings
+from streams.topics import topic_plan
+from streams.wiring import build_alert_sinks
 
 
 def budget_alert(**changes: object) -> Alert:
@@ -69,3 +73,25 @@ def test_every_runbook_anchor_exists_in_the_readme() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     missing = [anchor for anchor in RUNBOOK_ANCHORS.values() if f'<a id="{anchor}"></a>' not in readme]
     assert not missing
+
+
+def test_the_topic_plan_has_keel_alerts_and_the_observation_topic(agents: dict[str, Agent]) -> None:
+    settings = Settings(namespace="ns")
+    plan = {spec.name: spec for spec in topic_plan(list(agents.values()), settings)}
+    assert plan["ns.keel.alerts"].configs == {"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)}
+    observations = plan["keel-ns-usage-alert-observations"]
+    assert observations.partitions == settings.partitions
+    assert int(observations.configs["retention.ms"]) > MAX_LOOKBACK_S * 1000
+
+
+def test_sinks_are_built_from_settings_and_never_show_their_secrets() -> None:
+    settings = Settings(
+        alert_slack_webhook_url="https://hooks.slack.com/services/T0/B0/very-secret",
+        alert_webhook_url="https://events.pagerduty.com/v2/enqueue",
+        alert_webhook_routing_key="routing-secret",
+    )
+    sinks = build_alert_sinks(settings)
+    assert [sink.name for sink in sinks] == ["slack", "webhook"]
+    shown = repr(settings) + repr(sinks)
+    assert "very-secret" not in shown and "routing-secret" not in shown
+    assert build_alert_sinks(Settings()) == []
