@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.alerts import RUNBOOK_ANCHORS, Alert, Dimension, Severity, alert_record, dedup_key, runbook_url
 from streams.budget import KINDS, BudgetAlert, BudgetLimits, BudgetRequest, Ledger, apply, limits_in, period_of
 from streams.budget_records import BudgetCodec, decode_ledger, encode_ledger
 from streams.catalogue import Catalogue
@@ -31,12 +32,39 @@ from streams.settings import Settings
 from streams.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
 
 log = logging.getLogger(__name__)
-AlertRecords = Callable[[BudgetAlert], OutRecord]
 Remaining = tuple[str, str, str, float]  # scope, period kind, unit (usd | tokens), what is left
 
 
 def budget_owner_group(settings: Settings) -> str:
     return f"{settings.app_id}-budget-owners"
+
+
+def budget_alert(settings: Settings, alert: BudgetAlert, *, now_ms: int) -> Alert:
+    """One incident per budget and period (its dedup key): each higher level updates it, as a repeated
+    trigger does in PagerDuty, and the end of the period or a raise resolves it."""
+    kind, _, name = alert.scope.partition(":")
+    dimension: Dimension = "tenant" if kind == "tenant" else "agent"
+    severity: Severity = "critical" if alert.level >= 1.0 else ("warning" if alert.level > 0.5 else "info")
+    shown = f"{alert.limit:g} USD" if alert.unit == "usd" else f"{alert.limit:g} tokens"
+    verb = "reached" if alert.status == "firing" else "is back under"
+    return Alert(
+        dedup_key=f"{dedup_key('budget', dimension, name)}|{alert.period}",
+        status=alert.status,
+        rule="budget",
+        severity=severity,
+        dimension=dimension,
+        scope=name,
+        observed=alert.observed,
+        threshold=alert.level,
+        unit="ratio",
+        window=alert.period,
+        summary=f"budget of {alert.scope} {verb} {alert.level:.0%} of its {shown} for {alert.period}",
+        runbook_url=runbook_url(settings, RUNBOOK_ANCHORS["budget"]),
+        at_ms=now_ms,
+        started_at_ms=now_ms,
+        agent=name if dimension == "agent" else None,
+        details={"limit": shown, "level": f"{alert.level:.0%}"},
+    )
 
 
 class BudgetOwner:
@@ -47,11 +75,9 @@ class BudgetOwner:
         producer: RecordProducer,
         *,
         clock: Clock,
-        alert_records: AlertRecords | None = None,
     ) -> None:
         self._settings, self._producer, self._clock = settings, producer, clock
-        self._codec = BudgetCodec(catalogue)
-        self._alert_records = alert_records
+        self._catalogue, self._codec = catalogue, BudgetCodec(catalogue)
         self._requests, self._decisions = settings.topic(BUDGET_REQUESTS), settings.topic(BUDGET_DECISIONS)
         self._ledger_topic = budget_ledger_topic(settings)
         self._ledgers: dict[str, Ledger] = {}  # of the scopes in the partitions owned now
@@ -142,8 +168,8 @@ class BudgetOwner:
                 "budget %s %s: %s at %.0f%% of %g %s (%s)",
                 alert.scope, alert.period, alert.status, alert.observed * 100, alert.limit, alert.unit, alert.level,
             )  # fmt: skip
-            if self._alert_records is not None:
-                out.append(self._alert_records(alert))
+            as_alert = budget_alert(self._settings, alert, now_ms=self._clock.now_ms())
+            out.append(alert_record(self._catalogue, self._settings, as_alert))
         return out
 
     async def load(self, partitions: list[int]) -> None:

@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("--dry-run", action="store_true", help="replay: only list what would be replayed")
     dlq.set_defaults(command=_dlq)
 
+    alerts = sub.add_parser("alerts", help="recent alerts (list), or send keel.alerts to Slack and a webhook (relay)")
+    alerts.add_argument("action", nargs="?", choices=["list", "relay"], default="list")
+    alerts.add_argument("--open", action="store_true", help="list: only the incidents still firing")
+    alerts.add_argument("--limit", type=int, default=50, help="list: the latest N")
+    alerts.set_defaults(command=_alerts)
+
     usage = sub.add_parser("usage", help="calls, tokens, cost and latency per window, from the aggregation stream")
     usage.add_argument("--by", choices=["agent", "model", "tenant"], default="agent")
     usage.add_argument("--period", choices=["minute", "hour"], default="hour")
@@ -189,6 +195,28 @@ def _budget(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"{args.scope}: this {kind}'s budget raised" if decision.granted else f"{args.scope}: refused")
     return 0 if decision.granted else 1
+
+
+def _alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.alert_log import describe, open_incidents, read_alerts  # noqa: PLC0415
+    from streams.catalogue import load_catalogue  # noqa: PLC0415
+
+    catalogue = load_catalogue(settings.schemas_dir)
+    if args.action == "relay":
+        from streams.alert_relay import run_relay  # noqa: PLC0415
+        from streams.wiring import build_alert_sinks  # noqa: PLC0415
+
+        sinks = build_alert_sinks(settings)
+        if not sinks:
+            raise ConfigError("no alert sinks: set KEEL_ALERT_SLACK_WEBHOOK_URL and/or KEEL_ALERT_WEBHOOK_URL")
+        asyncio.run(run_relay(settings, catalogue, sinks))
+        return 0
+    alerts = asyncio.run(read_alerts(settings, catalogue))
+    chosen = open_incidents(alerts) if args.open else alerts
+    for alert in chosen[-args.limit :]:
+        print(describe(alert))
+    print(f"{len(chosen)} {'open incident' if args.open else 'alert'}(s)")
+    return 0
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:

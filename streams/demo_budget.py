@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 import orjson
 import yaml
 
+from streams.alert_log import read_alerts
 from streams.budget_client import call_maximum
 from streams.budget_report import raise_budget, settled_spend
+from streams.catalogue import Catalogue
 from streams.demo import DemoOptions, _services, publish_samples
 from streams.kafka_admin import ensure_topics
 from streams.local_stack import say, worker_process
@@ -79,7 +81,7 @@ async def _drive(settings: Settings, options: DemoOptions, limit_usd: float) -> 
         "results": summary["results"],
         "parked": len(parked_ids),
         "resumed": sum(1 for i in parked_ids if tally.outcome_kinds(i)),
-        "alerts": await _budget_alerts(settings),
+        "alerts": await _budget_alerts(settings, runtime.catalogue),
         "missing": summary["missing"],
         "overspend_usd": round(max(0.0, spent - limit_usd), 9),
     }
@@ -95,8 +97,9 @@ async def _watch(
                 tally.add(observed)
 
 
-async def _budget_alerts(settings: Settings) -> int:
-    return 0
+async def _budget_alerts(settings: Settings, catalogue: Catalogue) -> int:
+    """Budget alert records on ``keel.alerts`` (firing and resolved) for the demo's budget."""
+    return sum(1 for alert in await read_alerts(settings, catalogue) if alert.rule == "budget")
 
 
 def _one_call_maximum_usd(settings: Settings) -> float:

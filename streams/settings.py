@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     )
     web_port: int = Field(default=6066, ge=0, description="Worker web server (metrics); 0 disables it")
     aggregator_web_port: int = Field(default=6067, ge=0, description="The usage aggregator's web server; 0: none")
+    alert_rules_file: Path = Field(
+        default=REPO_ROOT / "deploy" / "alert_rules.yaml", description="In-stream alert rules (streams/alert_rules.py)"
+    )
+    alert_eval_interval_s: float = Field(default=5.0, gt=0, description="How often `keel aggregate` evaluates them")
+    alert_runbook_base_url: str = Field(
+        default="README.md", description="Prefix of every alert's runbook link (#runbook-... is appended)"
+    )
+    alert_slack_webhook_url: SecretStr | None = Field(default=None, description="A Slack incoming webhook")
+    alert_webhook_url: str | None = Field(default=None, description="A webhook taking PagerDuty Events v2 events")
+    alert_webhook_routing_key: SecretStr | None = Field(default=None, description="PagerDuty's integration key")
+    alert_sink_timeout_s: float = Field(default=10.0, gt=0, description="One delivery attempt to a sink")
+    alert_retry_base_s: float = Field(default=1.0, gt=0, description="First wait after a failed delivery")
+    alert_retry_max_s: float = Field(default=60.0, gt=0, description="Longest wait between deliveries")
     log_level: str = "info"
 
     def provider_endpoints(self) -> dict[str, ProviderSettings]:

@@ -12,6 +12,9 @@ AUDIT = "keel.audit"
 USAGE = "keel.usage"
 BUDGET_REQUESTS = "keel.budget.requests"  # keyed by budget scope (streams/budget_records.py)
 BUDGET_DECISIONS = "keel.budget.decisions"
+ALERTS = "keel.alerts"
+ALERTS_RETENTION_S = 7 * 86_400  # `keel alerts list` shows this far back; open incidents are read back from it
+OBSERVATIONS_RETENTION_S = 25 * 3600  # longer than any rule looks back (streams/alert_rules.py: MAX_LOOKBACK_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,22 @@ def usage_changelog(settings: Settings, spec: WindowSpec) -> str:
     return f"{usage_app_id(settings)}-{spec.table}-changelog"
 
 
+def alert_observations_topic(settings: Settings) -> str:
+    """Usage and audit records as compact observations, keyed by the scope the alert rules evaluate
+    (``agent=...``), so that one aggregator sees all of a scope (streams/alert_stream.py). Internal."""
+    return f"{usage_app_id(settings)}-alert-observations"
+
+
+def alert_evaluator_group(settings: Settings) -> str:
+    """The consumer group that shares the observation partitions out between aggregators."""
+    return f"{usage_app_id(settings)}-alerts"
+
+
+def alert_relay_group(settings: Settings) -> str:
+    """`keel alerts relay`'s consumer group: its committed offsets are the alerts every sink took."""
+    return f"{settings.app_id}-alerts-relay"
+
+
 def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     names: list[str] = [settings.topic(name) for name in (AUDIT, USAGE, BUDGET_REQUESTS, BUDGET_DECISIONS)]
     for agent in agents:
@@ -84,10 +103,19 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
         _compacted(settings, usage_changelog(settings, spec), spec.expires.total_seconds()) for spec in WINDOWS
     ]
     ledger = TopicSpec(budget_ledger_topic(settings), settings.partitions, settings.replication_factor, _COMPACT)
-    return [*plain, *stores, *changelogs, ledger]
+    alerting = [
+        _retained(settings, settings.topic(ALERTS), ALERTS_RETENTION_S),
+        _retained(settings, alert_observations_topic(settings), OBSERVATIONS_RETENTION_S),
+    ]
+    return [*plain, *stores, *changelogs, ledger, *alerting]
 
 
 _COMPACT = {"cleanup.policy": "compact"}  # a ledger per budget scope, kept for as long as the scope exists
+
+
+def _retained(settings: Settings, name: str, retention_s: float) -> TopicSpec:
+    config = {"cleanup.policy": "delete", "retention.ms": str(int(retention_s * 1000))}
+    return TopicSpec(name, settings.partitions, settings.replication_factor, config)
 
 
 def _compacted(settings: Settings, name: str, retention_s: float) -> TopicSpec:

@@ -1,6 +1,7 @@
 """The aggregation stream: a faust app of its own (`keel aggregate`) over ``keel.usage`` into windowed
-faust tables. It runs apart from the agent workers, in its own consumer group, so that counting never
-slows down deciding; run one or more (up to the partition count) next to them.
+faust tables, and the in-stream alert rules over ``keel.usage`` and ``keel.audit``
+(streams/alert_stream.py). It runs apart from the agent workers, in its own consumer group, so that
+counting never slows down deciding; run one or more (up to the partition count) next to them.
 
 Two tables, each keyed by ``p<partition>|<dimension>=<value>`` for the dimensions agent, model and
 tenant (streams/aggregate.py): 1-minute tumbling windows and 1-hour windows hopping every 5 minutes,
@@ -24,6 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from streams import faust_app, wire
 from streams.agents import load_agents
 from streams.aggregate import WINDOWS, Lateness, UsageRecord, UsageStats, WindowSpec
+from streams.alert_rules import AlertRules, load_rules
+from streams.alert_stream import add_alerting
 from streams.catalogue import Catalogue, load_catalogue
 from streams.errors import DecodeError
 from streams.kafka_admin import ensure_topics
@@ -42,8 +45,8 @@ class _StatsCodec(codecs.Codec):
         return UsageStats.from_bytes(s)
 
 
-def create_usage_app(settings: Settings, catalogue: Catalogue) -> tuple[faust.App, UsageMetrics]:
-    """The aggregator's faust app: one agent and its two tables."""
+def create_usage_app(settings: Settings, catalogue: Catalogue, rules: AlertRules) -> tuple[faust.App, UsageMetrics]:
+    """The aggregator's faust app: one agent and its two tables, and the alert rules' agent and task."""
     codecs.register(CODEC, _StatsCodec())
     app = faust_app.new_app(settings, app_id=usage_app_id(settings), web_port=settings.aggregator_web_port)
     metrics = UsageMetrics()
@@ -52,6 +55,7 @@ def create_usage_app(settings: Settings, catalogue: Catalogue) -> tuple[faust.Ap
     lateness = Lateness(allowed_ms=int(settings.usage_lateness_s * 1000))
 
     faust_app.serve_metrics(app, lambda: generate_latest(metrics.registry))
+    add_alerting(app, settings, catalogue, rules, metrics.registry)  # streams/alert_stream.py
 
     @app.agent(topic, name="keel.usage-aggregation")
     async def aggregate(stream: Any) -> None:
@@ -94,9 +98,10 @@ class UsageMetrics:
 
 def run_aggregator(settings: Settings) -> NoReturn:
     catalogue = load_catalogue(settings.schemas_dir)
+    rules = load_rules(settings.alert_rules_file)
     agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
     asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(agents, settings)))
-    app, _ = create_usage_app(settings, catalogue)
+    app, _ = create_usage_app(settings, catalogue, rules)
     faust_app.run(app, settings, what="usage aggregator")
 
 

@@ -1,13 +1,17 @@
-"""The one place that turns settings into concrete parts: catalogue, agents, model clients, emitter."""
+"""The one place that turns settings into concrete parts: catalogue, agents, model clients, emitter,
+alert sinks."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from random import Random
 
+from connectors.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
 from connectors.openai_compat import OpenAICompatClient
 from streams.agents import Agent, load_agents
+from streams.alert_delivery import AlertSink
 from streams.budget_config import Budgets, load_budgets
 from streams.catalogue import Catalogue, load_catalogue
 from streams.circuit import CircuitBreakers
@@ -90,3 +94,17 @@ def build_models(settings: Settings, agents: list[Agent]) -> dict[str, ModelClie
                 response_format=endpoint.response_format,
             )
     return models
+
+
+def build_alert_sinks(settings: Settings) -> list[AlertSink]:
+    """The sinks `keel alerts relay` sends to: Slack and/or a PagerDuty-style webhook, as configured."""
+    sinks: list[AlertSink] = []
+    timeout_s = settings.alert_sink_timeout_s
+    if settings.alert_slack_webhook_url is not None:
+        url = settings.alert_slack_webhook_url.get_secret_value()
+        sinks.append(HttpAlertSink("slack", url, slack_message, timeout_s=timeout_s))
+    if settings.alert_webhook_url is not None:
+        key = settings.alert_webhook_routing_key
+        body = partial(pagerduty_event, routing_key=key.get_secret_value() if key else None)
+        sinks.append(HttpAlertSink("webhook", settings.alert_webhook_url, body, timeout_s=timeout_s))
+    return sinks

@@ -1,0 +1,91 @@
+"""`keel alerts relay`: ``keel.alerts`` to the configured sinks, in order, nothing lost.
+
+The relay reads in its own consumer group and commits an alert's offset only once every sink has
+taken it or refused it for good (streams/alert_delivery.py), so a sink that is down holds the alerts
+behind it until it is back, and a relay that is stopped or crashes sends the uncommitted ones again
+when it (or another relay of the group) starts: delivery is at least once, and the webhook's
+``dedup_key`` lets PagerDuty fold repeats. A relay waits for its sinks as long as it takes, so its
+poll interval allowance is a day rather than aiokafka's five minutes. A new group starts at the
+oldest alert the topic keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import OffsetAndMetadata
+
+from streams.alert_delivery import AlertSink, Backoff, Sleep, deliver_everywhere
+from streams.alerts import decode_alert
+from streams.catalogue import Catalogue
+from streams.errors import DecodeError
+from streams.settings import Settings
+from streams.topics import ALERTS, alert_relay_group
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
+
+
+async def run_relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[AlertSink]) -> None:
+    """`keel alerts relay`: until SIGTERM or SIGINT, which stop it between two deliveries or during a wait."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await relay(settings, catalogue, sinks, asyncio.sleep)
+    except asyncio.CancelledError:
+        log.warning("alert relay stopped")
+
+
+async def relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[AlertSink], sleep: Sleep) -> None:
+    """Run until cancelled."""
+    backoff = Backoff(settings.alert_retry_base_s, settings.alert_retry_max_s)
+    consumer = AIOKafkaConsumer(
+        settings.topic(ALERTS),
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=alert_relay_group(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=DAY_MS,
+        session_timeout_ms=int(settings.session_timeout_s * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+    )
+    await consumer.start()
+    log.warning("alert relay: %s -> %s", settings.topic(ALERTS), ", ".join(s.name for s in sinks) or "no sinks")
+    try:
+        while True:
+            for tp, messages in (await consumer.getmany(timeout_ms=1000, max_records=100)).items():
+                for message in messages:
+                    if tp not in consumer.assignment():  # revoked meanwhile: its next owner sends the rest
+                        break
+                    await _relay_one(catalogue, sinks, message.value or b"", backoff, sleep, where=tp)
+                    await _commit(consumer, tp, message.offset + 1)
+    finally:
+        await consumer.stop()
+        for sink in sinks:
+            await sink.aclose()
+
+
+async def _relay_one(
+    catalogue: Catalogue, sinks: Sequence[AlertSink], value: bytes, backoff: Backoff, sleep: Sleep, *, where: object
+) -> None:
+    try:
+        alert = decode_alert(catalogue, value)
+    except DecodeError as exc:  # not an alert: there is nothing to send
+        log.error("%s: a record that is not an alert is skipped: %s", where, exc)
+        return
+    await deliver_everywhere(sinks, alert, backoff, sleep)
+
+
+async def _commit(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    try:
+        await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+    except (CommitFailedError, IllegalStateError) as exc:  # the partition moved to another relay meanwhile
+        log.warning("alert relay: %s moved to another relay (%r); it sends from its last commit", tp, exc)
