@@ -9,6 +9,7 @@ from random import Random
 from streams.catalogue import Catalogue
 from streams.circuit import CircuitBreakers
 from streams.clock import Clock
+from streams.limiter import NO_LIMITS, RateLimiter
 from streams.model import ModelClient
 
 
@@ -20,3 +21,4 @@ class Deps:
     breakers: CircuitBreakers  # shared by every agent of the worker
     rng: Random  # jitter for retry backoff
     max_event_bytes: int
+    limiter: RateLimiter = NO_LIMITS  # shared rate limits (streams/limiter.py); the default never waits
