@@ -27,6 +27,7 @@ from streams.errors import (
     OutputTruncated,
     ProviderAuthError,
     ProviderError,
+    ProviderRateLimited,
     ProviderRequestRejected,
     RateLimitWait,
 )
@@ -242,7 +243,7 @@ def _deadline_passed(deadline_s: float, attempts: list[Attempt], last_error: Kee
 
 def _record_health(deps: Deps, spec: ModelSpec, error: KeelError | None) -> None:
     """Provider failures count against the circuit; a provider that answered (even badly) is healthy."""
-    if isinstance(error, RateLimitWait):  # no call was made: nothing was learnt about the provider
+    if isinstance(error, ProviderRateLimited):  # not broken, only busy: the limiter holds its calls instead
         deps.breakers.release(spec.key)
         return
     if error is None or isinstance(error, OutputError | ModelRefused | ContextLengthExceeded | ProviderRequestRejected):

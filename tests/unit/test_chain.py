@@ -351,3 +351,16 @@ async def test_declared_limits_space_the_calls_of_successive_events(
     for offset in range(3):
         assert isinstance(await process(make_source(offset=offset), agent, deps), Result)
     assert clock.sleeps == [pytest.approx(2.0, abs=0.2)] * 2
+
+
+async def test_429s_do_not_open_the_circuit_the_limiter_holds_the_model_instead(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    clock, breakers = FakeClock(), CircuitBreakers(failure_threshold=2, cooldown_s=60)
+    agent = with_chain(triage, {"provider": "a", "max_retries": 0}, {"provider": "b"})
+    primary = ScriptedModel([ProviderRateLimited("429", retry_after_s=None)] * 3)
+    secondary = ScriptedModel([reply(GOOD)] * 3)
+    deps = make_deps(catalogue, {"a": primary, "b": secondary}, clock=clock, breakers=breakers)
+    for offset in range(3):
+        await process(make_source(offset=offset), agent, deps)
+    assert len(primary.requests) == 3 and breakers.snapshot(clock.monotonic()) == []
