@@ -1,7 +1,8 @@
 """A ``ModelClient`` for OpenAI-compatible chat completions: llama.cpp server, vLLM, Ollama, OpenAI.
 
-The HTTP call is the only I/O here. Building the body, reading ``Retry-After`` and turning a status
-or a body into a ``ModelResponse`` or a ``streams.errors.ProviderError`` are pure functions below.
+The HTTP call is the only I/O here. Building the body, reading ``Retry-After`` and the
+``x-ratelimit-*`` headers, and turning a status or a body into a ``ModelResponse`` or a
+``streams.errors.ProviderError`` (both carrying what the headers said) are pure functions below.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+import re
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -30,7 +32,7 @@ from streams.errors import (
     ProviderServerError,
     ProviderTimeout,
 )
-from streams.model import ModelRequest, ModelResponse
+from streams.model import ModelRequest, ModelResponse, ProviderLimits
 
 SNIPPET_CHARS = 300
 
@@ -98,7 +100,10 @@ class OpenAICompatClient:
                 response.text,
                 secret=secret,
             )
-        return parse_completion(self.provider, request, response.content, latency_s=latency_s, secret=secret)
+        limits = parse_rate_limits(response.headers)
+        return parse_completion(
+            self.provider, request, response.content, latency_s=latency_s, secret=secret, limits=limits
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -161,6 +166,47 @@ def parse_retry_after(headers: Mapping[str, str], *, now: dt.datetime | None = N
     return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
+_NO_LIMITS = ProviderLimits()
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_rate_limits(headers: Mapping[str, str], *, now: dt.datetime | None = None) -> ProviderLimits | None:
+    """OpenAI's ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` and ``Retry-After`` /
+    ``retry-after-ms``, as plain values; None when the answer has none of them (or none readable)."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    limits = ProviderLimits(
+        limit_requests=_whole(lowered.get("x-ratelimit-limit-requests")),
+        remaining_requests=_whole(lowered.get("x-ratelimit-remaining-requests")),
+        reset_requests_s=parse_duration(lowered.get("x-ratelimit-reset-requests")),
+        limit_tokens=_whole(lowered.get("x-ratelimit-limit-tokens")),
+        remaining_tokens=_whole(lowered.get("x-ratelimit-remaining-tokens")),
+        reset_tokens_s=parse_duration(lowered.get("x-ratelimit-reset-tokens")),
+        retry_after_s=parse_retry_after(lowered, now=now),
+    )
+    return None if limits == _NO_LIMITS else limits
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds in OpenAI's reset format (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``: Go durations) or a
+    plain number of seconds; None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    seconds = _non_negative(text)
+    if seconds is not None:
+        return seconds
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+def _whole(value: str | None) -> int | None:
+    number = _non_negative(value)
+    return int(number) if number is not None else None
+
+
 def _non_negative(value: str | None) -> float | None:
     try:
         number = float(value) if value is not None else math.nan
@@ -180,27 +226,36 @@ def error_for_status(
 ) -> ProviderError:
     """The error a non-2xx answer means; its message names provider, model, status and the body."""
     message = f"{provider} model {model}: HTTP {status}: {snippet(body_text, secret=secret)}"
+    limits = parse_rate_limits(headers)
     if status == 429:
-        return ProviderRateLimited(message, retry_after_s=parse_retry_after(headers))
+        retry_after_s = limits.retry_after_s if limits else None
+        return ProviderRateLimited(message, retry_after_s=retry_after_s, limits=limits)
     if status in (401, 403):
-        return ProviderAuthError(message)
+        return ProviderAuthError(message, limits=limits)
     if status in (400, 413) and any(phrase in body_text.lower() for phrase in _CONTEXT_TOO_LONG):
-        return ContextLengthExceeded(message)
+        return ContextLengthExceeded(message, limits=limits)
     if 400 <= status < 500:
-        return ProviderRequestRejected(message)
+        return ProviderRequestRejected(message, limits=limits)
     if status >= 500:
-        return ProviderServerError(message)
-    return ProviderBadResponse(message)
+        return ProviderServerError(message, limits=limits)
+    return ProviderBadResponse(message, limits=limits)
 
 
 def parse_completion(
-    provider: str, request: ModelRequest, content: bytes, *, latency_s: float, secret: str | None = None
+    provider: str,
+    request: ModelRequest,
+    content: bytes,
+    *,
+    latency_s: float,
+    secret: str | None = None,
+    limits: ProviderLimits | None = None,
 ) -> ModelResponse:
-    """The ``ModelResponse`` in a 2xx body, or the error that body means."""
+    """The ``ModelResponse`` in a 2xx body, or the error that body means; both carry ``limits``."""
 
     def fail(error: type[ProviderError], why: str) -> ProviderError:
         text = content.decode("utf-8", errors="replace")
-        return error(f"{provider} model {request.model}: HTTP 200: {why}: {snippet(text, secret=secret)}")
+        message = f"{provider} model {request.model}: HTTP 200: {why}: {snippet(text, secret=secret)}"
+        return error(message, limits=limits)
 
     try:
         body = orjson.loads(content)
@@ -227,6 +282,7 @@ def parse_completion(
         tokens_out=_count(usage.get("completion_tokens")),
         latency_s=latency_s,
         finish_reason=finish_reason if isinstance(finish_reason, str) else "unknown",
+        rate_limits=limits,
     )
 
 

@@ -4,7 +4,9 @@ It is not a model. Tests and benchmarks point ``OpenAICompatClient`` at it to ge
 from the requested JSON schema, and failures on demand: by probability (``SimulatorConfig``) or per
 request, with a ``[[sim:KIND]]`` or ``[[sim:latency=MS]]`` marker in any message. A
 ``[[sim:outage=N]]`` marker plays a provider outage for that prompt: its first N requests get a 500,
-later ones an answer.
+later ones an answer. With ``--requests-per-minute`` / ``--tokens-per-minute`` it enforces rate limits
+the way OpenAI does, with ``x-ratelimit-*`` headers on every answer (``connectors.sim_limits``);
+``POST /sim/throttle {"seconds": S}`` answers every request with a 429 for S seconds.
 
     python -m connectors.simulator --port 8090 --latency-ms 200 --p-5xx 0.3 --seed 7
 """
@@ -18,7 +20,7 @@ import math
 import signal
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from random import Random
@@ -29,12 +31,14 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connectors import sim_outputs as out
+from connectors.sim_limits import SimRateLimits, Verdict
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 # Faults drawn by probability, in the order their probabilities are stacked on [0, 1).
 RANDOM_FAULTS = ("5xx", "timeout", "hang", "429", "malformed", "schema_violation", "truncated", "auth")
 _INVALID = "invalid_request"
+_RATE_LIMITED = "rate_limited"  # refused by the simulated rate limits or the throttle
 _MAX_HANG_S = 300.0
 
 
@@ -54,6 +58,9 @@ class SimulatorConfig(BaseModel):
     slow_s: float = Field(default=30.0, gt=0.0)
     hang_s: float = Field(default=_MAX_HANG_S, gt=0.0, le=_MAX_HANG_S)
     retry_after_s: float = Field(default=1.0, ge=0.0)
+    requests_per_minute: float = Field(default=0.0, ge=0.0)  # 0: no limit
+    tokens_per_minute: float = Field(default=0.0, ge=0.0)  # prompt tokens + max_tokens; 0: no limit
+    rate_limit_period_s: float = Field(default=60.0, gt=0.0)  # a bucket holds this much of its limit
     seed: int = 0
     model_name: str = "keel-simulator-1"
 
@@ -98,10 +105,22 @@ class _Simulator:
         self._outage_calls: Counter[int] = Counter()  # by prompt
         self._total = 0
         self._closing = asyncio.Event()
+        self._started = time.monotonic()
+        self._times: deque[float] = deque(maxlen=100_000)  # when requests arrived, seconds since start
+        self._limits = SimRateLimits.configure(
+            requests_per_minute=config.requests_per_minute,
+            tokens_per_minute=config.tokens_per_minute,
+            period_s=config.rate_limit_period_s,
+            now=self._started,
+        )
 
     def stats(self) -> dict[str, Any]:
         kinds = (*out.FAULT_KINDS, _INVALID)
-        return {"requests_total": self._total, "faults": {kind: self._counts[kind] for kind in kinds}}
+        return {
+            "requests_total": self._total,
+            "faults": {kind: self._counts[kind] for kind in kinds},
+            "rate_limited": self._counts[_RATE_LIMITED],
+        }
 
     def close(self) -> None:
         """Wake every request that is sleeping (slow, hanging) so the server stops at once."""
@@ -114,6 +133,8 @@ class _Simulator:
         app.router.add_get("/health", self._health)
         app.router.add_get("/sim/stats", self._stats)
         app.router.add_post("/sim/reset", self._reset)
+        app.router.add_post("/sim/throttle", self._throttle)
+        app.router.add_get("/sim/requests", self._requests)
         return app
 
     async def _health(self, _: web.Request) -> web.Response:
@@ -129,10 +150,25 @@ class _Simulator:
     async def _reset(self, _: web.Request) -> web.Response:
         self._counts.clear()
         self._total = 0
+        self._times.clear()
         return _json(200, self.stats())
+
+    async def _throttle(self, request: web.Request) -> web.Response:
+        """Play an exhausted quota: every request gets a 429 for ``seconds``."""
+        try:
+            seconds = float(orjson.loads(await request.read())["seconds"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return _json(400, out.error_body(f'expected {{"seconds": S}}: {exc}', error_type="invalid", code=None))
+        self._limits.throttle(seconds, time.monotonic())
+        return _json(200, {"throttled_for_s": seconds})
+
+    async def _requests(self, _: web.Request) -> web.Response:
+        return _json(200, {"times_s": list(self._times)})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self._total += 1
+        arrived = time.monotonic()
+        self._times.append(arrived - self._started)
         try:
             body, texts = _read_chat(await request.read())
             forced, latency_ms, outage = out.parse_directives(texts)
@@ -140,6 +176,12 @@ class _Simulator:
         except ValueError as exc:  # not a chat request, an unknown directive, an unusable schema
             self._counts[_INVALID] += 1
             return _json(400, out.error_body(str(exc), error_type="invalid_request_error", code=None))
+        verdict = self._admit(body, texts, arrived)
+        if not verdict.allowed:
+            error = out.error_body(
+                f"{verdict.message} (simulated)", error_type=verdict.unit, code="rate_limit_exceeded"
+            )
+            return _json(429, error, headers=verdict.headers)
         draw = self._rng.random()
         drawn_latency_ms = draw_latency_ms(self.config, self._rng)
         if outage is not None:
@@ -149,35 +191,47 @@ class _Simulator:
         fault = forced or choose_fault(self.config, draw)
         self._counts[fault] += 1
         if fault == "hang":
-            return await self._hang(request, draft, texts)
+            return await self._hang(request, draft, texts, verdict.headers)
         if fault == "timeout":
             await self._pause(self.config.slow_s)
         else:
             await self._pause((drawn_latency_ms if latency_ms is None else latency_ms) / 1000)
-        return self._answer(fault, draft, texts)
+        return self._answer(fault, draft, texts, verdict.headers)
 
-    def _answer(self, fault: str, draft: _Draft, texts: Sequence[str]) -> web.Response:
+    def _admit(self, body: Mapping[str, Any], texts: Sequence[str], arrived: float) -> Verdict:
+        """Charge the request to the simulated rate limits (when any are set), or refuse it."""
+        tokens = _charged_tokens(body, texts)
+        config = self.config
+        verdict = self._limits.admit(
+            tokens=tokens, now=arrived, model=config.model_name, retry_after_s=config.retry_after_s
+        )
+        if not verdict.allowed:
+            self._counts[_RATE_LIMITED] += 1
+        return verdict
+
+    def _answer(self, fault: str, draft: _Draft, texts: Sequence[str], headers: dict[str, str]) -> web.Response:
         if fault == "5xx":
             message = "The server had an error while processing your request (simulated)."
-            return _json(500, out.error_body(message, error_type="server_error", code=None))
+            return _json(500, out.error_body(message, error_type="server_error", code=None), headers=headers)
         if fault == "429":
             message = "Rate limit reached for requests (simulated)."
-            headers = {"Retry-After": f"{self.config.retry_after_s:g}"}
+            headers = {**headers, "Retry-After": f"{self.config.retry_after_s:g}"}
             return _json(
                 429, out.error_body(message, error_type="requests", code="rate_limit_exceeded"), headers=headers
             )
         if fault == "auth":
             message = "Incorrect API key provided (simulated)."
-            return _json(401, out.error_body(message, error_type="invalid_request_error", code="invalid_api_key"))
+            error = out.error_body(message, error_type="invalid_request_error", code="invalid_api_key")
+            return _json(401, error, headers=headers)
         if fault == "context_length":
             message = (
                 "This model's maximum context length is 4096 tokens. However, your messages resulted in "
                 "more tokens. Please reduce the length of the messages. (simulated)"
             )
             error = out.error_body(message, error_type="invalid_request_error", code="context_length_exceeded")
-            return _json(400, error)
+            return _json(400, error, headers=headers)
         content, finish_reason = _content(fault, draft)
-        return _json(200, self._completion(content, finish_reason, texts))
+        return _json(200, self._completion(content, finish_reason, texts), headers=headers)
 
     def _completion(self, content: str | None, finish_reason: str, texts: Sequence[str]) -> dict[str, Any]:
         return out.completion_body(
@@ -189,11 +243,13 @@ class _Simulator:
             created=int(time.time()),
         )
 
-    async def _hang(self, request: web.Request, draft: _Draft, texts: Sequence[str]) -> web.StreamResponse:
+    async def _hang(
+        self, request: web.Request, draft: _Draft, texts: Sequence[str], headers: dict[str, str]
+    ) -> web.StreamResponse:
         """Send the status, the headers and half a completion, then stall until the client gives up."""
         content, finish_reason = _content("ok", draft)
         full = orjson.dumps(self._completion(content, finish_reason, texts))
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response = web.StreamResponse(status=200, headers={**headers, "Content-Type": "application/json"})
         response.content_length = len(full)
         await response.prepare(request)
         await response.write(full[: len(full) // 2])
@@ -209,6 +265,14 @@ class _Simulator:
         with contextlib.suppress(TimeoutError):  # the pause ran its full length: the usual case
             async with asyncio.timeout(seconds):
                 await self._closing.wait()
+
+
+def _charged_tokens(body: Mapping[str, Any], texts: Sequence[str]) -> int:
+    """What a request counts against a tokens-per-minute limit before it is answered, as OpenAI
+    counts it: its prompt tokens (as its usage reports them) plus the ``max_tokens`` it asks for."""
+    answer = body.get("max_tokens", body.get("max_completion_tokens"))
+    answer = answer if isinstance(answer, int) and not isinstance(answer, bool) and answer > 0 else 0
+    return sum(len(text) for text in texts) // 4 + 1 + answer
 
 
 def _read_chat(raw: bytes) -> tuple[Mapping[str, Any], list[str]]:

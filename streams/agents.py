@@ -73,6 +73,15 @@ class ConcurrencyPolicy(_Strict):
     max_in_flight: int | None = Field(default=None, gt=0, description="Per worker; unset: the worker's limit")
 
 
+class RateLimitPolicy(_Strict):
+    """Calls of one agent (all its models), for every worker of the group together (streams/rate_limit.py)."""
+
+    requests_per_minute: PositiveFloat | None = None
+    tokens_per_minute: PositiveFloat | None = Field(
+        default=None, description="Prompt and answer tokens; a call reserves its estimate, then its real usage"
+    )
+
+
 class HandoffPolicy(_Strict):
     # Review and flag routes, with rules over the output, arrive with the review queue.
     route: Literal["autonomous"] = "autonomous"
@@ -98,6 +107,7 @@ class AgentDefinition(_Strict):
     output_schema: str = Field(description="Path of the output .avsc, relative to the schemas folder")
     reliability: ReliabilityPolicy = ReliabilityPolicy()
     concurrency: ConcurrencyPolicy = ConcurrencyPolicy()
+    rate_limit: RateLimitPolicy = RateLimitPolicy()
     handoff: HandoffPolicy = HandoffPolicy()
     budget: BudgetPolicy = BudgetPolicy()
 

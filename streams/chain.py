@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 
 from streams.agents import Agent, ModelSpec
@@ -28,13 +29,16 @@ from streams.errors import (
     OutputTruncated,
     ProviderAuthError,
     ProviderError,
+    ProviderRateLimited,
     ProviderRequestRejected,
+    RateLimitWait,
 )
 from streams.fallback import Fallback, Position, Reask, Retry, Stop, Trim, decide, first_model
 from streams.model import ChatMessage, ModelRequest, ModelResponse
 from streams.parse import ValidatedOutput, parse_json_object, validate_output
 from streams.ports import Deps
 from streams.prompt import RenderedPrompt
+from streams.rate_limit import Permit, estimate_tokens
 
 log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 4  # a rough, conservative estimate, only used to skip models with a small window
@@ -194,7 +198,14 @@ async def _attempt(
     purpose: str,
     timeout_s: float,
 ) -> _Answer:
-    """One call and the validation of its answer; recorded as an attempt whatever happens."""
+    """One call and the validation of its answer; recorded as an attempt whatever happens. The rate
+    limiter is asked first (no call and no attempt when it would wait too long) and told after."""
+    permit: Permit | None = None
+    if not deps.limiter.idle:  # while no limit or hold applies, nothing is awaited or allocated here
+        granted = await _acquire(agent, spec, messages, deps, remaining_s=timeout_s)
+        if isinstance(granted, RateLimitWait):
+            return _Answer(None, None, granted)
+        permit, timeout_s = granted, timeout_s - granted.waited_s
     request = ModelRequest(
         model=spec.model,
         messages=tuple(messages),
@@ -230,7 +241,32 @@ async def _attempt(
                 purpose=purpose,
             )
         )
+        _settle(deps, spec, permit, response, error)
     return _Answer(response, validated, error)
+
+
+async def _acquire(
+    agent: Agent, spec: ModelSpec, messages: list[ChatMessage], deps: Deps, *, remaining_s: float
+) -> Permit | RateLimitWait:
+    """Wait for the rate limiter, but leave the call its timeout (or half the time left, if less)."""
+    reserve_s = min(spec.timeout_s, remaining_s / 2)
+    tokens = estimate_tokens(messages, spec.parameters)
+    granted = await deps.limiter.acquire(agent.name, spec.key, tokens=tokens, max_wait_s=remaining_s - reserve_s)
+    if isinstance(granted, Permit):
+        return granted
+    wait = "this worker has no share of it" if math.isinf(granted.wait_s) else f"waiting {granted.wait_s:.1f} s"
+    message = f"{spec.key}: {granted.limit} limit: {wait}, and the event's deadline does not leave that"
+    return RateLimitWait(message, retry_after_s=granted.wait_s + reserve_s)  # when the call could be done
+
+
+def _settle(
+    deps: Deps, spec: ModelSpec, permit: Permit | None, response: ModelResponse | None, error: KeelError | None
+) -> None:
+    """Tell the limiter what the call used and what the provider said about its limits."""
+    limits = response.rate_limits if response else error.limits if isinstance(error, ProviderError) else None
+    if permit is not None or limits is not None:
+        used = response.tokens_in + response.tokens_out if response else 0
+        deps.limiter.settle(permit, spec.key, tokens_used=used or None, limits=limits)
 
 
 def _deadline_passed(deadline_s: float, attempts: list[Attempt], last_error: KeelError | None) -> DeadlineExceeded:
@@ -240,6 +276,9 @@ def _deadline_passed(deadline_s: float, attempts: list[Attempt], last_error: Kee
 
 def _record_health(deps: Deps, spec: ModelSpec, error: KeelError | None) -> None:
     """Provider failures count against the circuit; a provider that answered (even badly) is healthy."""
+    if isinstance(error, ProviderRateLimited):  # not broken, only busy: the limiter holds its calls instead
+        deps.breakers.release(spec.key)
+        return
     if error is None or isinstance(error, OutputError | ModelRefused | ContextLengthExceeded | ProviderRequestRejected):
         deps.breakers.record_success(spec.key)
     elif isinstance(error, ProviderError):

@@ -3,7 +3,8 @@
 After ``failure_threshold`` consecutive provider failures the circuit opens: the model is skipped at
 once instead of costing each event a timeout. After ``cooldown_s`` one probe call is let through
 (half-open); its success closes the circuit, its failure opens it for another cooldown. Only provider
-failures count (timeouts, connection errors, 5xx, 429, auth); a model that answers badly is working.
+failures count (timeouts, connection errors, 5xx, auth); a model that answers badly is working, and
+one that answers 429 is busy, not broken: the rate limiter holds its calls instead (streams/limiter.py).
 An auth failure (401/403) opens the circuit at once: the key will not start working by itself, and the
 open circuit, with ``last_failure`` = ``provider_auth``, is the signal an operator must act on.
 """

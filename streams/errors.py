@@ -8,6 +8,11 @@ trying the same thing again may succeed). Third-party errors are wrapped at the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.model import ProviderLimits
+
 
 class KeelError(Exception):
     reason = "internal"
@@ -42,6 +47,10 @@ class PricingError(ConfigError):
 
 class BudgetConfigError(ConfigError):
     reason = "budget_config_invalid"
+
+
+class RateLimitTableError(ConfigError):
+    reason = "rate_limits_invalid"
 
 
 # --- decoding input events ------------------------------------------------------------------------
@@ -95,6 +104,10 @@ class ProviderError(KeelError):
     reason = "provider_error"
     retriable = True
 
+    def __init__(self, message: str = "", *, limits: ProviderLimits | None = None) -> None:
+        self.limits = limits  # what the failed answer said about rate limits, if anything
+        super().__init__(message)
+
 
 class ProviderTimeout(ProviderError):
     reason = "provider_timeout"
@@ -107,9 +120,15 @@ class ProviderConnectionError(ProviderError):
 class ProviderRateLimited(ProviderError):
     reason = "provider_rate_limited"
 
-    def __init__(self, message: str, *, retry_after_s: float | None) -> None:
+    def __init__(self, message: str, *, retry_after_s: float | None, limits: ProviderLimits | None = None) -> None:
         self.retry_after_s = retry_after_s
-        super().__init__(message)
+        super().__init__(message, limits=limits)
+
+
+class RateLimitWait(ProviderRateLimited):
+    """Keel's own rate limiter would hold the call past the event's deadline; no call was made."""
+
+    reason = "rate_limit_wait"
 
 
 class ProviderServerError(ProviderError):

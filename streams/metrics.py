@@ -22,6 +22,7 @@ from streams.pricing import Pricing
 
 EVENT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 MODEL_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60)
+WAIT_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 CIRCUIT_VALUE = {CircuitState.CLOSED: 0.0, CircuitState.HALF_OPEN: 0.5, CircuitState.OPEN: 1.0}
 
 
@@ -73,6 +74,7 @@ class WorkerMetrics:
         self.model_seconds = Histogram(
             "keel_model_latency_seconds", "One model call", ["provider", "model"], buckets=MODEL_BUCKETS_S, registry=r
         )
+        self.rate_limits = RateLimitMetrics(r)
 
     def observe(self, agent: str, outcome: Outcome) -> None:
         """Count one event's outcome and the model attempts it made in this pass."""
@@ -127,3 +129,46 @@ class _Live(Collector):
         for scope, period, unit, left in self._sources.budgets():
             budgets.add_metric([scope, period, unit], left)
         yield from (in_flight, circuits, lag, budgets)
+
+
+class RateLimitMetrics:
+    """What the rate limiter reports (streams/limiter.py): waits and give-ups per agent, model and the
+    limit that held the call (``agent_requests``, ``agent_tokens``, ``model_requests``, ``model_tokens``,
+    ``provider_hold``), and the holds providers asked for."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["agent", "provider", "model", "limit"]
+        self.wait_seconds = Histogram(
+            "keel_rate_limit_wait_seconds",
+            "How long model calls that had to wait waited for a rate limit",
+            labels,
+            buckets=WAIT_BUCKETS_S,
+            registry=registry,
+        )
+        self.limited = Counter(
+            "keel_rate_limited",
+            "Model calls a rate limit delayed (action waited) or gave up on, because waiting would pass the "
+            "event's deadline (action refused: the chain moves on as after a 429)",
+            [*labels, "action"],
+            registry=registry,
+        )
+        self.holds = Counter(
+            "keel_rate_limit_holds",
+            "Answers asking to hold every call to a model: a Retry-After (cause retry_after), or an "
+            "x-ratelimit-remaining-* of 0 (cause exhausted)",
+            ["provider", "model", "cause"],
+            registry=registry,
+        )
+
+    def waited(self, agent: str, model_key: str, limit: str, seconds: float) -> None:
+        provider, _, model = model_key.partition("/")
+        self.wait_seconds.labels(agent, provider, model, limit).observe(seconds)
+        self.limited.labels(agent, provider, model, limit, "waited").inc()
+
+    def refused(self, agent: str, model_key: str, limit: str) -> None:
+        provider, _, model = model_key.partition("/")
+        self.limited.labels(agent, provider, model, limit, "refused").inc()
+
+    def held(self, model_key: str, cause: str) -> None:
+        provider, _, model = model_key.partition("/")
+        self.holds.labels(provider, model, cause).inc()

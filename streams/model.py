@@ -29,6 +29,20 @@ class ModelRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderLimits:
+    """What a provider said about its rate limits in one answer: OpenAI's ``x-ratelimit-*`` headers
+    (limit, remaining, and the time until the limit is whole again) and ``Retry-After``; None: not said."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_s: float | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_s: float | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelResponse:
     text: str
     model_version: str  # the model name as the provider reports it (plus fingerprint when given)
@@ -36,6 +50,7 @@ class ModelResponse:
     tokens_out: int
     latency_s: float
     finish_reason: str  # "stop" | "length" | "content_filter" | ...
+    rate_limits: ProviderLimits | None = None  # None: the provider sent no rate-limit headers
 
 
 class ModelClient(Protocol):

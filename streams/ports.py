@@ -13,6 +13,7 @@ from streams.catalogue import Catalogue
 from streams.circuit import CircuitBreakers
 from streams.clock import Clock
 from streams.domain import Attempt
+from streams.limiter import NO_LIMITS, RateLimiter
 from streams.model import ModelClient
 
 
@@ -38,3 +39,4 @@ class Deps:
     rng: Random  # jitter for retry backoff
     max_event_bytes: int
     budgets: BudgetGate | None = None  # None: no budgets declared
+    limiter: RateLimiter = NO_LIMITS  # shared rate limits (streams/limiter.py); the default never waits

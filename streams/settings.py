@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     budget_resume_poll_s: float = Field(
         default=10.0, gt=0, description="How often a parked event asks whether its budget has room again"
     )
+    rate_limits_file: Path = Field(
+        default=REPO_ROOT / "deploy" / "rate_limits.yaml", description="Rate limits of provider models"
+    )
+    rate_limit_burst_s: float = Field(
+        default=5.0, ge=0, description="How many seconds' worth of a rate limit may be spent at once"
+    )
     state_dir: Path = REPO_ROOT / ".keel"
     agents: list[str] = Field(default_factory=list, description="Run only these agents (empty: all)")
     partitions: int = Field(default=4, gt=0)

@@ -10,18 +10,22 @@ from random import Random
 
 from connectors.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
 from connectors.openai_compat import OpenAICompatClient
-from streams.agents import Agent, load_agents
+from streams.agents import Agent, RateLimitPolicy, load_agents
 from streams.alert_delivery import AlertSink
 from streams.budget_config import Budgets, load_budgets
 from streams.catalogue import Catalogue, load_catalogue
 from streams.circuit import CircuitBreakers
-from streams.clock import SystemClock
+from streams.clock import Clock, SystemClock
 from streams.emit import Emitter
 from streams.errors import UnknownProvider
+from streams.limiter import Limiter
 from streams.model import ModelClient
 from streams.ports import Deps
 from streams.pricing import Pricing, load_pricing
+from streams.rate_limit import PerMinute, RateLimits
+from streams.rate_limit_table import load_rate_limits
 from streams.settings import Settings
+from streams.topics import agent_topics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,7 @@ class Runtime:
     emitter: Emitter
     pricing: Pricing
     budgets: Budgets
+    limiter: Limiter  # also in deps; the worker gives it its share of each limit on every rebalance
 
     async def aclose(self) -> None:
         for client in self.deps.models.values():
@@ -51,19 +56,48 @@ def load_runtime(settings: Settings) -> Runtime:
     chains = [(spec.provider, spec.model) for agent in agents for spec in agent.definition.model_chain]
     for unpriced in pricing.unpriced(chains):
         log.warning("%s has no price in %s: its usage records carry no cost", unpriced, settings.pricing_file)
+    clock = SystemClock()
+    limiter = build_limiter(settings, agents, clock)
     deps = Deps(
         catalogue=catalogue,
         models=models,
-        clock=SystemClock(),
+        clock=clock,
         breakers=CircuitBreakers(
             failure_threshold=settings.circuit_failure_threshold, cooldown_s=settings.circuit_cooldown_s
         ),
         rng=Random(),  # noqa: S311  (jitter, not secrets)
         max_event_bytes=settings.max_event_bytes,
+        limiter=limiter,
     )
     emitter = Emitter(catalogue, settings, agents, pricing=pricing)
     budgets = load_budgets(settings.budgets_file, agents, pricing)
-    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets)
+    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter)
+
+
+def build_limiter(settings: Settings, agents: list[Agent], clock: Clock) -> Limiter:
+    """The agents' own limits and the table's limits of the models they use; each limit's share
+    follows the partitions of the topics its agents read (their input and retry tier topics)."""
+    declared = load_rate_limits(settings.rate_limits_file).by_model()
+    chains = {agent.name: {spec.key for spec in agent.definition.model_chain} for agent in agents}
+    topics = {agent.name: frozenset(_topics_read(agent, settings)) for agent in agents}
+    used = set().union(*chains.values())
+    limits = RateLimits.declare(
+        agents={agent.name: _per_minute(agent.definition.rate_limit) for agent in agents},
+        models={key: _per_minute(limit) for key, limit in declared.items() if key in used},
+        burst_s=settings.rate_limit_burst_s,
+        now=clock.monotonic(),
+    )
+    by_model = {key: frozenset().union(*(topics[a] for a, keys in chains.items() if key in keys)) for key in used}
+    return Limiter(limits, clock, reads={**topics, **by_model}, partitions=settings.partitions)
+
+
+def _topics_read(agent: Agent, settings: Settings) -> tuple[str, ...]:
+    names = agent_topics(agent, settings)
+    return (names.input, *names.retries)
+
+
+def _per_minute(policy: RateLimitPolicy) -> PerMinute:
+    return PerMinute(requests=policy.requests_per_minute, tokens=policy.tokens_per_minute)
 
 
 def with_provider(agent: Agent, provider: str) -> Agent:

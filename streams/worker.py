@@ -31,6 +31,7 @@ from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
 from streams.inflight import Inflight, Limit, lane_of
 from streams.kafka_admin import ensure_topics
+from streams.limiter import Limiter
 from streams.metrics import LiveSources, WorkerMetrics
 from streams.outcome_store import OutcomeStore, Recorded
 from streams.park import parked_arrival
@@ -72,6 +73,8 @@ def create_app(runtime: Runtime) -> faust.App:
             app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(app, shell, suffix, wait))
             stores[name] = store
     _on_revoke(app, inflight, stores, producer, grace_s=settings.revoke_grace_s)
+    _share_limits(app, runtime.limiter)
+    runtime.limiter.observer = metrics.rate_limits
     deps = runtime.deps
     metrics.watch(
         LiveSources(
@@ -167,6 +170,16 @@ def _on_revoke(
                 stores[tp.topic].forget([tp.partition])
 
     app.on_partitions_revoked.connect(revoke)  # type: ignore[arg-type]  # mode types want a positional-only sender
+
+
+def _share_limits(app: faust.App, limiter: Limiter) -> None:
+    """Each rebalance gives this worker a new share of every rate limit: the part of the limit's
+    partitions it now owns (faust passes the whole new assignment)."""
+
+    async def assigned(_sender: Any, assigned: set[Any], **_: Any) -> None:
+        limiter.assign((tp.topic, tp.partition) for tp in assigned)
+
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types want a positional-only sender
 
 
 @dataclass(frozen=True, slots=True)

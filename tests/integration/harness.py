@@ -16,6 +16,7 @@ import httpx
 from agent_files import write_agents
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.daemon import run_sync
 from streams.agents import load_agents
@@ -193,6 +194,17 @@ async def get_when_up(url: str, *, tries: int = 40) -> httpx.Response:
             except httpx.ConnectError:
                 await asyncio.sleep(0.5)
         return await client.get(url)
+
+
+async def scrape_metrics(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample on a worker's /metrics page, by name and labels."""
+    response = await get_when_up(f"http://127.0.0.1:{port}/metrics")
+    assert response.status_code == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
 def model_calls(sim_url: str) -> int:

@@ -1,4 +1,5 @@
-"""Test doubles for the pipeline's ports: a scripted model and a clock that only moves when told."""
+"""Test doubles for the pipeline's ports: a scripted model, a clock that only moves when told, a
+rate limiter that answers as scripted and records what the chain tells it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from random import Random
 
 from streams.catalogue import Catalogue
 from streams.circuit import CircuitBreakers
-from streams.model import ModelRequest, ModelResponse
+from streams.limiter import NO_LIMITS, RateLimiter
+from streams.model import ModelRequest, ModelResponse, ProviderLimits
 from streams.ports import Deps
+from streams.rate_limit import Permit, TooLong
 
 
 class FakeClock:
@@ -63,6 +66,7 @@ def make_deps(
     *,
     clock: FakeClock | None = None,
     breakers: CircuitBreakers | None = None,
+    limiter: RateLimiter = NO_LIMITS,
 ) -> Deps:
     return Deps(
         catalogue=catalogue,
@@ -71,4 +75,46 @@ def make_deps(
         breakers=breakers or CircuitBreakers(failure_threshold=3, cooldown_s=30),
         rng=Random(7),
         max_event_bytes=64 * 1024,
+        limiter=limiter,
     )
+
+
+@dataclass
+class ScriptedLimiter:
+    """Answers each ``acquire`` with the next scripted wait (seconds, moved on ``clock``) or ``TooLong``;
+    records every acquire and settle."""
+
+    waits: list[float | TooLong]
+    clock: FakeClock
+    idle: bool = False
+    acquired: list[tuple[str, str, int, float]] = field(default_factory=list)  # agent, key, tokens, max wait
+    settled: list[tuple[Permit | None, str, int | None, ProviderLimits | None]] = field(default_factory=list)
+
+    async def acquire(self, agent: str, model_key: str, *, tokens: int, max_wait_s: float) -> Permit | TooLong:
+        self.acquired.append((agent, model_key, tokens, max_wait_s))
+        wait = self.waits.pop(0)
+        if isinstance(wait, TooLong):
+            return wait
+        await self.clock.sleep(wait)
+        return Permit(model_key, (), tokens, self.clock.t, "model_requests" if wait else None, waited_s=wait)
+
+    def settle(
+        self, permit: Permit | None, model_key: str, *, tokens_used: int | None, limits: ProviderLimits | None
+    ) -> None:
+        self.settled.append((permit, model_key, tokens_used, limits))
+
+
+@dataclass
+class RecordingObserver:
+    waits: list[tuple[str, str, float]] = field(default_factory=list)  # model key, limit, seconds
+    refusals: list[tuple[str, str]] = field(default_factory=list)
+    holds: list[tuple[str, str]] = field(default_factory=list)
+
+    def waited(self, agent: str, model_key: str, limit: str, seconds: float) -> None:
+        self.waits.append((model_key, limit, seconds))
+
+    def refused(self, agent: str, model_key: str, limit: str) -> None:
+        self.refusals.append((model_key, limit))
+
+    def held(self, model_key: str, cause: str) -> None:
+        self.holds.append((model_key, cause))

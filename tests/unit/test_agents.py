@@ -70,3 +70,17 @@ def test_config_version_changes_with_the_definition(tmp_path: Path, catalogue: C
     second = load_agent(_write(tmp_path, changed), catalogue)
     assert first.config_version != second.config_version
     assert first.templates.version != second.templates.version
+
+
+def test_an_agent_may_declare_rate_limits(tmp_path: Path, catalogue: Catalogue) -> None:
+    limited = dict(VALID, rate_limit={"requests_per_minute": 30, "tokens_per_minute": 20000})
+    agent = load_agent(_write(tmp_path, limited), catalogue)
+    assert (agent.definition.rate_limit.requests_per_minute, agent.definition.rate_limit.tokens_per_minute) == (
+        30,
+        20000,
+    )
+    assert load_agent(_write(tmp_path, VALID), catalogue).definition.rate_limit.requests_per_minute is None
+    with pytest.raises(AgentDefinitionError, match="rate_limit.requests_per_minute: Input should be greater than 0"):
+        load_agent(_write(tmp_path, dict(VALID, rate_limit={"requests_per_minute": 0})), catalogue)
+    with pytest.raises(AgentDefinitionError, match="rate_limit.rpm: Extra inputs are not permitted"):
+        load_agent(_write(tmp_path, dict(VALID, rate_limit={"rpm": 5})), catalogue)

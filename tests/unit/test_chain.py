@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
-from fakes import FakeClock, ScriptedModel, make_deps, reply
+from fakes import FakeClock, ScriptedLimiter, ScriptedModel, make_deps, reply
 
 from streams.agents import Agent, ModelSpec
 from streams.catalogue import Catalogue
 from streams.circuit import CircuitBreakers, CircuitState
 from streams.domain import DeadLetter, RequestEvent, Result, RetryLater, Review, SourceRecord, Stage
-from streams.errors import ContextLengthExceeded, ModelRefused, ProviderAuthError, ProviderServerError, ProviderTimeout
+from streams.errors import (
+    ContextLengthExceeded,
+    ModelRefused,
+    ProviderAuthError,
+    ProviderRateLimited,
+    ProviderServerError,
+    ProviderTimeout,
+)
+from streams.limiter import Limiter
+from streams.model import ProviderLimits
 from streams.pipeline import process
 from streams.prompt import render_prompt
+from streams.rate_limit import PerMinute, RateLimits, TooLong, estimate_tokens
 
 GOOD = orjson.dumps(
     {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}
@@ -240,3 +251,116 @@ async def test_a_prompt_that_fits_no_window_is_sent_trimmed_when_that_fits(
 
 def _full_prompt_hash(agent: Agent, event: RequestEvent) -> str:
     return render_prompt(agent.templates, event).hash
+
+
+# --- the rate limiter hook ----------------------------------------------------------------------------
+
+
+def sim_limiter(clock: FakeClock, **limits: PerMinute) -> Limiter:
+    book = RateLimits.declare(agents={}, models=limits, burst_s=0.0, now=clock.monotonic())
+    return Limiter(book, clock, reads={}, partitions=4)
+
+
+async def test_the_limiter_is_asked_before_a_call_and_told_its_usage_after(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    clock = FakeClock()
+    agent = with_chain(triage, {"provider": "a", "parameters": {"max_tokens": 300}}, deadline_s=6)
+    model, limiter = ScriptedModel([reply(GOOD)]), ScriptedLimiter([2.0], clock)
+    outcome = await process(make_source(), agent, make_deps(catalogue, {"a": model}, clock=clock, limiter=limiter))
+    assert isinstance(outcome, Result)
+    [(name, key, tokens, max_wait_s)] = limiter.acquired
+    assert (name, key) == ("support_triage", "a/m")
+    assert tokens == estimate_tokens(model.requests[0].messages, {"max_tokens": 300})
+    assert 2.9 < max_wait_s <= 3  # half of the 6 s left is kept for the call itself
+    assert 3.8 < model.requests[0].timeout_s <= 4  # the 2 s waited came off the call's time
+    [(permit, key, used, said)] = limiter.settled
+    assert permit is not None and (key, used, said) == ("a/m", 160, None)
+    assert outcome.trace.attempts[0].latency_s == 0.25  # the wait is not the call's latency
+
+
+async def test_a_wait_that_would_pass_the_deadline_moves_on_without_a_call(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    clock, breakers = FakeClock(), CircuitBreakers(failure_threshold=1)
+    agent = with_chain(triage, {"provider": "a"}, {"provider": "b"})
+    primary, secondary = ScriptedModel([]), ScriptedModel([reply(GOOD)])
+    limiter = ScriptedLimiter([TooLong(400.0, "model_requests"), 0.0], clock)
+    deps = make_deps(catalogue, {"a": primary, "b": secondary}, clock=clock, breakers=breakers, limiter=limiter)
+    outcome = await process(make_source(), agent, deps)
+    assert isinstance(outcome, Result) and primary.requests == []
+    assert [(a.provider, a.purpose) for a in outcome.trace.attempts] == [("b", "fallback")]
+    assert breakers.snapshot(clock.monotonic()) == []  # waiting is not a provider failure
+    assert [key for _, key, _, _ in limiter.acquired] == ["a/m", "b/m"]
+
+
+async def test_a_wait_past_the_deadline_on_the_last_model_waits_in_a_retry_tier(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    clock = FakeClock()
+    agent = with_chain(triage, {"provider": "a", "max_retries": 2}, retry_delays_s=(30,))
+    limiter = ScriptedLimiter([TooLong(math.inf, "agent_requests")], clock)
+    outcome = await process(
+        make_source(), agent, make_deps(catalogue, {"a": ScriptedModel([])}, clock=clock, limiter=limiter)
+    )
+    assert isinstance(outcome, RetryLater) and outcome.failure.reason == "rate_limit_wait"
+    assert "agent_requests limit: this worker has no share of it" in outcome.failure.message
+    assert outcome.trace.attempts == () and clock.sleeps == []
+
+
+async def test_what_a_provider_says_reaches_the_limiter_even_while_it_is_idle(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    clock = FakeClock()
+    said = ProviderLimits(remaining_requests=0, reset_requests_s=2.0, retry_after_s=1.0)
+    rate_limited = ProviderRateLimited("429", retry_after_s=1.0, limits=said)
+    quiet = reply(GOOD)
+    model = ScriptedModel([rate_limited, dataclasses.replace(quiet, rate_limits=said), quiet])
+    limiter = ScriptedLimiter([], clock, idle=True)
+    deps = make_deps(catalogue, {"a": model}, clock=clock, limiter=limiter)
+    agent = with_chain(triage, {"provider": "a"})
+    await process(make_source(), agent, deps)
+    await process(make_source(), agent, deps)
+    assert limiter.acquired == []
+    assert limiter.settled == [(None, "a/m", None, said), (None, "a/m", 160, said)]  # the last said nothing
+
+
+async def test_a_429_holds_the_model_for_every_event_not_only_its_own(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    clock = FakeClock()
+    agent = with_chain(triage, {"provider": "a", "max_retries": 0}, {"provider": "b"})
+    said = ProviderLimits(retry_after_s=5.0)
+    primary = ScriptedModel([ProviderRateLimited("429", retry_after_s=5.0, limits=said), reply(GOOD)])
+    secondary = ScriptedModel([reply(GOOD)])
+    deps = make_deps(catalogue, {"a": primary, "b": secondary}, clock=clock, limiter=sim_limiter(clock))
+    first = await process(make_source(offset=1), agent, deps)
+    assert [a.provider for a in first.trace.attempts] == ["a", "b"] and clock.sleeps == []
+    second = await process(make_source(offset=2), agent, deps)
+    assert isinstance(second, Result) and [a.provider for a in second.trace.attempts] == ["a"]
+    assert clock.sleeps == [pytest.approx(5.0, abs=0.2)]  # the second event waited out the first one's 429
+
+
+async def test_declared_limits_space_the_calls_of_successive_events(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    clock = FakeClock()
+    agent = with_chain(triage, {"provider": "a"})
+    model = ScriptedModel([reply(GOOD)] * 3)
+    deps = make_deps(catalogue, {"a": model}, clock=clock, limiter=sim_limiter(clock, **{"a/m": PerMinute(30)}))
+    for offset in range(3):
+        assert isinstance(await process(make_source(offset=offset), agent, deps), Result)
+    assert clock.sleeps == [pytest.approx(2.0, abs=0.2)] * 2
+
+
+async def test_429s_do_not_open_the_circuit_the_limiter_holds_the_model_instead(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    clock, breakers = FakeClock(), CircuitBreakers(failure_threshold=2, cooldown_s=60)
+    agent = with_chain(triage, {"provider": "a", "max_retries": 0}, {"provider": "b"})
+    primary = ScriptedModel([ProviderRateLimited("429", retry_after_s=None)] * 3)
+    secondary = ScriptedModel([reply(GOOD)] * 3)
+    deps = make_deps(catalogue, {"a": primary, "b": secondary}, clock=clock, breakers=breakers)
+    for offset in range(3):
+        await process(make_source(offset=offset), agent, deps)
+    assert len(primary.requests) == 3 and breakers.snapshot(clock.monotonic()) == []

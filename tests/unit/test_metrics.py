@@ -72,3 +72,19 @@ def test_gauges_are_read_when_scraped() -> None:
     assert got["keel_in_flight", (("agent", "triage"),)] == 0
     assert got["keel_circuit_state", (("model", "m"), ("provider", "sim"))] == 1.0
     assert got["keel_consumer_lag", (("partition", "2"), ("topic", "tickets"))] == 40
+
+
+def test_rate_limit_waits_refusals_and_holds_are_counted_per_model_and_limit() -> None:
+    metrics = WorkerMetrics(PRICING)
+    metrics.rate_limits.waited("triage", "sim/m", "model_requests", 1.5)
+    metrics.rate_limits.waited("triage", "sim/m", "model_requests", 0.2)
+    metrics.rate_limits.refused("triage", "sim/m", "provider_hold")
+    metrics.rate_limits.held("sim/m", "retry_after")
+    got = _samples(metrics)
+    labels = (("agent", "triage"), ("limit", "model_requests"), ("model", "m"), ("provider", "sim"))
+    assert got["keel_rate_limit_wait_seconds_count", labels] == 2
+    assert got["keel_rate_limit_wait_seconds_sum", labels] == 1.7
+    assert got["keel_rate_limited_total", (("action", "waited"), *labels)] == 2
+    held = (("agent", "triage"), ("limit", "provider_hold"), ("model", "m"), ("provider", "sim"))
+    assert got["keel_rate_limited_total", (("action", "refused"), *held)] == 1
+    assert got["keel_rate_limit_holds_total", (("cause", "retry_after"), ("model", "m"), ("provider", "sim"))] == 1

@@ -17,10 +17,16 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from connectors.openai_compat import OpenAICompatClient, build_chat_body, parse_retry_after
+from connectors.openai_compat import (
+    OpenAICompatClient,
+    build_chat_body,
+    parse_duration,
+    parse_rate_limits,
+    parse_retry_after,
+)
 from connectors.simulator import RunningSimulator, SimulatorConfig, run_simulator
 from streams import errors
-from streams.model import ChatMessage, ModelRequest
+from streams.model import ChatMessage, ModelRequest, ProviderLimits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -320,6 +326,91 @@ def test_parse_retry_after_http_date_in_the_past_is_zero() -> None:
     now = dt.datetime(2025, 1, 1, 12, 0, 10, tzinfo=dt.UTC)
     assert parse_retry_after({"Retry-After": "Wed, 01 Jan 2025 12:00:00 GMT"}, now=now) == 0.0
     assert parse_retry_after({"Retry-After": "Wed, 01 Jan 2025 12:01:00 GMT"}, now=now) == 50.0
+
+
+# --- rate-limit headers -------------------------------------------------------------------------------
+
+OPENAI_HEADERS = {
+    "x-ratelimit-limit-requests": "60",
+    "x-ratelimit-remaining-requests": "59",
+    "x-ratelimit-reset-requests": "1s",
+    "X-RateLimit-Limit-Tokens": "150000",
+    "X-RateLimit-Remaining-Tokens": "149984",
+    "X-RateLimit-Reset-Tokens": "6m0s",
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("2m59.56s", 179.56),
+        ("1h2m3.5s", 3723.5),
+        ("250us", 0.00025),
+        ("0s", 0.0),
+        ("12", 12.0),
+        ("0.5", 0.5),
+        (" 3s ", 3.0),
+        ("soon", None),
+        ("1x", None),
+        ("s", None),
+        ("-1s", None),
+        ("1s garbage", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_reset_durations_in_openai_s_format(value: str | None, seconds: float | None) -> None:
+    assert parse_duration(value) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_rate_limit_headers_become_plain_values() -> None:
+    assert parse_rate_limits(OPENAI_HEADERS) == ProviderLimits(
+        limit_requests=60,
+        remaining_requests=59,
+        reset_requests_s=1.0,
+        limit_tokens=150000,
+        remaining_tokens=149984,
+        reset_tokens_s=360.0,
+    )
+    assert parse_rate_limits({"content-type": "application/json"}) is None
+    assert parse_rate_limits({"x-ratelimit-remaining-requests": "many"}) is None
+    assert parse_rate_limits({"retry-after-ms": "250"}) == ProviderLimits(retry_after_s=0.25)
+
+
+async def test_an_answer_carries_its_rate_limit_headers(serve, make_client) -> None:
+    client = make_client(await serve(canned(200, completion(), headers=OPENAI_HEADERS)))
+    response = await client.complete(chat("x"))
+    assert response.rate_limits is not None
+    assert (response.rate_limits.remaining_requests, response.rate_limits.reset_tokens_s) == (59, 360.0)
+    plain = await make_client(await serve(canned(200, completion()))).complete(chat("x"))
+    assert plain.rate_limits is None
+
+
+async def test_a_429_carries_its_retry_after_and_rate_limit_headers(serve, make_client) -> None:
+    headers = {**OPENAI_HEADERS, "x-ratelimit-remaining-requests": "0", "retry-after": "2"}
+    client = make_client(await serve(canned(429, openai_error("Rate limit reached"), headers=headers)))
+    with pytest.raises(errors.ProviderRateLimited) as caught:
+        await client.complete(chat("x"))
+    assert caught.value.retry_after_s == 2.0
+    assert caught.value.limits is not None
+    assert (caught.value.limits.remaining_requests, caught.value.limits.retry_after_s) == (0, 2.0)
+
+
+async def test_retry_after_on_other_failures_is_carried_too(serve, make_client) -> None:
+    client = make_client(await serve(canned(503, {"error": "overloaded"}, headers={"Retry-After": "4"})))
+    with pytest.raises(errors.ProviderServerError) as caught:
+        await client.complete(chat("x"))
+    assert caught.value.limits == ProviderLimits(retry_after_s=4.0)
+
+
+async def test_a_bad_2xx_body_keeps_the_headers_it_came_with(serve, make_client) -> None:
+    client = make_client(await serve(canned(200, b"not json", headers=OPENAI_HEADERS)))
+    with pytest.raises(errors.ProviderBadResponse) as caught:
+        await client.complete(chat("x"))
+    assert caught.value.limits is not None and caught.value.limits.limit_requests == 60
 
 
 @pytest.mark.parametrize(

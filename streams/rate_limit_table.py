@@ -1,0 +1,50 @@
+"""Declared rate limits of provider models: a small table (``deploy/rate_limits.yaml``, or the file
+``KEEL_RATE_LIMITS_FILE`` names), for the whole consumer group. Agents declare theirs in their own
+definition (``rate_limit:``); both are enforced by ``streams.limiter``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streams.agents import RateLimitPolicy
+from streams.errors import RateLimitTableError
+
+
+class ModelRateLimit(RateLimitPolicy):
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class RateLimitTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limits: tuple[ModelRateLimit, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_entry_per_model(self) -> RateLimitTable:
+        keys = [limit.key for limit in self.limits]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            raise ValueError(f"limited twice: {', '.join(twice)}")
+        return self
+
+    def by_model(self) -> dict[str, RateLimitPolicy]:
+        return {limit.key: limit for limit in self.limits}
+
+
+def load_rate_limits(path: Path) -> RateLimitTable:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RateLimitTableError(f"{path}: cannot read the rate limits: {exc}") from exc
+    try:
+        return RateLimitTable.model_validate(doc or {})
+    except ValidationError as exc:
+        raise RateLimitTableError(f"{path}: invalid rate limits: {exc}") from exc
