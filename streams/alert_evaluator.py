@@ -61,6 +61,7 @@ class AlertEvaluator:
         self._catching_up: dict[TopicPartition, int] = {}  # the end offset each must reach first
         self._assigned: set[TopicPartition] = set()  # given by the group, paused, not taken over yet
         self._refused_logged = 0
+        self._rebalances = 0
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -108,8 +109,10 @@ class AlertEvaluator:
         """Held back until the main loop takes them over: nothing is read or evaluated meanwhile."""
         consumer.pause(*assigned)
         self._assigned |= assigned
+        self._rebalances += 1
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
+        self._rebalances += 1
         partitions = {tp.partition for tp in revoked}
         self._engine.forget(partitions)
         self.live -= partitions
@@ -122,13 +125,14 @@ class AlertEvaluator:
         """Read back the open incidents and the lookback's observations of newly assigned partitions."""
         if not self._assigned:
             return
+        rebalances, tps = self._rebalances, list(self._assigned)
         now_ms = self._clock.now_ms()
         incidents = open_incidents(await read_alerts(self._settings, self._catalogue))
-        tps = list(self._assigned)
         ends = await consumer.end_offsets(tps)
         starts = await consumer.offsets_for_times(dict.fromkeys(tps, now_ms - self._engine.rules.lookback_s * 1000))
-        taking = self._assigned & consumer.assignment()  # a rebalance may have come meanwhile
-        self._assigned -= taking
+        if rebalances != self._rebalances:  # partitions moved meanwhile: take over afresh, with what they sent
+            return
+        taking, self._assigned = self._assigned, set()
         for tp in taking:
             start = starts.get(tp)
             consumer.seek(tp, start.offset if start is not None else ends[tp])

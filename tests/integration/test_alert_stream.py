@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -289,3 +290,49 @@ async def test_the_relay_commits_an_alert_only_once_every_sink_took_it(
     assert event["event_action"] == "trigger" and event["payload"]["class"] == "budget"
     assert event["links"] == [{"href": "README.md#runbook-budget", "text": "Runbook: budget"}]
     assert "routing_key" not in event and len(slack_hook.received) == 1
+
+
+async def test_two_aggregators_share_the_scopes_and_each_incident_fires_once(
+    kafka_bootstrap: str, tmp_path: Path, catalogue: Catalogue
+) -> None:
+    probes, witnesses = [f"probe{i}" for i in range(6)], [f"witness{i}" for i in range(6)]
+
+    def key(agent: str) -> str:
+        return f"consecutive_failures:agent={agent}"
+
+    async def fail(agents: list[str]) -> None:
+        await publish_audit(stack, catalogue, [audit_value(agent) for agent in agents for _ in range(3)])
+
+    async def all_alerts() -> dict[str, list[str]]:
+        history = await read_alerts(stack.settings, catalogue)
+        return {agent: statuses([a for a in history if a.dedup_key == key(agent)]) for agent in probes + witnesses}
+
+    async def until(done: Callable[[dict[str, list[str]]], bool]) -> dict[str, list[str]]:
+        for _ in range(120):
+            seen = await all_alerts()
+            if done(seen):
+                break
+            await asyncio.sleep(0.5)
+        return seen
+
+    rules = rules_file(tmp_path)
+    with worker_stack(
+        kafka_bootstrap, tmp_path, provider="sim", base_url="http://127.0.0.1:9/v1", start=False
+    ) as stack:
+        log_path = stack.settings.state_dir / "logs" / f"aggregate-{stack.settings.namespace}.log"
+        with aggregator(stack, rules):
+            await fail(probes)
+            seen = await until(lambda s: all(s[p] for p in probes))
+            assert all(seen[p] == ["firing"] for p in probes), seen
+            with aggregator(stack, rules):  # a second one: the partitions are shared out again
+                await fail(probes)  # still failing
+                await fail(witnesses)
+                seen = await until(lambda s: all(s[w] for w in witnesses))
+                await asyncio.sleep(2)
+                seen = await all_alerts()
+                assert all(seen[a] == ["firing"] for a in probes + witnesses), seen
+                await publish_audit(stack, catalogue, [audit_value(p, outcome="result") for p in probes])
+                seen = await until(lambda s: all(len(s[p]) >= 2 for p in probes))
+    assert all(seen[p] == ["firing", "resolved"] for p in probes), seen
+    takeovers = [len(m.split(",")) for m in re.findall(r"took over partitions \[([\d, ]+)\]", log_path.read_text())]
+    assert takeovers[0] == 4 and takeovers.count(2) >= 2  # the first alone, then two partitions each
