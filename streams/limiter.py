@@ -51,6 +51,8 @@ class LimiterObserver(Protocol):
 
     def held(self, model_key: str, cause: str) -> None: ...
 
+    def shared(self, scope: str, name: str, share: float) -> None: ...
+
 
 class _Unobserved:
     def waited(self, agent: str, model_key: str, limit: str, seconds: float) -> None:
@@ -60,6 +62,9 @@ class _Unobserved:
         return None
 
     def held(self, model_key: str, cause: str) -> None:
+        return None
+
+    def shared(self, scope: str, name: str, share: float) -> None:
         return None
 
 
@@ -159,7 +164,7 @@ class Limiter:
             if tokens_used is not None:
                 self._limits.correct(permit, tokens_used)
             if permit.probe:
-                if hold is None:
+                if self._limits.held_until(model_key, now) is None:  # nobody asked to hold meanwhile
                     self._limits.recovering.discard(model_key)
                 self._probes.pop(model_key).set()
         self._idle = not self._limits.declared and not self._limits.pending(now)
@@ -172,5 +177,8 @@ class Limiter:
         agents = {name: part.get(name, 0.0) for name in self._limits.by_agent}
         models = {key: part.get(key, 0.0) for key in self._limits.by_model}
         self._limits.reshare(agents, models, self._clock.monotonic())
+        for scope, part_of in (("agent", agents), ("model", models)):
+            for name, share in part_of.items():
+                self.observer.shared(scope, name, share)
         described = ", ".join(f"{name} {share:.0%}" for name, share in sorted({**agents, **models}.items()))
         log.info("rate limits: this worker's share of each limit: %s", described)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -159,6 +159,13 @@ class RateLimitMetrics:
             ["provider", "model", "cause"],
             registry=registry,
         )
+        self.share = Gauge(
+            "keel_rate_limit_share",
+            "This worker's part of each declared limit (of an agent, or of a provider/model), from the "
+            "partitions it owns; a group's workers add up to 1",
+            ["scope", "name"],
+            registry=registry,
+        )
 
     def waited(self, agent: str, model_key: str, limit: str, seconds: float) -> None:
         provider, _, model = model_key.partition("/")
@@ -172,3 +179,6 @@ class RateLimitMetrics:
     def held(self, model_key: str, cause: str) -> None:
         provider, _, model = model_key.partition("/")
         self.holds.labels(provider, model, cause).inc()
+
+    def shared(self, scope: str, name: str, share: float) -> None:
+        self.share.labels(scope, name).set(share)

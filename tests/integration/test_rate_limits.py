@@ -1,39 +1,54 @@
 """Rate limits on the real broker with the provider simulator: hitting a limit delays events, it does
-not fail them, and Keel stays under the limit it declares and under what the provider says."""
+not fail them, and Keel stays under the limit it declares (one worker or a group of two) and under
+what the provider says."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
-from harness import (
-    assert_exactly_one_outcome_and_audit,
-    free_port,
-    run_through,
-    scrape_metrics,
-    worker_stack,
-)
+from harness import assert_exactly_one_outcome_and_audit, free_port, run_through, scrape_metrics, worker_stack
 
 from streams.domain import RequestEvent
-from streams.local_stack import simulator_process
+from streams.local_stack import simulator_process, worker_process
 from streams.watch import Tally
 
 MODEL = "smollm2-135m-instruct"  # the shipped agents' model, served by the simulator
 KEEL_RPM, SIM_RPM = 120, 150  # Keel's declared limit sits just under the simulator's own
+# The simulator's bucket holds 2 s of its 150 a minute (5 calls): it refuses bursts a minute's bucket would take.
+LIMITED_SIM = ("--latency-ms", "50", "--requests-per-minute", str(SIM_RPM), "--rate-limit-period-s", "2")
+# Keel's 120 a minute is 2 calls a second, 2 at most at once (1 s of burst): at most 5 * 2 + 2 calls
+# in any 5 s, where 16 events in flight without a limit would send 16 at once.
+MOST_IN_5_S = 12
 
 
 def tickets(make_event: Callable[..., RequestEvent], n: int, prefix: str) -> list[RequestEvent]:
     return [make_event(payload={"ticket_id": f"{prefix}-{i}", "body": "I was charged twice."}) for i in range(n)]
 
 
-def sim_get(sim_url: str, path: str) -> dict:
+def declare(tmp_path: Path, requests_per_minute: float) -> dict[str, str]:
+    """A rate-limit table holding the simulator's model to ``requests_per_minute``, as worker settings."""
+    limits = tmp_path / "rate_limits.yaml"
+    entry = {"provider": "sim", "model": MODEL, "requests_per_minute": requests_per_minute}
+    limits.write_text(yaml.safe_dump({"limits": [entry]}))
+    return {"KEEL_RATE_LIMITS_FILE": str(limits), "KEEL_RATE_LIMIT_BURST_S": "1"}
+
+
+def sim_get(sim_url: str, path: str) -> Any:
     return httpx.get(sim_url.removesuffix("/v1") + path).json()
 
 
-def total(samples: dict, name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= ls)
+def total(samples: dict[Any, float], metric: str, /, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == metric and set(labels.items()) <= ls)
+
+
+def busiest(times: Sequence[float], window_s: float) -> int:
+    """The most calls that arrived at the simulator within any ``window_s`` seconds."""
+    return max(sum(1 for t in times if start <= t < start + window_s) for start in times)
 
 
 def assert_all_results(ids: list[str], tally: Tally) -> None:
@@ -46,23 +61,9 @@ def assert_all_results(ids: list[str], tally: Tally) -> None:
 async def test_a_burst_is_held_to_the_declared_limit_and_every_event_still_succeeds(
     kafka_bootstrap: str, tmp_path: Path, make_event
 ) -> None:
-    limits = tmp_path / "rate_limits.yaml"
-    limits.write_text(
-        yaml.safe_dump({"limits": [{"provider": "sim", "model": MODEL, "requests_per_minute": KEEL_RPM}]})
-    )
-    events, port = tickets(make_event, 40, "RL"), free_port()
-    sim_options = (
-        "--seed",
-        "3",
-        "--latency-ms",
-        "50",
-        "--requests-per-minute",
-        str(SIM_RPM),
-        "--rate-limit-period-s",
-        "2",
-    )
+    port = free_port()
     with (
-        simulator_process(tmp_path, *sim_options) as sim_url,
+        simulator_process(tmp_path, "--seed", "3", *LIMITED_SIM) as sim_url,
         worker_stack(
             kafka_bootstrap,
             tmp_path,
@@ -70,23 +71,60 @@ async def test_a_burst_is_held_to_the_declared_limit_and_every_event_still_succe
             base_url=sim_url,
             web_port=port,
             concurrency={"max_in_flight": 16},
-            env={"KEEL_RATE_LIMITS_FILE": str(limits), "KEEL_RATE_LIMIT_BURST_S": "1"},
+            env=declare(tmp_path, KEEL_RPM),
         ) as stack,
     ):
-        ids, tally = await run_through(stack, events={"support.tickets": events})
+        ids, tally = await run_through(stack, events={"support.tickets": tickets(make_event, 40, "RL")})
         metrics = await scrape_metrics(port)
         stats, times = sim_get(sim_url, "/sim/stats"), sim_get(sim_url, "/sim/requests")["times_s"]
     assert_all_results(ids, tally)
     assert stats["rate_limited"] == 0  # the simulator never had to refuse a call
     assert len(times) == 40
-    # Keel's 120 a minute is 2 a second, at most 2 at once (1 s of burst): 40 calls take 19 s or more,
-    # and no 5-second window holds more than 5 * 2 + 2 of them (16 in flight would send all 40 at once)
-    busiest = max(sum(1 for t in times if start <= t < start + 5) for start in times)
-    assert busiest <= 12, busiest
-    assert times[-1] - times[0] >= 18.5
+    assert busiest(times, 5) <= MOST_IN_5_S, busiest(times, 5)
+    assert times[-1] - times[0] >= 18.5  # 40 calls at 2 a second, 2 of them at once
     waited = total(metrics, "keel_rate_limit_wait_seconds_count", provider="sim", model=MODEL, limit="model_requests")
     assert waited >= 30
     assert total(metrics, "keel_rate_limited_total", action="refused") == 0
+    assert total(metrics, "keel_rate_limit_share", scope="model", name=f"sim/{MODEL}") == 1
+
+
+async def shares(ports: Sequence[int]) -> list[float]:
+    name = f"sim/{MODEL}"
+    return [total(await scrape_metrics(port), "keel_rate_limit_share", scope="model", name=name) for port in ports]
+
+
+async def test_two_workers_of_a_group_share_the_limit_and_stay_under_it_together(
+    kafka_bootstrap: str, tmp_path: Path, make_event
+) -> None:
+    ports = [free_port(), free_port()]
+    with (
+        simulator_process(tmp_path, "--seed", "5", *LIMITED_SIM) as sim_url,
+        worker_stack(
+            kafka_bootstrap,
+            tmp_path,
+            provider="sim",
+            base_url=sim_url,
+            web_port=ports[0],
+            concurrency={"max_in_flight": 16},
+            env=declare(tmp_path, KEEL_RPM),
+        ) as stack,
+        worker_process(stack.settings, {**stack.worker_env, "KEEL_WEB_PORT": str(ports[1])}) as second,
+    ):
+        for _ in range(120):  # until the group has settled with both workers in it
+            parts = await shares(ports)
+            if all(0 < part < 1 for part in parts) and sum(parts) == 1:
+                break
+            await asyncio.sleep(0.5)
+        assert all(0 < part < 1 for part in parts) and sum(parts) == 1, parts
+        ids, tally = await run_through(stack, events={"support.tickets": tickets(make_event, 40, "TW")})
+        assert second.poll() is None
+        stats, times = sim_get(sim_url, "/sim/stats"), sim_get(sim_url, "/sim/requests")["times_s"]
+        served = [total(await scrape_metrics(port), "keel_model_attempts_total", result="ok") for port in ports]
+    assert_all_results(ids, tally)
+    assert all(served), served  # both workers made calls
+    assert stats["rate_limited"] == 0
+    # each worker holds to its share, so together they stay under the limit (each alone: twice that)
+    assert busiest(times, 5) <= MOST_IN_5_S, busiest(times, 5)
 
 
 async def test_a_provider_answering_429_for_a_while_delays_events_and_fails_none(

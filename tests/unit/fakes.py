@@ -109,6 +109,7 @@ class RecordingObserver:
     waits: list[tuple[str, str, float]] = field(default_factory=list)  # model key, limit, seconds
     refusals: list[tuple[str, str]] = field(default_factory=list)
     holds: list[tuple[str, str]] = field(default_factory=list)
+    shares: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def waited(self, agent: str, model_key: str, limit: str, seconds: float) -> None:
         self.waits.append((model_key, limit, seconds))
@@ -118,3 +119,6 @@ class RecordingObserver:
 
     def held(self, model_key: str, cause: str) -> None:
         self.holds.append((model_key, cause))
+
+    def shared(self, scope: str, name: str, share: float) -> None:
+        self.shares[scope, name] = share

@@ -151,8 +151,9 @@ async def test_settling_corrects_the_token_reservation() -> None:
 
 async def test_the_share_follows_the_partitions_assigned() -> None:
     clock = FakeClock()
-    limiter, _ = make_limiter(clock, model=PerMinute(requests=60))
+    limiter, observer = make_limiter(clock, model=PerMinute(requests=60))
     limiter.assign([("tickets", 0), ("invoices", 0)])  # 2 of the model's 8 partitions: 15 a minute
+    assert observer.shares == {("model", KEY): 0.25}
     await acquire(limiter)
     await acquire(limiter)
     assert clock.sleeps == [pytest.approx(4.0, abs=0.05)]
@@ -167,3 +168,15 @@ async def test_no_limits_is_always_idle_and_never_waits() -> None:
     assert isinstance(permit, Permit) and permit.start_at == 0.0
     NO_LIMITS.settle(permit, KEY, tokens_used=5, limits=ProviderLimits(retry_after_s=9))
     assert NO_LIMITS.idle
+
+
+async def test_a_probe_that_gets_through_while_another_answer_asked_to_hold_does_not_end_the_recovery() -> None:
+    clock = FakeClock()
+    limiter, _ = make_limiter(clock)
+    limiter.settle(None, KEY, tokens_used=None, limits=ProviderLimits(retry_after_s=1.0))
+    probe = await acquire(limiter)
+    assert isinstance(probe, Permit) and probe.probe
+    limiter.settle(None, KEY, tokens_used=None, limits=ProviderLimits(retry_after_s=2.0))  # an older call's 429
+    limiter.settle(probe, KEY, tokens_used=None, limits=None)
+    after = await acquire(limiter)
+    assert isinstance(after, Permit) and after.probe  # the next call after that hold probes again

@@ -80,7 +80,9 @@ def test_rate_limit_waits_refusals_and_holds_are_counted_per_model_and_limit() -
     metrics.rate_limits.waited("triage", "sim/m", "model_requests", 0.2)
     metrics.rate_limits.refused("triage", "sim/m", "provider_hold")
     metrics.rate_limits.held("sim/m", "retry_after")
+    metrics.rate_limits.shared("model", "sim/m", 0.5)
     got = _samples(metrics)
+    assert got["keel_rate_limit_share", (("name", "sim/m"), ("scope", "model"))] == 0.5
     labels = (("agent", "triage"), ("limit", "model_requests"), ("model", "m"), ("provider", "sim"))
     assert got["keel_rate_limit_wait_seconds_count", labels] == 2
     assert got["keel_rate_limit_wait_seconds_sum", labels] == 1.7
