@@ -29,6 +29,7 @@ from streams.emit import OutRecord
 from streams.errors import DecodeError
 from streams.producer import RecordProducer, until_written
 from streams.settings import Settings
+from streams.topic_read import read_to_end
 from streams.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
 
 log = logging.getLogger(__name__)
@@ -174,19 +175,9 @@ class BudgetOwner:
 
     async def load(self, partitions: list[int]) -> None:
         """The ledgers of newly owned partitions, as their last snapshots left them."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(self._ledger_topic, p) for p in partitions]
-            consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
-            for tp in tps:
-                consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
-                while await consumer.position(tp) < ends[tp]:
-                    for message in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                        self._load_one(message.key, message.value, tp.partition)
-        finally:
-            await consumer.stop()
+        tps = [TopicPartition(self._ledger_topic, p) for p in partitions]
+        async for message in read_to_end(self._settings.bootstrap_servers, tps):
+            self._load_one(message.key, message.value, message.partition)
         self._owned.update(partitions)
 
     def _load_one(self, key: bytes | None, value: bytes | None, partition: int) -> None:

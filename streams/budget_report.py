@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from streams.budget import KINDS, Amount, BudgetLimits, BudgetRequest, Decision, Ledger, Limits, PeriodKind, limits_in
 from streams.budget import period_of as period_at
@@ -23,6 +23,7 @@ from streams.clock import SystemClock
 from streams.errors import BudgetConfigError
 from streams.producer import RecordProducer
 from streams.settings import Settings
+from streams.topic_read import read_to_end
 from streams.topics import budget_ledger_topic
 from streams.wiring import load_runtime
 
@@ -38,22 +39,11 @@ class StatusRow:
 
 async def read_ledgers(settings: Settings) -> dict[str, Ledger]:
     topic = budget_ledger_topic(settings)
-    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
     ledgers: dict[str, Ledger] = {}
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        for tp, offset in (await consumer.beginning_offsets(tps)).items():
-            consumer.seek(tp, offset)
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in messages:
-                    if message.key is not None and message.value is not None:
-                        ledgers[message.key.decode()] = decode_ledger(message.value)
-    finally:
-        await consumer.stop()
+    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    async for message in read_to_end(settings.bootstrap_servers, tps):
+        if message.key is not None and message.value is not None:
+            ledgers[message.key.decode()] = decode_ledger(message.value)
     return ledgers
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from harness import AGENTS, Stack, assert_exactly_one_outcome_and_audit, worker_stack
 
 from streams import wire
@@ -19,6 +19,7 @@ from streams.domain import RequestEvent
 from streams.local_stack import simulator_process, worker_process
 from streams.prompt import render_prompt
 from streams.publish import load_samples, publish, take
+from streams.topic_read import read_to_end
 from streams.watch import OutcomeWatcher, Tally, outcome_topics
 from streams.wiring import load_runtime
 
@@ -85,20 +86,8 @@ async def _settled_spend_usd(stack: Stack) -> float:
 async def _usage_spend_usd(stack: Stack) -> float:
     """The cost of every usage record written so far."""
     tps = [TopicPartition(stack.topic("keel.usage"), p) for p in range(stack.settings.partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        for tp, offset in (await consumer.beginning_offsets(tps)).items():
-            consumer.seek(tp, offset)
-        total = 0.0
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                total += sum(wire.decode(stack.catalogue, m.value)["cost_usd"] or 0.0 for m in messages)
-        return total
-    finally:
-        await consumer.stop()
+    records = [m async for m in read_to_end(stack.settings.bootstrap_servers, tps)]
+    return sum(wire.decode(stack.catalogue, m.value)["cost_usd"] or 0.0 for m in records)
 
 
 def _one_call_maximum_usd(stack: Stack, events: list[RequestEvent]) -> float:
