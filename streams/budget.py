@@ -152,6 +152,7 @@ class Reservation:
 
     holds: tuple[tuple[str, str, BudgetLimits], ...] = ()
     refusal: Decision | None = None
+    amount: Amount = Amount()  # what each hold reserved
 
 
 Applied = tuple[Ledger, Decision | None, list[BudgetAlert]]

@@ -91,7 +91,7 @@ class BudgetClient:
         holds = tuple((r.scope, r.request_id, r.limits) for r in requests)
         refusal = next((d for d in decisions if not d.granted), None)
         if refusal is None:
-            return Reservation(holds)
+            return Reservation(holds, amount=amount)
         granted = Reservation(tuple(h for h, d in zip(holds, decisions, strict=True) if d.granted))
         self._send_later(granted, "release", Amount())
         return Reservation(refusal=refusal)
@@ -102,6 +102,11 @@ class BudgetClient:
             attempt.provider, attempt.model, tokens_in=attempt.tokens_in, tokens_out=attempt.tokens_out
         )
         self._send_later(reservation, "settle", Amount(cost.usd or 0.0, attempt.tokens_in + attempt.tokens_out))
+
+    def abandon(self, reservation: Reservation) -> None:
+        """The call was cut short (its event cancelled by a rebalance or shutdown): it may have been
+        paid for, so its holds are settled in full at once rather than when they expire."""
+        self._send_later(reservation, "settle", reservation.amount)
 
     async def probe(self, scopes: Sequence[Scope], amount: Amount) -> Decision | None:
         """The first refusal a call of ``amount`` would meet now, or None: it would fit."""

@@ -107,10 +107,9 @@ async def run_chain(
         if not deps.breakers.allows(spec.key, deps.clock.monotonic()):
             answer = _Answer(None, None, CircuitOpen(f"the circuit of {spec.key} is open"))
         else:
-            reservation = await _reserve(agent, spec, messages, deps, tenant, timeout_s=remaining_s)
-            answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=remaining_s)
-            if reservation is not None and deps.budgets is not None:
-                deps.budgets.settle(reservation, attempts[-1])
+            answer = await _budgeted_attempt(
+                agent, spec, messages, deps, attempts, tenant=tenant, purpose=purpose, timeout_s=remaining_s
+            )
             _record_health(deps, spec, answer.error)
         if answer.error is None and answer.response is not None and answer.validated is not None:
             return ChainSuccess(answer.response, answer.validated, prompt)
@@ -157,6 +156,30 @@ def _start(
     if index is None:
         raise ChainStopped("dead_letter", _no_model(chain, _tokens(prompt)))
     return index, prompt, trimmed
+
+
+async def _budgeted_attempt(
+    agent: Agent,
+    spec: ModelSpec,
+    messages: list[ChatMessage],
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    tenant: str | None,
+    purpose: str,
+    timeout_s: float,
+) -> _Answer:
+    """One attempt, its maximum cost reserved in the event's budgets first and settled after."""
+    reservation = await _reserve(agent, spec, messages, deps, tenant, timeout_s=timeout_s)
+    if reservation is None or deps.budgets is None:
+        return await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
+    try:
+        answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
+    except BaseException:  # cancelled mid-call (a rebalance, a shutdown): it may have been paid for
+        deps.budgets.abandon(reservation)
+        raise
+    deps.budgets.settle(reservation, attempts[-1])
+    return answer
 
 
 async def _reserve(

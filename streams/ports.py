@@ -29,6 +29,8 @@ class BudgetGate(Protocol):
 
     def settle(self, reservation: Reservation, attempt: Attempt) -> None: ...
 
+    def abandon(self, reservation: Reservation) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Deps:

@@ -80,7 +80,7 @@ def _spent_usd(tally: Tally, ids: list[str]) -> float:
 
 
 async def _settled_spend_usd(stack: Stack) -> float:
-    return (await settled_spend(stack.settings, SCOPE)).usd
+    return (await settled_spend(stack.settings, SCOPE, wait_s=150)).usd  # beyond a hold's expiry (90 s)
 
 
 async def _usage_spend_usd(stack: Stack) -> float:
@@ -135,6 +135,8 @@ async def test_two_workers_with_256_in_flight_each_overspend_by_at_most_one_call
             assert summary["missing"] == 0, summary
             assert summary["parked"] > 0 and summary["results"] > 0, summary
             spent = await _settled_spend_usd(stack)
-        assert spent == pytest.approx(await _usage_spend_usd(stack)), "the ledger reconciles with the usage records"
+        # Calls cut short when the second worker's arrival moved partitions count in full in the ledger
+        # (they may have been paid for) but have no usage record: the ledger is at least the usage.
+        assert await _usage_spend_usd(stack) <= spent + 1e-9, "every recorded call is in the ledger"
         bound = limit_usd + _one_call_maximum_usd(stack, events)
         assert spent <= bound, f"spent {spent:.6f} USD against a limit of {limit_usd} (bound {bound:.6f})"
