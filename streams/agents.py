@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
 from streams.catalogue import Catalogue, CatalogueSchema
+from streams.config_file import validation_problems
 from streams.errors import AgentDefinitionError
 from streams.output_schema import to_json_schema
 from streams.prompt import PromptTemplates, compile_template
@@ -184,7 +185,7 @@ def parse_definition(path: Path) -> AgentDefinition:
     try:
         return AgentDefinition.model_validate(document)
     except ValidationError as exc:
-        raise AgentDefinitionError(where, [_describe(error) for error in exc.errors()]) from exc
+        raise AgentDefinitionError(where, validation_problems(exc)) from exc
 
 
 def load_agents(agents_dir: Path, catalogue: Catalogue, *, only: list[str] | None = None) -> list[Agent]:
@@ -205,8 +206,3 @@ def load_agents(agents_dir: Path, catalogue: Catalogue, *, only: list[str] | Non
             raise AgentDefinitionError(str(agents_dir), [f"no agent named {', '.join(unknown)}"])
         agents = [a for a in agents if a.name in only]
     return agents
-
-
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    return f"{location}: {error['msg']}"

@@ -19,6 +19,27 @@ import orjson
 
 # Latency bucket upper bounds in ms: 10 ms x 1.25^i up to ~10 minutes (a percentile is within 25%).
 LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(10 * 1.25**i for i in range(50))
+
+
+def latency_bucket(latency_ms: float) -> int:
+    """The index of the latency bucket (``LATENCY_BOUNDS_MS``) a duration falls in."""
+    return bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)
+
+
+def latency_quantile_ms(latency: dict[int, int], q: float) -> float | None:
+    """The upper bound of the bucket holding the q-th quantile of counts by bucket (None: none): within
+    25% above the true value."""
+    total = sum(latency.values())
+    if not total:
+        return None
+    rank, seen = q * total, 0
+    for index in sorted(latency):
+        seen += latency[index]
+        if seen >= rank:
+            return LATENCY_BOUNDS_MS[min(index, len(LATENCY_BOUNDS_MS) - 1)]
+    return LATENCY_BOUNDS_MS[-1]
+
+
 VALIDATION_REASONS = frozenset({"output_not_json", "output_truncated", "output_schema_violation", "output_invalid"})
 DIMENSIONS = ("agent", "model", "tenant")
 
@@ -144,21 +165,13 @@ class UsageStats:
             tokens_out=record.tokens_out,
             cost_usd=record.cost_usd or 0.0,
             unpriced=int(record.cost_usd is None),
-            latency={bisect.bisect_left(LATENCY_BOUNDS_MS, record.latency_ms): 1},
+            latency={latency_bucket(record.latency_ms): 1},
             applied={record.partition: record.offset},
         )
 
     def percentile_ms(self, q: float) -> float | None:
         """The upper bound of the bucket holding the q-th quantile (None: no calls)."""
-        total = sum(self.latency.values())
-        if not total:
-            return None
-        rank, seen = q * total, 0
-        for index in sorted(self.latency):
-            seen += self.latency[index]
-            if seen >= rank:
-                return LATENCY_BOUNDS_MS[min(index, len(LATENCY_BOUNDS_MS) - 1)]
-        return LATENCY_BOUNDS_MS[-1]
+        return latency_quantile_ms(self.latency, q)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(

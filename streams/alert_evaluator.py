@@ -32,6 +32,7 @@ from streams.alert_observation import Observation, partition_of, scope_key
 from streams.alerts import Alert, alert_record
 from streams.catalogue import Catalogue
 from streams.clock import Clock
+from streams.consumers import group_consumer
 from streams.producer import RecordProducer, until_written
 from streams.settings import Settings
 from streams.topics import alert_evaluator_group, alert_observations_topic
@@ -64,14 +65,7 @@ class AlertEvaluator:
         self._rebalances = 0
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            group_id=alert_evaluator_group(self._settings),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(self._settings.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(self._settings.heartbeat_interval_s * 1000),
-        )
+        consumer = group_consumer(self._settings, alert_evaluator_group(self._settings))
         consumer.subscribe([self._topic], listener=_Rebalance(self, consumer))
         await consumer.start()
         try:

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from streams.alerts import FIRING, Alert, decode_alert
 from streams.catalogue import Catalogue
+from streams.consumers import read_to_end
 from streams.errors import DecodeError
 from streams.settings import Settings
 from streams.topics import ALERTS
@@ -20,25 +21,13 @@ log = logging.getLogger(__name__)
 async def read_alerts(settings: Settings, catalogue: Catalogue) -> list[Alert]:
     """Every alert the topic still holds (it keeps seven days), in the order they were decided."""
     topic = settings.topic(ALERTS)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
     alerts: list[Alert] = []
-    try:
-        await consumer.start()
-        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in messages:
-                    try:
-                        alerts.append(decode_alert(catalogue, message.value or b""))
-                    except DecodeError as exc:  # not an alert: nothing to take over or show
-                        log.warning("%s/%s/%s is not an alert: %s", topic, message.partition, message.offset, exc)
-    finally:
-        await consumer.stop()
+    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    async for message in read_to_end(settings.bootstrap_servers, tps):
+        try:
+            alerts.append(decode_alert(catalogue, message.value or b""))
+        except DecodeError as exc:  # not an alert: nothing to take over or show
+            log.warning("%s/%s/%s is not an alert: %s", topic, message.partition, message.offset, exc)
     return sorted(alerts, key=lambda alert: alert.at_ms)
 
 

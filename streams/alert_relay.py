@@ -23,6 +23,7 @@ from aiokafka.structs import OffsetAndMetadata
 from streams.alert_delivery import AlertSink, Backoff, Sleep, deliver_everywhere
 from streams.alerts import decode_alert
 from streams.catalogue import Catalogue
+from streams.consumers import group_consumer
 from streams.errors import DecodeError
 from streams.settings import Settings
 from streams.topics import ALERTS, alert_relay_group
@@ -47,16 +48,8 @@ async def run_relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[Al
 async def relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[AlertSink], sleep: Sleep) -> None:
     """Run until cancelled."""
     backoff = Backoff(settings.alert_retry_base_s, settings.alert_retry_max_s)
-    consumer = AIOKafkaConsumer(
-        settings.topic(ALERTS),
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=alert_relay_group(settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_interval_ms=DAY_MS,
-        session_timeout_ms=int(settings.session_timeout_s * 1000),
-        heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
-    )
+    consumer = group_consumer(settings, alert_relay_group(settings), max_poll_interval_ms=DAY_MS)
+    consumer.subscribe([settings.topic(ALERTS)])
     await consumer.start()
     log.warning("alert relay: %s -> %s", settings.topic(ALERTS), ", ".join(s.name for s in sinks) or "no sinks")
     try:

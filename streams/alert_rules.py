@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from streams.alerts import RUNBOOK_ANCHORS, Dimension, Severity
+from streams.config_file import load_model
 from streams.errors import ConfigError
 
 MAX_LOOKBACK_S = 24 * 3600  # the observation topic keeps 25 hours (streams/topics.py)
@@ -191,17 +191,4 @@ class AlertRules(BaseModel):
 
 
 def load_rules(path: Path) -> AlertRules:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise AlertRulesError(f"{path}: cannot read the alert rules: {exc}") from exc
-    try:
-        return AlertRules.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(_describe(error) for error in exc.errors())
-        raise AlertRulesError(f"{path}: {problems}") from exc
-
-
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    return f"{location}: {error['msg']}"
+    return load_model(path, AlertRules, AlertRulesError, what="the alert rules")

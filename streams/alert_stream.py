@@ -24,10 +24,10 @@ from streams.alerts import Alert, runbook_url
 from streams.catalogue import Catalogue
 from streams.clock import SystemClock
 from streams.errors import DecodeError
+from streams.faust_app import exit_for_restart
 from streams.producer import RecordProducer
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, alert_observations_topic
-from streams.worker import exit_for_restart
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,9 @@ A ``Series`` keeps the buckets of the last ``lookback`` and nothing older, so it
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 
-from streams.aggregate import LATENCY_BOUNDS_MS, VALIDATION_REASONS
+from streams.aggregate import VALIDATION_REASONS, latency_bucket, latency_quantile_ms
 from streams.alert_observation import Observation
 
 CIRCUIT_OPEN = "circuit_open"
@@ -37,7 +36,7 @@ class Bucket:
             self.circuit_open += dead and obs.reason == CIRCUIT_OPEN
             if obs.outcome == "result":
                 self.results += 1
-                index = bisect.bisect_left(LATENCY_BOUNDS_MS, obs.latency_ms)
+                index = latency_bucket(obs.latency_ms)
                 self.latency[index] = self.latency.get(index, 0) + 1
                 for threshold in slow_ms:
                     if obs.latency_ms > threshold:
@@ -66,14 +65,7 @@ class Bucket:
         """The upper bound of the latency bucket holding the q-th quantile of results (None: none): within
         25% above the true value. Whether a quantile is over a threshold is decided exactly, by
         ``slower``."""
-        if not self.results:
-            return None
-        rank, seen = q * self.results, 0
-        for index in sorted(self.latency):
-            seen += self.latency[index]
-            if seen >= rank:
-                return LATENCY_BOUNDS_MS[min(index, len(LATENCY_BOUNDS_MS) - 1)]
-        return LATENCY_BOUNDS_MS[-1]
+        return latency_quantile_ms(self.latency, q)
 
 
 @dataclass(slots=True)

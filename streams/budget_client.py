@@ -28,6 +28,7 @@ from streams.clock import Clock
 from streams.domain import Attempt, RequestEvent
 from streams.emit import OutRecord
 from streams.errors import DecodeError
+from streams.model import max_output_tokens
 from streams.pricing import Pricing
 from streams.producer import RecordProducer, until_written
 from streams.prompt import render_prompt
@@ -45,9 +46,16 @@ def call_maximum(spec: ModelSpec, pricing: Pricing, *, prompt_chars: int, messag
     allowance (``max_tokens``). A model without a price costs nothing here (its agent has no USD
     budget: streams/budget_config.py refuses that)."""
     tokens_in = prompt_chars // CHARS_PER_TOKEN_AT_MOST + TOKENS_PER_MESSAGE * messages
-    tokens_out = int(spec.parameters.get("max_tokens") or DEFAULT_MAX_OUTPUT_TOKENS)
+    tokens_out = max_output_tokens(spec.parameters) or DEFAULT_MAX_OUTPUT_TOKENS
     cost = pricing.cost(spec.provider, spec.model, tokens_in=tokens_in, tokens_out=tokens_out)
     return Amount(cost.usd or 0.0, tokens_in + tokens_out)
+
+
+def first_call_maximum(agent: Agent, event: RequestEvent, pricing: Pricing) -> Amount:
+    """The maximum of the event's first call: its rendered prompt to the first model of the chain."""
+    prompt = render_prompt(agent.templates, event)
+    spec = agent.definition.model_chain[0]
+    return call_maximum(spec, pricing, prompt_chars=prompt.chars, messages=len(prompt.messages))
 
 
 class BudgetClient:
@@ -118,9 +126,7 @@ class BudgetClient:
     async def wait_for_room(self, agent: Agent, event: RequestEvent, *, until_ms: int) -> None:
         """Until a call like the event's first fits every budget it falls under, or ``until_ms`` (the
         end of the period that was full) passes; asking every ``budget_resume_poll_s``."""
-        prompt = render_prompt(agent.templates, event)
-        spec = agent.definition.model_chain[0]
-        amount = call_maximum(spec, self._pricing, prompt_chars=prompt.chars, messages=len(prompt.messages))
+        amount = first_call_maximum(agent, event, self._pricing)
         scopes = self._budgets.scopes(agent.name, event.tenant)
         while (left_ms := until_ms - self._clock.now_ms()) > 0:
             refusal = await self.probe(scopes, amount)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from streams.agents import Agent, BudgetPolicy
 from streams.budget import BudgetLimits, Limits
+from streams.config_file import load_model
 from streams.errors import BudgetConfigError
 from streams.pricing import Pricing
 
@@ -66,8 +66,9 @@ def load_budgets(path: Path, agents: list[Agent], pricing: Pricing) -> Budgets:
     document = _read(path)
     unknown = sorted(set(document.agents) - {agent.name for agent in agents})
     by_agent = {agent.name: limits_of(document.agents.get(agent.name, agent.definition.budget)) for agent in agents}
+    tenant_usd = any(t.daily_usd or t.monthly_usd for t in document.tenants.values())
     for agent in agents:
-        limits, tenant_usd = by_agent[agent.name], any(t.daily_usd or t.monthly_usd for t in document.tenants.values())
+        limits = by_agent[agent.name]
         if limits.day.usd or limits.month.usd or tenant_usd:
             chain = [(spec.provider, spec.model) for spec in agent.definition.model_chain]
             unpriced = pricing.unpriced(chain)
@@ -84,11 +85,4 @@ def load_budgets(path: Path, agents: list[Agent], pricing: Pricing) -> Budgets:
 def _read(path: Path) -> BudgetFile:
     if not path.exists():
         return BudgetFile()
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return BudgetFile.model_validate(document)
-    except (OSError, yaml.YAMLError) as exc:
-        raise BudgetConfigError(f"{path}: cannot read the budget file: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise BudgetConfigError(f"{path}: invalid budget file: {problems}") from exc
+    return load_model(path, BudgetFile, BudgetConfigError, what="the budget file")

@@ -25,11 +25,11 @@ from streams.budget import KINDS, BudgetAlert, BudgetLimits, BudgetRequest, Ledg
 from streams.budget_records import BudgetCodec, decode_ledger, encode_ledger
 from streams.catalogue import Catalogue
 from streams.clock import Clock
+from streams.consumers import group_consumer, read_to_end
 from streams.emit import OutRecord
 from streams.errors import DecodeError
 from streams.producer import RecordProducer, until_written
 from streams.settings import Settings
-from streams.topic_read import read_to_end
 from streams.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
 
 log = logging.getLogger(__name__)
@@ -89,14 +89,7 @@ class BudgetOwner:
         self.applying = asyncio.Lock()
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            group_id=budget_owner_group(self._settings),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(self._settings.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(self._settings.heartbeat_interval_s * 1000),
-        )
+        consumer = group_consumer(self._settings, budget_owner_group(self._settings))
         await consumer.start()
         try:
             consumer.subscribe([self._requests], listener=_Listener(self, consumer))

@@ -20,10 +20,10 @@ from streams.budget_client import BudgetClient
 from streams.budget_config import Budgets
 from streams.budget_records import decode_ledger
 from streams.clock import SystemClock
+from streams.consumers import read_to_end
 from streams.errors import BudgetConfigError
 from streams.producer import RecordProducer
 from streams.settings import Settings
-from streams.topic_read import read_to_end
 from streams.topics import budget_ledger_topic
 from streams.wiring import load_runtime
 

@@ -34,14 +34,13 @@ from streams.errors import (
     RateLimitWait,
 )
 from streams.fallback import Fallback, Position, Reask, Retry, Stop, Trim, decide, first_model
-from streams.model import ChatMessage, ModelRequest, ModelResponse
+from streams.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse
 from streams.parse import ValidatedOutput, parse_json_object, validate_output
 from streams.ports import Deps
 from streams.prompt import RenderedPrompt
 from streams.rate_limit import Permit, estimate_tokens
 
 log = logging.getLogger(__name__)
-CHARS_PER_TOKEN = 4  # a rough, conservative estimate, only used to skip models with a small window
 HOLD_GRACE_S = 60.0  # a budget hold outlives its call by this much before it counts as spent in full
 
 

@@ -46,7 +46,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     # Each run gets topics of its own unless a namespace is set, so the backlog of an earlier run that
     # was interrupted never delays this one (and this one's counts are its own).
     namespace = settings.namespace or f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    with _services(settings, options.provider) as worker_env:
+    with local_services(settings, options.provider) as worker_env:
         settings = settings.model_copy(update={"provider_override": options.provider, "namespace": namespace})
         say(f"namespace {namespace}: topics {namespace}.<name>, consumer group keel-{namespace}")
         with worker_process(settings, worker_env), worker_process(settings, worker_env, command="aggregate"):
@@ -65,7 +65,7 @@ async def publish_samples(settings: Settings, agent_name: str, count: int) -> li
 
 
 @contextlib.contextmanager
-def _services(settings: Settings, provider: str) -> Iterator[dict[str, str]]:
+def local_services(settings: Settings, provider: str) -> Iterator[dict[str, str]]:
     """Start the broker and the model endpoint when they are not running; stop what we started."""
     stack = contextlib.ExitStack()
     with stack:

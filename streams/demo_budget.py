@@ -19,13 +19,12 @@ import orjson
 import yaml
 
 from streams.alert_log import read_alerts
-from streams.budget_client import call_maximum
+from streams.budget_client import first_call_maximum
 from streams.budget_report import raise_budget, settled_spend
 from streams.catalogue import Catalogue
-from streams.demo import DemoOptions, _services, publish_samples
+from streams.demo import DemoOptions, local_services, publish_samples
 from streams.kafka_admin import ensure_topics
 from streams.local_stack import say, worker_process
-from streams.prompt import render_prompt
 from streams.publish import load_samples, take
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import topic_plan
@@ -43,7 +42,7 @@ def run_budget_demo(settings: Settings, options: DemoOptions) -> int:
     budgets_file = settings.state_dir / f"budgets-{namespace}.yaml"
     budgets_file.parent.mkdir(parents=True, exist_ok=True)
     budgets_file.write_text(yaml.safe_dump({"agents": {AGENT: {"daily_usd": limit_usd}}}))
-    with _services(settings, "sim") as services_env:
+    with local_services(settings, "sim") as services_env:
         settings = settings.model_copy(
             update={"provider_override": "sim", "namespace": namespace, "budgets_file": budgets_file, "agents": [AGENT]}
         )
@@ -106,6 +105,4 @@ def _one_call_maximum_usd(settings: Settings) -> float:
     runtime = load_runtime(settings)
     [agent] = runtime.agents
     samples = load_samples(REPO_ROOT / "deploy" / "samples" / f"{AGENT}.jsonl")
-    prompts = [render_prompt(agent.templates, event) for event in take(samples, len(samples))]
-    spec = agent.definition.model_chain[0]
-    return max(call_maximum(spec, runtime.pricing, prompt_chars=p.chars, messages=len(p.messages)).usd for p in prompts)
+    return max(first_call_maximum(agent, event, runtime.pricing).usd for event in take(samples, len(samples)))

@@ -7,12 +7,15 @@ their own, with their own consumer groups; both talk to the same broker the same
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import faust
 
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' text exposition format
 
@@ -57,10 +60,19 @@ def serve_metrics(app: faust.App, exposition: Callable[[], bytes]) -> None:
 def run(app: faust.App, settings: Settings, *, what: str) -> NoReturn:
     """Hand over to faust until stopped."""
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
-    log = logging.getLogger(__name__)
     log.warning("keel %s starting on %s", what, settings.bootstrap_servers)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is too much at info
     logging.getLogger("aiokafka").setLevel(logging.INFO)  # its per-record debug lines cost ~10% of a worker's CPU
     logging.getLogger("aiokafka.consumer.subscription_state").setLevel(logging.WARNING)  # store loads
     worker.execute_from_commandline()
+
+
+def exit_for_restart(what: str, exc: BaseException) -> NoReturn:
+    """Crash-only, for the worker and the aggregator alike: a restarted worker is redelivered every
+    unacked event, and the outcome store keeps that from costing a second model call. Carrying on
+    instead could let faust commit past the event (a restarted faust agent acks the events after it),
+    or leave a crashed app running idle."""
+    log.critical("%s: %r; exiting so that a supervisor restarts the process", what, exc, exc_info=exc)
+    logging.shutdown()
+    os._exit(70)

@@ -10,6 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+CHARS_PER_TOKEN = 4  # a rough estimate of a prompt's tokens before a call (context windows, rate limits)
+
+
+def max_output_tokens(parameters: Mapping[str, Any]) -> int | None:
+    """The answer's token allowance a request sets (``max_tokens`` or ``max_completion_tokens``), if any."""
+    answer = parameters.get("max_tokens", parameters.get("max_completion_tokens"))
+    return answer if isinstance(answer, int) and not isinstance(answer, bool) and answer > 0 else None
+
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:

@@ -27,8 +27,9 @@ import struct
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from streams.consumers import read_to_end
 from streams.emit import OutRecord
 
 log = logging.getLogger(__name__)
@@ -153,22 +154,10 @@ class OutcomeStore:
 
     async def _read(self, partition: int) -> None:
         """Everything in one store partition, up to its end as of now (later entries win)."""
-        tp = TopicPartition(self.topic, partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            begin = (await consumer.beginning_offsets([tp]))[tp]
-            end = (await consumer.end_offsets([tp]))[tp]
-            consumer.seek(tp, begin)  # explicit and immediate: seek_to_beginning() can race the fetcher
-            self._entries.drop(partition)
-            while await consumer.position(tp) < end:
-                messages = (await consumer.getmany(tp, timeout_ms=1000)).get(tp, [])
-                self._entries.put(partition, ((m.key, m.value) for m in messages if m.key is not None))
-        finally:
-            await consumer.stop()
+        self._entries.drop(partition)
+        async for message in read_to_end(self._bootstrap, [TopicPartition(self.topic, partition)]):
+            if message.key is not None:
+                self._entries.put(partition, ((message.key, message.value),))
 
 
 class _Entries:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from streams.config_file import load_model
 from streams.errors import PricingError
 
 ANY_MODEL = "*"
@@ -89,11 +89,4 @@ class Pricing:
 
 
 def load_pricing(path: Path) -> Pricing:
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PricingError(f"{path}: cannot read the price table: {exc}") from exc
-    try:
-        return Pricing(PriceTable.model_validate(doc))
-    except ValidationError as exc:
-        raise PricingError(f"{path}: invalid price table: {exc}") from exc
+    return Pricing(load_model(path, PriceTable, PricingError, what="the price table"))

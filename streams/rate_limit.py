@@ -23,9 +23,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streams.model import ChatMessage, ProviderLimits
+from streams.model import CHARS_PER_TOKEN, ChatMessage, ProviderLimits, max_output_tokens
 
-CHARS_PER_TOKEN = 4  # the same rough estimate the chain uses for context windows
 SECONDS_PER_MINUTE = 60.0
 HOLD = "provider_hold"  # the limit a provider's hold stands for, in metrics and messages
 
@@ -230,6 +229,4 @@ def shares(owned: Collection[TP], reads: Mapping[str, Iterable[str]], partitions
 def estimate_tokens(messages: Sequence[ChatMessage], parameters: Mapping[str, Any]) -> int:
     """What a call will count against a tokens-per-minute limit, before it is made: the prompt at
     ``CHARS_PER_TOKEN`` characters a token, plus the answer's ``max_tokens`` when the request sets it."""
-    answer = parameters.get("max_tokens", parameters.get("max_completion_tokens"))
-    answer = answer if isinstance(answer, int) and not isinstance(answer, bool) and answer > 0 else 0
-    return sum(len(message.content) for message in messages) // CHARS_PER_TOKEN + answer
+    return sum(len(message.content) for message in messages) // CHARS_PER_TOKEN + (max_output_tokens(parameters) or 0)

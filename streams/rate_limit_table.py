@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streams.agents import RateLimitPolicy
+from streams.config_file import load_model
 from streams.errors import RateLimitTableError
 
 
@@ -40,11 +40,4 @@ class RateLimitTable(BaseModel):
 
 
 def load_rate_limits(path: Path) -> RateLimitTable:
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RateLimitTableError(f"{path}: cannot read the rate limits: {exc}") from exc
-    try:
-        return RateLimitTable.model_validate(doc or {})
-    except ValidationError as exc:
-        raise RateLimitTableError(f"{path}: invalid rate limits: {exc}") from exc
+    return load_model(path, RateLimitTable, RateLimitTableError, what="the rate limits")

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from streams.aggregate import HOUR, MINUTE, UsageStats, WindowSpec, split_key
+from streams.consumers import read_to_end
 from streams.settings import Settings
 from streams.topics import usage_changelog
 
@@ -45,24 +46,14 @@ async def read_windows(settings: Settings, spec: WindowSpec, *, dimension: str) 
 
 
 async def _read_changelog(bootstrap: str, tps: list[TopicPartition]) -> dict[tuple[str, float], UsageStats]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    try:
-        await consumer.start()
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        latest: dict[tuple[str, float], UsageStats] = {}
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in messages:
-                    key, (start_s, _end_s) = orjson.loads(message.key or b"null")
-                    if message.value is None:
-                        latest.pop((key, start_s), None)
-                    else:
-                        latest[key, start_s] = UsageStats.from_bytes(message.value)
-        return latest
-    finally:
-        await consumer.stop()
+    latest: dict[tuple[str, float], UsageStats] = {}
+    async for message in read_to_end(bootstrap, tps):
+        key, (start_s, _end_s) = orjson.loads(message.key or b"null")
+        if message.value is None:
+            latest.pop((key, start_s), None)
+        else:
+            latest[key, start_s] = UsageStats.from_bytes(message.value)
+    return latest
 
 
 def format_rows(rows: list[WindowRow], *, period: str, limit: int) -> str:

@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import os
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -29,6 +28,7 @@ from streams.budget_owner import BudgetOwner, run_owner
 from streams.decode import read_source
 from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
+from streams.faust_app import exit_for_restart
 from streams.inflight import Inflight, Limit, lane_of
 from streams.kafka_admin import ensure_topics
 from streams.limiter import Limiter
@@ -57,7 +57,7 @@ def create_app(runtime: Runtime) -> faust.App:
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
     inflight = Inflight(settings.max_in_flight)
     metrics = WorkerMetrics(runtime.pricing)
-    runtime, owner = _with_budgets(app, runtime, producer)
+    runtime, budgets = _with_budgets(app, runtime, producer)
     stores: dict[str, OutcomeStore] = {}  # by every topic the store's agent reads
     shells: list[_Shell] = []
     for agent in runtime.agents:
@@ -68,7 +68,7 @@ def create_app(runtime: Runtime) -> faust.App:
         shell = _Shell(agent, runtime, store, producer, inflight, limit, metrics)
         shells.append(shell)
         readers = [(name, f".retry.{tier}" if tier else "", _tier_wait(shell, tier)) for tier, name in tiers]
-        for name, suffix, wait in [*readers, (topics.parked, ".parked", _parked_wait(shell))]:
+        for name, suffix, wait in [*readers, (topics.parked, ".parked", _parked_wait(shell, budgets))]:
             topic = app.topic(name, key_serializer="raw", value_serializer="raw")
             app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(app, shell, suffix, wait))
             stores[name] = store
@@ -81,7 +81,7 @@ def create_app(runtime: Runtime) -> faust.App:
             in_flight=lambda: [(shell.agent.name, shell.limit.in_flight) for shell in shells],
             circuits=lambda: deps.breakers.snapshot(deps.clock.monotonic()),
             lag=lambda: _consumer_lag(app, set(stores)),
-            budgets=owner.remaining if owner is not None else list,
+            budgets=budgets.owner.remaining if budgets is not None else list,
         )
     )
 
@@ -99,8 +99,8 @@ def create_app(runtime: Runtime) -> faust.App:
         if abandoned:
             log.warning("stopping: %d in-flight events did not end in time; they run again after a restart", abandoned)
         await runtime.aclose()
-        if isinstance(runtime.deps.budgets, BudgetClient):
-            await runtime.deps.budgets.stop()
+        if budgets is not None:
+            await budgets.client.stop()
         await producer.stop()
         for store in set(stores.values()):
             store.close()
@@ -110,9 +110,15 @@ def create_app(runtime: Runtime) -> faust.App:
     return app
 
 
-def _with_budgets(app: faust.App, runtime: Runtime, producer: RecordProducer) -> tuple[Runtime, BudgetOwner | None]:
+@dataclass(frozen=True, slots=True)
+class _Budgets:
+    client: BudgetClient  # the worker's side: reservations, and parked events' waits
+    owner: BudgetOwner  # the budgets this worker decides (streams/budget_owner.py)
+
+
+def _with_budgets(app: faust.App, runtime: Runtime, producer: RecordProducer) -> tuple[Runtime, _Budgets | None]:
     """With budgets declared: the runtime whose calls reserve through a budget client, and this
-    worker's budget owner, running for as long as the app does (streams/budget_owner.py)."""
+    worker's budget owner, running for as long as the app does."""
     if not runtime.budgets:
         return runtime, None
     settings, clock = runtime.settings, runtime.deps.clock
@@ -126,16 +132,7 @@ def _with_budgets(app: faust.App, runtime: Runtime, producer: RecordProducer) ->
 
     app.task(own_budgets)
 
-    return dataclasses.replace(runtime, deps=dataclasses.replace(runtime.deps, budgets=client)), owner
-
-
-def exit_for_restart(what: str, exc: BaseException) -> NoReturn:
-    """Crash-only: a restarted worker is redelivered every unacked event, and the outcome store keeps
-    that from costing a second model call. Carrying on instead could let faust commit past the event
-    (a restarted faust agent acks the events after it), or leave a crashed app running idle."""
-    log.critical("%s: %r; exiting so that a supervisor restarts the worker", what, exc, exc_info=exc)
-    logging.shutdown()
-    os._exit(70)
+    return dataclasses.replace(runtime, deps=dataclasses.replace(runtime.deps, budgets=client)), _Budgets(client, owner)
 
 
 def _exit_on_crash(app: faust.App) -> None:
@@ -239,21 +236,20 @@ def _tier_wait(shell: _Shell, tier: int) -> Wait:
     return wait
 
 
-def _parked_wait(shell: _Shell) -> Wait:
+def _parked_wait(shell: _Shell, budgets: _Budgets | None) -> Wait:
     """A parked event waits until a call like its next one fits its budgets again: the period ended,
-    or the budget was raised."""
+    or the budget was raised. With no budgets declared (any more), it runs at once."""
     runtime = shell.runtime
-    budgets = runtime.deps.budgets
 
     async def wait(delivered: SourceRecord) -> tuple[Arrival, bool]:
         arrived, parking = parked_arrival(delivered)
-        if parking is None or not isinstance(budgets, BudgetClient):
+        if parking is None or budgets is None:
             return arrived, False
         max_bytes, clock = runtime.settings.max_event_bytes, runtime.deps.clock
         decoded = read_source(runtime.catalogue, arrived.source, max_event_bytes=max_bytes, clock=clock)
         if decoded.event is None:
             return arrived, False  # it will be a dead letter: no budget needed for that
-        await budgets.wait_for_room(shell.agent, decoded.event, until_ms=parking.until_ms)
+        await budgets.client.wait_for_room(shell.agent, decoded.event, until_ms=parking.until_ms)
         return arrived, True
 
     return wait

@@ -197,9 +197,9 @@ async def get_when_up(url: str, *, tries: int = 40) -> httpx.Response:
 
 
 async def scrape_metrics(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample on a worker's /metrics page, by name and labels."""
+    """Every sample on a worker's /metrics page (served as Prometheus text), by name and labels."""
     response = await get_when_up(f"http://127.0.0.1:{port}/metrics")
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(response.text)

@@ -8,17 +8,14 @@ from functools import partial
 
 from harness import free_port
 from receivers import Answer, receiver
+from sample_alerts import agent_alert
 
 from connectors.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
 from streams.alert_delivery import Backoff, Delivered, Rejected, RetryLater, deliver
-from streams.alerts import Alert
 
-ALERT = Alert(
-    dedup_key="circuit_open:agent=support_triage",
-    status="firing",
+ALERT = agent_alert(
     rule="circuit_open",
     severity="error",
-    dimension="agent",
     scope="support_triage",
     observed=3,
     threshold=1,
@@ -27,7 +24,6 @@ ALERT = Alert(
     summary="support_triage: 3 events ended with every model's circuit open in 5m (threshold 1)",
     runbook_url="README.md#runbook-circuit-open",
     at_ms=1_800_000_000_000,
-    started_at_ms=1_800_000_000_000,
     agent="support_triage",
     sample_event_ids=("e-1",),
 )

@@ -17,10 +17,11 @@ from typing import Any
 
 from harness import Stack, committed_offsets, free_port, run_through, worker_stack
 from receivers import Answer, receiver
+from sample_alerts import agent_alert
 
 from streams import wire
 from streams.alert_log import read_alerts
-from streams.alerts import RUNBOOK_ANCHORS, Alert, alert_record, dedup_key, runbook_url
+from streams.alerts import RUNBOOK_ANCHORS, Alert, alert_record, runbook_url
 from streams.catalogue import Catalogue
 from streams.emit import OutRecord
 from streams.local_stack import simulator_process, terminate, worker_process
@@ -250,12 +251,9 @@ async def test_the_relay_commits_an_alert_only_once_every_sink_took_it(
         kafka_bootstrap, tmp_path, provider="sim", base_url="http://127.0.0.1:9/v1", start=False
     ) as stack:
         now_ms = int(time.time() * 1000)
-        budget = Alert(
-            dedup_key=dedup_key("budget", "agent", "support_triage"),
-            status="firing",
+        budget = agent_alert(
             rule="budget",
             severity="warning",
-            dimension="agent",
             scope="support_triage",
             observed=41.0,
             threshold=40.0,
@@ -264,7 +262,6 @@ async def test_the_relay_commits_an_alert_only_once_every_sink_took_it(
             summary="support_triage has spent 80% of its daily budget (41.00 of 50.00 USD)",
             runbook_url=runbook_url(stack.settings, RUNBOOK_ANCHORS["budget"]),
             at_ms=now_ms,
-            started_at_ms=now_ms,
             agent="support_triage",
         )
         async with RecordProducer(stack.settings.bootstrap_servers) as producer:

@@ -13,13 +13,12 @@ from aiokafka import TopicPartition
 from harness import AGENTS, Stack, assert_exactly_one_outcome_and_audit, worker_stack
 
 from streams import wire
-from streams.budget_client import call_maximum
+from streams.budget_client import first_call_maximum
 from streams.budget_report import raise_budget, settled_spend
+from streams.consumers import read_to_end
 from streams.domain import RequestEvent
 from streams.local_stack import simulator_process, worker_process
-from streams.prompt import render_prompt
 from streams.publish import load_samples, publish, take
-from streams.topic_read import read_to_end
 from streams.watch import OutcomeWatcher, Tally, outcome_topics
 from streams.wiring import load_runtime
 
@@ -93,9 +92,7 @@ async def _usage_spend_usd(stack: Stack) -> float:
 def _one_call_maximum_usd(stack: Stack, events: list[RequestEvent]) -> float:
     runtime = load_runtime(stack.settings)
     [agent] = [a for a in runtime.agents if a.name == "support_triage"]
-    spec = agent.definition.model_chain[0]
-    prompts = [render_prompt(agent.templates, event) for event in events]
-    return max(call_maximum(spec, runtime.pricing, prompt_chars=p.chars, messages=len(p.messages)).usd for p in prompts)
+    return max(first_call_maximum(agent, event, runtime.pricing).usd for event in events)
 
 
 async def test_the_hard_limit_parks_events_and_a_raise_resumes_them(

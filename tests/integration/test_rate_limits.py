@@ -5,13 +5,21 @@ what the provider says."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from harness import assert_exactly_one_outcome_and_audit, free_port, run_through, scrape_metrics, worker_stack
+from harness import (
+    Stack,
+    assert_exactly_one_outcome_and_audit,
+    free_port,
+    run_through,
+    scrape_metrics,
+    worker_stack,
+)
 
 from streams.domain import RequestEvent
 from streams.local_stack import simulator_process, worker_process
@@ -38,6 +46,27 @@ def declare(tmp_path: Path, requests_per_minute: float) -> dict[str, str]:
     return {"KEEL_RATE_LIMITS_FILE": str(limits), "KEEL_RATE_LIMIT_BURST_S": "1"}
 
 
+@contextlib.contextmanager
+def sim_and_worker(
+    kafka_bootstrap: str, tmp_path: Path, sim_args: Sequence[str], *, web_port: int, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, Stack]]:
+    """The provider simulator started with ``sim_args``, and a worker calling it with 16 events in flight
+    and its metrics on ``web_port``: the simulator's URL and the worker's stack."""
+    with (
+        simulator_process(tmp_path, *sim_args) as sim_url,
+        worker_stack(
+            kafka_bootstrap,
+            tmp_path,
+            provider="sim",
+            base_url=sim_url,
+            web_port=web_port,
+            concurrency={"max_in_flight": 16},
+            env=env,
+        ) as stack,
+    ):
+        yield sim_url, stack
+
+
 def sim_get(sim_url: str, path: str) -> Any:
     return httpx.get(sim_url.removesuffix("/v1") + path).json()
 
@@ -62,18 +91,9 @@ async def test_a_burst_is_held_to_the_declared_limit_and_every_event_still_succe
     kafka_bootstrap: str, tmp_path: Path, make_event
 ) -> None:
     port = free_port()
-    with (
-        simulator_process(tmp_path, "--seed", "3", *LIMITED_SIM) as sim_url,
-        worker_stack(
-            kafka_bootstrap,
-            tmp_path,
-            provider="sim",
-            base_url=sim_url,
-            web_port=port,
-            concurrency={"max_in_flight": 16},
-            env=declare(tmp_path, KEEL_RPM),
-        ) as stack,
-    ):
+    with sim_and_worker(
+        kafka_bootstrap, tmp_path, ("--seed", "3", *LIMITED_SIM), web_port=port, env=declare(tmp_path, KEEL_RPM)
+    ) as (sim_url, stack):
         ids, tally = await run_through(stack, events={"support.tickets": tickets(make_event, 40, "RL")})
         metrics = await scrape_metrics(port)
         stats, times = sim_get(sim_url, "/sim/stats"), sim_get(sim_url, "/sim/requests")["times_s"]
@@ -98,16 +118,9 @@ async def test_two_workers_of_a_group_share_the_limit_and_stay_under_it_together
 ) -> None:
     ports = [free_port(), free_port()]
     with (
-        simulator_process(tmp_path, "--seed", "5", *LIMITED_SIM) as sim_url,
-        worker_stack(
-            kafka_bootstrap,
-            tmp_path,
-            provider="sim",
-            base_url=sim_url,
-            web_port=ports[0],
-            concurrency={"max_in_flight": 16},
-            env=declare(tmp_path, KEEL_RPM),
-        ) as stack,
+        sim_and_worker(
+            kafka_bootstrap, tmp_path, ("--seed", "5", *LIMITED_SIM), web_port=ports[0], env=declare(tmp_path, KEEL_RPM)
+        ) as (sim_url, stack),
         worker_process(stack.settings, {**stack.worker_env, "KEEL_WEB_PORT": str(ports[1])}) as second,
     ):
         for _ in range(120):  # until the group has settled with both workers in it
@@ -134,17 +147,8 @@ async def test_a_provider_answering_429_for_a_while_delays_events_and_fails_none
     # The provider's quota is gone for 5 s: each 429 says Retry-After 1 s, and that nothing remains
     # until the reset (x-ratelimit-remaining-requests: 0). Retrying after 1 s alone would spend an event's
     # 3 attempts in 2 s and dead-letter it; holding every call until the reset gets them all through.
-    with (
-        simulator_process(tmp_path, "--seed", "4", "--latency-ms", "20", "--retry-after-s", "1") as sim_url,
-        worker_stack(
-            kafka_bootstrap,
-            tmp_path,
-            provider="sim",
-            base_url=sim_url,
-            web_port=port,
-            concurrency={"max_in_flight": 16},
-        ) as stack,
-    ):
+    sim_args = ("--seed", "4", "--latency-ms", "20", "--retry-after-s", "1")
+    with sim_and_worker(kafka_bootstrap, tmp_path, sim_args, web_port=port) as (sim_url, stack):
         warm, warm_tally = await run_through(stack, events={"support.tickets": tickets(make_event, 1, "WARM")})
         assert_all_results(warm, warm_tally)  # the worker is consuming before the quota runs out
 

@@ -5,24 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import free_port, get_when_up, run_through, worker_stack
-from prometheus_client.parser import text_string_to_metric_families
+from harness import free_port, run_through, scrape_metrics, worker_stack
 
 from streams.local_stack import simulator_process
 from streams.pricing import load_pricing
 from streams.settings import REPO_ROOT
 
 MODEL = "smollm2-135m-instruct"
-
-
-async def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    response = await get_when_up(f"http://127.0.0.1:{port}/metrics")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(response.text)
-        for s in family.samples
-    }
 
 
 async def test_metrics_count_outcomes_attempts_tokens_and_the_cost_usage_records_carry(
@@ -36,7 +25,7 @@ async def test_metrics_count_outcomes_attempts_tokens_and_the_cost_usage_records
         worker_stack(kafka_bootstrap, tmp_path, provider="sim", base_url=sim_url, web_port=port) as stack,
     ):
         ids, tally = await run_through(stack, events={"support.tickets": good + broken}, raw=[(b"k", b"junk")])
-        got = await scrape(port)
+        got = await scrape_metrics(port)
 
     def value(name: str, **labels: str) -> float:
         return got.get((name, frozenset(labels.items())), 0.0)

@@ -1,4 +1,5 @@
 import pytest
+from sample_alerts import agent_alert
 
 from streams.alert_delivery import (
     Backoff,
@@ -11,12 +12,9 @@ from streams.alert_delivery import (
 )
 from streams.alerts import Alert
 
-ALERT = Alert(
-    dedup_key="dead_letters:agent=a",
-    status="firing",
+ALERT = agent_alert(
     rule="dead_letters",
     severity="warning",
-    dimension="agent",
     scope="a",
     observed=6,
     threshold=5,
@@ -25,7 +23,6 @@ ALERT = Alert(
     summary="a: 6 dead letters in 10m (threshold 5)",
     runbook_url="README.md#runbook-dead-letters",
     at_ms=1,
-    started_at_ms=1,
 )
 
 

@@ -2,17 +2,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from sample_alerts import agent_alert
 
 from connectors.alert_sinks import classify, pagerduty_event, parse_retry_after, slack_message
 from streams.alert_delivery import Delivered, Rejected, RetryLater
-from streams.alerts import Alert
 
-ALERT = Alert(
-    dedup_key="error_rate:agent=support_triage",
-    status="firing",
+ALERT = agent_alert(
     rule="error_rate",
     severity="error",
-    dimension="agent",
     scope="support_triage",
     observed=0.42,
     threshold=0.25,
@@ -21,7 +18,6 @@ ALERT = Alert(
     summary="support_triage: 42% of events ended as dead letters in 5m (21 of 50; threshold 25%)",
     runbook_url="https://docs.example.com/keel#runbook-error-rate",
     at_ms=1_800_000_000_000,
-    started_at_ms=1_800_000_000_000,
     agent="support_triage",
     sample_event_ids=("e-1", "e-2"),
     details={"note": "x"},

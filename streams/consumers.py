@@ -1,4 +1,4 @@
-"""Reading partitions from their beginning to their end as of now: compacted state and records so far."""
+"""Keel's own Kafka consumers (apart from faust's): reading partitions to their end, and group members."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.settings import Settings
 
 
 async def read_to_end(bootstrap_servers: str, tps: list[TopicPartition]) -> AsyncIterator[Any]:
@@ -23,3 +25,17 @@ async def read_to_end(bootstrap_servers: str, tps: list[TopicPartition]) -> Asyn
                     yield message
     finally:
         await consumer.stop()
+
+
+def group_consumer(settings: Settings, group_id: str, *, max_poll_interval_ms: int = 300_000) -> AIOKafkaConsumer:
+    """A member of ``group_id`` that commits by hand, from the earliest offset when the group has none,
+    with the worker's session and heartbeat settings."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=max_poll_interval_ms,
+        session_timeout_ms=int(settings.session_timeout_s * 1000),
+        heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
+    )

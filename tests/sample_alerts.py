@@ -1,0 +1,43 @@
+"""Alerts for the tests of sinks and their delivery, in unit and integration tests alike."""
+
+from __future__ import annotations
+
+from streams.alerts import Alert, Severity, dedup_key
+
+
+def agent_alert(
+    *,
+    rule: str,
+    scope: str,
+    severity: Severity,
+    observed: float,
+    threshold: float,
+    unit: str,
+    window: str,
+    summary: str,
+    runbook_url: str,
+    at_ms: int,
+    agent: str | None = None,
+    sample_event_ids: tuple[str, ...] = (),
+    details: dict[str, str] | None = None,
+) -> Alert:
+    """A ``rule`` alert on the agent ``scope`` that fired at ``at_ms``, keyed by ``dedup_key`` as Keel keys it."""
+    return Alert(
+        dedup_key=dedup_key(rule, "agent", scope),
+        status="firing",
+        rule=rule,
+        severity=severity,
+        dimension="agent",
+        scope=scope,
+        observed=observed,
+        threshold=threshold,
+        unit=unit,
+        window=window,
+        summary=summary,
+        runbook_url=runbook_url,
+        at_ms=at_ms,
+        started_at_ms=at_ms,
+        agent=agent,
+        sample_event_ids=sample_event_ids,
+        details=details or {},
+    )
