@@ -135,6 +135,11 @@ class Review:
     message: str
     prompt: tuple[tuple[str, str], ...]  # the rendered messages, (role, content)
     output_json: str | None = None
+    route: str = "review"  # review: held for a human; flag: released too (streams/handoff.py)
+    rule: str | None = None  # the handoff rule that chose the route; None: the reliability policy did
+    output_model: str | None = None  # provider/model of the chain entry that produced output_json
+    output_model_version: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,11 +149,13 @@ def _about(event: RequestEvent, agent: Agent) -> dict[str, Any]:
 
 
 def _review_value(review: Review, agent: Agent, now_ms: int) -> dict[str, Any]:
-    event = review.trace.event
+    event, source = review.trace.event, review.trace.source
     assert event is not None  # only decoded events reach the model, and so a reviewer
     return {
         **_about(event, agent),
         "created_at": now_ms,
+        "route": review.route,
+        "rule": review.rule,
         "reason": review.reason,
         "message": review.message,
         "request_payload": event.payload_json,
@@ -161,6 +163,14 @@ def _review_value(review: Review, agent: Agent, now_ms: int) -> dict[str, Any]:
         "attempts": _attempt_log(review.trace),
         "output": review.output_json,
         "trace_id": event.trace_id,
+        "input_topic": source.topic,
+        "input_partition": source.partition,
+        "input_offset": source.offset,
+        "input_key": source.key,
+        "input_value": source.value,
+        "output_model": review.output_model,
+        "output_model_version": review.output_model_version,
+        "warnings": list(review.warnings),
     }
 
 
