@@ -83,6 +83,11 @@ def alert_evaluator_group(settings: Settings) -> str:
     return f"{usage_app_id(settings)}-alerts"
 
 
+def alert_forwarder_group(settings: Settings) -> str:
+    """The consumer group that forwards usage and audit records to the observation topic."""
+    return f"{usage_app_id(settings)}-alert-forwarder"
+
+
 def alert_relay_group(settings: Settings) -> str:
     """`keel alerts relay`'s consumer group: its committed offsets are the alerts every sink took."""
     return f"{settings.app_id}-alerts-relay"
