@@ -150,3 +150,37 @@ async def test_a_rerun_runs_the_event_again_without_the_rejected_model(
     # the re-run delivered again is answered from the outcome store, like any redelivery
     _, third = await run_through(stack, action=rerun, expect=[event_id])
     assert third.outcome_kinds(event_id) == ["result"] and model_calls(sim_url) == calls + 1
+
+
+async def test_each_rerun_is_a_new_pass_that_leaves_out_the_rejected_model(
+    stack: Stack, sim_url: str, make_event: Any
+) -> None:
+    invoices = [_invoice(make_event, n) for n in range(100, 106)]
+    ids, first = await run_through(stack, events={"finance.invoices": invoices})
+    held = [first.by_kind["review"][i][0] for i in ids if first.outcome_kinds(i) == ["review"]]
+    assert held, "no invoice over the threshold in this sample"
+    item = held[0]
+    event_id = item.value["event_id"]
+    assert item.value["output_model"] == "sim/smollm2-135m-instruct"
+    topic = stack.topic("finance.invoices")
+    calls = model_calls(sim_url)
+
+    async def send(record: Any) -> None:
+        async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+            await producer.send_all([record])
+
+    # rejected: the backup gives the same total, so the rule holds it again, now as the backup's output
+    record = rerun_record(_item(item), topic=topic, pass_number=rerun_pass(item.headers))
+    _, second = await run_through(stack, action=lambda: send(record), expect=[event_id])
+    [again] = second.by_kind["review"][event_id]
+    assert (again.value["output_model"], again.value["rule"]) == ("sim/backup", "large_total")
+    assert [u.value["model"] for u in second.by_kind["usage"][event_id]] == ["backup"]
+    assert dict(again.headers)["keel.review.pass"] == b"2" and model_calls(sim_url) == calls + 1
+
+    # rejected again (pass 2): only the backup is left out, so the first model answers once more
+    record = rerun_record(_item(again), topic=topic, pass_number=rerun_pass(again.headers))
+    _, third = await run_through(stack, action=lambda: send(record), expect=[event_id])
+    [last] = third.by_kind["review"][event_id]
+    assert (last.value["output_model"], dict(last.headers)["keel.review.pass"]) == ("sim/smollm2-135m-instruct", b"3")
+    assert [u.value["model"] for u in third.by_kind["usage"][event_id]] == ["smollm2-135m-instruct"]
+    assert model_calls(sim_url) == calls + 2
