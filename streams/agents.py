@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 from streams.catalogue import Catalogue, CatalogueSchema
 from streams.config_file import validation_problems
 from streams.errors import AgentDefinitionError
+from streams.handoff_policy import HandoffPolicy, schema_problems
 from streams.output_schema import to_json_schema
 from streams.prompt import PromptTemplates, compile_template
 
@@ -81,11 +82,6 @@ class RateLimitPolicy(_Strict):
     tokens_per_minute: PositiveFloat | None = Field(
         default=None, description="Prompt and answer tokens; a call reserves its estimate, then its real usage"
     )
-
-
-class HandoffPolicy(_Strict):
-    # Review and flag routes, with rules over the output, arrive with the review queue.
-    route: Literal["autonomous"] = "autonomous"
 
 
 class BudgetPolicy(_Strict):
@@ -157,6 +153,9 @@ def load_agent(path: Path, catalogue: Catalogue) -> Agent:
             where,
             [f"output_schema: {definition.output_schema} has no composed result schema in the catalogue"],
         )
+    handoff_problems = schema_problems(definition.handoff, output.raw)
+    if handoff_problems:
+        raise AgentDefinitionError(where, handoff_problems)
     templates = PromptTemplates(compile_template(definition.prompt.system), compile_template(definition.prompt.user))
     fingerprint_source = orjson.dumps(
         {"definition": definition.model_dump(mode="json"), "output": output.raw}, option=orjson.OPT_SORT_KEYS

@@ -122,8 +122,10 @@ class Result:
     output: dict[str, Any]  # Avro-ready value for the agent's output schema
     output_json: str
     model_version: str
-    route: str = "autonomous"
+    route: str = "autonomous"  # autonomous, or flag: released and also shown to a human
     warnings: tuple[str, ...] = field(default=())
+    rule: str | None = None  # the handoff rule that chose the route
+    flagged: Review | None = None  # with route flag: the review item written besides the result
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from streams.domain import (
     outcome_name,
 )
 from streams.pricing import Pricing
+from streams.review import H_RERUN_NUMBER
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, AgentTopics, agent_topics
 
@@ -53,17 +54,21 @@ class OutRecord:
 
 @dataclass(frozen=True, slots=True)
 class Emission:
-    """Everything one event writes. ``outcome`` and ``audit`` are what a redelivery re-emits; usage
-    records are not re-emitted, because they count calls that were actually made."""
+    """Everything one event writes. ``outcome``, ``flagged`` and ``audit`` are what a redelivery
+    re-emits; usage records are not re-emitted, because they count calls that were actually made."""
 
     outcome: OutRecord  # or, for an event that waits, the record it waits in (retry tier, parking)
     audit: OutRecord | None  # None while the event waits
     usage: tuple[OutRecord, ...]
-    next_pass: int | None = None  # the pass the event waits for; None: the outcome is final
+    # The pass the event waits for (a retry tier, parking), or the pass a reviewer's re-run of a
+    # review item or flagged result would be; None: nothing can follow the outcome.
+    next_pass: int | None = None
+    flagged: OutRecord | None = None  # a flagged result's review item, written besides the result
 
     @property
     def recorded(self) -> list[OutRecord]:
-        return [self.outcome] if self.audit is None else [self.outcome, self.audit]
+        extra = [] if self.flagged is None else [self.flagged]
+        return [self.outcome, *extra] if self.audit is None else [self.outcome, *extra, self.audit]
 
     def all(self) -> list[OutRecord]:
         return [*self.recorded, *self.usage]
@@ -99,12 +104,14 @@ class Emitter:
                 topic, waiting_headers = topics.parked, park.park_headers(outcome)
             waiting = OutRecord(topic, source.key, source.value, waiting_headers, source.partition)
             return Emission(waiting, None, usage, next_pass=trace.pass_number + 1)
+        flagged, reviewable = None, isinstance(outcome, Review)
         if isinstance(outcome, Result):
             value = wire.encode(agent.result_schema, _result_value(outcome, agent, now_ms))
             main = OutRecord(topics.results, key, value, (*headers, (H_OUTCOME, b"result")))
+            if outcome.flagged is not None:
+                flagged, reviewable = self._review_record(outcome.flagged, agent, topics, now_ms), True
         elif isinstance(outcome, Review):
-            value = wire.encode(self._review, _review_value(outcome, agent, now_ms))
-            main = OutRecord(topics.review, key, value, (*headers, (H_OUTCOME, b"review")))
+            main = self._review_record(outcome, agent, topics, now_ms)
         else:
             value = wire.encode(self._dlq, _dead_letter_value(outcome, agent, now_ms))
             main = OutRecord(topics.dlq, key, value, _dead_letter_headers(outcome, agent, headers))
@@ -114,7 +121,14 @@ class Emitter:
             wire.encode(self._audit, _audit_value(outcome, agent, topics, now_ms)),
             (*headers, (H_OUTCOME, outcome_name(outcome).encode())),
         )
-        return Emission(main, audit, usage)
+        return Emission(main, audit, usage, next_pass=trace.pass_number + 1 if reviewable else None, flagged=flagged)
+
+    def _review_record(self, review: Review, agent: Agent, topics: AgentTopics, now_ms: int) -> OutRecord:
+        """A review item, with the pass a reviewer's re-run of it would be (streams/handoff.py)."""
+        value = wire.encode(self._review, _review_value(review, agent, now_ms))
+        rerun_pass = str(review.trace.pass_number + 1).encode()
+        headers = (*_common_headers(review.trace, agent), (H_OUTCOME, b"review"), (H_RERUN_NUMBER, rerun_pass))
+        return OutRecord(topics.review, review.trace.event_id.encode(), value, headers)
 
 
 Final = Result | Review | DeadLetter
@@ -268,9 +282,10 @@ def _audit_value(outcome: Final, agent: Agent, topics: AgentTopics, now_ms: int)
         "attempt_log": _attempt_log(trace),
         "output": outcome.output_json if isinstance(outcome, Result | Review) else None,
         "outcome": outcome_name(outcome),
-        "route": outcome.route if isinstance(outcome, Result) else ("review" if isinstance(outcome, Review) else None),
+        "route": outcome.route if isinstance(outcome, Result | Review) else None,
+        "route_rule": outcome.rule if isinstance(outcome, Result | Review) else None,
         "error": _audit_error(outcome),
-        "warnings": list(outcome.warnings) if isinstance(outcome, Result) else [],
+        "warnings": list(outcome.warnings) if isinstance(outcome, Result | Review) else [],
         "human_override": False,
         "reviewer": None,
         "received_at": trace.received_at_ms,

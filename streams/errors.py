@@ -214,6 +214,13 @@ class CircuitOpen(NoModelAvailable):
     retriable = True
 
 
+class NoModelLeftForRerun(NoModelAvailable):
+    """A re-run after a reviewer's rejection leaves out the model that was rejected, and the chain
+    has no other model."""
+
+    reason = "no_model_left_for_rerun"
+
+
 class BudgetExhausted(KeelError):
     """The next call would pass a hard budget limit: the event parks until the period ends or the
     budget is raised (streams/budget.py)."""

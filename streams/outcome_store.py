@@ -6,7 +6,9 @@ entry is written, and acknowledged by the broker, *before* the outcome records a
 the crash point, an event's outcome is either recorded (and re-emitted as it was) or not decided yet
 (and decided once). An event sent to a retry tier or parked has an entry saying so, holding the
 record it waits in and the number of the pass that record is for: a redelivery of an earlier pass
-re-emits that record, a delivery of that pass runs the event again.
+re-emits that record, a delivery of that pass runs the event again. A review item (or a flagged
+result) is recorded the same way with the pass a reviewer's re-run would be (streams/handoff.py):
+the input record delivered again re-emits the item, the re-run record runs the event as that pass.
 
 Entries go to the same partition number as their input event, so the worker that owns an input
 partition reads exactly that store partition: it loads it on first use after the partition is
@@ -41,7 +43,7 @@ class Recorded:
     """An entry: the records an event wrote, and whether it still waits (in a retry tier or parked)."""
 
     records: list[OutRecord]
-    next_pass: int | None = None  # the pass the event waits for; None: the outcome is final
+    next_pass: int | None = None  # the pass the event waits for (or a re-run would be); None: final
 
     def settles(self, pass_number: int) -> bool:
         """Whether this entry already answers a delivery of ``pass_number`` (0: from the input topic):

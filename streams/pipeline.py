@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from streams.agents import Agent
-from streams.chain import ChainStopped, run_chain, stage_of
+from streams.chain import ChainStopped, ChainSuccess, run_chain, stage_of
 from streams.clock import Clock
 from streams.decode import Decoded, read_source
 from streams.domain import (
@@ -30,8 +30,9 @@ from streams.domain import (
     Stage,
     Trace,
 )
-from streams.errors import BudgetExhausted, KeelError
+from streams.errors import BudgetExhausted, KeelError, NoModelLeftForRerun
 from streams.fallback import next_tier
+from streams.handoff import decide_handoff, without_model
 from streams.ports import Deps
 from streams.prompt import RenderedPrompt, render_prompt
 
@@ -85,11 +86,13 @@ async def process(
     earlier: tuple[Attempt, ...] = (),
     decoded: Decoded | None = None,
     pass_number: int = 0,
+    skip_model: str | None = None,
 ) -> Outcome:
     """``source`` is the record as it first arrived; ``tier`` the retry tier this pass runs in (0: the
     input topic), after the ``earlier`` attempts of the passes before it (see streams/retry.py), and
     ``pass_number`` its number; ``decoded``: the record already decoded (by the worker, which needs
-    its event id first)."""
+    its event id first); ``skip_model``: provider/model left out of the chain (a re-run after a
+    reviewer rejected that model's output, streams/handoff.py)."""
     now_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
     run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier), pass_number)
     try:
@@ -104,7 +107,7 @@ async def process(
         trimmed = _trimmed(agent, run.event, run.prompt)
         run.stage = Stage.MODEL
         success = await run_chain(
-            agent,
+            _chain_of(agent, skip_model),
             run.prompt,
             deps,
             run.attempts,
@@ -134,13 +137,51 @@ async def process(
         return DeadLetter(
             run.trace(), Failure(Stage.INTERNAL, type(exc).__name__, "internal_error", f"{type(exc).__name__}: {exc}")
         )
+    return _routed(agent, run, success)
+
+
+def _chain_of(agent: Agent, skip_model: str | None) -> Agent:
+    if skip_model is None:
+        return agent
+    remaining = without_model(agent, skip_model)
+    if remaining is None:
+        raise NoModelLeftForRerun(f"a re-run without {skip_model} has no other model in {agent.name}'s chain")
+    return remaining
+
+
+def _routed(agent: Agent, run: _Run, success: ChainSuccess) -> Result | Review:
+    """The validated output as the agent's handoff policy routes it: a result, a review item held for a
+    human, or a result that is also flagged for one."""
+    assert run.event is not None
+    answered = run.attempts[-1]  # the chain returns on the attempt whose answer validated
+    output_model = f"{answered.provider}/{answered.model}"
+    validated, trace = success.validated, run.trace()
+    decision = decide_handoff(
+        agent.definition.handoff,
+        validated.value,
+        warnings=validated.warnings,
+        used_fallback=output_model != agent.definition.model_chain[0].key,
+        event_id=run.event.event_id,
+    )
+    model_version = success.response.model_version
+    if decision.route == "autonomous":
+        return Result(trace, validated.value, validated.json, model_version, warnings=validated.warnings)
+    review = Review(
+        trace,
+        decision.reason,
+        decision.why,
+        tuple((m.role, m.content) for m in success.prompt.messages),
+        output_json=validated.json,
+        route=decision.route,
+        rule=decision.rule,
+        output_model=output_model,
+        output_model_version=model_version,
+        warnings=validated.warnings,
+    )
+    if decision.route == "review":
+        return review
     return Result(
-        trace=run.trace(),
-        output=success.validated.value,
-        output_json=success.validated.json,
-        model_version=success.response.model_version,
-        route=agent.definition.handoff.route,
-        warnings=success.validated.warnings,
+        trace, validated.value, validated.json, model_version, "flag", validated.warnings, decision.rule, review
     )
 
 

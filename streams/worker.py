@@ -29,6 +29,7 @@ from streams.decode import read_source
 from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
 from streams.faust_app import exit_for_restart
+from streams.handoff import rerun_arrival, skipped_model
 from streams.inflight import Inflight, Limit, lane_of
 from streams.kafka_admin import ensure_topics
 from streams.limiter import Limiter
@@ -222,12 +223,15 @@ def _handler(app: faust.App, shell: _Shell, suffix: str, wait: Wait) -> Callable
 
 
 def _tier_wait(shell: _Shell, tier: int) -> Wait:
-    """Tier records fall due in order (their timestamp plus the tier's delay); input records at once."""
+    """Tier records fall due in order (their timestamp plus the tier's delay); input records at once,
+    as the pass they ask to be when they are a reviewer's re-run (streams/handoff.py)."""
     delay_s = shell.agent.definition.reliability.retry_delays_s[tier - 1] if tier else 0.0
     clock = shell.runtime.deps.clock
 
     async def wait(delivered: SourceRecord) -> tuple[Arrival, bool]:
         arrived = arrival(delivered, tier=tier, delay_s=delay_s)
+        if not tier:
+            return rerun_arrival(arrived), False
         if not arrived.due_ms:
             return arrived, False
         await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)
@@ -281,7 +285,14 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
         return
     earlier, pass_number = arrived.earlier, arrived.pass_number
     outcome = await process(
-        source, agent, runtime.deps, tier=tier, earlier=earlier, decoded=decoded, pass_number=pass_number
+        source,
+        agent,
+        runtime.deps,
+        tier=tier,
+        earlier=earlier,
+        decoded=decoded,
+        pass_number=pass_number,
+        skip_model=skipped_model(source.headers),
     )
     decided()
     emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())

@@ -17,17 +17,24 @@ def write_agents(
     reliability: dict[str, Any] | None = None,
     concurrency: dict[str, Any] | None = None,
     budget: dict[str, Any] | None = None,
+    handoff: dict[str, dict[str, Any]] | None = None,
+    fallback_model: str | None = None,
 ) -> Path:
     """``model`` fields are set on every model of each chain, ``reliability`` and ``concurrency`` fields
     on those policies; the agents' budgets are replaced by ``budget`` (by default: none, so that calls
-    make no budget round trips unless a test asks for them)."""
+    make no budget round trips unless a test asks for them), and their handoff policies by
+    ``handoff[agent name]`` (by default: autonomous, so that every event has exactly one outcome
+    record); ``fallback_model`` adds a model of that name after the last of each chain."""
     target.mkdir(parents=True, exist_ok=True)
     for source in (REPO_ROOT / "deploy" / "agents").glob("*.yaml"):
         definition = yaml.safe_load(source.read_text())
         for spec in definition["model_chain"]:
             spec.update(model or {})
+        if fallback_model is not None:
+            definition["model_chain"].append({**definition["model_chain"][-1], "model": fallback_model})
         definition["reliability"] = {**definition.get("reliability", {}), **(reliability or {})}
         definition["concurrency"] = {**definition.get("concurrency", {}), **(concurrency or {})}
         definition["budget"] = budget or {}
+        definition["handoff"] = (handoff or {}).get(definition["name"], {})
         (target / source.name).write_text(yaml.safe_dump(definition, allow_unicode=True))
     return target

@@ -74,16 +74,21 @@ def worker_stack(
     reliability: dict[str, Any] | None = None,
     concurrency: dict[str, Any] | None = None,
     budget: dict[str, Any] | None = None,
+    handoff: dict[str, dict[str, Any]] | None = None,
+    fallback_model: str | None = None,
 ) -> Iterator[Stack]:
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``, running
     the shipped agents with ``reliability`` fields changed: by default without retry tiers, so that a
-    transient failure ends in a dead letter at once (tests that want tiers declare short ones)."""
+    transient failure ends in a dead letter at once (tests that want tiers declare short ones). Handoff
+    policies are autonomous unless ``handoff`` gives an agent's (see ``write_agents``)."""
     namespace = f"it-{uuid.uuid4().hex[:8]}"
     agents_dir = write_agents(
         state_dir / f"agents-{namespace}",
         reliability={"retry_delays_s": [], **(reliability or {})},
         concurrency=concurrency,
         budget=budget,
+        handoff=handoff,
+        fallback_model=fallback_model,
     )
     settings = Settings(
         bootstrap_servers=bootstrap,

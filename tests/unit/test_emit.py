@@ -1,3 +1,4 @@
+import dataclasses
 from collections.abc import Callable
 
 import orjson
@@ -7,6 +8,7 @@ from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.domain import Attempt, DeadLetter, Failure, Result, Review, SourceRecord, Stage, Trace
 from streams.emit import Emitter
+from streams.outcome_store import Recorded, decode_entry, encode_entry
 from streams.pricing import Price, PriceTable, Pricing
 from streams.settings import Settings
 
@@ -104,3 +106,81 @@ def test_every_usage_record_carries_its_cost_or_says_it_has_no_price(
     assert usage[0]["cost_usd"] == (100 * 2 + 30 * 8) / 1e6 and usage[0]["price_version"] == "p-3"
     assert usage[1]["cost_usd"] == 0.0  # failed before the provider billed anything
     assert usage[2]["cost_usd"] is None and usage[2]["price_version"] is None  # unpriced: flagged, not $0
+
+
+def _flagged_result(make_source: Callable[..., SourceRecord], make_event, *, pass_number: int = 0) -> Result:
+    event = make_event()
+    trace = Trace(make_source(event=event), 1, event, "ph", (ATTEMPT,), pass_number=pass_number)
+    output_json = orjson.dumps(OUTPUT).decode()
+    flagged = Review(
+        trace,
+        "handoff_rule",
+        "category is 'billing'",
+        (("system", "s"), ("user", "u")),
+        output_json=output_json,
+        route="flag",
+        rule="money",
+        output_model="sim/m",
+        output_model_version="sim-1",
+        warnings=("w",),
+    )
+    return Result(trace, OUTPUT, output_json, "sim-1", "flag", ("w",), "money", flagged)
+
+
+def test_a_flagged_result_is_released_and_put_in_front_of_a_reviewer(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    result = _flagged_result(make_source, make_event, pass_number=2)
+    emission = _emitter(catalogue, agents).records(result, agents["support_triage"], now_ms=5)
+    assert [r.topic for r in emission.recorded] == [
+        "t1.support_triage.results",
+        "t1.support_triage.review",
+        "t1.keel.audit",
+    ]
+    released = wire.decode(catalogue, emission.recorded[0].value, subject="support_triage.results-value")
+    assert released["route"] == "flag" and released["output"]["category"] == "billing"
+    item = wire.decode(catalogue, emission.recorded[1].value, subject="keel.review-value")
+    assert (item["route"], item["rule"], item["reason"], item["output_model"]) == (
+        "flag",
+        "money",
+        "handoff_rule",
+        "sim/m",
+    )
+    assert item["output"] == result.output_json and item["warnings"] == ["w"] and item["input_offset"] == 7
+    headers = dict(emission.recorded[1].headers)
+    assert headers["keel.outcome"] == b"review" and headers["keel.review.pass"] == b"3"
+    assert emission.recorded[1].key == result.trace.event_id.encode()
+    audit = wire.decode(catalogue, emission.recorded[2].value, subject="keel.audit-value")
+    assert (audit["outcome"], audit["route"], audit["route_rule"]) == ("result", "flag", "money")
+    assert emission.next_pass == 3  # a reviewer's re-run is the next pass; this one is settled
+
+
+def test_a_review_item_chosen_by_a_rule_is_audited_with_its_rule(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    review = dataclasses.replace(_flagged_result(make_source, make_event).flagged, route="review", rule="unsure")
+    emission = _emitter(catalogue, agents).records(review, agents["support_triage"], now_ms=5)
+    assert [r.topic for r in emission.recorded] == ["t1.support_triage.review", "t1.keel.audit"]
+    assert emission.flagged is None and emission.next_pass == 1
+    assert dict(emission.recorded[0].headers)["keel.review.pass"] == b"1"
+    audit = wire.decode(catalogue, emission.recorded[1].value, subject="keel.audit-value")
+    assert (audit["outcome"], audit["route"], audit["route_rule"], audit["warnings"]) == (
+        "review",
+        "review",
+        "unsure",
+        ["w"],
+    )
+
+
+def test_the_outcome_store_entry_of_a_review_settles_redeliveries_but_not_a_rerun(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    emitter = _emitter(catalogue, agents)
+    flagged = emitter.records(_flagged_result(make_source, make_event), agents["support_triage"], now_ms=5)
+    entry = decode_entry(encode_entry(Recorded(flagged.recorded, flagged.next_pass)))
+    assert [r.topic for r in entry.records] == [r.topic for r in flagged.recorded]  # both re-emitted
+    assert entry.settles(0) and not entry.settles(1)
+    event = make_event()
+    plain = Result(Trace(make_source(event=event), 1, event), OUTPUT, "{}", "sim-1")
+    final = emitter.records(plain, agents["support_triage"], now_ms=5)
+    assert final.next_pass is None and Recorded(final.recorded, final.next_pass).settles(5)

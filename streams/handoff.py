@@ -1,0 +1,166 @@
+"""Handing an output to a human: the route of a validated output, and re-running a rejected one.
+
+``decide_handoff`` picks ``autonomous``, ``review`` or ``flag`` from the agent's handoff policy
+(streams/handoff_policy.py): the first matching rule, else the policy's route, of which a QA share is
+sampled for review. The sample is a hash of the event id, so a redelivered or retried event is
+decided the same way. A reviewer's rejection with ``on_reject: rerun`` puts the event back on the
+agent's input topic (``rerun_record``) as a new pass of the event, with the rejected model left out
+of the chain; the worker reads such a record with ``rerun_arrival`` and ``skipped_model``.
+
+Pure: plain values in, plain values out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from streams.agents import Agent
+from streams.domain import Headers
+from streams.emit import OutRecord
+from streams.handoff_policy import QA_SAMPLE, HandoffPolicy, HandoffRule, Route
+from streams.retry import Arrival
+from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, ReviewItem
+
+REASON_RULE = "handoff_rule"  # a rule matched
+REASON_QA = "qa_sample"  # sampled from the would-be-autonomous outputs
+REASON_ROUTE = "handoff_route"  # no rule matched and the policy's own route is review or flag
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffDecision:
+    route: Route
+    rule: str | None  # the rule that chose the route; None: the policy's route, no rule matched
+    why: str = ""  # for the reviewer: what matched
+
+    @property
+    def reason(self) -> str:
+        """The review item's reason code."""
+        return REASON_QA if self.rule == QA_SAMPLE else REASON_ROUTE if self.rule is None else REASON_RULE
+
+
+def decide_handoff(
+    policy: HandoffPolicy,
+    output: Mapping[str, Any],
+    *,
+    warnings: tuple[str, ...],
+    used_fallback: bool,
+    event_id: str,
+) -> HandoffDecision:
+    """``output`` is the validated, Avro-ready output; ``used_fallback``: it came from a model other
+    than the first of the agent's chain."""
+    for rule in policy.rules:
+        why = _match(rule, policy, output, warnings=warnings, used_fallback=used_fallback)
+        if why is not None:
+            return HandoffDecision(rule.route, rule.name, why)
+    if policy.route == "autonomous":
+        if qa_sampled(event_id, policy.qa_sample_rate):
+            return HandoffDecision("review", QA_SAMPLE, f"sampled for quality review (rate {policy.qa_sample_rate:g})")
+        return HandoffDecision("autonomous", None)
+    return HandoffDecision(policy.route, None, f"the agent's handoff route is {policy.route}")
+
+
+def qa_sampled(event_id: str, rate: float) -> bool:
+    """Whether ``event_id`` falls in the sampled ``rate`` share: the same answer every time it is asked."""
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(b"keel.qa_sample\x00" + event_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") < rate * 2**64
+
+
+def _match(
+    rule: HandoffRule,
+    policy: HandoffPolicy,
+    output: Mapping[str, Any],
+    *,
+    warnings: tuple[str, ...],
+    used_fallback: bool,
+) -> str | None:
+    """Why ``rule`` matches, or None."""
+    if rule.when == "validation_warnings":
+        return "the output needed fixing: " + "; ".join(warnings) if warnings else None
+    if rule.when == "fallback_model":
+        return "the output came from a fallback model" if used_fallback else None
+    name = rule.field if rule.field is not None else policy.confidence_field
+    value = output.get(name)
+    if value is None:
+        return None
+    if rule.in_ is not None:
+        return f"{name} is {value!r}, one of {list(rule.in_)}" if value in rule.in_ else None
+    number = _number(value)
+    if rule.above is not None:
+        return f"{name} {number} is above {rule.above:g}" if number > _number(rule.above) else None
+    limit = rule.below if rule.below is not None else rule.confidence_below
+    assert limit is not None  # the policy's validation: exactly one test per rule
+    return f"{name} {number} is below {limit:g}" if number < _number(limit) else None
+
+
+def _number(value: Any) -> Decimal:
+    """Decimal outputs compared exactly with the declared thresholds (no float rounding)."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+# --- re-running a rejected output ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rerun:
+    rerun_of: str  # the rejected item's id
+    skip_model: str | None  # provider/model to leave out of the chain
+    pass_number: int
+
+
+def rerun_record(item: ReviewItem, *, topic: str, pass_number: int) -> OutRecord:
+    """The record that runs ``item``'s event again: its original key and value, on the agent's input
+    ``topic`` and in the partition it first arrived in (so the worker finds the event's entry in its
+    outcome store), skipping the model that produced the rejected output. ``pass_number`` is
+    ``rerun_pass`` of the review record's headers: runs of earlier passes are not repeated for it."""
+    headers: list[tuple[str, bytes | None]] = [
+        (H_RERUN_OF, item.item_id.encode()),
+        (H_RERUN_NUMBER, str(pass_number).encode()),
+    ]
+    if item.output_model is not None:
+        headers.append((H_SKIP_MODEL, item.output_model.encode()))
+    return OutRecord(topic, item.input_key, item.input_value, tuple(headers), partition=item.input_partition)
+
+
+def rerun_pass(review_headers: Headers) -> int:
+    """The pass a re-run of a review item is: the worker writes it on every review record (header
+    ``keel.review.pass``); 1 for a record without it."""
+    raw = dict(review_headers).get(H_RERUN_NUMBER)
+    return int(raw) if raw and raw.isdigit() else 1
+
+
+def rerun_request(headers: Headers) -> Rerun | None:
+    """The re-run an input record asks for, or None (not a re-run, or no usable pass number: then it is
+    handled as a delivery of the event's first pass, which re-emits what was recorded)."""
+    found = dict(headers)
+    of, raw_pass = found.get(H_RERUN_OF), found.get(H_RERUN_NUMBER)
+    if of is None or not raw_pass or not raw_pass.isdigit() or int(raw_pass) < 1:
+        return None
+    skip = found.get(H_SKIP_MODEL)
+    return Rerun(of.decode(), skip.decode() if skip else None, int(raw_pass))
+
+
+def rerun_arrival(arrived: Arrival) -> Arrival:
+    """A record read from the input topic: as the pass it asks to be when it is a re-run."""
+    rerun = rerun_request(arrived.source.headers)
+    return arrived if rerun is None else dataclasses.replace(arrived, pass_number=rerun.pass_number)
+
+
+def skipped_model(headers: Headers) -> str | None:
+    """The model a re-run leaves out; the headers stay on the event's retry-tier and parked records."""
+    rerun = rerun_request(headers)
+    return rerun.skip_model if rerun is not None else None
+
+
+def without_model(agent: Agent, model_key: str) -> Agent | None:
+    """``agent`` with ``model_key`` (provider/model) left out of its chain; None when nothing is left."""
+    chain = [spec for spec in agent.definition.model_chain if spec.key != model_key]
+    if not chain:
+        return None
+    return dataclasses.replace(agent, definition=agent.definition.model_copy(update={"model_chain": chain}))
