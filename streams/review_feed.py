@@ -3,7 +3,7 @@ at start, then live.
 
 The topics keep their records until deleted (streams/topics.py), so the queue a restarted service
 shows is the one it showed before: every item, and the first decision on each, in log order. The price
-is the start time, which grows with the topics' size (roughly a second per 10,000 items on loopback).
+is the start time, which grows with the topics' size (10,000 items load in about 0.4 s on loopback).
 One consumer without a group reads every partition; nothing is committed.
 """
 

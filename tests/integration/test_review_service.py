@@ -5,10 +5,15 @@ apply nothing twice."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -16,7 +21,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from harness import scrape_metrics
+from harness import free_port, scrape_metrics
 from review_samples import TRIAGE_OUTPUT, review_record
 
 from connectors.daemon import run_sync
@@ -28,7 +33,7 @@ from streams.kafka_admin import ensure_topics
 from streams.producer import RecordProducer
 from streams.review import Decision, DecisionDraft, Refused
 from streams.review_applier import applier_group
-from streams.review_records import decision_record
+from streams.review_records import decision_record, decode_item
 from streams.review_serve import build_process, running
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import topic_plan
@@ -226,3 +231,63 @@ async def applier_progress(settings: Settings, *, wait_s: float = 15) -> tuple[d
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def test_keel_review_serve_runs_until_told_to_stop(settings: Settings, catalogue: Catalogue) -> None:
+    await publish_items(settings, catalogue, ["review", "review"])
+    port = free_port()
+    env = {
+        **os.environ,
+        "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "KEEL_NAMESPACE": settings.namespace,
+        "KEEL_REVIEW_WEB_PORT": str(port),
+        "KEEL_STATE_DIR": str(settings.state_dir),
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "review", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.PIPE
+    )
+    try:
+        samples = await scrape_metrics(port)
+        assert samples[("keel_review_queue_depth", frozenset({("agent", "support_triage")}))] == 2
+        assert samples[("keel_review_queue_depth", frozenset({("agent", "invoice_extraction")}))] == 0
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        stderr = serve.communicate()[1].decode()
+    assert f"review service on http://127.0.0.1:{port}/" in stderr
+
+
+async def test_ten_thousand_items_load_and_page_fast(settings: Settings, catalogue: Catalogue) -> None:
+    agent = load_agents(settings.agents_dir, catalogue, only=["support_triage"])[0]
+    template = review_record(catalogue, settings, agent, created_at_ms=0)
+    now_ms = int(time.time() * 1000)
+    items = []
+    for n in range(10_000):  # the worker's record, re-keyed: the same bytes a real queue holds
+        item = replace(decode_item(catalogue, template.value), item_id=f"bulk-{n:05d}", created_at_ms=now_ms - n * 10)
+        items.append(item)
+    records = [
+        replace(template, key=i.item_id.encode(), value=_encode_item(catalogue, template.value, i)) for i in items
+    ]
+    async with RecordProducer(settings.bootstrap_servers) as producer:
+        await producer.send_all(records)
+    process = build_process(settings)
+    started = time.monotonic()
+    async with running(settings, process) as served:
+        loaded_s = time.monotonic() - started
+        paging = time.perf_counter()
+        pages = [process.service.pending(agents=None, offset=n * 50, limit=50) for n in range(200)]
+        paged_s = time.perf_counter() - paging
+        assert pages[0].total == 10_000 and pages[0].items[0].item_id == "bulk-09999"
+        assert pages[-1].items[-1].item_id == "bulk-00000"
+        samples = await scrape_metrics(served.port)
+        assert samples[("keel_review_queue_depth", frozenset({("agent", "support_triage")}))] == 10_000
+    print(f"10,000 review items: loaded in {loaded_s:.2f} s, 200 pages in {paged_s * 1000:.0f} ms")
+    assert loaded_s < 30 and paged_s < 1
+
+
+def _encode_item(catalogue: Catalogue, template: bytes, item: Any) -> bytes:
+    value = wire.decode(catalogue, template)
+    value.update(event_id=item.item_id, created_at=item.created_at_ms)
+    return wire.encode(catalogue.by_id(wire.read_header(template)), value)  # type: ignore[arg-type]
