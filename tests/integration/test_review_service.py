@@ -185,7 +185,11 @@ async def test_a_restart_shows_the_same_queue_and_applies_nothing_twice(
     )
     async with RecordProducer(settings.bootstrap_servers) as producer:
         topic = settings.topic("keel.review.decisions")
-        await producer.send_all([decision_record(catalogue, topic, later), decision_record(catalogue, topic, decision)])
+        copy = decision_record(catalogue, topic, decision)
+        orphan = Decision("o", "no-such-item", "support_triage", "c", "review", "approve", "eve", 1, None, None)
+        await producer.send_all(
+            [decision_record(catalogue, topic, later), copy, decision_record(catalogue, topic, orphan)]
+        )
 
     restarted = build_process(settings)
     async with running(settings, restarted) as served:
@@ -194,13 +198,18 @@ async def test_a_restart_shows_the_same_queue_and_applies_nothing_twice(
         state = restarted.service.get(decided)
         assert state is not None and state.decision == decision
         committed, ends = await applier_progress(settings)
-        assert committed == ends and sum(ends.values()) == 3  # the applier read all three
+        assert committed == ends and sum(ends.values()) == 4  # the applier read all four
         samples = await scrape_metrics(served.port)
         refused_key = (
             "keel_review_decisions_refused_total",
             frozenset({("agent", "support_triage"), ("why", "already_decided")}),
         )
         assert samples[refused_key] == 2
+        orphan_key = (
+            "keel_review_decisions_refused_total",
+            frozenset({("agent", "support_triage"), ("why", "no_such_item")}),
+        )
+        assert samples[orphan_key] == 1
         assert (
             samples.get(
                 ("keel_review_decisions_total", frozenset({("agent", "support_triage"), ("action", "approve")})), 0
