@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--tokens", type=int, help="raise: the new token limit")
     budget.set_defaults(command=_budget)
 
+    review = sub.add_parser("review", help="the human review queue: serve its web UI, API and decision applier")
+    review.add_argument("action", choices=["serve"])
+    review.set_defaults(command=_review)
+
     for name, help_text in (
         ("demo", "run the whole path bounded and non-interactively; last line is a JSON summary"),
         ("run", "the `make run` flow: start everything, publish samples, show outcomes live"),
@@ -216,6 +220,13 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
     for alert in chosen[-args.limit :]:
         print(describe(alert))
     print(f"{len(chosen)} {'open incident' if args.open else 'alert'}(s)")
+    return 0
+
+
+def _review(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.review_serve import serve  # noqa: PLC0415
+
+    asyncio.run(serve(settings))
     return 0
 
 

@@ -53,6 +53,7 @@ class Stage(StrEnum):
     MODEL = "model"
     PARSE = "parse"
     VALIDATE = "validate"
+    REVIEW = "review"  # a reviewer rejected the output (streams/review_apply.py)
     INTERNAL = "internal"
 
 

@@ -74,6 +74,23 @@ class Emission:
         return [*self.recorded, *self.usage]
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewMark:
+    """A reviewer's decision, stamped on the records it releases and on its audit record
+    (streams/review_apply.py). Versions are the reviewed item's: the agent may have changed since."""
+
+    reviewer: str
+    action: str
+    reason: str | None
+    decision_id: str
+    route: str
+    rule: str | None
+    human_override: bool
+    agent_version: str
+    config_version: str
+    outcome: str | None = None  # the audit's outcome name when it is not the outcome's own (rerun)
+
+
 class Emitter:
     """Turns outcomes into records for one worker's agents, with schemas resolved once."""
 
@@ -129,6 +146,43 @@ class Emitter:
         rerun_pass = str(review.trace.pass_number + 1).encode()
         headers = (*_common_headers(review.trace, agent), (H_OUTCOME, b"review"), (H_RERUN_NUMBER, rerun_pass))
         return OutRecord(topics.review, review.trace.event_id.encode(), value, headers)
+
+    def reviewed(
+        self, outcome: Result | DeadLetter, agent: Agent, mark: ReviewMark, *, now_ms: int, release: bool
+    ) -> list[OutRecord]:
+        """A reviewed item's records: ``outcome`` (unless ``release`` is false: a flagged result was
+        released already, or a re-run takes its place) and its audit record, marked with the decision."""
+        topics, key = self._topics[agent.name], outcome.trace.event_id.encode()
+        versions = {"agent_version": mark.agent_version, "config_version": mark.config_version}
+        headers = tuple(
+            (name, mark.config_version.encode() if name == H_CONFIG_VERSION else value)
+            for name, value in _common_headers(outcome.trace, agent)
+        )
+        records: list[OutRecord] = []
+        if release and isinstance(outcome, Result):
+            value: dict[str, Any] = {**_result_value(outcome, agent, now_ms), **versions}
+            value.update(reviewer=mark.reviewer, human_override=mark.human_override)
+            encoded = wire.encode(agent.result_schema, value)
+            records.append(OutRecord(topics.results, key, encoded, (*headers, (H_OUTCOME, b"result"))))
+        elif release and isinstance(outcome, DeadLetter):
+            value = {**_dead_letter_value(outcome, agent, now_ms), "config_version": mark.config_version}
+            dead_headers = _dead_letter_headers(outcome, agent, headers)
+            records.append(OutRecord(topics.dlq, key, wire.encode(self._dlq, value), dead_headers))
+        name = mark.outcome or outcome_name(outcome)
+        audit: dict[str, Any] = {**_audit_value(outcome, agent, topics, now_ms), **versions}
+        audit.update(
+            outcome=name,
+            route=mark.route,
+            route_rule=mark.rule,
+            human_override=mark.human_override,
+            reviewer=mark.reviewer,
+            review_action=mark.action,
+            review_reason=mark.reason,
+            decision_id=mark.decision_id,
+        )
+        encoded_audit = wire.encode(self._audit, audit)
+        records.append(OutRecord(self._audit_topic, key, encoded_audit, (*headers, (H_OUTCOME, name.encode()))))
+        return records
 
 
 Final = Result | Review | DeadLetter

@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     alert_sink_timeout_s: float = Field(default=10.0, gt=0, description="One delivery attempt to a sink")
     alert_retry_base_s: float = Field(default=1.0, gt=0, description="First wait after a failed delivery")
     alert_retry_max_s: float = Field(default=60.0, gt=0, description="Longest wait between deliveries")
+    review_web_host: str = Field(
+        default="127.0.0.1", description="`keel review serve` binds here; loopback unless a proxy fronts it"
+    )
+    review_web_port: int = Field(default=6070, ge=0, le=65535, description="`keel review serve`'s web server")
+    review_write_timeout_s: float = Field(
+        default=30.0, gt=0, description="A decision the broker has not taken by then is answered with an error"
+    )
+    review_readback_s: float = Field(
+        default=10.0, gt=0, description="How long a decision waits to be read back from its topic (log order)"
+    )
     log_level: str = "info"
 
     def provider_endpoints(self) -> dict[str, ProviderSettings]:

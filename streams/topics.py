@@ -13,6 +13,7 @@ USAGE = "keel.usage"
 BUDGET_REQUESTS = "keel.budget.requests"  # keyed by budget scope (streams/budget_records.py)
 BUDGET_DECISIONS = "keel.budget.decisions"
 ALERTS = "keel.alerts"
+REVIEW_DECISIONS = "keel.review.decisions"  # keyed by review item id (streams/review_records.py)
 ALERTS_RETENTION_S = 7 * 86_400  # `keel alerts list` shows this far back; open incidents are read back from it
 OBSERVATIONS_RETENTION_S = 25 * 3600  # longer than any rule looks back (streams/alert_rules.py: MAX_LOOKBACK_S)
 
@@ -97,7 +98,7 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     names: list[str] = [settings.topic(name) for name in (AUDIT, USAGE, BUDGET_REQUESTS, BUDGET_DECISIONS)]
     for agent in agents:
         topics = agent_topics(agent, settings)
-        names += [topics.input, topics.results, topics.review, topics.dlq, topics.parked, *topics.retries]
+        names += [topics.input, topics.results, topics.dlq, topics.parked, *topics.retries]
     unique = list(dict.fromkeys(names))  # two agents may share an input topic
     plain = [TopicSpec(name, settings.partitions, settings.replication_factor) for name in unique]
     stores = [
@@ -112,7 +113,9 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
         _retained(settings, settings.topic(ALERTS), ALERTS_RETENTION_S),
         _retained(settings, alert_observations_topic(settings), OBSERVATIONS_RETENTION_S),
     ]
-    return [*plain, *stores, *changelogs, ledger, *alerting]
+    review = [_kept(settings, agent_topics(agent, settings).review) for agent in agents]
+    review.append(_kept(settings, settings.topic(REVIEW_DECISIONS)))
+    return [*plain, *stores, *changelogs, ledger, *alerting, *review]
 
 
 _COMPACT = {"cleanup.policy": "compact"}  # a ledger per budget scope, kept for as long as the scope exists
@@ -120,6 +123,13 @@ _COMPACT = {"cleanup.policy": "compact"}  # a ledger per budget scope, kept for 
 
 def _retained(settings: Settings, name: str, retention_s: float) -> TopicSpec:
     config = {"cleanup.policy": "delete", "retention.ms": str(int(retention_s * 1000))}
+    return TopicSpec(name, settings.partitions, settings.replication_factor, config)
+
+
+def _kept(settings: Settings, name: str) -> TopicSpec:
+    """Kept until deleted by hand: a review item waits for a human as long as it takes, and the review
+    service rebuilds its queue by reading these topics from the beginning (streams/review_feed.py)."""
+    config = {"cleanup.policy": "delete", "retention.ms": "-1"}
     return TopicSpec(name, settings.partitions, settings.replication_factor, config)
 
 

@@ -1,0 +1,142 @@
+"""The applier: decisions on ``keel.review.decisions`` -> results, dead letters or re-runs, and audit.
+
+It reads the decisions topic in its own consumer group and commits a partition's offset only after the
+records of the decisions before it are written and acknowledged, so a stopped applier (or the group's
+next member) goes on where the last one stopped, and nothing decided is lost.
+
+Only the first decision on an item is applied. The review service's feed has read the whole decisions
+log into the queue, which knows where each item's first decision is (its offset): a decision is applied
+exactly when it is at that offset. A later decision on a decided item, or a physical copy of the first
+one (a re-sent write), is at another offset: it is logged and counted, never applied. A restarted applier
+therefore needs no list of what it applied: the log says which decision is first, the committed offset
+says which are done. A crash between writing a decision's records and committing it applies it again
+on restart, with byte-identical records (they are timed by the decision), which consumers fold by event
+id like every other re-emitted outcome (at-least-once delivery, idempotent by key).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import OffsetAndMetadata
+
+from streams.agents import Agent
+from streams.consumers import group_consumer
+from streams.emit import Emitter, OutRecord
+from streams.errors import DecodeError, KeelError
+from streams.producer import RecordProducer, until_written
+from streams.review import Decision, ReviewItem
+from streams.review_apply import RerunRecord, decision_records
+from streams.review_metrics import ReviewMetrics
+from streams.review_records import decode_decision
+from streams.review_service import KafkaReviewService
+from streams.settings import Settings
+from streams.topics import REVIEW_DECISIONS, agent_topics
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
+WAIT_LOG_S = 30.0
+
+
+def applier_group(settings: Settings) -> str:
+    """The applier's consumer group: its committed offsets are the decisions already applied."""
+    return f"{settings.app_id}-review-applier"
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    item: ReviewItem
+    decision: Decision
+
+
+class ReviewApplier:
+    def __init__(
+        self,
+        settings: Settings,
+        service: KafkaReviewService,
+        emitter: Emitter,
+        metrics: ReviewMetrics,
+        *,
+        rerun_record: RerunRecord | None = None,
+    ) -> None:
+        """``service``: its queue and feed say which decision on an item is the first (it must be started)."""
+        self._settings, self._service, self._emitter, self._metrics = settings, service, emitter, metrics
+        self._catalogue, self._queue, self._feed = service.catalogue, service.queue, service.feed
+        self._rerun_record = rerun_record
+
+    async def run(self) -> None:
+        """Apply decisions until cancelled."""
+        consumer = group_consumer(self._settings, applier_group(self._settings), max_poll_interval_ms=DAY_MS)
+        consumer.subscribe([self._settings.topic(REVIEW_DECISIONS)])
+        producer = RecordProducer(self._settings.bootstrap_servers, request_timeout_s=self._settings.produce_timeout_s)
+        await consumer.start()
+        try:
+            while True:
+                for tp, messages in (await consumer.getmany(timeout_ms=1000, max_records=200)).items():
+                    await self._apply_batch(consumer, producer, tp, messages)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _apply_batch(
+        self, consumer: AIOKafkaConsumer, producer: RecordProducer, tp: TopicPartition, messages: list[ConsumerRecord]
+    ) -> None:
+        records: list[OutRecord] = []
+        applied: list[_Applied] = []
+        for message in messages:
+            built = await self._records_for(tp, message)
+            if built is not None:
+                records += built[1]
+                applied.append(built[0])
+        if records:
+            await until_written(lambda: producer.send_all(records), what=f"{len(applied)} review outcome(s)")
+        for done in applied:
+            self._metrics.decisions.labels(done.item.agent, done.decision.action).inc()
+            waited_s = max(done.decision.decided_at_ms - done.item.created_at_ms, 0) / 1000
+            self._metrics.time_to_decision.labels(done.item.agent).observe(waited_s)
+        try:
+            await consumer.commit({tp: OffsetAndMetadata(messages[-1].offset + 1, "")})
+        except (CommitFailedError, IllegalStateError) as exc:  # the partition moved to another applier
+            log.warning("review applier: %s moved (%r); its next owner applies from the last commit", tp, exc)
+
+    async def _records_for(
+        self, tp: TopicPartition, message: ConsumerRecord
+    ) -> tuple[_Applied, list[OutRecord]] | None:
+        where = f"{tp.topic}/{tp.partition}/{message.offset}"
+        try:
+            decision = decode_decision(self._catalogue, message.value or b"")
+        except DecodeError as exc:
+            log.error("%s: skipped, not a review decision: %s", where, exc)
+            return None
+        while not await self._feed.reached(tp, message.offset + 1, timeout_s=WAIT_LOG_S):
+            log.warning("%s: waiting for the review feed to read this far", where)
+        if self._queue.first_offset(decision.item_id) != message.offset:
+            log.warning("%s: %s on %s refused: not the item's first decision", where, decision.action, decision.item_id)
+            self._metrics.refused.labels(decision.agent, "already_decided").inc()
+            return None
+        state = self._queue.get(decision.item_id)
+        if state is None and await self._feed.caught_up(timeout_s=WAIT_LOG_S):
+            state = self._queue.get(decision.item_id)
+        agent = self._service.agent(decision.agent)
+        if state is None or agent is None:
+            log.error("%s: %s on %s refused: no such item or agent here", where, decision.action, decision.item_id)
+            self._metrics.refused.labels(decision.agent, "no_such_item").inc()
+            return None
+        return self._build(state.item, decision, agent, where)
+
+    def _build(
+        self, item: ReviewItem, decision: Decision, agent: Agent, where: str
+    ) -> tuple[_Applied, list[OutRecord]] | None:
+        input_topic = agent_topics(agent, self._settings).input
+        try:
+            records = decision_records(
+                item, decision, agent, self._emitter, input_topic=input_topic, rerun_record=self._rerun_record
+            )
+        except KeelError as exc:  # an output that no longer fits the agent's schema: nothing can be released
+            log.error("%s: %s on %s cannot be applied: %s", where, decision.action, item.item_id, exc)
+            self._metrics.refused.labels(decision.agent, exc.reason).inc()
+            return None
+        return _Applied(item, decision), records

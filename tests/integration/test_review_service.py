@@ -1,0 +1,302 @@
+"""The review service on the real broker: a queue loaded from the review topics, decisions written and
+read back, the applier's results, dead letters and audit records, and restarts that lose nothing and
+apply nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from harness import free_port, scrape_metrics
+from review_samples import TRIAGE_OUTPUT, review_record
+
+from connectors.daemon import run_sync
+from streams import wire
+from streams.agents import load_agents
+from streams.catalogue import Catalogue, load_catalogue
+from streams.consumers import read_to_end
+from streams.kafka_admin import ensure_topics
+from streams.producer import RecordProducer
+from streams.review import Decision, DecisionDraft, Refused
+from streams.review_applier import applier_group
+from streams.review_records import decision_record, decode_item
+from streams.review_serve import build_process, running
+from streams.settings import REPO_ROOT, Settings
+from streams.topics import topic_plan
+
+pytestmark = pytest.mark.integration
+RESULTS, DLQ, AUDIT = "support_triage.results", "support_triage.dlq", "keel.audit"
+EDITED = {**TRIAGE_OUTPUT, "priority": "urgent", "summary": "fixed by a human"}
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path) -> Settings:
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        namespace=f"it-{uuid.uuid4().hex[:8]}",
+        agents_dir=REPO_ROOT / "deploy" / "agents",
+        state_dir=tmp_path,
+        review_web_port=0,
+    )
+    catalogue = load_catalogue(settings.schemas_dir)
+    plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
+    run_sync(lambda: ensure_topics(kafka_bootstrap, plan))
+    return settings
+
+
+async def publish_items(settings: Settings, catalogue: Catalogue, routes: list[str]) -> list[str]:
+    agent = load_agents(settings.agents_dir, catalogue, only=["support_triage"])[0]
+    now_ms = int(time.time() * 1000)
+    records = [
+        review_record(catalogue, settings, agent, route=route, created_at_ms=now_ms - 60_000 + n, offset=n)
+        for n, route in enumerate(routes)
+    ]
+    async with RecordProducer(settings.bootstrap_servers) as producer:
+        await producer.send_all(records)
+    return [record.key.decode() for record in records if record.key]
+
+
+async def topic_values(settings: Settings, catalogue: Catalogue, name: str) -> list[dict[str, Any]]:
+    tps = [TopicPartition(settings.topic(name), p) for p in range(settings.partitions)]
+    return [wire.decode(catalogue, m.value) async for m in read_to_end(settings.bootstrap_servers, tps)]
+
+
+async def outcomes_when(
+    settings: Settings,
+    catalogue: Catalogue,
+    done: Callable[[dict[str, list[dict[str, Any]]]], bool],
+    *,
+    wait_s: float = 30,
+) -> dict[str, list[dict[str, Any]]]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        seen = {name: await topic_values(settings, catalogue, name) for name in (RESULTS, DLQ, AUDIT)}
+        if done(seen) or time.monotonic() > deadline:
+            return seen
+        await asyncio.sleep(0.5)
+
+
+def by_event(values: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(v["event_id"] for v in values)
+
+
+async def refused(coroutine: Any) -> Refused:
+    with pytest.raises(Refused) as caught:
+        await coroutine
+    return caught.value
+
+
+async def test_decisions_become_results_dead_letters_and_audit(settings: Settings, catalogue: Catalogue) -> None:
+    approve, edit, reject, double, flagged, left = await publish_items(
+        settings, catalogue, ["review", "review", "review", "review", "flag", "review"]
+    )
+    process = build_process(settings)
+    async with running(settings, process) as served:
+        service = process.service
+        assert service.agents() == ["invoice_extraction", "support_triage"]
+        page = service.pending(agents=frozenset({"support_triage"}), min_age_s=30)
+        assert [i.item_id for i in page.items] == [approve, edit, reject, double, flagged, left] and page.total == 6
+        assert service.pending(agents=None, min_age_s=3600).total == 0
+
+        approved = await service.decide(DecisionDraft(approve, "approve", "ann"))
+        await service.decide(DecisionDraft(edit, "edit", "ann", output_json=orjson.dumps(EDITED).decode()))
+        await service.decide(DecisionDraft(reject, "reject", "bob", reason="the customer is not billed twice"))
+        await service.decide(DecisionDraft(flagged, "approve", "bob"))
+        first, second = await asyncio.gather(
+            service.decide(DecisionDraft(double, "approve", "ann")),
+            service.decide(DecisionDraft(double, "reject", "bob", reason="no")),
+            return_exceptions=True,
+        )
+        assert isinstance(first, Decision) and isinstance(second, Refused) and second.code == "already_decided"
+        assert (
+            await refused(service.decide(DecisionDraft(double, "reject", "bob", reason="x")))
+        ).code == "already_decided"
+        assert (await refused(service.decide(DecisionDraft("no-such-item", "approve", "ann")))).code == "no_such_item"
+        bad_edit = await refused(service.decide(DecisionDraft(left, "edit", "ann", output_json='{"category": 3}')))
+        assert bad_edit.code == "invalid_edit" and "$.category" in bad_edit.message
+        assert (await refused(service.decide(DecisionDraft(left, "reject", "ann")))).code == "missing_reason"
+
+        state = service.get(approve)
+        assert state is not None and state.decision == approved
+        assert [i.item_id for i in service.pending(agents=None).items] == [left]
+
+        seen = await outcomes_when(settings, catalogue, lambda s: len(s[AUDIT]) >= 5)
+        results = {v["event_id"]: v for v in seen[RESULTS]}
+        assert set(results) == {approve, edit, double}  # the flagged result was released by the worker
+        assert results[approve]["reviewer"] == "ann" and results[approve]["human_override"] is False
+        assert results[edit]["output"]["summary"] == "fixed by a human" and results[edit]["human_override"] is True
+        [dead] = seen[DLQ]
+        assert dead["event_id"] == reject and dead["reason"] == "review_rejected"
+        assert "not billed twice" in dead["message"] and dead["original"]["value"][:1] == b"\x00"
+        audits = {v["event_id"]: v for v in seen[AUDIT]}
+        assert len(seen[AUDIT]) == 5 and set(audits) == {approve, edit, reject, double, flagged}
+        assert (audits[flagged]["route"], audits[flagged]["review_action"]) == ("flag", "approve")
+        assert (audits[reject]["outcome"], audits[reject]["review_reason"]) == (
+            "dead_letter",
+            "the customer is not billed twice",
+        )
+        assert audits[double]["decision_id"] == first.decision_id
+        written = await topic_values(settings, catalogue, "keel.review.decisions")
+        assert [d["item_id"] for d in written].count(double) == 1  # the second was refused before writing
+
+        samples = await scrape_metrics(served.port)
+        assert samples[("keel_review_queue_depth", frozenset({("agent", "support_triage")}))] == 1
+        assert (
+            samples[("keel_review_decisions_total", frozenset({("agent", "support_triage"), ("action", "approve")}))]
+            == 3
+        )
+        assert samples[("keel_review_time_to_decision_seconds_count", frozenset({("agent", "support_triage")}))] == 5
+        async with httpx.AsyncClient() as client:
+            index = await client.get(f"http://127.0.0.1:{served.port}/")
+        assert index.status_code == 200 and "support_triage: 1 pending" in index.text
+
+
+async def test_a_restart_shows_the_same_queue_and_applies_nothing_twice(
+    settings: Settings, catalogue: Catalogue
+) -> None:
+    decided, waiting, also_waiting = await publish_items(settings, catalogue, ["review", "review", "flag"])
+    process = build_process(settings)
+    async with running(settings, process):
+        decision = await process.service.decide(DecisionDraft(decided, "approve", "ann"))
+        await outcomes_when(settings, catalogue, lambda s: len(s[AUDIT]) >= 1)
+        before = [i.item_id for i in process.service.pending(agents=None).items]
+    assert before == [waiting, also_waiting]
+    committed, ends = await applier_progress(settings)
+    assert committed == ends and sum(ends.values()) == 1  # the applier committed what it applied
+
+    # A second decision on the decided item, written past the service's checks (another tool, a race
+    # between two services), and a physical copy of the first: neither may become an outcome.
+    later = Decision(
+        "later", decided, "support_triage", decision.config_version, "review", "reject", "eve", 1, "x", None
+    )
+    async with RecordProducer(settings.bootstrap_servers) as producer:
+        topic = settings.topic("keel.review.decisions")
+        copy = decision_record(catalogue, topic, decision)
+        orphan = Decision("o", "no-such-item", "support_triage", "c", "review", "approve", "eve", 1, None, None)
+        await producer.send_all(
+            [decision_record(catalogue, topic, later), copy, decision_record(catalogue, topic, orphan)]
+        )
+
+    restarted = build_process(settings)
+    async with running(settings, restarted) as served:
+        after = restarted.service.pending(agents=None)
+        assert [i.item_id for i in after.items] == before and after.total == 2
+        state = restarted.service.get(decided)
+        assert state is not None and state.decision == decision
+        committed, ends = await applier_progress(settings)
+        assert committed == ends and sum(ends.values()) == 4  # the applier read all four
+        samples = await scrape_metrics(served.port)
+        refused_key = (
+            "keel_review_decisions_refused_total",
+            frozenset({("agent", "support_triage"), ("why", "already_decided")}),
+        )
+        assert samples[refused_key] == 2
+        orphan_key = (
+            "keel_review_decisions_refused_total",
+            frozenset({("agent", "support_triage"), ("why", "no_such_item")}),
+        )
+        assert samples[orphan_key] == 1
+        assert (
+            samples.get(
+                ("keel_review_decisions_total", frozenset({("agent", "support_triage"), ("action", "approve")})), 0
+            )
+            == 0
+        )
+    seen = await outcomes_when(settings, catalogue, lambda s: False, wait_s=0)
+    assert by_event(seen[RESULTS]) == {decided: 1} and by_event(seen[AUDIT]) == {decided: 1} and seen[DLQ] == []
+
+
+async def applier_progress(settings: Settings, *, wait_s: float = 15) -> tuple[dict[int, int], dict[int, int]]:
+    """The applier group's committed offsets and the decisions topic's end offsets, of the partitions
+    that have records, once they are equal or ``wait_s`` has passed."""
+    tps = [TopicPartition(settings.topic("keel.review.decisions"), p) for p in range(settings.partitions)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    try:
+        ends = {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items() if end}
+        deadline = time.monotonic() + wait_s
+        while True:
+            offsets = await admin.list_consumer_group_offsets(applier_group(settings), partitions=tps)
+            committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.partition in ends}
+            if committed == ends or time.monotonic() > deadline:
+                return committed, ends
+            await asyncio.sleep(0.5)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def test_keel_review_serve_runs_until_told_to_stop(settings: Settings, catalogue: Catalogue) -> None:
+    await publish_items(settings, catalogue, ["review", "review"])
+    port = free_port()
+    env = {
+        **os.environ,
+        "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "KEEL_NAMESPACE": settings.namespace,
+        "KEEL_REVIEW_WEB_PORT": str(port),
+        "KEEL_STATE_DIR": str(settings.state_dir),
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "review", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.PIPE
+    )
+    try:
+        samples = await scrape_metrics(port)
+        assert samples[("keel_review_queue_depth", frozenset({("agent", "support_triage")}))] == 2
+        assert samples[("keel_review_queue_depth", frozenset({("agent", "invoice_extraction")}))] == 0
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        stderr = serve.communicate()[1].decode()
+    assert f"review service on http://127.0.0.1:{port}/" in stderr
+
+
+async def test_ten_thousand_items_load_and_page_fast(settings: Settings, catalogue: Catalogue) -> None:
+    agent = load_agents(settings.agents_dir, catalogue, only=["support_triage"])[0]
+    template = review_record(catalogue, settings, agent, created_at_ms=0)
+    now_ms = int(time.time() * 1000)
+    items = []
+    for n in range(10_000):  # the worker's record, re-keyed: the same bytes a real queue holds
+        item = replace(decode_item(catalogue, template.value), item_id=f"bulk-{n:05d}", created_at_ms=now_ms - n * 10)
+        items.append(item)
+    records = [
+        replace(template, key=i.item_id.encode(), value=_encode_item(catalogue, template.value, i)) for i in items
+    ]
+    async with RecordProducer(settings.bootstrap_servers) as producer:
+        await producer.send_all(records)
+    process = build_process(settings)
+    started = time.monotonic()
+    async with running(settings, process) as served:
+        loaded_s = time.monotonic() - started
+        paging = time.perf_counter()
+        pages = [process.service.pending(agents=None, offset=n * 50, limit=50) for n in range(200)]
+        paged_s = time.perf_counter() - paging
+        assert pages[0].total == 10_000 and pages[0].items[0].item_id == "bulk-09999"
+        assert pages[-1].items[-1].item_id == "bulk-00000"
+        samples = await scrape_metrics(served.port)
+        assert samples[("keel_review_queue_depth", frozenset({("agent", "support_triage")}))] == 10_000
+    print(f"10,000 review items: loaded in {loaded_s:.2f} s, 200 pages in {paged_s * 1000:.0f} ms")
+    assert loaded_s < 30 and paged_s < 1
+
+
+def _encode_item(catalogue: Catalogue, template: bytes, item: Any) -> bytes:
+    value = wire.decode(catalogue, template)
+    value.update(event_id=item.item_id, created_at=item.created_at_ms)
+    return wire.encode(catalogue.by_id(wire.read_header(template)), value)  # type: ignore[arg-type]

@@ -1,0 +1,152 @@
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from review_samples import NO_PRICES, TRIAGE_OUTPUT, review_item
+
+from streams import wire
+from streams.agents import Agent
+from streams.catalogue import Catalogue
+from streams.emit import Emitter, OutRecord
+from streams.review import Decision, ReviewItem
+from streams.review_apply import RerunUnavailable, decision_records
+from streams.settings import Settings
+
+EDITED = {**TRIAGE_OUTPUT, "priority": "urgent"}
+
+
+@pytest.fixture
+def triage(agents: dict[str, Agent]) -> Agent:
+    return agents["support_triage"]
+
+
+@pytest.fixture
+def emitter(catalogue: Catalogue, triage: Agent) -> Emitter:
+    return Emitter(catalogue, Settings(namespace="t1"), [triage], pricing=NO_PRICES)
+
+
+def decide(item: ReviewItem, action: str, *, reason: str | None = None, output: Any = None) -> Decision:
+    text = None if output is None else orjson.dumps(output).decode()
+    return Decision(
+        "dec-1",
+        item.item_id,
+        item.agent,
+        item.config_version,
+        item.route,
+        action,
+        "ann",
+        1_800_000_123_000,
+        reason,
+        text,
+    )  # type: ignore[arg-type]
+
+
+def decoded(catalogue: Catalogue, records: list[OutRecord]) -> list[tuple[str, dict[str, Any]]]:
+    return [(r.topic, wire.decode(catalogue, r.value)) for r in records]
+
+
+def records_of(catalogue, emitter, triage, item, decision, **kw) -> list[tuple[str, dict[str, Any]]]:
+    records = decision_records(item, decision, triage, emitter, input_topic="t1.support.tickets", **kw)
+    assert {r.key for r in records} == {item.item_id.encode()}
+    return decoded(catalogue, records)
+
+
+def test_approve_releases_the_items_output_marked_with_the_reviewer(
+    catalogue: Catalogue, emitter: Emitter, triage: Agent
+) -> None:
+    item = replace(review_item(catalogue, triage), config_version="older")
+    (results, result), (audits, audit) = records_of(catalogue, emitter, triage, item, decide(item, "approve"))
+    assert (results, audits) == ("t1.support_triage.results", "t1.keel.audit")
+    assert result["output"]["category"] == "billing" and result["route"] == "review"
+    assert (result["reviewer"], result["human_override"], result["model_version"]) == ("ann", False, "sim-1")
+    assert result["config_version"] == "older" and result["produced_at"].timestamp() == 1_800_000_123
+    assert (audit["outcome"], audit["route"], audit["route_rule"], audit["review_action"]) == (
+        "result",
+        "review",
+        "big_invoice",
+        "approve",
+    )
+    assert (audit["reviewer"], audit["decision_id"], audit["human_override"]) == ("ann", "dec-1", False)
+    assert audit["input_offset"] == 11 and audit["attempts"] == 1 and audit["config_version"] == "older"
+
+
+def test_edit_releases_the_corrected_output_as_a_human_override(
+    catalogue: Catalogue, emitter: Emitter, triage: Agent
+) -> None:
+    item = review_item(catalogue, triage)
+    (_, result), (_, audit) = records_of(catalogue, emitter, triage, item, decide(item, "edit", output=EDITED))
+    assert result["output"]["priority"] == "urgent" and result["human_override"] is True
+    assert audit["human_override"] is True and orjson.loads(audit["output"]) == EDITED
+
+
+def test_reject_dead_letters_the_original_input(catalogue: Catalogue, emitter: Emitter, triage: Agent) -> None:
+    item = review_item(catalogue, triage)
+    records = decision_records(item, decide(item, "reject", reason="made up"), triage, emitter, input_topic="x")
+    (dlq, dead), (_, audit) = decoded(catalogue, records)
+    assert dlq == "t1.support_triage.dlq" and dead["reason"] == "review_rejected" and dead["stage"] == "review"
+    assert dead["original"]["value"] == item.input_value and dead["original"]["key"] == b"T-9"
+    assert (dead["original"]["topic"], dead["original"]["offset"]) == ("t1.support.tickets", 11)
+    assert "made up" in dead["message"] and "ann" in dead["message"]
+    assert dict(records[0].headers)["keel.dlq.error.reason"] == b"review_rejected"
+    assert (audit["outcome"], audit["review_action"], audit["review_reason"]) == ("dead_letter", "reject", "made up")
+    assert audit["error"]["reason"] == "review_rejected"
+
+
+def test_a_flagged_item_already_released_its_result(catalogue: Catalogue, emitter: Emitter, triage: Agent) -> None:
+    item = review_item(catalogue, triage, route="flag")
+    [(topic, audit)] = records_of(catalogue, emitter, triage, item, decide(item, "approve"))
+    assert topic == "t1.keel.audit" and (audit["outcome"], audit["route"], audit["review_action"]) == (
+        "result",
+        "flag",
+        "approve",
+    )
+    [(topic, audit)] = records_of(catalogue, emitter, triage, item, decide(item, "reject", reason="meh"))
+    assert topic == "t1.keel.audit" and (audit["outcome"], audit["review_action"], audit["review_reason"]) == (
+        "result",
+        "reject",
+        "meh",
+    )
+    (topic, result), (_, audit) = records_of(catalogue, emitter, triage, item, decide(item, "edit", output=EDITED))
+    assert topic == "t1.support_triage.results" and result["route"] == "flag" and result["human_override"] is True
+
+
+def test_a_rerun_uses_the_handoff_helpers_record_and_is_audited(
+    catalogue: Catalogue, emitter: Emitter, triage: Agent
+) -> None:
+    handoff = SimpleNamespace(on_reject="rerun")  # until the handoff branch declares on_reject
+    rerunning = replace(triage, definition=triage.definition.model_copy(update={"handoff": handoff}))
+    item = review_item(catalogue, triage)
+    asked: list[tuple[str, str, int]] = []
+
+    def rerun_record(item: ReviewItem, *, topic: str, pass_number: int) -> OutRecord:
+        asked.append((item.item_id, topic, pass_number))
+        return OutRecord(topic, item.input_key, item.input_value, ())
+
+    decision = decide(item, "reject", reason="again")
+    records = decision_records(
+        item, decision, rerunning, emitter, input_topic="t1.support.tickets", rerun_record=rerun_record
+    )
+    assert asked == [(item.item_id, "t1.support.tickets", 1)]
+    assert records[0].value == item.input_value
+    audit = wire.decode(catalogue, records[1].value)
+    assert (audit["outcome"], audit["review_action"]) == ("rerun", "reject")
+    with pytest.raises(RerunUnavailable):
+        decision_records(item, decision, rerunning, emitter, input_topic="t1.support.tickets")
+
+
+def test_no_usage_records_the_calls_were_counted_when_made(
+    catalogue: Catalogue, emitter: Emitter, triage: Agent
+) -> None:
+    item = review_item(catalogue, triage)
+    for action, extra in (("approve", {}), ("edit", {"output": EDITED}), ("reject", {"reason": "r"})):
+        topics = [t for t, _ in records_of(catalogue, emitter, triage, item, decide(item, action, **extra))]
+        assert "t1.keel.usage" not in topics
+
+
+def test_applying_twice_writes_identical_bytes(catalogue: Catalogue, emitter: Emitter, triage: Agent) -> None:
+    item = review_item(catalogue, triage)
+    decision = decide(item, "edit", output=EDITED)
+    first = decision_records(item, decision, triage, emitter, input_topic="x")
+    assert first == decision_records(item, decision, triage, emitter, input_topic="x")
