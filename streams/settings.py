@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     alert_sink_timeout_s: float = Field(default=10.0, gt=0, description="One delivery attempt to a sink")
     alert_retry_base_s: float = Field(default=1.0, gt=0, description="First wait after a failed delivery")
     alert_retry_max_s: float = Field(default=60.0, gt=0, description="Longest wait between deliveries")
+    review_users_file: Path = Field(
+        default=REPO_ROOT / "deploy" / "reviewers.yaml",
+        description="Review UI/API users: scrypt password hashes and roles (`keel review user add` writes it)",
+    )
     log_level: str = "info"
 
     def provider_endpoints(self) -> dict[str, ProviderSettings]:
