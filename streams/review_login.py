@@ -22,6 +22,7 @@ from streams.review_query import Problem
 from streams.review_sessions import IDLE_TIMEOUT_S, SESSION_COOKIE
 
 LOGIN_COOKIE = "keel_review_login"
+_TOKEN_CHARS = 32  # secrets.token_urlsafe(24)
 _BAD_CREDENTIALS = "Unknown user name or wrong password."
 
 
@@ -87,7 +88,10 @@ async def log_out(request: web.Request) -> web.StreamResponse:
 
 
 def _form(request: web.Request, *, next_path: str, error: str | None = None, status: int = 200) -> web.Response:
-    token = secrets.token_urlsafe(24)
+    # The browser's token is kept while it lasts: a second login page (another tab, or a favicon request
+    # sent to the login page) must not invalidate the form already on screen.
+    kept = request.cookies.get(LOGIN_COOKIE, "")
+    token = kept if len(kept) == _TOKEN_CHARS and kept.replace("-", "").replace("_", "").isalnum() else _new_token()
     response = web.Response(
         text=login_page(token=token, next_path=next_path, error=error),
         status=status,
@@ -99,6 +103,10 @@ def _form(request: web.Request, *, next_path: str, error: str | None = None, sta
         LOGIN_COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/login", max_age=3600
     )
     return response
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(24)
 
 
 def _local_path(raw: str | None) -> str:

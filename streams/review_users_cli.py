@@ -19,7 +19,7 @@ MIN_PASSWORD_CHARS = 8
 
 def main(argv: list[str], settings: Settings) -> int:
     parser = argparse.ArgumentParser(prog="keel review user", description="Manage review UI/API users.")
-    parser.add_argument("--file", help=f"the users file (default: KEEL_REVIEW_USERS_FILE, {settings.review_users_file})")
+    parser.add_argument("--file", help=f"the users file (default: {settings.review_users_file})")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="add a user, or replace one's password, role and agents")
     add.add_argument("name")

@@ -45,6 +45,11 @@ async def _js(_request: web.Request) -> web.Response:
     return web.Response(text=JS, content_type="text/javascript")
 
 
+async def _no_icon(_request: web.Request) -> web.Response:
+    """Browsers ask for it on their own; answered here rather than with a redirect to the login page."""
+    return web.Response(status=204)
+
+
 # (method, path, handler, name): every route the server has. Tests walk this table to check that each one
 # refuses a caller without credentials, so a route added here is covered without more work.
 ROUTE_TABLE: tuple[tuple[str, str, Handler, str], ...] = (
@@ -56,11 +61,12 @@ ROUTE_TABLE: tuple[tuple[str, str, Handler, str], ...] = (
     ("POST", "/logout", review_login.log_out, "logout"),
     ("GET", "/assets/review.css", _css, "css"),
     ("GET", "/assets/review.js", _js, "js"),
+    ("GET", "/favicon.ico", _no_icon, "favicon"),
     ("GET", "/api/v1/items", review_api.list_items, "api_items"),
     ("GET", "/api/v1/items/{item_id}", review_api.get_item, "api_item"),
     ("POST", "/api/v1/items/{item_id}/decision", review_api.post_decision, "api_decision"),
 )
-PUBLIC_ROUTES = frozenset({"login_form", "login", "css", "js"})
+PUBLIC_ROUTES = frozenset({"login_form", "login", "css", "js", "favicon"})
 
 
 def build_web_app(

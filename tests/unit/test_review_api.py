@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from review_fakes import TRIAGE_OUTPUT, InMemoryReviewService, make_item
+from review_http import ADMIN, ADMIN_PASSWORD, REVIEWER, REVIEWER_PASSWORD, basic, make_users
 
 from streams.review_sessions import LoginThrottle
 from streams.review_web import build_web_app
-from tests.review_fakes import TRIAGE_OUTPUT, InMemoryReviewService, make_item
-from tests.review_http import ADMIN, ADMIN_PASSWORD, REVIEWER, REVIEWER_PASSWORD, basic, make_users
 
 AS_ADMIN = basic(ADMIN, ADMIN_PASSWORD)
 AS_REVIEWER = basic(REVIEWER, REVIEWER_PASSWORD)

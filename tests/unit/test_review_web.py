@@ -13,11 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-
-from streams.review_sessions import LoginThrottle, SessionTable
-from streams.review_web import PUBLIC_ROUTES, ROUTE_TABLE, build_web_app
-from tests.review_fakes import InMemoryReviewService, make_item
-from tests.review_http import (
+from review_fakes import InMemoryReviewService, make_item
+from review_http import (
     ADMIN,
     ADMIN_PASSWORD,
     REVIEWER,
@@ -28,6 +25,9 @@ from tests.review_http import (
     login,
     make_users,
 )
+
+from streams.review_sessions import LoginThrottle, SessionTable
+from streams.review_web import PUBLIC_ROUTES, ROUTE_TABLE, build_web_app
 
 
 @dataclass
@@ -84,7 +84,9 @@ async def test_pages_do_not_accept_api_credentials_nor_the_api_a_session(web: We
     assert api.status == 401
 
 
-async def test_login_sets_a_strict_http_only_session_cookie_and_logs_it(web: Web, caplog: pytest.LogCaptureFixture) -> None:
+async def test_login_sets_a_strict_http_only_session_cookie_and_logs_it(
+    web: Web, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="keel.review.access")
     form = await (await web.client.get("/login?next=/items/triage-1")).text()
     response = await web.client.post(
@@ -306,4 +308,6 @@ async def test_queue_page_of_10000_items(tmp_path: Path) -> None:
         began = time.perf_counter()
         await client.get("/items/" + service.pending(agents=None, offset=9_999, limit=1).items[0].item_id + "?at=9999")
         item_ms = (time.perf_counter() - began) * 1000
-    print(f"\n10,000-item queue: pages 1/100/200 in {', '.join(f'{t:.1f}' for t in timings_ms)} ms; item page {item_ms:.1f} ms")
+    print(
+        f"\n10,000-item queue: pages 1/100/200 in {', '.join(f'{t:.1f}' for t in timings_ms)} ms; item page {item_ms:.1f} ms"
+    )
