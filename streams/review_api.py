@@ -71,6 +71,30 @@ async def get_item(request: web.Request) -> web.Response:
 
 
 async def post_decision(request: web.Request) -> web.Response:
+    item_id = request.match_info["item_id"]
+    try:
+        action, reason, output_json = await _decision_request(request)
+    except Problem as problem:
+        log_malformed(request, item_id, problem, via="api")
+        raise
+    decision = await submit_decision(request, item_id, action, reason=reason, output_json=output_json, via="api")
+    return _json(decision_json(decision), status=201)
+
+
+def log_malformed(request: web.Request, item_id: str, problem: Problem, *, via: str) -> None:
+    """A decision request refused before it named a valid action is an attempt too."""
+    context(request).access.record(
+        "decision",
+        user=current_user(request).name,
+        item=item_id,
+        via=via,
+        remote=client_address(request),
+        outcome="refused",
+        code=problem.code,
+    )
+
+
+async def _decision_request(request: web.Request) -> tuple[Action, str | None, str | None]:
     body = await _body(request)
     action, reason, output = body.get("action"), body.get("reason"), body.get("output")
     if action not in ACTIONS:
@@ -78,10 +102,7 @@ async def post_decision(request: web.Request) -> web.Response:
     if reason is not None and not isinstance(reason, str):
         raise Problem(400, "bad_field", "reason must be a string")
     output_json = output if isinstance(output, str) or output is None else orjson.dumps(output).decode()
-    decision = await submit_decision(
-        request, request.match_info["item_id"], action, reason=reason, output_json=output_json, via="api"
-    )
-    return _json(decision_json(decision), status=201)
+    return action, reason, output_json
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

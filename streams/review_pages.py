@@ -12,7 +12,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from streams.review import ACTIONS, Action, ItemState, ReviewItem
-from streams.review_api import submit_decision
+from streams.review_api import log_malformed, submit_decision
 from streams.review_context import SESSION, context, current_user
 from streams.review_html import Viewer, queue_page, queue_query
 from streams.review_item_html import ItemView, item_page
@@ -51,7 +51,9 @@ async def post_decision_form(request: web.Request) -> web.StreamResponse:
     position = _position(str(form.get("at", "")))
     action, reason, output = form.get("action"), _text(form.get("reason")), _text(form.get("output"))
     if action not in ACTIONS:
-        raise Problem(400, "unknown_action", f"action must be one of {', '.join(ACTIONS)}")
+        problem = Problem(400, "unknown_action", f"action must be one of {', '.join(ACTIONS)}")
+        log_malformed(request, item_id, problem, via="ui")
+        raise problem
     try:
         await submit_decision(
             request, item_id, action, reason=reason or None, output_json=output if action == "edit" else None, via="ui"

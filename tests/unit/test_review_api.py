@@ -198,11 +198,13 @@ async def test_every_decision_attempt_is_on_the_access_log(api: Api, caplog: pyt
     await api.decide("t-0", {"action": "approve"}, headers=AS_REVIEWER)
     await api.decide("t-0", {"action": "approve"}, headers=AS_REVIEWER)
     await api.decide("inv-0", {"action": "approve"}, headers=AS_REVIEWER)
+    await api.decide("t-1", {"action": "shrug"}, headers=AS_REVIEWER)
     lines = [orjson.loads(r.getMessage()) for r in caplog.records if r.name == "keel.review.access"]
     decisions = [(d["user"], d["item"], d["outcome"], d.get("code")) for d in lines if d["event"] == "decision"]
     assert decisions == [
         (REVIEWER, "t-0", "accepted", None),
         (REVIEWER, "t-0", "refused", "already_decided"),
         (REVIEWER, "inv-0", "refused", "forbidden"),
+        (REVIEWER, "t-1", "refused", "unknown_action"),
     ]
     assert all(d["via"] == "api" for d in lines if d["event"] == "decision")
