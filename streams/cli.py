@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         from connectors import llama_local  # noqa: PLC0415
 
         return llama_local.main(args[1:])
+    if args[:2] == ["review", "user"]:
+        from streams.review_users_cli import main as review_users  # noqa: PLC0415
+
+        return review_users(args[2:], Settings())
     parser = _parser()
     parsed = parser.parse_args(args)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,121 @@
+"""Logging in and out of the review UI, and the password check the API shares.
+
+The login form is protected against login CSRF (a foreign page logging the browser in as someone else)
+by a double-submit token: a random value both in a cookie scoped to /login and in the form, which must
+match. A failed login says only that the name or the password was wrong, is slowed down, and counts
+towards the throttle; every attempt is on the access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import secrets
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from streams.review_auth import User
+from streams.review_context import SESSION, client_address, context
+from streams.review_html import login_page
+from streams.review_query import Problem
+from streams.review_sessions import IDLE_TIMEOUT_S, SESSION_COOKIE
+
+LOGIN_COOKIE = "keel_review_login"
+_TOKEN_CHARS = 32  # secrets.token_urlsafe(24)
+_BAD_CREDENTIALS = "Unknown user name or wrong password."
+
+
+async def check_password(request: web.Request, name: str, password: str, *, via: str) -> User | None:
+    """The user these credentials belong to, or None (after the failure delay). Raises ``Problem`` 429
+    while the name or the client's address has failed too often."""
+    ctx, address = context(request), client_address(request)
+    if ctx.throttle.blocked(name, address):
+        ctx.access.record("login_failed", user=name[:64], via=via, remote=address, reason="throttled")
+        raise Problem(429, "too_many_failures", "Too many failed logins; wait a few minutes and try again.")
+    user = await asyncio.get_running_loop().run_in_executor(None, ctx.users.authenticate, name, password)
+    if user is None:
+        ctx.throttle.failed(name, address)
+        ctx.access.record("login_failed", user=name[:64], via=via, remote=address, reason="bad_credentials")
+        await asyncio.sleep(ctx.throttle.failure_delay_s)
+    else:
+        ctx.throttle.succeeded(name)
+    return user
+
+
+async def login_form(request: web.Request) -> web.Response:
+    return _form(request, next_path=_local_path(request.query.get("next")))
+
+
+async def log_in(request: web.Request) -> web.StreamResponse:
+    ctx = context(request)
+    form = await request.post()
+    next_path = _local_path(_field(form, "next"))
+    cookie_token = request.cookies.get(LOGIN_COOKIE, "")
+    if not cookie_token or not hmac.compare_digest(cookie_token.encode(), _field(form, "login_token").encode()):
+        ctx.access.record("login_failed", via="ui", remote=client_address(request), reason="bad_login_token")
+        return _form(request, next_path=next_path, error="The login form expired; please try again.", status=403)
+    try:
+        user = await check_password(request, _field(form, "username"), _field(form, "password"), via="ui")
+    except Problem as problem:
+        return _form(request, next_path=next_path, error=problem.message, status=problem.status)
+    if user is None:
+        return _form(request, next_path=next_path, error=_BAD_CREDENTIALS, status=401)
+    session = ctx.sessions.open(user.name)
+    ctx.access.record("login", user=user.name, via="ui", remote=client_address(request))
+    response = web.HTTPSeeOther(next_path)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.session_id,
+        httponly=True,
+        samesite="Strict",
+        secure=ctx.secure_cookies,
+        path="/",
+        max_age=int(IDLE_TIMEOUT_S),
+    )
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    raise response
+
+
+async def log_out(request: web.Request) -> web.StreamResponse:
+    """POST only, with the CSRF token (the middleware checks it): a link elsewhere cannot log anyone out."""
+    ctx, session = context(request), request[SESSION]
+    ctx.sessions.close(session.session_id)
+    ctx.access.record("logout", user=session.username, remote=client_address(request))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+def _form(request: web.Request, *, next_path: str, error: str | None = None, status: int = 200) -> web.Response:
+    # The browser's token is kept while it lasts: a second login page (another tab, or a favicon request
+    # sent to the login page) must not invalidate the form already on screen.
+    kept = request.cookies.get(LOGIN_COOKIE, "")
+    token = kept if len(kept) == _TOKEN_CHARS and kept.replace("-", "").replace("_", "").isalnum() else _new_token()
+    response = web.Response(
+        text=login_page(token=token, next_path=next_path, error=error),
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+    )
+    secure = context(request).secure_cookies
+    response.set_cookie(
+        LOGIN_COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/login", max_age=3600
+    )
+    return response
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _local_path(raw: str | None) -> str:
+    """Where to go after logging in: only a path on this server (never ``//host`` or a full URL)."""
+    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
+        return raw
+    return "/"
+
+
+def _field(form: Mapping[str, object], name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,116 @@
+"""Logged-in browser sessions of the review UI, and the brake on repeated failed logins.
+
+A session is a random id in a cookie pointing into a table kept here on the server (so logging out or
+expiring really ends it), with a CSRF token of its own that every form the UI posts must carry back.
+In memory: restarting the review server logs everyone out, which is the safe direction.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+SESSION_COOKIE = "keel_review_session"
+IDLE_TIMEOUT_S = 8 * 3600.0
+
+
+@dataclass(slots=True)
+class Session:
+    session_id: str
+    username: str
+    csrf_token: str
+    expires_at_s: float  # monotonic
+
+
+class SessionTable:
+    """Sessions by id; one idle for ``idle_timeout_s`` is gone."""
+
+    def __init__(self, *, idle_timeout_s: float = IDLE_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sessions: dict[str, Session] = {}
+        self._idle_timeout_s = idle_timeout_s
+        self._clock = clock
+
+    def open(self, username: str) -> Session:
+        self._prune()
+        session = Session(
+            secrets.token_urlsafe(32), username, secrets.token_urlsafe(32), self._clock() + self._idle_timeout_s
+        )
+        self._sessions[session.session_id] = session
+        return session
+
+    def find(self, session_id: str | None) -> Session | None:
+        """The live session with this id (its idle clock restarts), or None."""
+        session = self._sessions.get(session_id) if session_id else None
+        if session is None:
+            return None
+        now = self._clock()
+        if session.expires_at_s <= now:
+            del self._sessions[session.session_id]
+            return None
+        session.expires_at_s = now + self._idle_timeout_s
+        return session
+
+    def close(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def _prune(self) -> None:
+        now = self._clock()
+        for expired in [s.session_id for s in self._sessions.values() if s.expires_at_s <= now]:
+            del self._sessions[expired]
+
+
+def csrf_matches(session: Session, submitted: str | None) -> bool:
+    return submitted is not None and hmac.compare_digest(session.csrf_token.encode(), submitted.encode())
+
+
+class LoginThrottle:
+    """Failed logins per user name and per client address over a sliding window.
+
+    Each failure costs the client ``failure_delay_s`` before the answer (a brake on guessing that an
+    honest typo hardly notices); past ``max_failures`` in ``window_s`` for the name or the address, logins
+    are refused without checking the password until the window has moved on.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = 10,
+        window_s: float = 300.0,
+        failure_delay_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.failure_delay_s = failure_delay_s
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def blocked(self, username: str, address: str) -> bool:
+        return any(len(self._recent(key)) >= self.max_failures for key in _keys(username, address))
+
+    def failed(self, username: str, address: str) -> None:
+        for key in _keys(username, address):
+            self._recent(key).append(self._clock())
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(f"user:{username}", None)
+
+    def _recent(self, key: str) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        horizon = self._clock() - self.window_s
+        while times and times[0] <= horizon:
+            times.popleft()
+        if len(self._failures) > 10_000:  # keep memory bounded under a spray of made-up names
+            self._failures = {k: v for k, v in self._failures.items() if v}
+        return self._failures.setdefault(key, times)
+
+
+def _keys(username: str, address: str) -> tuple[str, str]:
+    return f"user:{username[:64]}", f"addr:{address}"

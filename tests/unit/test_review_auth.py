@@ -1,0 +1,162 @@
+"""Reviewers' passwords, the users file and its CLI, sessions and the login throttle."""
+
+from __future__ import annotations
+
+import io
+import stat
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from streams.review_auth import UserFile, UsersFileError, hash_password, verify_password
+from streams.review_sessions import LoginThrottle, SessionTable, csrf_matches
+
+
+def test_a_hash_is_salted_and_verifies_only_its_password() -> None:
+    first, second = hash_password("s3cret-pass"), hash_password("s3cret-pass")
+    assert first != second  # a salt of its own per hash
+    assert first.startswith("scrypt$16384$8$1$")
+    assert "s3cret-pass" not in first
+    assert verify_password("s3cret-pass", first)
+    assert verify_password("s3cret-pass", second)
+    assert not verify_password("s3cret-pasS", first)
+    assert not verify_password("", first)
+
+
+@pytest.mark.parametrize("stored", ["", "plain-text", "scrypt$1$2$3$4$5", "bcrypt$x$y$z$a$b", "scrypt$16384$8$1$!!$!!"])
+def test_a_malformed_hash_never_matches(stored: str) -> None:
+    assert not verify_password("anything", stored)
+
+
+def test_the_users_file_holds_no_password_and_only_its_owner_reads_it(tmp_path: Path) -> None:
+    users = UserFile(tmp_path / "reviewers.yaml")
+    users.put("bob", password="bobs-password-1", role="reviewer", agents=["support_triage"])
+    text = users.path.read_text()
+    assert "bobs-password-1" not in text
+    assert "scrypt$" in text
+    assert stat.S_IMODE(users.path.stat().st_mode) == 0o600
+    bob = users.authenticate("bob", "bobs-password-1")
+    assert bob is not None
+    assert bob.may_review("support_triage")
+    assert not bob.may_review("invoice_extraction")
+    assert users.authenticate("bob", "bobs-password-2") is None
+    assert users.authenticate("alice", "bobs-password-1") is None
+
+
+def test_an_admin_reviews_every_agent(tmp_path: Path) -> None:
+    users = UserFile(tmp_path / "reviewers.yaml")
+    users.put("ada", password="adas-password", role="admin", agents=[])
+    ada = users.get("ada")
+    assert ada is not None
+    assert ada.may_review("anything")
+    assert ada.agent_filter() is None
+
+
+def test_the_file_is_read_again_when_another_process_changes_it(tmp_path: Path) -> None:
+    path = tmp_path / "reviewers.yaml"
+    server_view, cli_view = UserFile(path), UserFile(path)
+    assert server_view.get("bob") is None
+    cli_view.put("bob", password="bobs-password-1", role="reviewer", agents=["a"])
+    assert server_view.get("bob") is not None
+    UserFile(path).remove("bob")
+    assert server_view.get("bob") is None
+
+
+@pytest.mark.parametrize(
+    "text", ["users: {bob: {password: plain, role: reviewer}}", "users: {bob: {password: 'scrypt$x', role: god}}", "["]
+)
+def test_an_invalid_users_file_is_a_config_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "reviewers.yaml"
+    path.write_text(text)
+    with pytest.raises(UsersFileError, match=r"reviewers\.yaml"):
+        UserFile(path).get("bob")
+
+
+def test_invalid_user_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsersFileError):
+        UserFile(tmp_path / "u.yaml").put("bob smith", password="long-enough", role="admin", agents=[])
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, path: Path, args: list[str], stdin: str = "") -> int:
+    monkeypatch.setenv("KEEL_REVIEW_USERS_FILE", str(path))
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return main(["review", "user", *args])
+
+
+def test_cli_adds_lists_and_removes_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "reviewers.yaml"
+    add = ["add", "bob", "--role", "reviewer", "--agents", "support_triage, invoice_extraction", "--password-stdin"]
+    assert _cli(monkeypatch, path, add, "bobs-password-1\n") == 0
+    bob = UserFile(path).authenticate("bob", "bobs-password-1")
+    assert bob is not None
+    assert bob.agents == {"support_triage", "invoice_extraction"}
+    assert "bobs-password-1" not in path.read_text()
+    assert _cli(monkeypatch, path, ["list"]) == 0
+    assert "bob\treviewer\tinvoice_extraction,support_triage" in capsys.readouterr().out
+    assert _cli(monkeypatch, path, ["remove", "bob"]) == 0
+    assert UserFile(path).get("bob") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (["add", "bob", "--role", "reviewer", "--password-stdin"], "long-enough-pw\n"),  # no agents
+        (["add", "bob", "--role", "admin", "--password-stdin"], "short\n"),
+    ],
+)
+def test_cli_refuses_a_reviewer_without_agents_and_a_short_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], stdin: str
+) -> None:
+    path = tmp_path / "reviewers.yaml"
+    assert _cli(monkeypatch, path, args, stdin) == 2
+    assert not path.exists()
+
+
+def test_cli_prompts_twice_for_the_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter(["first-password", "other-password"])
+    monkeypatch.setattr("getpass.getpass", lambda _prompt: next(answers))
+    assert _cli(monkeypatch, tmp_path / "u.yaml", ["add", "ada", "--role", "admin"]) == 2
+    answers = iter(["same-password", "same-password"])
+    assert _cli(monkeypatch, tmp_path / "u.yaml", ["add", "ada", "--role", "admin"]) == 0
+    assert UserFile(tmp_path / "u.yaml").authenticate("ada", "same-password") is not None
+
+
+def test_sessions_expire_when_idle_and_end_on_close() -> None:
+    now = [0.0]
+    table = SessionTable(idle_timeout_s=10, clock=lambda: now[0])
+    session = table.open("bob")
+    now[0] = 9
+    assert table.find(session.session_id) is session  # use restarts the idle clock
+    now[0] = 18
+    assert table.find(session.session_id) is session
+    now[0] = 28.5
+    assert table.find(session.session_id) is None
+    other = table.open("bob")
+    assert other.session_id != session.session_id
+    assert other.csrf_token != session.csrf_token
+    table.close(other.session_id)
+    assert table.find(other.session_id) is None
+    assert table.find(None) is None
+
+
+def test_csrf_token_comparison() -> None:
+    session = SessionTable().open("bob")
+    assert csrf_matches(session, session.csrf_token)
+    assert not csrf_matches(session, None)
+    assert not csrf_matches(session, "")
+    assert not csrf_matches(session, session.csrf_token[:-1] + "x")
+
+
+def test_throttle_counts_failures_per_name_and_per_address_in_a_window() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        throttle.failed("bob", "10.0.0.1")
+    assert throttle.blocked("bob", "10.0.0.2")  # the name, from anywhere
+    assert throttle.blocked("alice", "10.0.0.1")  # the address, for any name
+    assert not throttle.blocked("alice", "10.0.0.2")
+    now[0] = 61
+    assert not throttle.blocked("bob", "10.0.0.1")
