@@ -1,3 +1,5 @@
+from collections.abc import Sequence
+
 from sample_review_items import T0_MS, review_item
 
 from streams import wire
@@ -21,10 +23,7 @@ def queue(*ages_min: int, now_ms: int = T0_MS, agent: str = "invoice") -> list[R
 
 
 def check(
-    pending: list[ReviewItem],
-    *,
-    opened: list[Alert] = (),
-    policies: dict[str, SlaPolicy] | None = None,  # type: ignore[assignment]
+    pending: list[ReviewItem], *, opened: Sequence[Alert] = (), policies: dict[str, SlaPolicy] | None = None
 ) -> list[Alert]:
     return review_sla_alerts(
         pending,

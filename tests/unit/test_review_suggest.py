@@ -1,4 +1,5 @@
 import random
+from collections.abc import Sequence
 
 import pytest
 from sample_review_items import decision, review_item
@@ -17,7 +18,7 @@ RULE = ThresholdRule(name="large_total", field="total", above=500)
 
 
 def routed(
-    values_and_actions: list[tuple[float, str]], *, rule: str = "large_total", prefix: str = "i"
+    values_and_actions: Sequence[tuple[float, str]], *, rule: str = "large_total", prefix: str = "i"
 ) -> tuple[list[ReviewItem], list[Decision]]:
     items, decisions = [], []
     for n, (value, action) in enumerate(values_and_actions):
