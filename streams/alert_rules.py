@@ -19,7 +19,7 @@ from streams.config_file import load_model
 from streams.errors import ConfigError
 
 MAX_LOOKBACK_S = 24 * 3600  # the observation topic keeps 25 hours (streams/topics.py)
-RESERVED = frozenset({"budget"})  # raised by budgets, not by this engine
+RESERVED = frozenset({"budget", "review_sla"})  # raised by budgets and the review service, not by this engine
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -174,7 +174,7 @@ class AlertRules(BaseModel):
             if names.count(rule.name) > 1:
                 raise ValueError(f"rule name {rule.name!r} is used twice")
             if rule.name in RESERVED:
-                raise ValueError(f"rule name {rule.name!r} is reserved (budgets raise those alerts themselves)")
+                raise ValueError(f"rule name {rule.name!r} is reserved (raised by budgets or review SLAs)")
             if rule.window_s % self.resolution_s:
                 raise ValueError(f"{rule.name}: window must be a multiple of resolution_s ({self.resolution_s} s)")
             if rule.lookback_s > MAX_LOOKBACK_S:

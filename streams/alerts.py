@@ -30,7 +30,8 @@ H_ALERT_STATUS = "keel.alert.status"
 MAX_SAMPLES = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# The README section each rule's runbook is in (README.md, "Runbooks"); `budget` is raised by budgets.
+# The README section each rule's runbook is in (README.md, "Runbooks"); `budget` is raised by budgets,
+# `review_sla` by the review service (streams/review_sla.py).
 RUNBOOK_ANCHORS = {
     "consecutive_failures": "runbook-consecutive-failures",
     "error_rate": "runbook-error-rate",
@@ -41,6 +42,7 @@ RUNBOOK_ANCHORS = {
     "dead_letters": "runbook-dead-letters",
     "circuit_open": "runbook-circuit-open",
     "unpriced_model": "runbook-unpriced-model",
+    "review_sla": "runbook-review-sla",
 }
 
 

@@ -16,7 +16,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_default_rules_load_and_cover_every_kind() -> None:
     rules = load_rules(Settings().alert_rules_file)
     kinds = {rule.kind for rule in rules.rules}
-    assert kinds == set(RUNBOOK_ANCHORS) - {"budget"}
+    assert kinds == set(RUNBOOK_ANCHORS) - {"budget", "review_sla"}
     [spike] = [rule for rule in rules.rules if isinstance(rule, CostSpike)]
     assert (spike.window, spike.baseline, spike.threshold) == (900, 6 * 3600, 3)
     assert rules.lookback_s == 15 * 60 + 6 * 3600 + 10
@@ -42,6 +42,7 @@ def test_durations_and_defaults() -> None:
         ("rules: [{name: x1, kind: dead_letters, window: 5 minutes, threshold: 1}]", "not a duration"),
         ("rules: [{name: x1, kind: dead_letters, window: 15s, threshold: 1}]", "multiple of resolution_s"),
         ("rules: [{name: budget, kind: dead_letters, window: 1m, threshold: 1}]", "reserved"),
+        ("rules: [{name: review_sla, kind: dead_letters, window: 1m, threshold: 1}]", "reserved"),
         ("rules: [{name: a1, kind: circuit_open, window: 1m}, {name: a1, kind: circuit_open, window: 2m}]", "twice"),
         ("rules: [{name: c1, kind: cost_spike, window: 1h, baseline: 1d, threshold: 3}]", "looks back"),
         ("rules: [{name: x1, kind: latency, window: 1m, threshold: 100, colour: red}]", "Extra inputs"),
