@@ -98,8 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--tokens", type=int, help="raise: the new token limit")
     budget.set_defaults(command=_budget)
 
-    review = sub.add_parser("review", help="the human review queue: serve its web UI, API and decision applier")
-    review.add_argument("action", choices=["serve"])
+    review = sub.add_parser(
+        "review", help="the human review queue: serve its web UI, API and decision applier; stats: measured handoff"
+    )
+    review.add_argument("action", choices=["serve", "stats"])
     review.set_defaults(command=_review)
 
     for name, help_text in (
@@ -227,9 +229,12 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _review(_args: argparse.Namespace, settings: Settings) -> int:
-    from streams.review_serve import serve  # noqa: PLC0415
+def _review(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.review_serve import review_stats, serve  # noqa: PLC0415
 
+    if args.action == "stats":
+        print(asyncio.run(review_stats(settings)))
+        return 0
     asyncio.run(serve(settings))
     return 0
 

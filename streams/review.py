@@ -57,6 +57,7 @@ class ReviewItem:
     input_value: bytes
     output_model: str | None  # provider/model that produced output_json
     output_model_version: str | None
+    rerun_pass: int = 1  # the pass a re-run after a rejection is (the record's keel.review.pass header)
 
 
 @dataclass(frozen=True, slots=True)

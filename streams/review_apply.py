@@ -86,7 +86,7 @@ def decision_records(
         return emitter.reviewed(dead, agent, mark, now_ms=now_ms, release=True)
     if rerun_record is None:
         raise RerunUnavailable(f"{agent.name} re-runs rejected items, but no rerun_record is wired in")
-    rerun = rerun_record(item, topic=input_topic, pass_number=1)
+    rerun = rerun_record(item, topic=input_topic, pass_number=item.rerun_pass)
     audit = emitter.reviewed(dead, agent, replace(mark, outcome="rerun"), now_ms=now_ms, release=False)
     return [rerun, *audit]
 

@@ -95,7 +95,7 @@ class ReviewFeed:
             if message.topic == self._decisions_topic:
                 self._queue.record(decode_decision(self._catalogue, message.value or b""), offset=message.offset)
             else:
-                self._queue.add(decode_item(self._catalogue, message.value or b""))
+                self._queue.add(decode_item(self._catalogue, message.value or b"", tuple(message.headers or ())))
         except DecodeError as exc:  # not a record of ours: nothing a reviewer could act on
             self.undecodable += 1
             log.error(

@@ -56,6 +56,17 @@ class ReviewQueue:
             self._remove_pending(item)
         return "applied"
 
+    def items(self) -> list[ReviewItem]:
+        return list(self._items.values())
+
+    def decisions(self) -> list[Decision]:
+        """The first decision on each item."""
+        return list(self._first.values())
+
+    def waiting(self) -> list[ReviewItem]:
+        """Every pending item, of every agent."""
+        return [self._items[item_id] for keys in self._pending.values() for _, item_id in keys]
+
     def get(self, item_id: str) -> ItemState | None:
         item = self._items.get(item_id)
         return None if item is None else ItemState(item, self._first.get(item_id))

@@ -15,7 +15,9 @@ from typing import Any
 
 from streams import wire
 from streams.catalogue import Catalogue
+from streams.domain import Headers
 from streams.emit import H_AGENT, H_EVENT_ID, OutRecord
+from streams.handoff import rerun_pass
 from streams.review import ACTIONS, Action, Decision, ReviewAttempt, ReviewItem, Route
 
 ITEM_SUBJECT = "keel.review-value"
@@ -23,8 +25,8 @@ DECISION_SUBJECT = "keel.review-decisions-value"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def decode_item(catalogue: Catalogue, data: bytes) -> ReviewItem:
-    """A ``<agent>.review`` value (v1 or v2) as a ``ReviewItem``. Raises ``DecodeError``."""
+def decode_item(catalogue: Catalogue, data: bytes, headers: Headers = ()) -> ReviewItem:
+    """A ``<agent>.review`` record (v1 or v2) as a ``ReviewItem``. Raises ``DecodeError``."""
     v = wire.decode(catalogue, data, subject=ITEM_SUBJECT)
     return ReviewItem(
         item_id=v["event_id"],
@@ -52,6 +54,7 @@ def decode_item(catalogue: Catalogue, data: bytes) -> ReviewItem:
         input_value=v.get("input_value", b""),
         output_model=v.get("output_model"),
         output_model_version=v.get("output_model_version"),
+        rerun_pass=rerun_pass(headers),
     )
 
 

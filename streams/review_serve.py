@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -17,14 +16,21 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from streams.agents import load_agents
+from streams import review_web
+from streams.agents import Agent, load_agents
 from streams.catalogue import load_catalogue
+from streams.clock import SystemClock
 from streams.emit import Emitter
+from streams.handoff import rerun_record
 from streams.pricing import load_pricing
 from streams.review import ReviewService
 from streams.review_applier import ReviewApplier
+from streams.review_auth import UserFile
 from streams.review_metrics import CONTENT_TYPE, ReviewMetrics
+from streams.review_report import review_stats_report
 from streams.review_service import KafkaReviewService
+from streams.review_suggest import ThresholdRule
+from streams.review_watch import watch_slas
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,32 +38,16 @@ METRICS_KEY = web.AppKey("keel.review.metrics", ReviewMetrics)
 SERVICE_KEY = web.AppKey("keel.review.service", KafkaReviewService)
 
 
-# --- SEAM (branch `reviewweb`) --------------------------------------------------------------------------
-# The web UI and JSON API live in streams/review_web.py, written on another branch, as
-# ``create_app(service, settings) -> web.Application``. Until it lands, a placeholder page says so.
 def build_web_app(service: ReviewService, settings: Settings) -> web.Application:
-    try:
-        review_web = importlib.import_module("streams.review_web")
-    except ModuleNotFoundError:
-        return _placeholder_app()
-    app: web.Application = review_web.create_app(service, settings)
-    return app
-
-
-def _placeholder_app() -> web.Application:
-    async def index(request: web.Request) -> web.Response:
-        service = request.app[SERVICE_KEY]
-        depths = service.queue.depths()
-        lines = [f"{agent}: {depths.get(agent, 0)} pending" for agent in service.agents()]
-        return web.Response(text="Keel review service (the web UI is not installed)\n" + "\n".join(lines) + "\n")
-
-    app = web.Application()
-    app.router.add_get("/", index)
-    return app
+    """The web UI and JSON API (streams/review_web.py) for the users of the users file, and ``/metrics``,
+    which is open like every Keel process's metrics page (counts only, no item data) so Prometheus can
+    scrape it."""
+    return review_web.build_web_app(service, UserFile(settings.review_users_file))
 
 
 @dataclass
 class ReviewProcess:
+    agents: list[Agent]
     service: KafkaReviewService
     applier: ReviewApplier
     metrics: ReviewMetrics
@@ -69,8 +59,8 @@ def build_process(settings: Settings) -> ReviewProcess:
     emitter = Emitter(catalogue, settings, agents, pricing=load_pricing(settings.pricing_file))
     service = KafkaReviewService(settings, catalogue, agents)
     metrics = ReviewMetrics([agent.name for agent in agents], service.queue.depths)
-    applier = ReviewApplier(settings, service, emitter, metrics)
-    return ReviewProcess(service, applier, metrics)
+    applier = ReviewApplier(settings, service, emitter, metrics, rerun_record=rerun_record)
+    return ReviewProcess(agents, service, applier, metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +74,14 @@ async def running(settings: Settings, process: ReviewProcess, *, web_port: int |
     """The service loaded, the applier running and the web server listening."""
     await process.service.start()
     applier = asyncio.create_task(process.applier.run(), name="review-applier")
+    slas = asyncio.create_task(
+        watch_slas(settings, process.service.catalogue, process.agents, process.service.queue, SystemClock()),
+        name="review-slas",
+    )
+    slas.add_done_callback(_log_failure)
     app = build_web_app(process.service, settings)
     app[METRICS_KEY], app[SERVICE_KEY] = process.metrics, process.service
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", _metrics, name=review_web.METRICS_ROUTE)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -95,9 +90,10 @@ async def running(settings: Settings, process: ReviewProcess, *, web_port: int |
         yield Running(int(runner.addresses[0][1]), applier)  # port 0: the one the system chose
     finally:
         await runner.cleanup()
-        applier.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await applier
+        for task in (applier, slas):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await process.service.stop()
 
 
@@ -120,3 +116,34 @@ async def serve(settings: Settings) -> None:
 async def _metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS_KEY].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the review SLA watch stopped: %r", task.exception())
+
+
+async def review_stats(settings: Settings) -> str:
+    """`keel review stats`: the review topics read to their end, measured (streams/review_report.py)."""
+    process = build_process(settings)
+    await process.service.start()
+    try:
+        queue = process.service.queue
+        return review_stats_report(
+            queue.items(),
+            queue.decisions(),
+            now_ms=SystemClock().now_ms(),
+            threshold_rules={agent.name: threshold_rules(agent) for agent in process.agents},
+            config_versions={agent.name: agent.config_version for agent in process.agents},
+        )
+    finally:
+        await process.service.stop()
+
+
+def threshold_rules(agent: Agent) -> list[ThresholdRule]:
+    """The agent's "field above X goes to review" rules: the ones a suggestion can move."""
+    return [
+        ThresholdRule(rule.name, rule.field, rule.above)
+        for rule in agent.definition.handoff.rules
+        if rule.route == "review" and rule.field is not None and rule.above is not None
+    ]

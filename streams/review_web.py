@@ -66,7 +66,8 @@ ROUTE_TABLE: tuple[tuple[str, str, Handler, str], ...] = (
     ("GET", "/api/v1/items/{item_id}", review_api.get_item, "api_item"),
     ("POST", "/api/v1/items/{item_id}/decision", review_api.post_decision, "api_decision"),
 )
-PUBLIC_ROUTES = frozenset({"login_form", "login", "css", "js", "favicon"})
+METRICS_ROUTE = "metrics"  # added by `keel review serve` (streams/review_serve.py): counts for Prometheus
+PUBLIC_ROUTES = frozenset({"login_form", "login", "css", "js", "favicon", METRICS_ROUTE})
 
 
 def build_web_app(

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     review_readback_s: float = Field(
         default=10.0, gt=0, description="How long a decision waits to be read back from its topic (log order)"
     )
+    review_sla_check_s: float = Field(
+        default=30.0, gt=0, description="How often `keel review serve` checks review SLAs"
+    )
     review_users_file: Path = Field(
         default=REPO_ROOT / "deploy" / "reviewers.yaml",
         description="Review UI/API users: scrypt password hashes and roles (`keel review user add` writes it)",

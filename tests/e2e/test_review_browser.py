@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from loopback import LoopbackServer
+from browser import ctrl, log_in, press, wait_for_item
+from loopback import app_server
 from review_fakes import TRIAGE_OUTPUT, InMemoryReviewService, make_item
-from review_http import REVIEWER, REVIEWER_PASSWORD, make_users
+from review_http import REVIEWER, make_users
 from selenium import webdriver
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
@@ -30,42 +30,18 @@ pytestmark = pytest.mark.e2e
 ITEMS = [f"e2e-{n}" for n in range(6)]
 
 
-def _wait_for_item(driver: webdriver.Chrome, item_id: str) -> None:
-    WebDriverWait(driver, 15).until(expected_conditions.url_contains(f"/items/{item_id}"))
-    WebDriverWait(driver, 15).until(expected_conditions.presence_of_element_located((By.ID, "summary")))
-
-
-def _press(driver: webdriver.Chrome, *keys: str) -> None:
-    """Keys typed into whatever has the focus (the page itself unless a field has it)."""
-    ActionChains(driver).send_keys(*keys).perform()
-
-
-def _ctrl(driver: webdriver.Chrome, key: str) -> None:
-    ActionChains(driver).key_down(Keys.CONTROL).send_keys(key).key_up(Keys.CONTROL).perform()
-
-
-def _log_in(driver: webdriver.Chrome, base_url: str) -> None:
-    driver.get(base_url + "/")
-    WebDriverWait(driver, 15).until(expected_conditions.presence_of_element_located((By.ID, "username")))
-    assert "/login" in driver.current_url
-    driver.find_element(By.ID, "username").send_keys(REVIEWER)
-    driver.find_element(By.ID, "password").send_keys(REVIEWER_PASSWORD)
-    driver.find_element(By.ID, "login-submit").click()
-    WebDriverWait(driver, 15).until(expected_conditions.presence_of_element_located((By.ID, "queue")))
-
-
 def test_review_three_items_in_the_browser(browser: webdriver.Chrome, tmp_path: Path) -> None:
     start_ms = int(time.time() * 1000) - 3_600_000
     service = InMemoryReviewService(make_item(item_id=i, created_at_ms=start_ms + n) for n, i in enumerate(ITEMS))
     service.add(make_item(item_id="other-agent", agent="invoice_extraction", output_json='{"total": 1}'))
-    with LoopbackServer(build_web_app(service, make_users(tmp_path))) as server:
-        _log_in(browser, server.base_url)
+    with app_server(build_web_app(service, make_users(tmp_path))) as server:
+        log_in(browser, server.base_url)
         assert browser.find_element(By.ID, "total").text.startswith("6 pending")  # not the other agent's item
 
-        _press(browser, "n")  # the first item
-        _wait_for_item(browser, "e2e-0")
-        _press(browser, "a")  # approve
-        _wait_for_item(browser, "e2e-1")
+        press(browser, "n")  # the first item
+        wait_for_item(browser, "e2e-0")
+        press(browser, "a")  # approve
+        wait_for_item(browser, "e2e-1")
         assert "Recorded: approve" in browser.find_element(By.ID, "notice").text
 
         editor = browser.find_element(By.ID, "edit-output")
@@ -75,19 +51,19 @@ def test_review_three_items_in_the_browser(browser: webdriver.Chrome, tmp_path: 
         WebDriverWait(browser, 15).until(expected_conditions.presence_of_element_located((By.ID, "problem")))
         assert "lacks required field(s): priority" in browser.find_element(By.ID, "problem").text
         corrected = TRIAGE_OUTPUT | {"category": "account_access", "priority": "urgent"}
-        _press(browser, "e")  # the keyboard: e focuses the JSON, Ctrl+Enter saves
+        press(browser, "e")  # the keyboard: e focuses the JSON, Ctrl+Enter saves
         assert browser.switch_to.active_element.get_attribute("id") == "edit-output"
-        _ctrl(browser, "a")
-        _press(browser, json.dumps(corrected))
-        _ctrl(browser, Keys.ENTER)
-        _wait_for_item(browser, "e2e-2")
+        ctrl(browser, "a")
+        press(browser, json.dumps(corrected))
+        ctrl(browser, Keys.ENTER)
+        wait_for_item(browser, "e2e-2")
 
-        _press(browser, "r")  # reject: r focuses the reason
-        _press(browser, "Summary invents a refund we never offered")
-        _ctrl(browser, Keys.ENTER)
-        _wait_for_item(browser, "e2e-3")
+        press(browser, "r")  # reject: r focuses the reason
+        press(browser, "Summary invents a refund we never offered")
+        ctrl(browser, Keys.ENTER)
+        wait_for_item(browser, "e2e-3")
 
-        _press(browser, "q")  # back to the queue
+        press(browser, "q")  # back to the queue
         WebDriverWait(browser, 15).until(expected_conditions.presence_of_element_located((By.ID, "queue")))
         assert browser.find_element(By.ID, "total").text.startswith("3 pending")
         rows = [row.get_attribute("data-item") for row in browser.find_elements(By.CSS_SELECTOR, "tr[data-item]")]

@@ -27,6 +27,7 @@ from review_samples import TRIAGE_OUTPUT, review_record
 from connectors.daemon import run_sync
 from streams import wire
 from streams.agents import load_agents
+from streams.alert_log import read_alerts
 from streams.catalogue import Catalogue, load_catalogue
 from streams.consumers import read_to_end
 from streams.kafka_admin import ensure_topics
@@ -34,7 +35,7 @@ from streams.producer import RecordProducer
 from streams.review import Decision, DecisionDraft, Refused
 from streams.review_applier import applier_group
 from streams.review_records import decision_record, decode_item
-from streams.review_serve import build_process, running
+from streams.review_serve import build_process, review_stats, running
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import topic_plan
 
@@ -162,7 +163,7 @@ async def test_decisions_become_results_dead_letters_and_audit(settings: Setting
         assert samples[("keel_review_time_to_decision_seconds_count", frozenset({("agent", "support_triage")}))] == 5
         async with httpx.AsyncClient() as client:
             index = await client.get(f"http://127.0.0.1:{served.port}/")
-        assert index.status_code == 200 and "support_triage: 1 pending" in index.text
+        assert index.status_code == 303 and index.headers["location"].startswith("/login")  # the UI asks for a login
 
 
 async def test_a_restart_shows_the_same_queue_and_applies_nothing_twice(
@@ -300,3 +301,37 @@ def _encode_item(catalogue: Catalogue, template: bytes, item: Any) -> bytes:
     value = wire.decode(catalogue, template)
     value.update(event_id=item.item_id, created_at=item.created_at_ms)
     return wire.encode(catalogue.by_id(wire.read_header(template)), value)  # type: ignore[arg-type]
+
+
+async def test_an_item_waiting_past_its_sla_fires_escalates_and_resolves_when_decided(
+    settings: Settings, catalogue: Catalogue
+) -> None:
+    agent = load_agents(settings.agents_dir, catalogue, only=["support_triage"])[0]
+    assert agent.definition.handoff.review_sla_s == 1800 and agent.definition.handoff.escalate_after_s == 7200
+    three_hours_ago = int(time.time() * 1000) - 3 * 3_600_000
+    record = review_record(catalogue, settings, agent, created_at_ms=three_hours_ago)
+    async with RecordProducer(settings.bootstrap_servers) as producer:
+        await producer.send_all([record])
+    settings = settings.model_copy(update={"review_sla_check_s": 0.2})
+    keys = ["review_sla:agent=support_triage", "review_sla:agent=support_triage|escalated"]
+
+    async def sla_alerts(count: int) -> dict[str, list[str]]:
+        for _ in range(60):
+            alerts = [a for a in await read_alerts(settings, catalogue) if a.dedup_key in keys]
+            if len(alerts) >= count:
+                break
+            await asyncio.sleep(0.5)
+        return {key: [a.status for a in alerts if a.dedup_key == key] for key in keys}
+
+    process = build_process(settings)
+    async with running(settings, process):
+        assert await sla_alerts(2) == {keys[0]: ["firing"], keys[1]: ["firing"]}
+        item_id = (record.key or b"").decode()
+        await process.service.decide(DecisionDraft(item_id, "approve", reviewer="ada"))
+        assert await sla_alerts(4) == {keys[0]: ["firing", "resolved"], keys[1]: ["firing", "resolved"]}
+    async with running(settings, build_process(settings)):  # a restart: nothing fires again
+        await asyncio.sleep(1)
+        assert await sla_alerts(4) == {keys[0]: ["firing", "resolved"], keys[1]: ["firing", "resolved"]}
+    report = await review_stats(settings)
+    row = next(line for line in report.splitlines() if line.startswith("support_triage"))
+    assert agent.config_version in row and " 1       1       0   100%" in row, report  # approved unchanged

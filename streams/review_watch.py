@@ -1,0 +1,66 @@
+"""The review SLA watch in `keel review serve`: every ``KEEL_REVIEW_SLA_CHECK_S`` it asks the pure SLA
+rules (streams/review_sla.py) about the pending items and writes what they say to ``keel.alerts``.
+Incidents still open there when it starts are taken over, so a restart does not fire them again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from streams.agents import Agent
+from streams.alert_log import open_incidents, read_alerts
+from streams.alerts import RUNBOOK_ANCHORS, Alert, alert_record, runbook_url
+from streams.catalogue import Catalogue
+from streams.clock import Clock
+from streams.producer import RecordProducer, until_written
+from streams.review_queue import ReviewQueue
+from streams.review_sla import SlaPolicy, review_sla_alerts
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def sla_policies(agents: list[Agent]) -> dict[str, SlaPolicy]:
+    """The agents that declare a review SLA (``handoff.review_sla_s``)."""
+    return {
+        agent.name: SlaPolicy(handoff.review_sla_s, handoff.escalate_after_s)
+        for agent in agents
+        if (handoff := agent.definition.handoff).review_sla_s is not None
+    }
+
+
+async def watch_slas(
+    settings: Settings, catalogue: Catalogue, agents: list[Agent], queue: ReviewQueue, clock: Clock
+) -> None:
+    policies = sla_policies(agents)
+    if not policies:
+        return
+    incidents = {alert.dedup_key: alert for alert in open_incidents(await read_alerts(settings, catalogue))}
+    runbook = runbook_url(settings, RUNBOOK_ANCHORS["review_sla"])
+    async with RecordProducer(settings.bootstrap_servers) as producer:
+        while True:
+            alerts = review_sla_alerts(
+                queue.waiting(),
+                now_ms=clock.now_ms(),
+                policies=policies,
+                open_incidents=list(incidents.values()),
+                runbook_url=runbook,
+            )
+            if alerts:
+                await _send(settings, catalogue, producer, alerts)
+                _remember(incidents, alerts)
+            await asyncio.sleep(settings.review_sla_check_s)
+
+
+async def _send(settings: Settings, catalogue: Catalogue, producer: RecordProducer, alerts: list[Alert]) -> None:
+    records = [alert_record(catalogue, settings, alert) for alert in alerts]
+    await until_written(lambda: producer.send_all(records), what="review SLA alerts")
+
+
+def _remember(incidents: dict[str, Alert], alerts: list[Alert]) -> None:
+    for alert in alerts:
+        log.warning("alert %s: %s (%s)", alert.status, alert.dedup_key, alert.summary)
+        if alert.status == "firing":
+            incidents[alert.dedup_key] = alert
+        else:
+            incidents.pop(alert.dedup_key, None)
