@@ -58,7 +58,7 @@ $(CHROMIUM) $(CHROMEDRIVER) &:
 	test -x $(CHROMIUM) && test -x $(CHROMEDRIVER)
 
 test-e2e: $(STAMP) browser
-	$(BIN)/python -m pytest -m e2e tests/e2e tests/integration/test_review_browser.py
+	$(BIN)/python -m pytest -m e2e tests/e2e tests/integration/test_review_ui_on_broker.py
 
 # promtool checks deploy/prometheus/; it comes from Debian's prometheus package, unpacked here (the
 # package's server is neither installed nor started).
