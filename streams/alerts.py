@@ -10,7 +10,6 @@ every record to the configured sinks (Slack, a PagerDuty-style webhook). An inci
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from streams import wire
@@ -28,7 +27,6 @@ Dimension = Literal["agent", "model", "tenant"]
 H_ALERT_RULE = "keel.alert.rule"
 H_ALERT_STATUS = "keel.alert.status"
 MAX_SAMPLES = 5
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The README section each rule's runbook is in (README.md, "Runbooks"); `budget` is raised by budgets,
 # `review_sla` by the review service (streams/review_sla.py).
@@ -134,14 +132,9 @@ def decode_alert(catalogue: Catalogue, data: bytes) -> Alert:
         window=value["window"],
         summary=value["summary"],
         runbook_url=value["runbook_url"],
-        at_ms=_ms(value["at_ms"]),
-        started_at_ms=_ms(value["started_at_ms"]),
+        at_ms=wire.epoch_ms(value["at_ms"]),
+        started_at_ms=wire.epoch_ms(value["started_at_ms"]),
         agent=value["agent"],
         sample_event_ids=tuple(value["sample_event_ids"]),
         details=dict(value["details"]),
     )
-
-
-def _ms(value: datetime | int) -> int:
-    """fastavro reads timestamp-millis as an aware datetime."""
-    return value if isinstance(value, int) else (value - _EPOCH) // timedelta(milliseconds=1)

@@ -55,7 +55,7 @@ class BudgetCodec:
             kind=v["kind"],
             request_id=v["request_id"],
             scope=v["scope"],
-            at_ms=_millis(v["at_ms"]),
+            at_ms=wire.epoch_ms(v["at_ms"]),
             amount=Amount(v["usd"], v["tokens"]),
             limits=BudgetLimits(
                 Limits(v["day_usd"], v["day_tokens"]), Limits(v["month_usd"], v["month_tokens"]), v["soft_fraction"]
@@ -101,8 +101,3 @@ def decode_ledger(data: bytes) -> Ledger:
     """Raises ``ValueError`` (or ``KeyError``/``TypeError``) for a snapshot this version did not write."""
     doc: dict[str, Any] = orjson.loads(data)
     return ledger_from_doc(doc)
-
-
-def _millis(value: Any) -> int:
-    """fastavro reads ``timestamp-millis`` as a datetime."""
-    return value if isinstance(value, int) else int(value.timestamp() * 1000)

@@ -15,9 +15,13 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class SystemClock:
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return wall_clock_ms()
 
     def monotonic(self) -> float:
         return time.perf_counter()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
 
@@ -33,7 +32,7 @@ def decode_request(catalogue: Catalogue, data: bytes, *, max_event_bytes: int) -
         raise InvalidPayload(f"payload must be a JSON object, got {type(payload).__name__}")
     return RequestEvent(
         event_id=record["event_id"],
-        occurred_at_ms=_millis(record["occurred_at"]),
+        occurred_at_ms=wire.epoch_ms(record["occurred_at"]),
         tenant=record["tenant"],
         source_system=record["source_system"],
         business_key=record["business_key"],
@@ -77,10 +76,3 @@ def encode_request(catalogue: Catalogue, event: RequestEvent) -> bytes:
             "trace_id": event.trace_id,
         },
     )
-
-
-def _millis(value: datetime | int) -> int:
-    # fastavro reads timestamp-millis as an aware datetime
-    if isinstance(value, datetime):
-        return int(value.astimezone(UTC).timestamp() * 1000)
-    return int(value)

@@ -67,8 +67,7 @@ class Emission:
 
     @property
     def recorded(self) -> list[OutRecord]:
-        extra = [] if self.flagged is None else [self.flagged]
-        return [self.outcome, *extra] if self.audit is None else [self.outcome, *extra, self.audit]
+        return [record for record in (self.outcome, self.flagged, self.audit) if record is not None]
 
     def all(self) -> list[OutRecord]:
         return [*self.recorded, *self.usage]
@@ -113,6 +112,7 @@ class Emitter:
             OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers, timestamp_ms=value["at"])
             for value in _usage_values(trace, agent, self._pricing)
         )
+        next_pass = trace.pass_number + 1
         if isinstance(outcome, RetryLater | Parked):
             source = trace.source
             if isinstance(outcome, RetryLater):
@@ -120,15 +120,15 @@ class Emitter:
             else:
                 topic, waiting_headers = topics.parked, park.park_headers(outcome)
             waiting = OutRecord(topic, source.key, source.value, waiting_headers, source.partition)
-            return Emission(waiting, None, usage, next_pass=trace.pass_number + 1)
-        flagged, reviewable = None, isinstance(outcome, Review)
+            return Emission(waiting, None, usage, next_pass=next_pass)
+        flagged = None
         if isinstance(outcome, Result):
             value = wire.encode(agent.result_schema, _result_value(outcome, agent, now_ms))
             main = OutRecord(topics.results, key, value, (*headers, (H_OUTCOME, b"result")))
             if outcome.flagged is not None:
-                flagged, reviewable = self._review_record(outcome.flagged, agent, topics, now_ms), True
+                flagged = self._review_record(outcome.flagged, agent, key, headers, rerun_pass=next_pass, now_ms=now_ms)
         elif isinstance(outcome, Review):
-            main = self._review_record(outcome, agent, topics, now_ms)
+            main = self._review_record(outcome, agent, key, headers, rerun_pass=next_pass, now_ms=now_ms)
         else:
             value = wire.encode(self._dlq, _dead_letter_value(outcome, agent, now_ms))
             main = OutRecord(topics.dlq, key, value, _dead_letter_headers(outcome, agent, headers))
@@ -138,14 +138,16 @@ class Emitter:
             wire.encode(self._audit, _audit_value(outcome, agent, topics, now_ms)),
             (*headers, (H_OUTCOME, outcome_name(outcome).encode())),
         )
-        return Emission(main, audit, usage, next_pass=trace.pass_number + 1 if reviewable else None, flagged=flagged)
+        reviewable = isinstance(outcome, Review) or flagged is not None  # a reviewer may re-run it as next_pass
+        return Emission(main, audit, usage, next_pass=next_pass if reviewable else None, flagged=flagged)
 
-    def _review_record(self, review: Review, agent: Agent, topics: AgentTopics, now_ms: int) -> OutRecord:
+    def _review_record(
+        self, review: Review, agent: Agent, key: bytes, headers: Headers, *, rerun_pass: int, now_ms: int
+    ) -> OutRecord:
         """A review item, with the pass a reviewer's re-run of it would be (streams/handoff.py)."""
         value = wire.encode(self._review, _review_value(review, agent, now_ms))
-        rerun_pass = str(review.trace.pass_number + 1).encode()
-        headers = (*_common_headers(review.trace, agent), (H_OUTCOME, b"review"), (H_RERUN_NUMBER, rerun_pass))
-        return OutRecord(topics.review, review.trace.event_id.encode(), value, headers)
+        marks = ((H_OUTCOME, b"review"), (H_RERUN_NUMBER, str(rerun_pass).encode()))
+        return OutRecord(self._topics[agent.name].review, key, value, (*headers, *marks))
 
     def reviewed(
         self, outcome: Result | DeadLetter, agent: Agent, mark: ReviewMark, *, now_ms: int, release: bool
@@ -154,10 +156,7 @@ class Emitter:
         released already, or a re-run takes its place) and its audit record, marked with the decision."""
         topics, key = self._topics[agent.name], outcome.trace.event_id.encode()
         versions = {"agent_version": mark.agent_version, "config_version": mark.config_version}
-        headers = tuple(
-            (name, mark.config_version.encode() if name == H_CONFIG_VERSION else value)
-            for name, value in _common_headers(outcome.trace, agent)
-        )
+        headers = _common_headers(outcome.trace, agent, config_version=mark.config_version)
         records: list[OutRecord] = []
         if release and isinstance(outcome, Result):
             value: dict[str, Any] = {**_result_value(outcome, agent, now_ms), **versions}
@@ -242,11 +241,12 @@ def _review_value(review: Review, agent: Agent, now_ms: int) -> dict[str, Any]:
     }
 
 
-def _common_headers(trace: Trace, agent: Agent) -> Headers:
+def _common_headers(trace: Trace, agent: Agent, *, config_version: str | None = None) -> Headers:
+    """``config_version``: of a reviewed item, which may predate the agent's current one."""
     headers: list[tuple[str, bytes | None]] = [
         (H_EVENT_ID, trace.event_id.encode()),
         (H_AGENT, agent.name.encode()),
-        (H_CONFIG_VERSION, agent.config_version.encode()),
+        (H_CONFIG_VERSION, (config_version or agent.config_version).encode()),
     ]
     if trace.event is not None and trace.event.trace_id:
         headers.append((H_TRACE_ID, trace.event.trace_id.encode()))

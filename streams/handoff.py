@@ -27,7 +27,7 @@ from streams.retry import Arrival
 from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, ReviewItem
 
 REASON_RULE = "handoff_rule"  # a rule matched
-REASON_QA = "qa_sample"  # sampled from the would-be-autonomous outputs
+REASON_QA = QA_SAMPLE  # sampled from the would-be-autonomous outputs
 REASON_ROUTE = "handoff_route"  # no rule matched and the policy's own route is review or flag
 
 

@@ -16,8 +16,8 @@ ACCESS_LOGGER = "keel.review.access"
 
 
 class AccessLog:
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+    def __init__(self) -> None:
+        self.logger = logging.getLogger(ACCESS_LOGGER)
         if self.logger.level == logging.NOTSET:  # an audit trail is not to be silenced by a WARNING root
             self.logger.setLevel(logging.INFO)
 

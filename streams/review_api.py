@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from streams.review import ACTIONS, Action, Decision, DecisionDraft, ItemState, Refused, ReviewAttempt, ReviewItem
+from streams.clock import wall_clock_ms
+from streams.review import Action, Decision, DecisionDraft, ItemState, Refused, ReviewAttempt, ReviewItem
 from streams.review_context import client_address, context, current_user
-from streams.review_query import Problem, agent_scope, parse_filter, require_agent
+from streams.review_query import Problem, parse_action, parse_filter, pending_for, require_agent
 
 _DECISION_FIELDS = frozenset({"action", "reason", "output"})
 
@@ -28,10 +29,7 @@ async def submit_decision(
     ctx, user = context(request), current_user(request)
     fields = {"user": user.name, "item": item_id, "action": action, "via": via, "remote": client_address(request)}
     try:
-        state = ctx.service.get(item_id)
-        if state is None:
-            raise Problem(404, "no_such_item", f"no review item {item_id}")
-        require_agent(user, state.item.agent)
+        readable_state(request, item_id)
         draft = DecisionDraft(item_id, action, user.name, reason=reason, output_json=output_json)
         try:
             decision = await ctx.service.decide(draft)
@@ -45,13 +43,9 @@ async def submit_decision(
 
 
 async def list_items(request: web.Request) -> web.Response:
-    user, ctx = current_user(request), context(request)
     queue_filter = parse_filter(request.query, paged_by="offset")
-    scope = agent_scope(user, queue_filter.agent)
-    page = ctx.service.pending(
-        agents=scope, min_age_s=queue_filter.min_age_s, offset=queue_filter.offset, limit=queue_filter.limit
-    )
-    now_ms = ctx.clock_ms()
+    page = pending_for(context(request).service, current_user(request), queue_filter)
+    now_ms = wall_clock_ms()
     body = {
         "items": [_summary(item, now_ms) for item in page.items],
         "total": page.total,
@@ -62,12 +56,17 @@ async def list_items(request: web.Request) -> web.Response:
 
 
 async def get_item(request: web.Request) -> web.Response:
-    item_id = request.match_info["item_id"]
+    state = readable_state(request, request.match_info["item_id"])
+    return _json(_item(state, wall_clock_ms()))
+
+
+def readable_state(request: web.Request, item_id: str) -> ItemState:
+    """The item and its decision, when it exists and is the user's to review. Raises ``Problem``."""
     state = context(request).service.get(item_id)
     if state is None:
-        raise Problem(404, "no_such_item", f"no review item {item_id}")
+        raise Problem(404, "no_such_item", f"no review item {item_id} (decided and gone, or never there)")
     require_agent(current_user(request), state.item.agent)
-    return _json(_item(state, context(request).clock_ms()))
+    return state
 
 
 async def post_decision(request: web.Request) -> web.Response:
@@ -96,9 +95,7 @@ def log_malformed(request: web.Request, item_id: str, problem: Problem, *, via: 
 
 async def _decision_request(request: web.Request) -> tuple[Action, str | None, str | None]:
     body = await _body(request)
-    action, reason, output = body.get("action"), body.get("reason"), body.get("output")
-    if action not in ACTIONS:
-        raise Problem(400, "unknown_action", f"action must be one of {', '.join(ACTIONS)}")
+    action, reason, output = parse_action(body.get("action")), body.get("reason"), body.get("output")
     if reason is not None and not isinstance(reason, str):
         raise Problem(400, "bad_field", "reason must be a string")
     output_json = output if isinstance(output, str) or output is None else orjson.dumps(output).decode()

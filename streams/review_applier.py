@@ -29,7 +29,7 @@ from streams.emit import Emitter, OutRecord
 from streams.errors import DecodeError, KeelError
 from streams.producer import RecordProducer, until_written
 from streams.review import Decision, ReviewItem
-from streams.review_apply import RerunRecord, decision_records
+from streams.review_apply import decision_records
 from streams.review_metrics import ReviewMetrics
 from streams.review_records import decode_decision
 from streams.review_service import KafkaReviewService
@@ -59,13 +59,10 @@ class ReviewApplier:
         service: KafkaReviewService,
         emitter: Emitter,
         metrics: ReviewMetrics,
-        *,
-        rerun_record: RerunRecord | None = None,
     ) -> None:
         """``service``: its queue and feed say which decision on an item is the first (it must be started)."""
         self._settings, self._service, self._emitter, self._metrics = settings, service, emitter, metrics
         self._catalogue, self._queue, self._feed = service.catalogue, service.queue, service.feed
-        self._rerun_record = rerun_record
 
     async def run(self) -> None:
         """Apply decisions until cancelled."""
@@ -132,9 +129,7 @@ class ReviewApplier:
     ) -> tuple[_Applied, list[OutRecord]] | None:
         input_topic = agent_topics(agent, self._settings).input
         try:
-            records = decision_records(
-                item, decision, agent, self._emitter, input_topic=input_topic, rerun_record=self._rerun_record
-            )
+            records = decision_records(item, decision, agent, self._emitter, input_topic=input_topic)
         except KeelError as exc:  # an output that no longer fits the agent's schema: nothing can be released
             log.error("%s: %s on %s cannot be applied: %s", where, decision.action, item.item_id, exc)
             self._metrics.refused.labels(decision.agent, exc.reason).inc()

@@ -16,36 +16,17 @@ Every decision writes one audit record with the reviewer, action, reason and dec
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Protocol
 
 import orjson
 
 from streams.agents import Agent
 from streams.domain import Attempt, DeadLetter, Failure, RequestEvent, Result, SourceRecord, Stage, Trace
 from streams.emit import Emitter, OutRecord, ReviewMark
+from streams.handoff import rerun_record
 from streams.parse import validate_output
 from streams.review import Decision, ReviewItem
 
 REJECTED = "review_rejected"
-
-
-class RerunRecord(Protocol):
-    """Builds the record that sends a rejected item's original input back to ``topic`` as re-run
-    ``pass_number`` (headers streams/review.py H_RERUN_*)."""
-
-    def __call__(self, item: ReviewItem, *, topic: str, pass_number: int) -> OutRecord: ...
-
-
-# --- SEAM (branch `handoff`): the agent's handoff.on_reject -----------------------------------------
-# The handoff helper adds ``on_reject: dead_letter | rerun`` to streams/agents.py HandoffPolicy and
-# provides ``rerun_record(item, topic=..., pass_number=...)``; the integrator passes it to
-# ``ReviewApplier(rerun_record=...)``. Until then every agent's rejections are dead letters.
-def on_reject(agent: Agent) -> str:
-    return str(getattr(agent.definition.handoff, "on_reject", "dead_letter"))
-
-
-class RerunUnavailable(Exception):
-    """An agent asks for re-runs but no ``rerun_record`` was wired in (a bug of the wiring)."""
 
 
 def decision_records(
@@ -55,7 +36,6 @@ def decision_records(
     emitter: Emitter,
     *,
     input_topic: str,
-    rerun_record: RerunRecord | None = None,
 ) -> list[OutRecord]:
     """The records of the first decision on ``item``. Raises ``OutputError`` when an output no longer
     fits the agent's schema (the definition changed since the decision was checked)."""
@@ -82,10 +62,8 @@ def decision_records(
         released = _result(trace, item, agent, item.output_json) if item.output_json else _rejected(trace, decision)
         return emitter.reviewed(released, agent, mark, now_ms=now_ms, release=False)
     dead = _rejected(trace, decision)
-    if on_reject(agent) != "rerun":
+    if agent.definition.handoff.on_reject != "rerun":
         return emitter.reviewed(dead, agent, mark, now_ms=now_ms, release=True)
-    if rerun_record is None:
-        raise RerunUnavailable(f"{agent.name} re-runs rejected items, but no rerun_record is wired in")
     rerun = rerun_record(item, topic=input_topic, pass_number=item.rerun_pass)
     audit = emitter.reviewed(dead, agent, replace(mark, outcome="rerun"), now_ms=now_ms, release=False)
     return [rerun, *audit]

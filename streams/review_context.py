@@ -3,9 +3,8 @@ session table, the access log, and who is asking."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -15,19 +14,14 @@ from streams.review_auth import User, UserFile
 from streams.review_sessions import LoginThrottle, Session, SessionTable
 
 
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass(slots=True)
 class ReviewContext:
     service: ReviewService
     users: UserFile
     access: AccessLog
-    sessions: SessionTable = field(default_factory=SessionTable)
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
-    clock_ms: Callable[[], int] = wall_clock_ms
-    secure_cookies: bool = False  # set behind HTTPS so the browser never sends the session in clear
+    sessions: SessionTable
+    throttle: LoginThrottle
+    secure_cookies: bool  # set behind HTTPS so the browser never sends the session in clear
 
 
 CONTEXT = web.AppKey("keel_review_context", ReviewContext)
@@ -46,3 +40,13 @@ def current_user(request: web.Request) -> User:
 
 def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
+
+
+def html_response(text: str, *, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+
+def form_text(form: Mapping[str, object], name: str) -> str | None:
+    """A form field's text; None when the form lacks it (or holds a file there)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else None

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
-from collections.abc import Mapping
 
 from aiohttp import web
 
 from streams.review_auth import User
-from streams.review_context import SESSION, client_address, context
+from streams.review_context import SESSION, client_address, context, form_text, html_response
 from streams.review_html import login_page
 from streams.review_query import Problem
 from streams.review_sessions import IDLE_TIMEOUT_S, SESSION_COOKIE
@@ -50,13 +49,17 @@ async def login_form(request: web.Request) -> web.Response:
 async def log_in(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     form = await request.post()
-    next_path = _local_path(_field(form, "next"))
+    next_path = _local_path(form_text(form, "next"))
     cookie_token = request.cookies.get(LOGIN_COOKIE, "")
-    if not cookie_token or not hmac.compare_digest(cookie_token.encode(), _field(form, "login_token").encode()):
+    if not cookie_token or not hmac.compare_digest(
+        cookie_token.encode(), (form_text(form, "login_token") or "").encode()
+    ):
         ctx.access.record("login_failed", via="ui", remote=client_address(request), reason="bad_login_token")
         return _form(request, next_path=next_path, error="The login form expired; please try again.", status=403)
     try:
-        user = await check_password(request, _field(form, "username"), _field(form, "password"), via="ui")
+        user = await check_password(
+            request, form_text(form, "username") or "", form_text(form, "password") or "", via="ui"
+        )
     except Problem as problem:
         return _form(request, next_path=next_path, error=problem.message, status=problem.status)
     if user is None:
@@ -92,12 +95,7 @@ def _form(request: web.Request, *, next_path: str, error: str | None = None, sta
     # sent to the login page) must not invalidate the form already on screen.
     kept = request.cookies.get(LOGIN_COOKIE, "")
     token = kept if len(kept) == _TOKEN_CHARS and kept.replace("-", "").replace("_", "").isalnum() else _new_token()
-    response = web.Response(
-        text=login_page(token=token, next_path=next_path, error=error),
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
-    )
+    response = html_response(login_page(token=token, next_path=next_path, error=error), status=status)
     secure = context(request).secure_cookies
     response.set_cookie(
         LOGIN_COOKIE, token, httponly=True, samesite="Strict", secure=secure, path="/login", max_age=3600
@@ -114,8 +112,3 @@ def _local_path(raw: str | None) -> str:
     if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
         return raw
     return "/"
-
-
-def _field(form: Mapping[str, object], name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""

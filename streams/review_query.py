@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from streams.review import Refused
+from streams.review import ACTIONS, Action, Page, Refused, ReviewService
 from streams.review_auth import User
 
 PAGE_SIZE = 50
@@ -82,11 +82,36 @@ def agent_scope(user: User, agent: str | None) -> frozenset[str] | None:
     user's agents (None for an admin: every agent)."""
     if agent is None:
         return user.agent_filter()
-    if not user.may_review(agent):
-        raise Problem(403, "forbidden", f"{user.name} may not review agent {agent}")
+    require_agent(user, agent)
     return frozenset({agent})
 
 
 def require_agent(user: User, agent: str) -> None:
     if not user.may_review(agent):
         raise Problem(403, "forbidden", f"{user.name} may not review agent {agent}")
+
+
+def pending_for(
+    service: ReviewService,
+    user: User,
+    queue_filter: QueueFilter,
+    *,
+    offset: int | None = None,
+    limit: int | None = None,
+) -> Page:
+    """The pending items under ``queue_filter`` that ``user`` may review (``offset``/``limit``: other
+    than the filter's own, to look around one item)."""
+    return service.pending(
+        agents=agent_scope(user, queue_filter.agent),
+        min_age_s=queue_filter.min_age_s,
+        offset=queue_filter.offset if offset is None else offset,
+        limit=queue_filter.limit if limit is None else limit,
+    )
+
+
+def parse_action(value: object) -> Action:
+    """The action a decision request names. Raises ``Problem`` (400)."""
+    for action in ACTIONS:
+        if value == action:
+            return action
+    raise Problem(400, "unknown_action", f"action must be one of {', '.join(ACTIONS)}")

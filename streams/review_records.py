@@ -10,7 +10,6 @@ on one item lands in one partition, in order: "first decision wins" is then a ma
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams import wire
@@ -22,7 +21,6 @@ from streams.review import ACTIONS, Action, Decision, ReviewAttempt, ReviewItem,
 
 ITEM_SUBJECT = "keel.review-value"
 DECISION_SUBJECT = "keel.review-decisions-value"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def decode_item(catalogue: Catalogue, data: bytes, headers: Headers = ()) -> ReviewItem:
@@ -35,8 +33,8 @@ def decode_item(catalogue: Catalogue, data: bytes, headers: Headers = ()) -> Rev
         config_version=v["config_version"],
         tenant=v["tenant"],
         business_key=v["business_key"],
-        occurred_at_ms=_ms(v["occurred_at"]),
-        created_at_ms=_ms(v["created_at"]),
+        occurred_at_ms=wire.epoch_ms(v["occurred_at"]),
+        created_at_ms=wire.epoch_ms(v["created_at"]),
         route=_route(v.get("route")),
         rule=v.get("rule"),
         reason=v["reason"],
@@ -92,7 +90,7 @@ def decode_decision(catalogue: Catalogue, data: bytes) -> Decision:
         route=_route(v["route"]),
         action=_action(v["action"]),
         reviewer=v["reviewer"],
-        decided_at_ms=_ms(v["decided_at"]),
+        decided_at_ms=wire.epoch_ms(v["decided_at"]),
         reason=v["reason"],
         output_json=v["output"],
     )
@@ -113,8 +111,3 @@ def _action(value: str) -> Action:
         if action == value:
             return action
     raise AssertionError(f"the decision schema admits no action {value!r}")
-
-
-def _ms(value: datetime | int) -> int:
-    """fastavro reads timestamp-millis as an aware datetime."""
-    return value if isinstance(value, int) else (value - _EPOCH) // timedelta(milliseconds=1)

@@ -21,7 +21,6 @@ from streams.agents import Agent, load_agents
 from streams.catalogue import load_catalogue
 from streams.clock import SystemClock
 from streams.emit import Emitter
-from streams.handoff import rerun_record
 from streams.pricing import load_pricing
 from streams.review import ReviewService
 from streams.review_applier import ReviewApplier
@@ -59,7 +58,7 @@ def build_process(settings: Settings) -> ReviewProcess:
     emitter = Emitter(catalogue, settings, agents, pricing=load_pricing(settings.pricing_file))
     service = KafkaReviewService(settings, catalogue, agents)
     metrics = ReviewMetrics([agent.name for agent in agents], service.queue.depths)
-    applier = ReviewApplier(settings, service, emitter, metrics, rerun_record=rerun_record)
+    applier = ReviewApplier(settings, service, emitter, metrics)
     return ReviewProcess(agents, service, applier, metrics)
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import Callable
 
 from streams.agents import Agent
 from streams.catalogue import Catalogue
+from streams.clock import wall_clock_ms
 from streams.errors import KeelError
 from streams.producer import RecordProducer, until_written
 from streams.review import Decision, DecisionDraft, ItemState, Page, Refused
@@ -28,10 +27,6 @@ from streams.settings import Settings
 from streams.topics import REVIEW_DECISIONS, agent_topics
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class DecisionNotWritten(KeelError):
@@ -49,10 +44,8 @@ class KafkaReviewService:
         settings: Settings,
         catalogue: Catalogue,
         agents: list[Agent],
-        *,
-        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
-        self._settings, self.catalogue, self._clock_ms = settings, catalogue, clock_ms
+        self._settings, self.catalogue = settings, catalogue
         self._agents = {agent.name: agent for agent in agents}
         self._schemas = {agent.name: agent.output_schema.raw for agent in agents}
         self.decisions_topic = settings.topic(REVIEW_DECISIONS)
@@ -83,7 +76,7 @@ class KafkaReviewService:
 
     def pending(self, *, agents: frozenset[str] | None, min_age_s: float = 0, offset: int = 0, limit: int = 50) -> Page:
         return self.queue.pending(
-            agents=agents, min_age_s=min_age_s, offset=offset, limit=limit, now_ms=self._clock_ms()
+            agents=agents, min_age_s=min_age_s, offset=offset, limit=limit, now_ms=wall_clock_ms()
         )
 
     def get(self, item_id: str) -> ItemState | None:
@@ -91,7 +84,7 @@ class KafkaReviewService:
 
     async def decide(self, draft: DecisionDraft) -> Decision:
         state = self.queue.get(draft.item_id)
-        decision = accept(draft, state, self._schemas, decision_id=uuid.uuid4().hex, now_ms=self._clock_ms())
+        decision = accept(draft, state, self._schemas, decision_id=uuid.uuid4().hex, now_ms=wall_clock_ms())
         if draft.item_id in self._deciding:  # checked and set with no await in between
             raise Refused("already_decided", f"{draft.item_id}: another decision on it is being written")
         self._deciding.add(draft.item_id)

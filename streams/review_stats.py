@@ -14,9 +14,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from streams.handoff_policy import QA_SAMPLE
 from streams.review import Decision, ReviewItem
 
-QA_SAMPLE_RULE = "qa_sample"
+QA_SAMPLE_RULE = QA_SAMPLE  # the rule (and reason) of results sampled for measuring
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,10 +49,6 @@ class ThresholdSuggestion:
     reviews: int  # decided items in the band (current, suggested]
     approved: int  # of those, approved unchanged
 
-    @property
-    def agreement_rate(self) -> float:
-        return self.approved / self.reviews
-
     def sentence(self) -> str:
         """ "invoice total threshold could rise from 500 to 2,000: 98% of 412 reviews in that band were
         approved unchanged" (the percentage rounded down, so it never overstates the bar)."""

@@ -35,7 +35,7 @@ async def watch_slas(
     policies = sla_policies(agents)
     if not policies:
         return
-    incidents = {alert.dedup_key: alert for alert in open_incidents(await read_alerts(settings, catalogue))}
+    incidents = open_incidents(await read_alerts(settings, catalogue))
     runbook = runbook_url(settings, RUNBOOK_ANCHORS["review_sla"])
     async with RecordProducer(settings.bootstrap_servers) as producer:
         while True:
@@ -43,24 +43,17 @@ async def watch_slas(
                 queue.waiting(),
                 now_ms=clock.now_ms(),
                 policies=policies,
-                open_incidents=list(incidents.values()),
+                open_incidents=incidents,
                 runbook_url=runbook,
             )
             if alerts:
                 await _send(settings, catalogue, producer, alerts)
-                _remember(incidents, alerts)
+                for alert in alerts:
+                    log.warning("alert %s: %s (%s)", alert.status, alert.dedup_key, alert.summary)
+                incidents = open_incidents([*incidents, *alerts])
             await asyncio.sleep(settings.review_sla_check_s)
 
 
 async def _send(settings: Settings, catalogue: Catalogue, producer: RecordProducer, alerts: list[Alert]) -> None:
     records = [alert_record(catalogue, settings, alert) for alert in alerts]
     await until_written(lambda: producer.send_all(records), what="review SLA alerts")
-
-
-def _remember(incidents: dict[str, Alert], alerts: list[Alert]) -> None:
-    for alert in alerts:
-        log.warning("alert %s: %s (%s)", alert.status, alert.dedup_key, alert.summary)
-        if alert.status == "firing":
-            incidents[alert.dedup_key] = alert
-        else:
-            incidents.pop(alert.dedup_key, None)

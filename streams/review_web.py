@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
@@ -21,7 +20,16 @@ from streams.review import ReviewService
 from streams.review_access import AccessLog
 from streams.review_assets import CSS, JS
 from streams.review_auth import User, UserFile
-from streams.review_context import CONTEXT, SESSION, USER, ReviewContext, client_address, context, wall_clock_ms
+from streams.review_context import (
+    CONTEXT,
+    SESSION,
+    USER,
+    ReviewContext,
+    client_address,
+    context,
+    form_text,
+    html_response,
+)
 from streams.review_html import error_page
 from streams.review_query import Problem
 from streams.review_sessions import SESSION_COOKIE, LoginThrottle, SessionTable, csrf_matches
@@ -74,23 +82,20 @@ def build_web_app(
     service: ReviewService,
     users: UserFile,
     *,
-    audit_log: logging.Logger | None = None,
     sessions: SessionTable | None = None,
     throttle: LoginThrottle | None = None,
-    clock_ms: Callable[[], int] = wall_clock_ms,
     secure_cookies: bool = False,
 ) -> web.Application:
-    """The review UI and API over ``service``, for the users in ``users``. ``audit_log`` receives the
-    access lines (default: the ``keel.review.access`` logger); ``secure_cookies`` marks the session
-    cookie Secure (set it when serving behind HTTPS)."""
+    """The review UI and API over ``service``, for the users in ``users``; the access lines go to the
+    ``keel.review.access`` logger. ``secure_cookies`` marks the session cookie Secure (set it when
+    serving behind HTTPS)."""
     app = web.Application(middlewares=[_headers, _problems, _authenticate])
     app[CONTEXT] = ReviewContext(
         service,
         users,
-        AccessLog(audit_log),
+        AccessLog(),
         SessionTable() if sessions is None else sessions,  # an empty table is falsy: no `or` here
         LoginThrottle() if throttle is None else throttle,
-        clock_ms,
         secure_cookies,
     )
     for method, path, handler, name in ROUTE_TABLE:
@@ -122,11 +127,7 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
                 response.headers["WWW-Authenticate"] = 'Basic realm="keel review", charset="UTF-8"'
             return response
         viewer = review_pages.viewer(request) if USER in request and SESSION in request else None
-        return web.Response(
-            text=error_page(problem.status, problem.message, viewer=viewer),
-            status=problem.status,
-            content_type="text/html",
-        )
+        return html_response(error_page(problem.status, problem.message, viewer=viewer), status=problem.status)
     except web.HTTPClientError as exc:
         if not api:
             raise
@@ -148,8 +149,7 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     request[USER], request[SESSION] = user, session
     if request.method not in ("GET", "HEAD"):
         form = await request.post()
-        submitted = form.get("csrf")
-        if not csrf_matches(session, submitted if isinstance(submitted, str) else None):
+        if not csrf_matches(session, form_text(form, "csrf")):
             ctx.access.record("csrf_refused", user=user.name, path=request.path, remote=client_address(request))
             raise Problem(403, "csrf", "This form's security token is missing or out of date; reload and try again.")
     return await handler(request)

@@ -113,23 +113,20 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
         _retained(settings, settings.topic(ALERTS), ALERTS_RETENTION_S),
         _retained(settings, alert_observations_topic(settings), OBSERVATIONS_RETENTION_S),
     ]
-    review = [_kept(settings, agent_topics(agent, settings).review) for agent in agents]
-    review.append(_kept(settings, settings.topic(REVIEW_DECISIONS)))
+    # Kept until deleted by hand: a review item waits for a human as long as it takes, and the review
+    # service rebuilds its queue by reading these topics from the beginning (streams/review_feed.py).
+    review = [_retained(settings, agent_topics(agent, settings).review, None) for agent in agents]
+    review.append(_retained(settings, settings.topic(REVIEW_DECISIONS), None))
     return [*plain, *stores, *changelogs, ledger, *alerting, *review]
 
 
 _COMPACT = {"cleanup.policy": "compact"}  # a ledger per budget scope, kept for as long as the scope exists
 
 
-def _retained(settings: Settings, name: str, retention_s: float) -> TopicSpec:
-    config = {"cleanup.policy": "delete", "retention.ms": str(int(retention_s * 1000))}
-    return TopicSpec(name, settings.partitions, settings.replication_factor, config)
-
-
-def _kept(settings: Settings, name: str) -> TopicSpec:
-    """Kept until deleted by hand: a review item waits for a human as long as it takes, and the review
-    service rebuilds its queue by reading these topics from the beginning (streams/review_feed.py)."""
-    config = {"cleanup.policy": "delete", "retention.ms": "-1"}
+def _retained(settings: Settings, name: str, retention_s: float | None) -> TopicSpec:
+    """Records older than ``retention_s`` are deleted; None: never."""
+    retention_ms = -1 if retention_s is None else int(retention_s * 1000)
+    config = {"cleanup.policy": "delete", "retention.ms": str(retention_ms)}
     return TopicSpec(name, settings.partitions, settings.replication_factor, config)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastavro
@@ -22,6 +23,8 @@ from streams.errors import (
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def encode(schema: CatalogueSchema, value: dict[str, Any]) -> bytes:
@@ -29,6 +32,12 @@ def encode(schema: CatalogueSchema, value: dict[str, Any]) -> bytes:
     buffer.write(_HEADER.pack(MAGIC, schema.id))
     fastavro.schemaless_writer(buffer, schema.parsed, value)
     return buffer.getvalue()
+
+
+def epoch_ms(value: datetime | int) -> int:
+    """A ``timestamp-millis`` field as decoded (fastavro reads it as an aware datetime) in ms since the
+    epoch, exactly (no float on the way)."""
+    return value if isinstance(value, int) else (value - _EPOCH) // _MILLISECOND
 
 
 def read_header(data: bytes) -> int:

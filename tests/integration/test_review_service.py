@@ -135,7 +135,9 @@ async def test_decisions_become_results_dead_letters_and_audit(settings: Setting
         assert state is not None and state.decision == approved
         assert [i.item_id for i in service.pending(agents=None).items] == [left]
 
-        seen = await outcomes_when(settings, catalogue, lambda s: len(s[AUDIT]) >= 5)
+        seen = await outcomes_when(  # each topic read apart: wait for every record expected on each
+            settings, catalogue, lambda s: len(s[AUDIT]) >= 5 and len(s[RESULTS]) >= 3 and len(s[DLQ]) >= 1
+        )
         results = {v["event_id"]: v for v in seen[RESULTS]}
         assert set(results) == {approve, edit, double}  # the flagged result was released by the worker
         assert results[approve]["reviewer"] == "ann" and results[approve]["human_override"] is False

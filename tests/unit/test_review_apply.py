@@ -1,5 +1,4 @@
 from dataclasses import replace
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -10,8 +9,8 @@ from streams import wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.emit import Emitter, OutRecord
-from streams.review import Decision, ReviewItem
-from streams.review_apply import RerunUnavailable, decision_records
+from streams.review import H_RERUN_NUMBER, H_RERUN_OF, Decision, ReviewItem
+from streams.review_apply import decision_records
 from streams.settings import Settings
 
 EDITED = {**TRIAGE_OUTPUT, "priority": "urgent"}
@@ -115,25 +114,17 @@ def test_a_flagged_item_already_released_its_result(catalogue: Catalogue, emitte
 def test_a_rerun_uses_the_handoff_helpers_record_and_is_audited(
     catalogue: Catalogue, emitter: Emitter, triage: Agent
 ) -> None:
-    handoff = SimpleNamespace(on_reject="rerun")  # until the handoff branch declares on_reject
+    handoff = triage.definition.handoff.model_copy(update={"on_reject": "rerun"})
     rerunning = replace(triage, definition=triage.definition.model_copy(update={"handoff": handoff}))
     item = review_item(catalogue, triage)
-    asked: list[tuple[str, str, int]] = []
-
-    def rerun_record(item: ReviewItem, *, topic: str, pass_number: int) -> OutRecord:
-        asked.append((item.item_id, topic, pass_number))
-        return OutRecord(topic, item.input_key, item.input_value, ())
-
     decision = decide(item, "reject", reason="again")
-    records = decision_records(
-        item, decision, rerunning, emitter, input_topic="t1.support.tickets", rerun_record=rerun_record
-    )
+    records = decision_records(item, decision, rerunning, emitter, input_topic="t1.support.tickets")
+    headers = dict(records[0].headers)
+    asked = [(headers[H_RERUN_OF].decode(), records[0].topic, int(headers[H_RERUN_NUMBER]))]
     assert asked == [(item.item_id, "t1.support.tickets", 1)]
     assert records[0].value == item.input_value
     audit = wire.decode(catalogue, records[1].value)
     assert (audit["outcome"], audit["review_action"]) == ("rerun", "reject")
-    with pytest.raises(RerunUnavailable):
-        decision_records(item, decision, rerunning, emitter, input_topic="t1.support.tickets")
 
 
 def test_no_usage_records_the_calls_were_counted_when_made(
