@@ -27,7 +27,7 @@ from streams.domain import (
     outcome_name,
 )
 from streams.pricing import Pricing
-from streams.review import H_RERUN_NUMBER
+from streams.review import H_RERUN_NUMBER, H_SKIP_MODEL
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, AgentTopics, agent_topics
 
@@ -144,9 +144,11 @@ class Emitter:
     def _review_record(
         self, review: Review, agent: Agent, key: bytes, headers: Headers, *, rerun_pass: int, now_ms: int
     ) -> OutRecord:
-        """A review item, with the pass a reviewer's re-run of it would be (streams/handoff.py)."""
+        """A review item, with the pass a reviewer's re-run of it would be and the models this pass left
+        out, which that re-run leaves out too (streams/handoff.py)."""
         value = wire.encode(self._review, _review_value(review, agent, now_ms))
-        marks = ((H_OUTCOME, b"review"), (H_RERUN_NUMBER, str(rerun_pass).encode()))
+        skipped = tuple((k, v) for k, v in review.trace.source.headers if k == H_SKIP_MODEL)
+        marks = ((H_OUTCOME, b"review"), (H_RERUN_NUMBER, str(rerun_pass).encode()), *skipped)
         return OutRecord(self._topics[agent.name].review, key, value, (*headers, *marks))
 
     def reviewed(

@@ -5,7 +5,8 @@
 sampled for review. The sample is a hash of the event id, so a redelivered or retried event is
 decided the same way. A reviewer's rejection with ``on_reject: rerun`` puts the event back on the
 agent's input topic (``rerun_record``) as a new pass of the event, with the rejected model left out
-of the chain; the worker reads such a record with ``rerun_arrival`` and ``skipped_model``.
+of the chain, and those left out by earlier re-runs; the worker reads such a record with
+``rerun_arrival`` and ``rerun_skips``.
 
 Pure: plain values in, plain values out.
 """
@@ -110,21 +111,23 @@ def _number(value: Any) -> Decimal:
 @dataclass(frozen=True, slots=True)
 class Rerun:
     rerun_of: str  # the rejected item's id
-    skip_model: str | None  # provider/model to leave out of the chain
+    skip_models: tuple[str, ...]  # provider/models to leave out of the chain
     pass_number: int
 
 
 def rerun_record(item: ReviewItem, *, topic: str, pass_number: int) -> OutRecord:
     """The record that runs ``item``'s event again: its original key and value, on the agent's input
     ``topic`` and in the partition it first arrived in (so the worker finds the event's entry in its
-    outcome store), skipping the model that produced the rejected output. ``pass_number`` is
-    ``rerun_pass`` of the review record's headers: runs of earlier passes are not repeated for it."""
+    outcome store), leaving out the model that produced the rejected output and those earlier re-runs
+    left out. ``pass_number`` is ``rerun_pass`` of the review record's headers: runs of earlier passes
+    are not repeated for it."""
+    skip = item.skipped_models if item.output_model is None else (*item.skipped_models, item.output_model)
     headers: list[tuple[str, bytes | None]] = [
         (H_RERUN_OF, item.item_id.encode()),
         (H_RERUN_NUMBER, str(pass_number).encode()),
     ]
-    if item.output_model is not None:
-        headers.append((H_SKIP_MODEL, item.output_model.encode()))
+    if skip:
+        headers.append((H_SKIP_MODEL, ",".join(dict.fromkeys(skip)).encode()))
     return OutRecord(topic, item.input_key, item.input_value, tuple(headers), partition=item.input_partition)
 
 
@@ -142,8 +145,7 @@ def rerun_request(headers: Headers) -> Rerun | None:
     of, raw_pass = found.get(H_RERUN_OF), found.get(H_RERUN_NUMBER)
     if of is None or not raw_pass or not raw_pass.isdigit() or int(raw_pass) < 1:
         return None
-    skip = found.get(H_SKIP_MODEL)
-    return Rerun(of.decode(), skip.decode() if skip else None, int(raw_pass))
+    return Rerun(of.decode(), skipped_models(headers), int(raw_pass))
 
 
 def rerun_arrival(arrived: Arrival) -> Arrival:
@@ -152,15 +154,23 @@ def rerun_arrival(arrived: Arrival) -> Arrival:
     return arrived if rerun is None else dataclasses.replace(arrived, pass_number=rerun.pass_number)
 
 
-def skipped_model(headers: Headers) -> str | None:
-    """The model a re-run leaves out; the headers stay on the event's retry-tier and parked records."""
+def rerun_skips(headers: Headers) -> tuple[str, ...]:
+    """The models an input record leaves out: none unless it is a re-run. The headers stay on the
+    event's retry-tier and parked records."""
     rerun = rerun_request(headers)
-    return rerun.skip_model if rerun is not None else None
+    return rerun.skip_models if rerun is not None else ()
 
 
-def without_model(agent: Agent, model_key: str) -> Agent | None:
-    """``agent`` with ``model_key`` (provider/model) left out of its chain; None when nothing is left."""
-    chain = [spec for spec in agent.definition.model_chain if spec.key != model_key]
+def skipped_models(headers: Headers) -> tuple[str, ...]:
+    """The models of a ``keel.review.skip_model`` header: the worker copies it from a re-run onto the
+    review record of the re-run's pass, so that the next re-run leaves them out too."""
+    raw = dict(headers).get(H_SKIP_MODEL)
+    return tuple(key for key in raw.decode().split(",") if key) if raw else ()
+
+
+def without_models(agent: Agent, model_keys: tuple[str, ...]) -> Agent | None:
+    """``agent`` with ``model_keys`` (provider/model) left out of its chain; None when nothing is left."""
+    chain = [spec for spec in agent.definition.model_chain if spec.key not in model_keys]
     if not chain:
         return None
     return dataclasses.replace(agent, definition=agent.definition.model_copy(update={"model_chain": chain}))

@@ -32,7 +32,7 @@ from streams.domain import (
 )
 from streams.errors import BudgetExhausted, KeelError, NoModelLeftForRerun
 from streams.fallback import next_tier
-from streams.handoff import decide_handoff, without_model
+from streams.handoff import decide_handoff, without_models
 from streams.ports import Deps
 from streams.prompt import RenderedPrompt, render_prompt
 
@@ -86,13 +86,13 @@ async def process(
     earlier: tuple[Attempt, ...] = (),
     decoded: Decoded | None = None,
     pass_number: int = 0,
-    skip_model: str | None = None,
+    skip_models: tuple[str, ...] = (),
 ) -> Outcome:
     """``source`` is the record as it first arrived; ``tier`` the retry tier this pass runs in (0: the
     input topic), after the ``earlier`` attempts of the passes before it (see streams/retry.py), and
     ``pass_number`` its number; ``decoded``: the record already decoded (by the worker, which needs
-    its event id first); ``skip_model``: provider/model left out of the chain (a re-run after a
-    reviewer rejected that model's output, streams/handoff.py)."""
+    its event id first); ``skip_models``: provider/models left out of the chain (a re-run after a
+    reviewer rejected their outputs, streams/handoff.py)."""
     now_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
     run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier), pass_number)
     try:
@@ -107,7 +107,7 @@ async def process(
         trimmed = _trimmed(agent, run.event, run.prompt)
         run.stage = Stage.MODEL
         success = await run_chain(
-            _chain_of(agent, skip_model),
+            _chain_of(agent, skip_models),
             run.prompt,
             deps,
             run.attempts,
@@ -140,12 +140,13 @@ async def process(
     return _routed(agent, run, success)
 
 
-def _chain_of(agent: Agent, skip_model: str | None) -> Agent:
-    if skip_model is None:
+def _chain_of(agent: Agent, skip_models: tuple[str, ...]) -> Agent:
+    if not skip_models:
         return agent
-    remaining = without_model(agent, skip_model)
+    remaining = without_models(agent, skip_models)
     if remaining is None:
-        raise NoModelLeftForRerun(f"a re-run without {skip_model} has no other model in {agent.name}'s chain")
+        skipped = ", ".join(skip_models)
+        raise NoModelLeftForRerun(f"a re-run without {skipped} has no other model in {agent.name}'s chain")
     return remaining
 
 

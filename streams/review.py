@@ -3,8 +3,8 @@ web pages, its JSON API and `keel review` commands.
 
 Pure: plain values and a Protocol, no I/O. A review item is a record of ``<agent>.review`` (schema
 ``keel.review-value``); a decision is a record of ``keel.review.decisions`` (``keel.review-decisions-value``),
-keyed by the item's id (its event id). The first decision on an item in the decisions log is the one
-applied; a later one is refused.
+keyed by the item's id (its event id, with the pass when it is not the first: ``ReviewItem.item_id``).
+The first decision on an item in the decisions log is the one applied; a later one is refused.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class ReviewAttempt:
 class ReviewItem:
     """One item in the queue: everything a reviewer needs to decide."""
 
-    item_id: str  # the event id
+    event_id: str
     agent: str
     agent_version: str
     config_version: str
@@ -58,6 +58,14 @@ class ReviewItem:
     output_model: str | None  # provider/model that produced output_json
     output_model_version: str | None
     rerun_pass: int = 1  # the pass a re-run after a rejection is (the record's keel.review.pass header)
+    skipped_models: tuple[str, ...] = ()  # provider/models the item's pass already left out (earlier re-runs)
+
+    @property
+    def item_id(self) -> str:
+        """The event id for an item of the event's first pass, ``<event id>~<pass>`` for a later one (a
+        re-run, a retry tier): each pass held for a human is its own item, with its own first decision."""
+        held_pass = self.rerun_pass - 1
+        return self.event_id if held_pass < 1 else f"{self.event_id}~{held_pass}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +141,7 @@ class ReviewService(Protocol):
 
 # A re-run after a rejection (the agent's ``handoff.on_reject: rerun``): the review service writes the
 # item's original key and value back to the agent's input topic with these headers; the worker runs the
-# event again as a new pass, skipping the model that produced the rejected output.
-H_RERUN_OF = "keel.review.rerun_of"  # the rejected item's id (its event id)
-H_SKIP_MODEL = "keel.review.skip_model"  # provider/model to leave out of the chain
+# event again as a new pass, skipping the models whose outputs were rejected (this one's and earlier re-runs').
+H_RERUN_OF = "keel.review.rerun_of"  # the rejected item's id
+H_SKIP_MODEL = "keel.review.skip_model"  # provider/models to leave out of the chain, comma-separated
 H_RERUN_NUMBER = "keel.review.pass"  # the pass the re-run is (decimal): earlier passes' records are not it

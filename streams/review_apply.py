@@ -5,10 +5,13 @@ pipeline's outcome would have been, so a reviewed result is the same record as a
 reviewer's marks. ``now_ms`` is the decision's own time: applying one decision twice (a crash between
 writing and committing) writes byte-identical records, which consumers fold by event id.
 
-| route  | approve                | edit                               | reject                                |
-|--------|------------------------|------------------------------------|---------------------------------------|
-| review | result (item's output) | result (edited, human_override)    | the agent's on_reject: dead letter or re-run |
-| flag   | audit only (released)  | corrected result (human_override)  | audit only: the released result stands |
+| route  | approve                | edit                              | reject                                       |
+|--------|------------------------|-----------------------------------|----------------------------------------------|
+| review | result (item's output) | result (edited, human_override)   | the agent's on_reject: dead letter or re-run |
+| flag   | audit only (released)  | corrected result (human_override) | on_reject rerun: a re-run (*); else audit    |
+
+(*) whose result follows the released one; with on_reject dead_letter the released result stands and the
+rejection is on record (an event has one outcome).
 
 Every decision writes one audit record with the reviewer, action, reason and decision id.
 """
@@ -58,15 +61,16 @@ def decision_records(
         assert output_json is not None  # checked before the decision was written (streams/review_decide.py)
         result = _result(trace, item, agent, output_json)
         return emitter.reviewed(result, agent, mark, now_ms=now_ms, release=edited or item.route == "review")
-    if item.route == "flag":  # the released result stands; the rejection is on record for the measures
+    rerun = agent.definition.handoff.on_reject == "rerun"
+    if item.route == "flag" and not rerun:  # the released result stands; the rejection is on record for the measures
         released = _result(trace, item, agent, item.output_json) if item.output_json else _rejected(trace, decision)
         return emitter.reviewed(released, agent, mark, now_ms=now_ms, release=False)
     dead = _rejected(trace, decision)
-    if agent.definition.handoff.on_reject != "rerun":
+    if not rerun:
         return emitter.reviewed(dead, agent, mark, now_ms=now_ms, release=True)
-    rerun = rerun_record(item, topic=input_topic, pass_number=item.rerun_pass)
+    again = rerun_record(item, topic=input_topic, pass_number=item.rerun_pass)
     audit = emitter.reviewed(dead, agent, replace(mark, outcome="rerun"), now_ms=now_ms, release=False)
-    return [rerun, *audit]
+    return [again, *audit]
 
 
 def item_trace(item: ReviewItem, *, received_at_ms: int) -> Trace:
@@ -76,7 +80,7 @@ def item_trace(item: ReviewItem, *, received_at_ms: int) -> Trace:
         item.input_topic, item.input_partition, item.input_offset, None, item.input_key, item.input_value
     )
     event = RequestEvent(
-        event_id=item.item_id,
+        event_id=item.event_id,
         occurred_at_ms=item.occurred_at_ms,
         tenant=item.tenant,
         source_system="",  # not on the review item, and no record built here carries it

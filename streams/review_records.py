@@ -16,7 +16,7 @@ from streams import wire
 from streams.catalogue import Catalogue
 from streams.domain import Headers
 from streams.emit import H_AGENT, H_EVENT_ID, OutRecord
-from streams.handoff import rerun_pass
+from streams.handoff import rerun_pass, skipped_models
 from streams.review import ACTIONS, Action, Decision, ReviewAttempt, ReviewItem, Route
 
 ITEM_SUBJECT = "keel.review-value"
@@ -27,7 +27,7 @@ def decode_item(catalogue: Catalogue, data: bytes, headers: Headers = ()) -> Rev
     """A ``<agent>.review`` record (v1 or v2) as a ``ReviewItem``. Raises ``DecodeError``."""
     v = wire.decode(catalogue, data, subject=ITEM_SUBJECT)
     return ReviewItem(
-        item_id=v["event_id"],
+        event_id=v["event_id"],
         agent=v["agent"],
         agent_version=v["agent_version"],
         config_version=v["config_version"],
@@ -53,6 +53,7 @@ def decode_item(catalogue: Catalogue, data: bytes, headers: Headers = ()) -> Rev
         output_model=v.get("output_model"),
         output_model_version=v.get("output_model_version"),
         rerun_pass=rerun_pass(headers),
+        skipped_models=skipped_models(headers),
     )
 
 

@@ -29,7 +29,7 @@ from streams.decode import read_source
 from streams.domain import SourceRecord
 from streams.emit import H_REPLAY
 from streams.faust_app import exit_for_restart
-from streams.handoff import rerun_arrival, skipped_model
+from streams.handoff import rerun_arrival, rerun_skips
 from streams.inflight import Inflight, Limit, lane_of
 from streams.kafka_admin import ensure_topics
 from streams.limiter import Limiter
@@ -292,7 +292,7 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
         earlier=earlier,
         decoded=decoded,
         pass_number=pass_number,
-        skip_model=skipped_model(source.headers),
+        skip_models=rerun_skips(source.headers),
     )
     decided()
     emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())

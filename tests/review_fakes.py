@@ -14,6 +14,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from functools import cache
+from typing import Any
+
+from review_samples import item_with
 
 from streams.review import Decision, DecisionDraft, ItemState, Page, Refused, ReviewAttempt, ReviewItem
 from streams.settings import REPO_ROOT
@@ -126,12 +129,12 @@ TRIAGE_OUTPUT = {
 
 
 def make_item(
-    *, agent: str = "support_triage", created_at_ms: int | None = None, item_id: str | None = None, **fields: object
+    *, agent: str = "support_triage", created_at_ms: int | None = None, item_id: str | None = None, **fields: Any
 ) -> ReviewItem:
     """A realistic review item; any field may be overridden."""
     number = next(_serial)
-    values: dict[str, object] = {
-        "item_id": item_id or str(uuid.uuid4()),
+    values: dict[str, Any] = {
+        "event_id": item_id or str(uuid.uuid4()),
         "agent": agent,
         "agent_version": "1",
         "config_version": "cfg-1",
@@ -147,15 +150,11 @@ def make_item(
         "prompt": (("system", "You are a support triage assistant."), ("user", "Ticket T-1: Charged twice")),
         "attempts": (ReviewAttempt(1, "initial", "sim", "sim-small", "sim-small-2026", "ok", 812.0),),
         "output_json": json.dumps(TRIAGE_OUTPUT),
-        "warnings": (),
-        "trace_id": None,
         "input_topic": "support.tickets",
-        "input_partition": 0,
         "input_offset": number,
         "input_key": b"T-1",
         "input_value": b"\x00\x00\x00\x00\x01",
         "output_model": "sim/sim-small",
         "output_model_version": "sim-small-2026",
     }
-    values.update(fields)
-    return ReviewItem(**values)  # type: ignore[arg-type]
+    return item_with(**{**values, **fields})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import orjson
 
@@ -65,16 +66,22 @@ def review_record(
 
 
 def review_item(catalogue: Catalogue, agent: Agent, **fields: object) -> ReviewItem:
-    return decode_item(catalogue, review_record(catalogue, Settings(namespace="t1"), agent, **fields).value)  # type: ignore[arg-type]
+    record = review_record(catalogue, Settings(namespace="t1"), agent, **fields)  # type: ignore[arg-type]
+    return decode_item(catalogue, record.value, record.headers)
 
 
-def plain_item(item_id: str, *, agent: str = "support_triage", created_at_ms: int = 0) -> ReviewItem:
+def plain_item(event_id: str, *, agent: str = "support_triage", created_at_ms: int = 0) -> ReviewItem:
     """A minimal item for the queue's tests (no schema work)."""
-    return replace(_PLAIN, item_id=item_id, agent=agent, created_at_ms=created_at_ms)
+    return item_with(event_id=event_id, agent=agent, created_at_ms=created_at_ms)
+
+
+def item_with(**fields: Any) -> ReviewItem:
+    """A plain review item with ``fields`` set: the one place tests list every field of an item."""
+    return replace(_PLAIN, **fields)
 
 
 _PLAIN = ReviewItem(
-    item_id="",
+    event_id="",
     agent="",
     agent_version="1",
     config_version="c1",

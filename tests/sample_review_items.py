@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+from review_samples import item_with
 
 from streams.review import Action, Decision, ReviewItem, Route
 
@@ -20,10 +21,9 @@ def review_item(
     reason: str = "handoff_rule",
     output: dict[str, object] | None = None,
 ) -> ReviewItem:
-    return ReviewItem(
-        item_id=item_id,
+    return item_with(
+        event_id=item_id,
         agent=agent,
-        agent_version="1",
         config_version=config_version,
         tenant="t1",
         business_key=f"k-{item_id}",
@@ -33,19 +33,10 @@ def review_item(
         rule=rule,
         reason=reason,
         message="",
-        request_payload="{}",
         prompt=(("user", "hi"),),
-        attempts=(),
         output_json=None if output is None else orjson.dumps(output).decode(),
-        warnings=(),
-        trace_id=None,
         input_topic=f"{agent}.requests",
-        input_partition=0,
-        input_offset=0,
-        input_key=None,
-        input_value=b"",
         output_model="sim/m",
-        output_model_version=None,
     )
 
 

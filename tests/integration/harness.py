@@ -212,6 +212,15 @@ async def scrape_metrics(port: int) -> dict[tuple[str, frozenset[tuple[str, str]
     }
 
 
+async def until(done: Callable[[], bool], *, what: str, wait_s: float = 30) -> None:
+    """Wait for ``done`` (polled), or fail saying ``what`` never came."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while not done():
+        assert loop.time() < deadline, f"no {what} after {wait_s:g} s"
+        await asyncio.sleep(0.2)
+
+
 def model_calls(sim_url: str) -> int:
     """How many chat requests the provider simulator has answered so far."""
     return int(httpx.get(sim_url.removesuffix("/v1") + "/sim/stats").json()["requests_total"])

@@ -9,12 +9,15 @@ from typing import Any
 
 import orjson
 import pytest
-from harness import Stack, model_calls, run_through, worker_stack
+from harness import Stack, model_calls, run_through, until, worker_stack
 
+from streams import wire
 from streams.handoff import rerun_pass, rerun_record
 from streams.local_stack import simulator_process
 from streams.producer import RecordProducer
-from streams.review import ReviewItem
+from streams.review import DecisionDraft, ReviewItem
+from streams.review_records import ITEM_SUBJECT, decode_item
+from streams.review_serve import build_process, running
 from streams.watch import Observed, Tally
 
 THRESHOLD = 50  # the simulator's totals are drawn from 0 to 100
@@ -24,7 +27,8 @@ HANDOFF = {
         "rules": [
             {"name": "large_total", "route": "review", "field": "total", "above": THRESHOLD},
             {"name": "odd_document", "route": "flag", "field": "document_type", "in": FLAGGED_TYPES},
-        ]
+        ],
+        "on_reject": "rerun",
     },
     "support_triage": {
         "rules": [{"name": "fallback", "route": "review", "when": "fallback_model"}],
@@ -101,19 +105,10 @@ async def test_rules_send_outputs_to_review_or_flag_them_and_the_audit_names_the
     assert all(len(tally.by_kind["audit"][i]) == 1 for i in ids)
 
 
-def _item(observed: Observed) -> ReviewItem:
-    """The review record as the review service reads it (only what a re-run needs is filled in)."""
-    value = observed.value
-    return ReviewItem(
-        item_id=value["event_id"], agent=value["agent"], agent_version=value["agent_version"],
-        config_version=value["config_version"], tenant=value["tenant"], business_key=value["business_key"],
-        occurred_at_ms=0, created_at_ms=0, route=value["route"], rule=value["rule"], reason=value["reason"],
-        message=value["message"], request_payload=value["request_payload"], prompt=(), attempts=(),
-        output_json=value["output"], warnings=tuple(value["warnings"]), trace_id=value["trace_id"],
-        input_topic=value["input_topic"], input_partition=value["input_partition"],
-        input_offset=value["input_offset"], input_key=value["input_key"], input_value=value["input_value"],
-        output_model=value["output_model"], output_model_version=value["output_model_version"],
-    )  # fmt: skip
+def _item(stack: Stack, observed: Observed) -> ReviewItem:
+    """The review record as the review service reads it."""
+    data = wire.encode(stack.catalogue.by_subject(ITEM_SUBJECT), observed.value)
+    return decode_item(stack.catalogue, data, observed.headers)
 
 
 async def test_a_rerun_runs_the_event_again_without_the_rejected_model(
@@ -126,7 +121,9 @@ async def test_a_rerun_runs_the_event_again_without_the_rejected_model(
     [held] = first.by_kind["review"][event_id]
     assert first.outcome_kinds(event_id) == ["review"]
     assert (held.value["rule"], held.value["output_model"]) == ("fallback", "sim/backup")
-    record = rerun_record(_item(held), topic=stack.topic("support.tickets"), pass_number=rerun_pass(held.headers))
+    record = rerun_record(
+        _item(stack, held), topic=stack.topic("support.tickets"), pass_number=rerun_pass(held.headers)
+    )
     assert dict(record.headers)["keel.review.pass"] == b"1"
     calls = model_calls(sim_url)
 
@@ -152,35 +149,42 @@ async def test_a_rerun_runs_the_event_again_without_the_rejected_model(
     assert third.outcome_kinds(event_id) == ["result"] and model_calls(sim_url) == calls + 1
 
 
-async def test_each_rerun_is_a_new_pass_that_leaves_out_the_rejected_model(
+async def test_each_rejection_through_the_review_service_reruns_without_every_rejected_model(
     stack: Stack, sim_url: str, make_event: Any
 ) -> None:
     invoices = [_invoice(make_event, n) for n in range(100, 106)]
     ids, first = await run_through(stack, events={"finance.invoices": invoices})
     held = [first.by_kind["review"][i][0] for i in ids if first.outcome_kinds(i) == ["review"]]
     assert held, "no invoice over the threshold in this sample"
-    item = held[0]
-    event_id = item.value["event_id"]
-    assert item.value["output_model"] == "sim/smollm2-135m-instruct"
-    topic = stack.topic("finance.invoices")
+    event_id = held[0].value["event_id"]
+    assert held[0].value["output_model"] == "sim/smollm2-135m-instruct"
     calls = model_calls(sim_url)
+    settings = stack.settings.model_copy(update={"review_web_port": 0})
+    process = build_process(settings)
+    async with running(settings, process):
+        service = process.service
 
-    async def send(record: Any) -> None:
-        async with RecordProducer(stack.settings.bootstrap_servers) as producer:
-            await producer.send_all([record])
+        async def reject(item_id: str) -> None:
+            await until(lambda: service.get(item_id) is not None, what=f"review item {item_id}")
+            await service.decide(DecisionDraft(item_id, "reject", "ann", reason="the total is wrong"))
 
-    # rejected: the backup gives the same total, so the rule holds it again, now as the backup's output
-    record = rerun_record(_item(item), topic=topic, pass_number=rerun_pass(item.headers))
-    _, second = await run_through(stack, action=lambda: send(record), expect=[event_id])
-    [again] = second.by_kind["review"][event_id]
-    assert (again.value["output_model"], again.value["rule"]) == ("sim/backup", "large_total")
-    assert [u.value["model"] for u in second.by_kind["usage"][event_id]] == ["backup"]
-    assert dict(again.headers)["keel.review.pass"] == b"2" and model_calls(sim_url) == calls + 1
+        # rejected: the re-run leaves the first model out; the backup reads the same total, so the rule
+        # holds it again, now as a new item (the event's pass 1) that the service can decide
+        _, second = await run_through(stack, action=lambda: reject(event_id), expect=[event_id])
+        [again] = second.by_kind["review"][event_id]
+        assert (again.value["output_model"], again.value["rule"]) == ("sim/backup", "large_total")
+        assert [u.value["model"] for u in second.by_kind["usage"][event_id]] == ["backup"]
+        assert model_calls(sim_url) == calls + 1
+        item = _item(stack, again)
+        assert (item.item_id, item.skipped_models) == (f"{event_id}~1", ("sim/smollm2-135m-instruct",))
 
-    # rejected again (pass 2): only the backup is left out, so the first model answers once more
-    record = rerun_record(_item(again), topic=topic, pass_number=rerun_pass(again.headers))
-    _, third = await run_through(stack, action=lambda: send(record), expect=[event_id])
-    [last] = third.by_kind["review"][event_id]
-    assert (last.value["output_model"], dict(last.headers)["keel.review.pass"]) == ("sim/smollm2-135m-instruct", b"3")
-    assert [u.value["model"] for u in third.by_kind["usage"][event_id]] == ["smollm2-135m-instruct"]
-    assert model_calls(sim_url) == calls + 2
+        # rejected again: both models are left out, so no model is called and the event is a dead letter
+        _, third = await run_through(stack, action=lambda: reject(item.item_id), expect=[event_id])
+        [dead] = third.by_kind["dead_letter"][event_id]
+        assert dead.value["reason"] == "no_model_left_for_rerun" and model_calls(sim_url) == calls + 1
+        assert "sim/smollm2-135m-instruct, sim/backup" in dead.value["message"]
+        decisions = [a.value for a in (*second.by_kind["audit"][event_id], *third.by_kind["audit"][event_id])]
+        assert sorted((a["outcome"], a["review_action"]) for a in decisions if a["review_action"]) == [
+            ("rerun", "reject"),
+            ("rerun", "reject"),
+        ]

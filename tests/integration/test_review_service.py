@@ -277,7 +277,7 @@ async def test_ten_thousand_items_load_and_page_fast(settings: Settings, catalog
     now_ms = int(time.time() * 1000)
     items = []
     for n in range(10_000):  # the worker's record, re-keyed: the same bytes a real queue holds
-        item = replace(decode_item(catalogue, template.value), item_id=f"bulk-{n:05d}", created_at_ms=now_ms - n * 10)
+        item = replace(decode_item(catalogue, template.value), event_id=f"bulk-{n:05d}", created_at_ms=now_ms - n * 10)
         items.append(item)
     records = [
         replace(template, key=i.item_id.encode(), value=_encode_item(catalogue, template.value, i)) for i in items

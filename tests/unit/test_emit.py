@@ -10,6 +10,8 @@ from streams.domain import Attempt, DeadLetter, Failure, Result, Review, SourceR
 from streams.emit import Emitter
 from streams.outcome_store import Recorded, decode_entry, encode_entry
 from streams.pricing import Price, PriceTable, Pricing
+from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
+from streams.review_records import decode_item
 from streams.settings import Settings
 
 ATTEMPT = Attempt("sim", "m", 1, 1_800_000_000_000, 0.2, 100, 30, "sim-1", "ok")
@@ -153,6 +155,23 @@ def test_a_flagged_result_is_released_and_put_in_front_of_a_reviewer(
     audit = wire.decode(catalogue, emission.recorded[2].value, subject="keel.audit-value")
     assert (audit["outcome"], audit["route"], audit["route_rule"]) == ("result", "flag", "money")
     assert emission.next_pass == 3  # a reviewer's re-run is the next pass; this one is settled
+
+
+def test_a_reruns_review_item_is_its_own_item_and_keeps_the_models_left_out(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    # pass 2 of the event: a re-run that left out two models, held for review again
+    rerun = ((H_RERUN_OF, b"ev~1"), (H_RERUN_NUMBER, b"2"), (H_SKIP_MODEL, b"sim/a,sim/b"))
+    review = _flagged_result(make_source, make_event, pass_number=2).flagged
+    assert review is not None
+    trace = dataclasses.replace(review.trace, source=dataclasses.replace(review.trace.source, headers=rerun))
+    emission = _emitter(catalogue, agents).records(
+        dataclasses.replace(review, trace=trace), agents["support_triage"], now_ms=5
+    )
+    record = emission.recorded[0]
+    item = decode_item(catalogue, record.value, record.headers)
+    assert (item.item_id, item.event_id) == (f"{trace.event_id}~2", trace.event_id)
+    assert (item.rerun_pass, item.skipped_models) == (3, ("sim/a", "sim/b"))
 
 
 def test_a_review_item_chosen_by_a_rule_is_audited_with_its_rule(

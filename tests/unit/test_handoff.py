@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from review_samples import item_with
 
 from streams.agents import Agent
 from streams.domain import SourceRecord
@@ -16,8 +17,9 @@ from streams.handoff import (
     rerun_pass,
     rerun_record,
     rerun_request,
-    skipped_model,
-    without_model,
+    rerun_skips,
+    skipped_models,
+    without_models,
 )
 from streams.handoff_policy import HandoffPolicy, HandoffRule
 from streams.retry import Arrival
@@ -109,25 +111,10 @@ def test_qa_sampling_bounds() -> None:
 
 
 def _item(*, output_model: str | None = "sim/model-a") -> ReviewItem:
-    return ReviewItem(
-        item_id="ev-9",
+    return item_with(
+        event_id="ev-9",
         agent="invoice_extraction",
-        agent_version="1",
-        config_version="c",
-        tenant="t",
-        business_key="b",
-        occurred_at_ms=1,
-        created_at_ms=2,
-        route="review",
         rule="large_total",
-        reason="handoff_rule",
-        message="m",
-        request_payload="{}",
-        prompt=(),
-        attempts=(),
-        output_json="{}",
-        warnings=(),
-        trace_id=None,
         input_topic="ns.finance.invoices",
         input_partition=3,
         input_offset=41,
@@ -149,10 +136,27 @@ def test_a_rerun_record_is_the_original_record_in_its_partition_asking_for_a_new
     headers = dict(record.headers)
     assert headers == {H_RERUN_OF: b"ev-9", H_RERUN_NUMBER: b"2", H_SKIP_MODEL: b"sim/model-a"}
     rerun = rerun_request(record.headers)
-    assert rerun is not None and (rerun.rerun_of, rerun.skip_model, rerun.pass_number) == ("ev-9", "sim/model-a", 2)
-    assert skipped_model(record.headers) == "sim/model-a"
+    assert rerun is not None and (rerun.rerun_of, rerun.skip_models, rerun.pass_number) == ("ev-9", ("sim/model-a",), 2)
+    assert rerun_skips(record.headers) == ("sim/model-a",)
     # an item without an output (a refusal sent to review) re-runs the whole chain
-    assert skipped_model(rerun_record(_item(output_model=None), topic="t", pass_number=1).headers) is None
+    assert rerun_skips(rerun_record(_item(output_model=None), topic="t", pass_number=1).headers) == ()
+
+
+def test_a_rerun_of_a_rerun_leaves_out_every_rejected_model_and_is_its_own_item() -> None:
+    # the item of pass 1 (a re-run without model-a), whose output model-b gave: rejected again
+    item = dataclasses.replace(_item(output_model="sim/model-b"), rerun_pass=2, skipped_models=("sim/model-a",))
+    assert item.item_id == "ev-9~1" and _item().item_id == "ev-9"
+    record = rerun_record(item, topic="t", pass_number=item.rerun_pass)
+    assert dict(record.headers)[H_RERUN_OF] == b"ev-9~1"
+    assert rerun_skips(record.headers) == ("sim/model-a", "sim/model-b")
+    # a model both skipped and answering (a hand-written header) is named once
+    twice = dataclasses.replace(item, skipped_models=("sim/model-b",))
+    assert dict(rerun_record(twice, topic="t", pass_number=2).headers)[H_SKIP_MODEL] == b"sim/model-b"
+
+
+def test_skipped_models_reads_the_header_list() -> None:
+    assert skipped_models(((H_SKIP_MODEL, b"a/x,b/y"),)) == ("a/x", "b/y")
+    assert skipped_models(((H_SKIP_MODEL, b""),)) == () and skipped_models(()) == ()
 
 
 @pytest.mark.parametrize(
@@ -166,7 +170,7 @@ def test_a_rerun_record_is_the_original_record_in_its_partition_asking_for_a_new
     ],
 )
 def test_a_record_without_a_usable_rerun_request_is_a_plain_delivery(headers: tuple[tuple[str, bytes], ...]) -> None:
-    assert rerun_request(headers) is None and skipped_model(headers) is None
+    assert rerun_request(headers) is None and rerun_skips(headers) == ()
     source = SourceRecord("t", 0, 5, None, b"k", b"v", headers)
     assert rerun_arrival(Arrival(source, 0, (), 0)).pass_number == 0
 
@@ -182,13 +186,15 @@ def test_the_pass_a_review_record_offers_for_a_rerun() -> None:
     assert rerun_pass(()) == 1
 
 
-def test_without_model_leaves_the_rest_of_the_chain_in_order(agents: dict[str, Agent]) -> None:
+def test_without_models_leaves_the_rest_of_the_chain_in_order(agents: dict[str, Agent]) -> None:
     agent = agents["support_triage"]
     first = agent.definition.model_chain[0]
     chain = [first, first.model_copy(update={"model": "b"}), first.model_copy(update={"model": "c"})]
     longer = dataclasses.replace(agent, definition=agent.definition.model_copy(update={"model_chain": chain}))
-    reduced = without_model(longer, f"{first.provider}/b")
+    reduced = without_models(longer, (f"{first.provider}/b",))
     assert reduced is not None and [s.model for s in reduced.definition.model_chain] == [first.model, "c"]
     assert reduced.config_version == agent.config_version  # the same agent, not a new configuration
-    assert without_model(agent, first.key) is None
-    assert without_model(agent, "other/model") is not None
+    both = without_models(longer, (first.key, f"{first.provider}/c"))
+    assert both is not None and [s.model for s in both.definition.model_chain] == ["b"]
+    assert without_models(agent, (first.key,)) is None
+    assert without_models(agent, ("other/model",)) is not None

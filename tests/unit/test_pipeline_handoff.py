@@ -100,7 +100,7 @@ async def test_a_rerun_leaves_the_rejected_model_out(
     agent = _agent(agents["support_triage"], backup=True)
     model = ScriptedModel([reply(_answer())])
     outcome = await process(
-        make_source(), agent, make_deps(catalogue, {"local": model}), skip_model=FIRST, pass_number=1
+        make_source(), agent, make_deps(catalogue, {"local": model}), skip_models=(FIRST,), pass_number=1
     )
     assert isinstance(outcome, Result) and outcome.trace.pass_number == 1
     assert [r.model for r in model.requests] == ["backup"]
@@ -112,8 +112,11 @@ async def test_a_rerun_with_no_other_model_is_a_dead_letter_that_says_so(
 ) -> None:
     model = ScriptedModel([])
     outcome = await process(
-        make_source(), agents["support_triage"], make_deps(catalogue, {"local": model}), skip_model=FIRST
+        make_source(),
+        _agent(agents["support_triage"], backup=True),
+        make_deps(catalogue, {"local": model}),
+        skip_models=(FIRST, "local/backup"),
     )
     assert isinstance(outcome, DeadLetter) and not model.requests
     assert (outcome.failure.stage, outcome.failure.reason) == (Stage.MODEL, "no_model_left_for_rerun")
-    assert FIRST in outcome.failure.message and outcome.trace.event is not None
+    assert f"{FIRST}, local/backup" in outcome.failure.message and outcome.trace.event is not None

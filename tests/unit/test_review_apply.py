@@ -9,7 +9,7 @@ from streams import wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.emit import Emitter, OutRecord
-from streams.review import H_RERUN_NUMBER, H_RERUN_OF, Decision, ReviewItem
+from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, Decision, ReviewItem
 from streams.review_apply import decision_records
 from streams.settings import Settings
 
@@ -48,7 +48,7 @@ def decoded(catalogue: Catalogue, records: list[OutRecord]) -> list[tuple[str, d
 
 def records_of(catalogue, emitter, triage, item, decision, **kw) -> list[tuple[str, dict[str, Any]]]:
     records = decision_records(item, decision, triage, emitter, input_topic="t1.support.tickets", **kw)
-    assert {r.key for r in records} == {item.item_id.encode()}
+    assert {r.key for r in records} == {item.event_id.encode()}
     return decoded(catalogue, records)
 
 
@@ -111,20 +111,42 @@ def test_a_flagged_item_already_released_its_result(catalogue: Catalogue, emitte
     assert topic == "t1.support_triage.results" and result["route"] == "flag" and result["human_override"] is True
 
 
-def test_a_rerun_uses_the_handoff_helpers_record_and_is_audited(
-    catalogue: Catalogue, emitter: Emitter, triage: Agent
+def _rerunning(agent: Agent) -> Agent:
+    handoff = agent.definition.handoff.model_copy(update={"on_reject": "rerun"})
+    return replace(agent, definition=agent.definition.model_copy(update={"handoff": handoff}))
+
+
+@pytest.mark.parametrize("route", ["review", "flag"])
+def test_a_rejection_with_on_reject_rerun_writes_the_rerun_and_an_audit_record(
+    catalogue: Catalogue, emitter: Emitter, triage: Agent, route: str
 ) -> None:
-    handoff = triage.definition.handoff.model_copy(update={"on_reject": "rerun"})
-    rerunning = replace(triage, definition=triage.definition.model_copy(update={"handoff": handoff}))
-    item = review_item(catalogue, triage)
+    # a flagged item too: its released result is followed by the re-run's, not by a dead letter
+    item = review_item(catalogue, triage, route=route)
     decision = decide(item, "reject", reason="again")
-    records = decision_records(item, decision, rerunning, emitter, input_topic="t1.support.tickets")
+    records = decision_records(item, decision, _rerunning(triage), emitter, input_topic="t1.support.tickets")
+    assert len(records) == 2
     headers = dict(records[0].headers)
     asked = [(headers[H_RERUN_OF].decode(), records[0].topic, int(headers[H_RERUN_NUMBER]))]
     assert asked == [(item.item_id, "t1.support.tickets", 1)]
     assert records[0].value == item.input_value
     audit = wire.decode(catalogue, records[1].value)
-    assert (audit["outcome"], audit["review_action"]) == ("rerun", "reject")
+    assert (audit["outcome"], audit["review_action"], audit["route"]) == ("rerun", "reject", route)
+
+
+def test_an_item_of_a_later_pass_releases_the_events_own_records(
+    catalogue: Catalogue, emitter: Emitter, triage: Agent
+) -> None:
+    item = replace(review_item(catalogue, triage), rerun_pass=3, skipped_models=("sim/a",))  # held on pass 2
+    assert item.item_id == f"{item.event_id}~2"
+    (_, result), (_, audit) = records_of(catalogue, emitter, triage, item, decide(item, "approve"))
+    assert result["event_id"] == item.event_id and audit["event_id"] == item.event_id
+    rerun, _ = decision_records(item, decide(item, "reject", reason="no"), _rerunning(triage), emitter, input_topic="x")
+    headers = dict(rerun.headers)
+    assert (headers[H_RERUN_OF], headers[H_RERUN_NUMBER], headers[H_SKIP_MODEL]) == (
+        item.item_id.encode(),
+        b"3",
+        b"sim/a,sim/m",
+    )
 
 
 def test_no_usage_records_the_calls_were_counted_when_made(
