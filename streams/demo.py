@@ -2,13 +2,16 @@
 
 Starts what is missing (local Kafka, the model server or the simulator, a worker process), publishes
 sample events, reads the outcome topics until every event has ended, and prints a summary whose last
-line is JSON. `keel run` (behind `make run`) does the same with a live view of each outcome.
+line is JSON. `keel run` (behind `make run`) does the same with a live view of each outcome, and runs
+`keel review serve` with a reviewer of its own; when events wait for review and the run has a terminal,
+it keeps everything up until Enter, so they can be decided in the browser.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -25,12 +28,14 @@ from streams.catalogue import Catalogue, load_catalogue
 from streams.kafka_admin import ensure_topics
 from streams.local_stack import say, simulator_process, worker_process
 from streams.publish import load_samples, publish, take
+from streams.review_auth import UserFile
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import agent_topics, topic_plan
 from streams.watch import Observed, OutcomeWatcher, Tally, outcome_topics
 from streams.wiring import load_runtime
 
 SAMPLES_DIR = REPO_ROOT / "deploy" / "samples"
+RUN_REVIEWER = "reviewer"
 DEFAULT_BOOTSTRAP = Settings.model_fields["bootstrap_servers"].default
 
 
@@ -49,8 +54,15 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     with local_services(settings, options.provider) as worker_env:
         settings = settings.model_copy(update={"provider_override": options.provider, "namespace": namespace})
         say(f"namespace {namespace}: topics {namespace}.<name>, consumer group keel-{namespace}")
-        with worker_process(settings, worker_env), worker_process(settings, worker_env, command="aggregate"):
+        with contextlib.ExitStack() as processes:
+            processes.enter_context(worker_process(settings, worker_env))
+            processes.enter_context(worker_process(settings, worker_env, command="aggregate"))
+            review = processes.enter_context(review_service(settings, worker_env)) if options.live else None
             summary = asyncio.run(_publish_and_watch(settings, options))
+            if review is not None and summary["review"]:
+                say(f"{summary['review']} events wait for a human: review them at {review}")
+                if sys.stdin.isatty():
+                    input("keel: press Enter to stop everything ...")
         say(f"cost and latency per window (with Kafka running): KEEL_NAMESPACE={namespace} keel usage --period minute")
     print(orjson.dumps(summary).decode())
     return 0 if summary["missing"] == 0 and summary["audit"] == summary["events"] else 1
@@ -62,6 +74,26 @@ async def publish_samples(settings: Settings, agent_name: str, count: int) -> li
     samples = load_samples(SAMPLES_DIR / f"{agent_name}.jsonl")
     topic = agent_topics(agents[0], settings).input
     return await publish(settings.bootstrap_servers, topic, catalogue, take(samples, count))
+
+
+@contextlib.contextmanager
+def review_service(settings: Settings, env: dict[str, str]) -> Iterator[str]:
+    """`keel review serve` for the run, signed in to by an admin of the run's own (a fresh password, in a
+    users file of the run's, never the deployment's): yields where and how to sign in."""
+    users = UserFile(settings.state_dir / f"reviewers-{settings.namespace}.yaml")
+    password = secrets.token_urlsafe(12)
+    users.put(RUN_REVIEWER, password=password, role="admin", agents=[])
+    host, port = settings.review_web_host, settings.review_web_port
+    env = {
+        **env,
+        "KEEL_REVIEW_USERS_FILE": str(users.path),
+        "KEEL_REVIEW_WEB_HOST": host,
+        "KEEL_REVIEW_WEB_PORT": str(port),
+    }
+    with worker_process(settings, env, command="review", args=("serve",)):
+        sign_in = f"http://{host}:{port}/ (user {RUN_REVIEWER}, password {password})"
+        say(f"review queue: {sign_in}")
+        yield sign_in
 
 
 @contextlib.contextmanager

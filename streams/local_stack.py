@@ -38,10 +38,11 @@ def simulator_process(state_dir: Path, *options: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def worker_process(
-    settings: Settings, extra_env: dict[str, str], *, command: str = "worker"
+    settings: Settings, extra_env: dict[str, str], *, command: str = "worker", args: tuple[str, ...] = ()
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``keel worker`` (or another long-running ``keel`` command, e.g. ``aggregate``) in a child process."""
-    log_path = settings.state_dir / "logs" / f"{command}-{settings.namespace or 'default'}.log"
+    """``keel worker`` (or another long-running ``keel`` command, e.g. ``aggregate`` or ``review serve``)
+    in a child process."""
+    log_path = settings.state_dir / "logs" / f"{'-'.join((command, *args))}-{settings.namespace or 'default'}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -51,10 +52,14 @@ def worker_process(
     }
     if settings.namespace:
         env["KEEL_NAMESPACE"] = settings.namespace
-    say(f"starting `keel {command}` (log: {log_path}) ...")
+    say(f"starting `keel {' '.join((command, *args))}` (log: {log_path}) ...")
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(  # noqa: S603  (our own command, no shell)
-            [sys.executable, "-m", "streams.cli", command], env=env, stdout=log_file, stderr=log_file, cwd=REPO_ROOT
+            [sys.executable, "-m", "streams.cli", command, *args],
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+            cwd=REPO_ROOT,
         )
     try:
         yield process

@@ -21,6 +21,7 @@ from streams.agents import Agent, load_agents
 from streams.catalogue import load_catalogue
 from streams.clock import SystemClock
 from streams.emit import Emitter
+from streams.kafka_admin import ensure_topics
 from streams.pricing import load_pricing
 from streams.review import ReviewService
 from streams.review_applier import ReviewApplier
@@ -31,6 +32,7 @@ from streams.review_service import KafkaReviewService
 from streams.review_suggest import ThresholdRule
 from streams.review_watch import watch_slas
 from streams.settings import Settings
+from streams.topics import topic_plan
 
 log = logging.getLogger(__name__)
 METRICS_KEY = web.AppKey("keel.review.metrics", ReviewMetrics)
@@ -103,6 +105,7 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     process = build_process(settings)
+    await ensure_topics(settings.bootstrap_servers, topic_plan(process.agents, settings))  # it may start first
     async with running(settings, process) as served:
         log.warning("review service on http://%s:%d/ (metrics at /metrics)", settings.review_web_host, served.port)
         stopped = asyncio.create_task(stop.wait())

@@ -13,6 +13,7 @@ import yaml
 
 from streams.metrics import WorkerMetrics
 from streams.pricing import PriceTable, Pricing
+from streams.review_metrics import ReviewMetrics
 from streams.settings import REPO_ROOT
 
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
@@ -45,8 +46,10 @@ def test_the_alert_rules_fire_on_the_series_they_are_meant_for(promtool: Path) -
 
 
 def _exported() -> set[str]:
+    """What workers and the review service export."""
     metrics = WorkerMetrics(Pricing(PriceTable(version="v", prices=())))
-    names = {family.name for family in metrics.registry.collect()}
+    review = ReviewMetrics(["a"], dict)
+    names = {family.name for registry in (metrics.registry, review.registry) for family in registry.collect()}
     return names | {"keel_in_flight", "keel_circuit_state", "keel_consumer_lag"}  # read at scrape time
 
 

@@ -190,9 +190,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def get_when_up(url: str, *, tries: int = 40) -> httpx.Response:
+async def get_when_up(url: str, *, tries: int = 40, auth: tuple[str, str] | None = None) -> httpx.Response:
     """GET a page of a web server that may still be starting."""
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(auth=auth) as client:
         for _ in range(tries - 1):
             try:
                 return await client.get(url)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from harness import free_port, scrape_metrics
+from harness import free_port, get_when_up, scrape_metrics
 from review_samples import TRIAGE_OUTPUT, review_record
 
 from connectors.daemon import run_sync
@@ -30,6 +31,7 @@ from streams.agents import load_agents
 from streams.alert_log import read_alerts
 from streams.catalogue import Catalogue, load_catalogue
 from streams.consumers import read_to_end
+from streams.demo import review_service
 from streams.kafka_admin import ensure_topics
 from streams.producer import RecordProducer
 from streams.review import Decision, DecisionDraft, Refused
@@ -269,6 +271,18 @@ async def test_keel_review_serve_runs_until_told_to_stop(settings: Settings, cat
             serve.kill()
         stderr = serve.communicate()[1].decode()
     assert f"review service on http://127.0.0.1:{port}/" in stderr
+
+
+async def test_keel_run_serves_the_queue_to_a_reviewer_of_its_own(settings: Settings, catalogue: Catalogue) -> None:
+    [held] = await publish_items(settings, catalogue, ["review"])
+    settings = settings.model_copy(update={"review_web_port": free_port()})
+    with review_service(settings, {}) as sign_in:
+        url, rest = sign_in.split(" ", 1)
+        user, password = re.fullmatch(r"\(user (\S+), password (\S+)\)", rest).groups()  # type: ignore[union-attr]
+        listed = await get_when_up(f"{url}api/v1/items", auth=(user, password))
+        assert listed.status_code == 200 and [i["id"] for i in listed.json()["items"]] == [held]
+        assert (await get_when_up(f"{url}api/v1/items", auth=(user, "wrong-password"))).status_code == 401
+    assert (settings.state_dir / f"reviewers-{settings.namespace}.yaml").exists()  # the run's, not the deployment's
 
 
 async def test_ten_thousand_items_load_and_page_fast(settings: Settings, catalogue: Catalogue) -> None:
