@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from streams import review_auth
 from streams.cli import main
 from streams.review_auth import UserFile, UsersFileError, hash_password, verify_password
 from streams.review_sessions import LoginThrottle, SessionTable, csrf_matches
@@ -160,3 +161,21 @@ def test_throttle_counts_failures_per_name_and_per_address_in_a_window() -> None
     assert not throttle.blocked("alice", "10.0.0.2")
     now[0] = 61
     assert not throttle.blocked("bob", "10.0.0.1")
+
+
+def test_a_matched_password_is_checked_once_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    users = UserFile(tmp_path / "reviewers.yaml")
+    users.put("bob", password="bobs-password-1", role="reviewer", agents=["a"])
+    checks: list[str] = []
+    real = review_auth.verify_password
+    monkeypatch.setattr(review_auth, "verify_password", lambda p, s: checks.append(p) or real(p, s))
+    assert users.authenticate("bob", "bobs-password-1") is not None
+    assert users.authenticate("bob", "bobs-password-1") is not None
+    assert checks == ["bobs-password-1"]  # the second call: no scrypt
+    assert users.authenticate("bob", "wrong-password") is None and checks[-1] == "wrong-password"
+    assert users.authenticate("bob", "bobs-password-1") is not None and len(checks) == 2  # still remembered
+    users.put("bob", password="bobs-password-2", role="reviewer", agents=["a"])
+    assert users.authenticate("bob", "bobs-password-1") is None  # the old password no longer counts
+    assert users.authenticate("bob", "bobs-password-2") is not None
+    users.remove("bob")
+    assert users.authenticate("bob", "bobs-password-2") is None
