@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="`keel review serve` binds here; loopback unless a proxy fronts it"
     )
     review_web_port: int = Field(default=6070, ge=0, le=65535, description="`keel review serve`'s web server")
+    review_secure_cookies: bool = Field(
+        default=False, description="Mark the review UI's cookies Secure: set it when an HTTPS proxy fronts the service"
+    )
     review_write_timeout_s: float = Field(
         default=30.0, gt=0, description="A decision the broker has not taken by then is answered with an error"
     )

@@ -26,8 +26,10 @@ from review_http import (
     make_users,
 )
 
+from streams.review_serve import build_web_app as serve_web_app
 from streams.review_sessions import LoginThrottle, SessionTable
 from streams.review_web import PUBLIC_ROUTES, ROUTE_TABLE, build_web_app
+from streams.settings import Settings
 
 
 @dataclass
@@ -311,3 +313,22 @@ async def test_queue_page_of_10000_items(tmp_path: Path) -> None:
     print(
         f"\n10,000-item queue: pages 1/100/200 in {', '.join(f'{t:.1f}' for t in timings_ms)} ms; item page {item_ms:.1f} ms"
     )
+
+
+@pytest.mark.parametrize("secure", [False, True])
+async def test_the_secure_cookies_setting_marks_the_cookies_secure(tmp_path: Path, secure: bool) -> None:
+    settings = Settings(review_users_file=make_users(tmp_path).path, review_secure_cookies=secure)
+    app = serve_web_app(InMemoryReviewService(), settings)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        form = await client.get("/login")
+        [login_cookie] = form.headers.getall("Set-Cookie")
+        token = hidden(await form.text(), "login_token")
+        response = await client.post(  # sent by hand: over plain HTTP a client keeps a Secure cookie to itself
+            "/login",
+            data={"username": ADMIN, "password": ADMIN_PASSWORD, "login_token": token},
+            headers={"Cookie": login_cookie.split(";", 1)[0]},
+            allow_redirects=False,
+        )
+        session_cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("keel_review_session="))
+    assert response.status == 303
+    assert ("Secure" in login_cookie, "Secure" in session_cookie) == (secure, secure)
