@@ -96,20 +96,27 @@ class LoginThrottle:
         return any(len(self._recent(key)) >= self.max_failures for key in _keys(username, address))
 
     def failed(self, username: str, address: str) -> None:
+        if len(self._failures) > 10_000:  # keep memory bounded under a spray of made-up names
+            self._failures = {key: times for key in list(self._failures) if (times := self._recent(key))}
         for key in _keys(username, address):
-            self._recent(key).append(self._clock())
+            self._failures.setdefault(key, deque()).append(self._clock())
 
     def succeeded(self, username: str) -> None:
         self._failures.pop(f"user:{username}", None)
 
+    def __len__(self) -> int:
+        """Names and addresses with failures on record."""
+        return len(self._failures)
+
     def _recent(self, key: str) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
+        """The key's failures within the window (the older ones dropped); empty for a key never failed."""
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
         horizon = self._clock() - self.window_s
         while times and times[0] <= horizon:
             times.popleft()
-        if len(self._failures) > 10_000:  # keep memory bounded under a spray of made-up names
-            self._failures = {k: v for k, v in self._failures.items() if v}
-        return self._failures.setdefault(key, times)
+        return times
 
 
 def _keys(username: str, address: str) -> tuple[str, str]:

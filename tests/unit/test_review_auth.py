@@ -163,6 +163,19 @@ def test_throttle_counts_failures_per_name_and_per_address_in_a_window() -> None
     assert not throttle.blocked("bob", "10.0.0.1")
 
 
+def test_throttle_memory_holds_failures_only_and_sheds_old_ones() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    assert not any(throttle.blocked(f"name-{n}", "10.0.0.1") for n in range(1000))
+    assert len(throttle) == 0  # checking records nothing
+    for n in range(10_001):
+        throttle.failed(f"name-{n}", "10.0.0.9")
+    assert len(throttle) == 10_002
+    now[0] = 61
+    throttle.failed("bob", "10.0.0.1")
+    assert len(throttle) == 2  # the spray's failures left the window and were dropped
+
+
 def test_a_matched_password_is_checked_once_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     users = UserFile(tmp_path / "reviewers.yaml")
     users.put("bob", password="bobs-password-1", role="reviewer", agents=["a"])
