@@ -11,7 +11,8 @@ is right, so it is reported on its own besides being counted with the rest.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from streams.handoff_policy import QA_SAMPLE
@@ -104,69 +105,39 @@ def review_stats(
     item there is neither a creation time nor a rule to count it under.
     """
     decided = first_decisions(decisions)
-    groups: dict[tuple[str, str], _Group] = {}
+    groups: dict[tuple[str, str], list[_Pair]] = defaultdict(list)
     for item in items:
-        if since_ms is not None and item.created_at_ms < since_ms:
-            continue
-        group = groups.setdefault((item.agent, item.config_version), _Group())
-        group.add(item, decided.get(item.item_id))
-    return [group.stats(agent, version, now_ms=now_ms) for (agent, version), group in sorted(groups.items())]
+        if since_ms is None or item.created_at_ms >= since_ms:
+            groups[(item.agent, item.config_version)].append((item, decided.get(item.item_id)))
+    return [_stats(agent, version, pairs, now_ms) for (agent, version), pairs in sorted(groups.items())]
 
 
-class _Tally:
-    """A ``ReviewFigures`` being counted."""
-
-    __slots__ = ("approved", "decision_ms", "edited", "items", "rejected")
-
-    def __init__(self) -> None:
-        self.items = self.approved = self.edited = self.rejected = 0
-        self.decision_ms: list[int] = []
-
-    def add(self, item: ReviewItem, decision: Decision | None) -> None:
-        self.items += 1
-        if decision is None:
-            return
-        if decision.action == "approve":
-            self.approved += 1
-        elif decision.action == "edit":
-            self.edited += 1
-        else:
-            self.rejected += 1
-        self.decision_ms.append(max(0, decision.decided_at_ms - item.created_at_ms))
-
-    def figures(self) -> ReviewFigures:
-        return ReviewFigures(self.items, self.approved, self.edited, self.rejected, tuple(sorted(self.decision_ms)))
+_Pair = tuple[ReviewItem, Decision | None]  # an item and the decision that counts for it (None: pending)
 
 
-class _Group:
-    __slots__ = ("by_route", "by_rule", "oldest_created_ms", "total")
+def _stats(agent: str, config_version: str, pairs: list[_Pair], now_ms: int) -> AgentReviewStats:
+    waiting_since = [item.created_at_ms for item, decision in pairs if decision is None]
+    return AgentReviewStats(
+        agent=agent,
+        config_version=config_version,
+        total=_figures(pairs),
+        by_route=_split(pairs, lambda item: item.route),
+        by_rule=_split(pairs, rule_key),
+        oldest_pending_ms=max(0, now_ms - min(waiting_since)) if waiting_since else None,
+    )
 
-    def __init__(self) -> None:
-        self.total = _Tally()
-        self.by_route: dict[str, _Tally] = {}
-        self.by_rule: dict[str, _Tally] = {}
-        self.oldest_created_ms: int | None = None
 
-    def add(self, item: ReviewItem, decision: Decision | None) -> None:
-        for tally in (
-            self.total,
-            self.by_route.setdefault(item.route, _Tally()),
-            self.by_rule.setdefault(rule_key(item), _Tally()),
-        ):
-            tally.add(item, decision)
-        if decision is None and (self.oldest_created_ms is None or item.created_at_ms < self.oldest_created_ms):
-            self.oldest_created_ms = item.created_at_ms
+def _split(pairs: list[_Pair], key: Callable[[ReviewItem], str]) -> dict[str, ReviewFigures]:
+    groups: dict[str, list[_Pair]] = defaultdict(list)
+    for pair in pairs:
+        groups[key(pair[0])].append(pair)
+    return {name: _figures(group) for name, group in sorted(groups.items())}
 
-    def stats(self, agent: str, config_version: str, *, now_ms: int) -> AgentReviewStats:
-        oldest = None if self.oldest_created_ms is None else max(0, now_ms - self.oldest_created_ms)
-        return AgentReviewStats(
-            agent=agent,
-            config_version=config_version,
-            total=self.total.figures(),
-            by_route={route: tally.figures() for route, tally in sorted(self.by_route.items())},
-            by_rule={rule: tally.figures() for rule, tally in sorted(self.by_rule.items())},
-            oldest_pending_ms=oldest,
-        )
+
+def _figures(pairs: list[_Pair]) -> ReviewFigures:
+    actions = Counter(decision.action for _, decision in pairs if decision is not None)
+    waits = sorted(max(0, d.decided_at_ms - item.created_at_ms) for item, d in pairs if d is not None)
+    return ReviewFigures(len(pairs), actions["approve"], actions["edit"], actions["reject"], tuple(waits))
 
 
 def _share(part: int, whole: int) -> float | None:
