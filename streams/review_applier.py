@@ -91,9 +91,10 @@ class ReviewApplier:
         if records:
             await until_written(lambda: producer.send_all(records), what=f"{len(applied)} review outcome(s)")
         for done in applied:
-            self._metrics.decisions.labels(done.item.agent, done.decision.action).inc()
-            waited_s = max(done.decision.decided_at_ms - done.item.created_at_ms, 0) / 1000
-            self._metrics.time_to_decision.labels(done.item.agent).observe(waited_s)
+            item = done.item
+            self._metrics.decisions.labels(item.agent, item.config_version, done.decision.action).inc()
+            waited_s = max(done.decision.decided_at_ms - item.created_at_ms, 0) / 1000
+            self._metrics.time_to_decision.labels(item.agent, item.config_version).observe(waited_s)
         try:
             await consumer.commit({tp: OffsetAndMetadata(messages[-1].offset + 1, "")})
         except (CommitFailedError, IllegalStateError) as exc:  # the partition moved to another applier

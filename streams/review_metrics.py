@@ -25,8 +25,8 @@ class ReviewMetrics:
         r = self.registry
         self.decisions = Counter(
             "keel_review_decisions",
-            "Decisions applied, by action (approve, edit, reject)",
-            ["agent", "action"],
+            "Decisions applied, by action (approve, edit, reject) and the item's agent config version",
+            ["agent", "config_version", "action"],
             registry=r,
         )
         self.refused = Counter(
@@ -38,7 +38,7 @@ class ReviewMetrics:
         self.time_to_decision = Histogram(
             "keel_review_time_to_decision_seconds",
             "From a review item's creation to its first decision",
-            ["agent"],
+            ["agent", "config_version"],
             buckets=DECISION_BUCKETS_S,
             registry=r,
         )

@@ -37,7 +37,7 @@ from streams.producer import RecordProducer
 from streams.review import Decision, DecisionDraft, Refused
 from streams.review_applier import applier_group
 from streams.review_records import decision_record, decode_item
-from streams.review_serve import build_process, review_stats, running
+from streams.review_serve import ReviewProcess, build_process, review_stats, running
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import topic_plan
 
@@ -95,6 +95,10 @@ async def outcomes_when(
 
 def by_event(values: list[dict[str, Any]]) -> Counter[str]:
     return Counter(v["event_id"] for v in values)
+
+
+def _config_version(process: ReviewProcess, agent: str) -> str:
+    return next(a.config_version for a in process.agents if a.name == agent)
 
 
 async def refused(coroutine: Any) -> Refused:
@@ -160,11 +164,9 @@ async def test_decisions_become_results_dead_letters_and_audit(settings: Setting
 
         samples = await scrape_metrics(served.port)
         assert samples[("keel_review_queue_depth", frozenset({("agent", "support_triage")}))] == 1
-        assert (
-            samples[("keel_review_decisions_total", frozenset({("agent", "support_triage"), ("action", "approve")}))]
-            == 3
-        )
-        assert samples[("keel_review_time_to_decision_seconds_count", frozenset({("agent", "support_triage")}))] == 5
+        triage = {("agent", "support_triage"), ("config_version", _config_version(process, "support_triage"))}
+        assert samples[("keel_review_decisions_total", frozenset({*triage, ("action", "approve")}))] == 3
+        assert samples[("keel_review_time_to_decision_seconds_count", frozenset(triage))] == 5
         async with httpx.AsyncClient() as client:
             index = await client.get(f"http://127.0.0.1:{served.port}/")
         assert index.status_code == 303 and index.headers["location"].startswith("/login")  # the UI asks for a login
@@ -215,12 +217,7 @@ async def test_a_restart_shows_the_same_queue_and_applies_nothing_twice(
             frozenset({("agent", "support_triage"), ("why", "no_such_item")}),
         )
         assert samples[orphan_key] == 1
-        assert (
-            samples.get(
-                ("keel_review_decisions_total", frozenset({("agent", "support_triage"), ("action", "approve")})), 0
-            )
-            == 0
-        )
+        assert not [key for key in samples if key[0] == "keel_review_decisions_total"]
     seen = await outcomes_when(settings, catalogue, lambda s: False, wait_s=0)
     assert by_event(seen[RESULTS]) == {decided: 1} and by_event(seen[AUDIT]) == {decided: 1} and seen[DLQ] == []
 

@@ -19,8 +19,8 @@ def test_review_topics_and_decisions_keep_their_records_until_deleted(agents: di
 def test_metrics_show_depth_per_agent_decisions_and_waits() -> None:
     depths = {"a": 3}
     metrics = ReviewMetrics(["a", "b"], lambda: depths)
-    metrics.decisions.labels("a", "edit").inc()
-    metrics.time_to_decision.labels("a").observe(90)
+    metrics.decisions.labels("a", "c1", "edit").inc()
+    metrics.time_to_decision.labels("a", "c1").observe(90)
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(metrics.render().decode())
@@ -28,8 +28,9 @@ def test_metrics_show_depth_per_agent_decisions_and_waits() -> None:
     }
     assert samples[("keel_review_queue_depth", (("agent", "a"),))] == 3
     assert samples[("keel_review_queue_depth", (("agent", "b"),))] == 0
-    assert samples[("keel_review_decisions_total", (("action", "edit"), ("agent", "a")))] == 1
-    assert samples[("keel_review_time_to_decision_seconds_bucket", (("agent", "a"), ("le", "300.0")))] == 1
-    assert samples[("keel_review_time_to_decision_seconds_bucket", (("agent", "a"), ("le", "60.0")))] == 0
+    assert samples[("keel_review_decisions_total", (("action", "edit"), ("agent", "a"), ("config_version", "c1")))] == 1
+    bucket = "keel_review_time_to_decision_seconds_bucket"
+    assert samples[(bucket, (("agent", "a"), ("config_version", "c1"), ("le", "300.0")))] == 1
+    assert samples[(bucket, (("agent", "a"), ("config_version", "c1"), ("le", "60.0")))] == 0
     depths["a"] = 0
     assert 'keel_review_queue_depth{agent="a"} 0.0' in metrics.render().decode()
