@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         default=30, gt=0, description="A record the broker has not taken by then fails and is sent again"
     )
     commit_interval_s: float = Field(default=2.8, gt=0, description="How often acked offsets are committed")
+    fetch_max_wait_ms: int = Field(
+        default=50, gt=0, description="How long the broker may hold a worker's fetch while it has nothing new"
+    )
     max_in_flight: int = Field(
         default=256, gt=0, description="Events in flight in one worker, all agents together (model calls overlap)"
     )
