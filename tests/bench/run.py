@@ -10,6 +10,9 @@ Each run gets a fresh namespace loaded with the same pre-encoded events, then th
 (tests/bench/variant.py) is started and the results topic is watched; the rate is measured between 5%
 and 100% of the events, so start-up is not counted. Prints a table, writes tests/bench/throughput.png,
 and prints one JSON object as the last line.
+
+    python tests/bench/run.py latency 5    # phase 1's Keel capacity, then phase 3 at 70% only, 5 times
+    KEEL_BENCH_PORT=29792 python tests/bench/run.py    # the broker on another port
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from streams.producer import RecordProducer
 from streams.settings import REPO_ROOT, Settings
 from streams.topics import topic_plan
 
-BENCH_PORT = 29492
+BENCH_PORT = int(os.environ.get("KEEL_BENCH_PORT", "29492"))  # another port: two benches side by side
 HERE = Path(__file__).resolve().parent
 PLOT = HERE / "throughput.png"
 REPEATS = 3
@@ -273,7 +276,7 @@ def plot(sweep: list[dict[str, float]]) -> None:
     fig.savefig(PLOT, dpi=110)
 
 
-async def main() -> int:
+async def main(argv: list[str]) -> int:
     broker = kafka_local.LocalKafka(port=BENCH_PORT, state_dir=REPO_ROOT / ".keel" / f"bench-kafka-{BENCH_PORT}")
     kafka_local.stop(broker, force=True)
     kafka_local.wipe(broker)
@@ -282,6 +285,8 @@ async def main() -> int:
     agents_dir = write_agents(state_dir / "agents", concurrency={"max_in_flight": None})
     bench = Bench(broker, load_catalogue(REPO_ROOT / "schemas"), agents_dir, state_dir)
     try:
+        if argv[:1] == ["latency"]:  # `run.py latency [RUNS]`: Keel's capacity, then phase 3 RUNS times
+            return await _latency_only(bench, int((argv[1:] or ["1"])[0]))
         return await _run(bench)
     finally:
         kafka_local.stop(broker)
@@ -289,6 +294,23 @@ async def main() -> int:
 
 def say(text: str) -> None:
     print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+async def _latency_only(bench: Bench, runs: int) -> int:
+    """Keel's capacity as phase 1 measures it (which also warms the broker up), then phase 3 at 70%
+    of it, ``runs`` times."""
+    events = make_events(bench.catalogue, BASE_EVENTS, 1000)
+    measured = [(await throughput(bench, "keel", events)).eps for _ in range(REPEATS)]
+    capacity_eps = statistics.median(measured)
+    say(f"keel: {', '.join(f'{eps:.0f}' for eps in measured)} events/s")
+    p50s, p99s = [], []
+    for run in range(runs):
+        p50, p99 = await latency(bench, capacity_eps, 0.7)
+        p50s.append(round(p50, 1))
+        p99s.append(round(p99, 1))
+        say(f"latency #{run + 1} at 70% of {capacity_eps:.0f} events/s: overhead p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(orjson.dumps({"overhead_p50_ms_70": p50s, "overhead_p99_ms_70": p99s}).decode())
+    return 0
 
 
 async def _run(bench: Bench) -> int:
@@ -342,4 +364,4 @@ async def _run(bench: Bench) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(sys.argv[1:])))
