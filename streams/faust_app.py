@@ -62,7 +62,9 @@ def _bound_fetch_wait(app: faust.App, max_wait_ms: int) -> None:
     instead. The consumer exists once partitions are assigned; the fetcher reads the wait per request."""
 
     async def assigned(_sender: Any, _assigned: set[Any], **_: Any) -> None:
-        if not bound_fetch_wait(app.consumer, max_wait_ms):
+        if bound_fetch_wait(app.consumer, max_wait_ms):
+            log.info("the consumer's fetch wait is %d ms", max_wait_ms)
+        else:
             log.warning("cannot bound the consumer's fetch wait (faust or aiokafka changed): it stays at 1.5 s")
 
     app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types want a positional-only sender
