@@ -158,7 +158,7 @@ async def _publish_share(settings: Settings, catalogue: Catalogue, agent_names: 
 async def _watch(watcher: OutcomeWatcher, event_ids: list[str], options: DemoOptions, out: IO[str] | None) -> Tally:
     tally, expected = Tally(), set(event_ids)
     open_ids = set(event_ids)
-    shown = 0
+    shown: set[str] = set()  # events with an outcome on screen (a flagged one has two lines)
     deadline = time.monotonic() + options.timeout_s
     while open_ids and time.monotonic() < deadline:
         for observed in await watcher.poll(timeout_s=0.5):
@@ -168,8 +168,8 @@ async def _watch(watcher: OutcomeWatcher, event_ids: list[str], options: DemoOpt
             if tally.ended(observed.event_id):
                 open_ids.discard(observed.event_id)
             if out is not None and observed.kind in ("result", "review", "dead_letter"):
-                shown += 1
-                print(f"[{shown:>4}/{len(expected)}] {describe(observed)}", file=out, flush=True)
+                shown.add(observed.event_id)
+                print(f"[{len(shown):>4}/{len(expected)}] {describe(observed)}", file=out, flush=True)
     # a little longer, so usage records written after the last outcome are counted too
     for observed in await watcher.poll(timeout_s=1.0):
         if observed.event_id in expected:
@@ -184,6 +184,9 @@ def describe(observed: Observed) -> str:
             f"DEAD LETTER {value['agent']} {observed.event_id[:8]} at {value['stage']}: "
             f"{value['reason']}: {_clip(value['message'], 100)}"
         )
+    if observed.kind == "review":  # held (or flagged) for a human: why, not the output
+        route, why = value.get("route", "review"), value.get("rule") or value["reason"]
+        return f"REVIEW ({route}) {value['agent']} {value['business_key']}: {why}: {_clip(value['message'], 100)}"
     fields = ", ".join(f"{k}={_clip(str(v), 40)}" for k, v in list(value["output"].items())[:3])
     return f"{observed.kind.upper()} {value['agent']} {value['business_key']}: {fields}"
 

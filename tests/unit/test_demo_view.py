@@ -1,0 +1,28 @@
+"""The live view of `keel run`: one line per outcome record, whatever its kind."""
+
+from review_samples import review_record
+
+from streams import wire
+from streams.agents import Agent
+from streams.catalogue import Catalogue
+from streams.demo import describe
+from streams.settings import Settings
+from streams.watch import Observed
+
+
+def _observed(catalogue: Catalogue, agent: Agent, **fields: object) -> Observed:
+    record = review_record(catalogue, Settings(namespace="t1"), agent, **fields)  # type: ignore[arg-type]
+    value = wire.decode(catalogue, record.value)
+    return Observed("review", value["event_id"], value, 10, record.headers)
+
+
+def test_a_review_item_says_why_it_waits_for_a_human(catalogue: Catalogue, agents: dict[str, Agent]) -> None:
+    line = describe(_observed(catalogue, agents["support_triage"]))
+    assert line == "REVIEW (review) support_triage T-9: big_invoice: priority is low"
+    flagged = describe(_observed(catalogue, agents["support_triage"], route="flag"))
+    assert flagged.startswith("REVIEW (flag) support_triage T-9: low_priority:")
+
+
+def test_a_result_shows_its_first_output_fields(catalogue: Catalogue, agents: dict[str, Agent]) -> None:
+    value = {"agent": "support_triage", "business_key": "T-1", "output": {"category": "billing", "priority": "low"}}
+    assert describe(Observed("result", "e", value, 1)) == "RESULT support_triage T-1: category=billing, priority=low"
