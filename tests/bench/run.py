@@ -12,6 +12,8 @@ and 100% of the events, so start-up is not counted. Prints a table, writes tests
 and prints one JSON object as the last line.
 
     python tests/bench/run.py latency 5    # phase 1's Keel capacity, then phase 3 at 70% only, 5 times
+    python tests/bench/run.py throughput 3 keel raw    # phase 1 only, 3 rounds, with the worker's CPU per event
+    python tests/bench/run.py throughput 3 keel@/path/to/other/tree keel    # another tree's code against this one
     KEEL_BENCH_PORT=29792 python tests/bench/run.py    # the broker on another port
 """
 
@@ -53,7 +55,7 @@ BENCH_PORT = int(os.environ.get("KEEL_BENCH_PORT", "29492"))  # another port: tw
 HERE = Path(__file__).resolve().parent
 PLOT = HERE / "throughput.png"
 REPEATS = 3
-BASE_EVENTS = 10_000
+BASE_EVENTS = int(os.environ.get("KEEL_BENCH_EVENTS", "10000"))  # more, for a profiler to sample
 SWEEP = [(1, 8), (16, 128), (64, 512), (256, 2048), (1024, 8192), (256, 8)]  # (C, K): K = 8C, or 8 hot keys
 MODEL_S = 0.5
 TICKET = {"ticket_id": "T-1", "subject": "Charged twice", "body": "I was charged twice for my order. Please refund."}
@@ -73,6 +75,7 @@ class Measured:
     events: int
     done: int
     rss_mb: float
+    cpu_us: float = 0.0  # the variant process's CPU time (user + system) per event, over the measured span
 
 
 def make_events(catalogue: Catalogue, count: int, keys: int) -> list[tuple[bytes, bytes]]:
@@ -117,9 +120,15 @@ async def variant_process(
         "KEEL_LOG_LEVEL": "warning",
         "BENCH_LATENCY_MS": str(latency_ms),
     }
+    variant, _, code = variant.partition("@")  # `keel@/path/to/tree`: that tree's code, to compare two
+    if code:
+        env["PYTHONPATH"] = code
     log = (bench.state_dir / f"{namespace}-{variant}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "variant.py"), variant], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, str(Path(code or HERE.parent.parent) / "tests" / "bench" / "variant.py"), variant],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         yield process
@@ -162,6 +171,14 @@ class ResultCounter:
         return sum((await self.consumer.end_offsets(self.partitions)).values())
 
 
+def cpu_s(process: subprocess.Popen[bytes]) -> float:
+    """The process's user plus system CPU time so far (every thread), from /proc."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
@@ -182,19 +199,20 @@ async def throughput(
         async with ResultCounter(bench, settings.topic("support_triage.results"), settings.partitions) as results:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout_s
-            first: tuple[float, int] | None = None  # at 5%: start-up is over
-            last: tuple[float, int] | None = None  # at 95%: the tail, with fewer events left than C, is not
+            first: tuple[float, int, float] | None = None  # at 5%: start-up is over
+            last: tuple[float, int, float] | None = None  # at 95%: the tail, with fewer events left than C, is not
             done, now = 0, loop.time()
             while done < total and now < deadline and process.poll() is None:
                 await asyncio.sleep(0.05)
                 done, now = await results.count(), loop.time()
-                first = first or ((now, done) if done >= max(1, total // 20) else None)
-                last = last or ((now, done) if done >= total * 19 // 20 else None)
+                first = first or ((now, done, cpu_s(process)) if done >= max(1, total // 20) else None)
+                last = last or ((now, done, cpu_s(process)) if done >= total * 19 // 20 else None)
             rss = peak_rss_mb(process)
-    last = last or (now, done)
+    last = last or (now, done, first[2] if first else 0.0)
     if first is None or last[0] <= first[0]:
         return Measured(0.0, total, done, rss)
-    return Measured((last[1] - first[1]) / (last[0] - first[0]), total, done, rss)
+    events = last[1] - first[1]
+    return Measured(events / (last[0] - first[0]), total, done, rss, (last[2] - first[2]) / events * 1e6)
 
 
 async def latency(bench: Bench, capacity_eps: float, share: float, *, seconds: float = 8) -> tuple[float, float]:
@@ -285,6 +303,8 @@ async def main(argv: list[str]) -> int:
     agents_dir = write_agents(state_dir / "agents", concurrency={"max_in_flight": None})
     bench = Bench(broker, load_catalogue(REPO_ROOT / "schemas"), agents_dir, state_dir)
     try:
+        if argv[:1] == ["throughput"]:  # `run.py throughput [RUNS] [VARIANT...]`: phase 1 only, with CPU
+            return await _throughput_only(bench, int((argv[1:] or ["3"])[0]), argv[2:] or ["raw", "faust", "keel"])
         if argv[:1] == ["latency"]:  # `run.py latency [RUNS]`: Keel's capacity, then phase 3 RUNS times
             return await _latency_only(bench, int((argv[1:] or ["1"])[0]))
         return await _run(bench)
@@ -294,6 +314,24 @@ async def main(argv: list[str]) -> int:
 
 def say(text: str) -> None:
     print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+async def _throughput_only(bench: Bench, runs: int, variants: list[str]) -> int:
+    """Phase 1 alone, ``runs`` rounds of the variants in turn, with each variant process's CPU time per
+    event: on a shared machine that is steadier than events/s."""
+    events = make_events(bench.catalogue, BASE_EVENTS, 1000)
+    measured: dict[str, list[Measured]] = {variant: [] for variant in variants}
+    for run in range(runs):
+        for variant in variants:
+            m = await throughput(bench, variant, events)
+            measured[variant].append(m)
+            say(f"{variant} #{run + 1}: {m.eps:.0f} events/s, {m.cpu_us:.0f} µs CPU/event ({m.done}/{m.events})")
+    summary = {
+        variant: {"eps": [round(m.eps) for m in ms], "cpu_us": [round(m.cpu_us, 1) for m in ms]}
+        for variant, ms in measured.items()
+    }
+    print(orjson.dumps(summary).decode())
+    return 0
 
 
 async def _latency_only(bench: Bench, runs: int) -> int:
