@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -75,25 +76,36 @@ class WorkerMetrics:
             "keel_model_latency_seconds", "One model call", ["provider", "model"], buckets=MODEL_BUCKETS_S, registry=r
         )
         self.rate_limits = RateLimitMetrics(r)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def observe(self, agent: str, outcome: Outcome) -> None:
         """Count one event's outcome and the model attempts it made in this pass."""
         name = outcome_name(outcome)
         trace = outcome.trace
-        self.events.labels(agent, name).inc()
-        self.event_seconds.labels(agent, name).observe(trace.total_ms / 1000)
+        child = self._child
+        child(self.events, agent, name).inc()
+        child(self.event_seconds, agent, name).observe(trace.total_ms / 1000)
         if isinstance(outcome, DeadLetter):
-            self.dead_letters.labels(agent, outcome.failure.reason).inc()
+            child(self.dead_letters, agent, outcome.failure.reason).inc()
         for a in trace.new_attempts:
-            self.attempts.labels(agent, a.provider, a.model, a.purpose, a.outcome).inc()
-            self.model_seconds.labels(a.provider, a.model).observe(a.latency_s)
-            self.tokens.labels(agent, a.provider, a.model, "in").inc(a.tokens_in)
-            self.tokens.labels(agent, a.provider, a.model, "out").inc(a.tokens_out)
+            child(self.attempts, agent, a.provider, a.model, a.purpose, a.outcome).inc()
+            child(self.model_seconds, a.provider, a.model).observe(a.latency_s)
+            child(self.tokens, agent, a.provider, a.model, "in").inc(a.tokens_in)
+            child(self.tokens, agent, a.provider, a.model, "out").inc(a.tokens_out)
             cost = self._pricing.cost(a.provider, a.model, tokens_in=a.tokens_in, tokens_out=a.tokens_out)
             if cost.usd is None:
-                self.unpriced.labels(a.provider, a.model).inc()
+                child(self.unpriced, a.provider, a.model).inc()
             else:
-                self.cost.labels(agent, a.provider, a.model).inc(cost.usd)
+                child(self.cost, agent, a.provider, a.model).inc(cost.usd)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set: prometheus-client's ``labels`` is
+        slow, and runs several times per event. Label sets are bounded (see above), so is this."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def watch(self, sources: LiveSources) -> None:
         self.registry.register(_Live(sources))

@@ -56,6 +56,22 @@ def test_an_outcome_counts_the_event_its_attempts_tokens_and_cost(
     assert got["keel_event_duration_seconds_bucket", (("agent", "triage"), ("le", "1.0"), ("outcome", "result"))] == 0
 
 
+def test_repeated_label_sets_add_up_and_stay_apart(make_source: Callable[..., SourceRecord], make_event) -> None:
+    """Label children are looked up once and reused: each event still counts, under its own labels."""
+    metrics = WorkerMetrics(PRICING)
+    event = make_event()
+    trace = Trace(make_source(event=event), 1, event, "ph", (_attempt(1),), decode_ms=1.0, total_ms=20.0)
+    for agent in ("triage", "triage", "triage", "other"):
+        metrics.observe(agent, Result(trace, {}, "{}", "v"))
+    got = _samples(metrics)
+    assert got["keel_events_total", (("agent", "triage"), ("outcome", "result"))] == 3
+    assert got["keel_events_total", (("agent", "other"), ("outcome", "result"))] == 1
+    tokens = (("agent", "triage"), ("direction", "out"), ("model", "m"), ("provider", "sim"))
+    assert got["keel_model_tokens_total", tokens] == 3 * 500
+    assert got["keel_model_tokens_total", (*tokens[:1], ("direction", "in"), *tokens[2:])] == 3 * 1000
+    assert got["keel_model_latency_seconds_count", (("model", "m"), ("provider", "sim"))] == 4
+
+
 def test_gauges_are_read_when_scraped() -> None:
     metrics = WorkerMetrics(PRICING)
     in_flight = {"triage": 3}
