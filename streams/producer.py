@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from streams.emit import OutRecord
 
@@ -77,10 +78,31 @@ class RecordProducer:
                     max_batch_size=512 * 1024,
                     request_timeout_ms=self._request_timeout_ms,
                     metadata_max_age_ms=10_000,
+                    partitioner=KeyHashCache(),
                 )
                 await producer.start()
                 self._producer = producer
         return self._producer
+
+
+class KeyHashCache:
+    """aiokafka's default partitioner (murmur2 of the key, as the Java client), with the hashes of the
+    latest keys kept: an event's records (outcome, audit, usage) share its key, and aiokafka's murmur2
+    is pure Python. Partitions come out exactly as the default's."""
+
+    def __init__(self, *, size: int = 1024) -> None:
+        self._size = size
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))  # random, as the default
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._size:
+                self._hashes.clear()  # the keys that repeat are the latest events': cheaper than an LRU
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
 
 
 async def until_written(
