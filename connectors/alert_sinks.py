@@ -8,14 +8,14 @@ a Slack webhook URL is itself a credential.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import orjson
 
+from connectors.http_headers import parse_retry_after
 from streams.alert_delivery import Delivered, DeliveryResult, Rejected, RetryLater
 from streams.alerts import FIRING, Alert
 
@@ -46,7 +46,7 @@ class HttpAlertSink:
             return RetryLater("no answer in time")
         except httpx.TransportError as exc:  # its message may name the URL: only the kind is kept
             return RetryLater(f"unreachable ({type(exc).__name__})")
-        return classify(response.status_code, response.headers.get("retry-after"), response.text)
+        return classify(response.status_code, response.headers, response.text)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -55,27 +55,13 @@ class HttpAlertSink:
         return f"HttpAlertSink({self.name!r})"
 
 
-def classify(status: int, retry_after: str | None, text: str, *, now: datetime | None = None) -> DeliveryResult:
+def classify(status: int, headers: Mapping[str, str], text: str, *, now: datetime | None = None) -> DeliveryResult:
     if 200 <= status < 300:
         return Delivered()
     reason = f"HTTP {status}: {text.strip()[:300]}"
     if status in _RETRY_STATUSES or status >= 500:
-        return RetryLater(reason, parse_retry_after(retry_after, now=now))
+        return RetryLater(reason, parse_retry_after(headers, now=now))
     return Rejected(reason)
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds, or an HTTP date (RFC 9110); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def slack_message(alert: Alert) -> dict[str, Any]:

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import math
 import re
 import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
 import orjson
 from pydantic import SecretStr
 
+from connectors.http_headers import non_negative, parse_retry_after
 from streams.errors import (
     ContextLengthExceeded,
     ModelRefused,
@@ -145,27 +144,6 @@ def build_chat_body(request: ModelRequest, *, style: ResponseFormatStyle = "json
     return body
 
 
-def parse_retry_after(headers: Mapping[str, str], *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP-date); else None."""
-    lowered = {key.lower(): value for key, value in headers.items()}
-    millis = _non_negative(lowered.get("retry-after-ms"))
-    if millis is not None:
-        return millis / 1000
-    value = lowered.get("retry-after")
-    if value is None:
-        return None
-    seconds = _non_negative(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
-
-
 _NO_LIMITS = ProviderLimits()
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -193,7 +171,7 @@ def parse_duration(value: str | None) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    seconds = _non_negative(text)
+    seconds = non_negative(text)
     if seconds is not None:
         return seconds
     parts = _DURATION_PART.findall(text)
@@ -203,16 +181,8 @@ def parse_duration(value: str | None) -> float | None:
 
 
 def _whole(value: str | None) -> int | None:
-    number = _non_negative(value)
+    number = non_negative(value)
     return int(number) if number is not None else None
-
-
-def _non_negative(value: str | None) -> float | None:
-    try:
-        number = float(value) if value is not None else math.nan
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
 
 
 def error_for_status(

@@ -278,7 +278,7 @@ def completion_body(
     created: int,
 ) -> dict[str, Any]:
     """An OpenAI ``chat.completion`` object."""
-    prompt_tokens = prompt_chars // 4 + 1
+    prompt_tokens = prompt_tokens_of(prompt_chars)
     completion_tokens = len(content or "") // 4 + 1
     return {
         "id": f"chatcmpl-sim-{completion_id}",
@@ -305,3 +305,8 @@ def completion_body(
 def error_body(message: str, *, error_type: str, code: str | None) -> dict[str, Any]:
     """An OpenAI error object."""
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def prompt_tokens_of(prompt_chars: int) -> int:
+    """The prompt tokens the simulator reports (and counts against its tokens-per-minute limits)."""
+    return prompt_chars // 4 + 1

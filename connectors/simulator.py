@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from connectors import sim_outputs as out
 from connectors.sim_limits import SimRateLimits, Verdict
+from streams.model import max_output_tokens
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -270,9 +271,7 @@ class _Simulator:
 def _charged_tokens(body: Mapping[str, Any], texts: Sequence[str]) -> int:
     """What a request counts against a tokens-per-minute limit before it is answered, as OpenAI
     counts it: its prompt tokens (as its usage reports them) plus the ``max_tokens`` it asks for."""
-    answer = body.get("max_tokens", body.get("max_completion_tokens"))
-    answer = answer if isinstance(answer, int) and not isinstance(answer, bool) and answer > 0 else 0
-    return sum(len(text) for text in texts) // 4 + 1 + answer
+    return out.prompt_tokens_of(sum(len(text) for text in texts)) + (max_output_tokens(body) or 0)
 
 
 def _read_chat(raw: bytes) -> tuple[Mapping[str, Any], list[str]]:

@@ -23,13 +23,12 @@ from aiokafka.structs import OffsetAndMetadata
 from streams.alert_delivery import AlertSink, Backoff, Sleep, deliver_everywhere
 from streams.alerts import decode_alert
 from streams.catalogue import Catalogue
-from streams.consumers import group_consumer
+from streams.consumers import PATIENT_POLL_MS, group_consumer
 from streams.errors import DecodeError
 from streams.settings import Settings
 from streams.topics import ALERTS, alert_relay_group
 
 log = logging.getLogger(__name__)
-DAY_MS = 86_400_000
 
 
 async def run_relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[AlertSink]) -> None:
@@ -48,7 +47,7 @@ async def run_relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[Al
 async def relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[AlertSink], sleep: Sleep) -> None:
     """Run until cancelled."""
     backoff = Backoff(settings.alert_retry_base_s, settings.alert_retry_max_s)
-    consumer = group_consumer(settings, alert_relay_group(settings), max_poll_interval_ms=DAY_MS)
+    consumer = group_consumer(settings, alert_relay_group(settings), max_poll_interval_ms=PATIENT_POLL_MS)
     consumer.subscribe([settings.topic(ALERTS)])
     await consumer.start()
     log.warning("alert relay: %s -> %s", settings.topic(ALERTS), ", ".join(s.name for s in sinks) or "no sinks")

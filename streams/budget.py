@@ -194,10 +194,7 @@ def _apply(ledger: Ledger, request: BudgetRequest) -> Applied:
     if hold is None:  # expired (and counted in full) or never granted
         return ledger, None, []
     holds = {k: v for k, v in ledger.holds.items() if k != request.request_id}
-    spent = dict(ledger.spent)
-    if request.kind == "settle":
-        for period in hold.periods:
-            spent[period] = spent.get(period, Amount()) + request.amount
+    spent = _spend(ledger.spent, [(hold.periods, request.amount)]) if request.kind == "settle" else ledger.spent
     ledger = dataclasses.replace(ledger, holds=holds, spent=spent)
     alerts = _level_alerts(ledger, request.limits, hold.periods, request.scope)
     return _mark(ledger, alerts), None, alerts
@@ -230,12 +227,18 @@ def _expire(ledger: Ledger, now_ms: int) -> Ledger:
     expired = {k: h for k, h in ledger.holds.items() if h.expires_ms <= now_ms}
     if not expired:
         return ledger
-    spent = dict(ledger.spent)
-    for hold in expired.values():
-        for period in hold.periods:
-            spent[period] = spent.get(period, Amount()) + hold.amount
+    spent = _spend(ledger.spent, [(hold.periods, hold.amount) for hold in expired.values()])
     holds = {k: h for k, h in ledger.holds.items() if k not in expired}
     return dataclasses.replace(ledger, spent=spent, holds=holds)
+
+
+def _spend(spent: dict[str, Amount], amounts: list[tuple[tuple[str, ...], Amount]]) -> dict[str, Amount]:
+    """``spent`` with each amount added in each of its periods."""
+    spent = dict(spent)
+    for periods, amount in amounts:
+        for period in periods:
+            spent[period] = spent.get(period, Amount()) + amount
+    return spent
 
 
 def _forget_old_periods(ledger: Ledger, at_ms: int) -> Ledger:

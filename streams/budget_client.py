@@ -78,7 +78,7 @@ class BudgetClient:
         self._waiting: dict[str, asyncio.Future[Decision]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._ready: asyncio.Lock | None = None
-        self._settling: set[asyncio.Task[None]] = set()
+        self._settling: set[asyncio.Task[object]] = set()
 
     def applies(self, agent: str, tenant: str | None) -> bool:
         return bool(self._budgets.scopes(agent, tenant))

@@ -9,6 +9,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.settings import Settings
 
+# The poll interval allowance of a member that waits on others as long as it takes (alert sinks that are
+# down, a broker that is away) before it polls again: a day, not aiokafka's five minutes.
+PATIENT_POLL_MS = 86_400_000
+
 
 async def read_to_end(bootstrap_servers: str, tps: list[TopicPartition]) -> AsyncIterator[Any]:
     """Every record of ``tps``, in order per partition, up to each partition's end when the read starts."""
@@ -17,14 +21,20 @@ async def read_to_end(bootstrap_servers: str, tps: list[TopicPartition]) -> Asyn
     try:
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        for tp, offset in (await consumer.beginning_offsets(tps)).items():
-            consumer.seek(tp, offset)  # explicit and immediate: seek_to_beginning() can race the fetcher
+        await seek_to_beginnings(consumer, tps)
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             for messages in (await consumer.getmany(*tps, timeout_ms=1000)).values():
                 for message in messages:
                     yield message
     finally:
         await consumer.stop()
+
+
+async def seek_to_beginnings(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+    """Position assigned partitions at their first record kept: explicit and immediate, because
+    ``seek_to_beginning()`` can race the fetcher."""
+    for tp, offset in (await consumer.beginning_offsets(tps)).items():
+        consumer.seek(tp, offset)
 
 
 def group_consumer(settings: Settings, group_id: str, *, max_poll_interval_ms: int = 300_000) -> AIOKafkaConsumer:

@@ -14,11 +14,10 @@ from typing import Any, NoReturn
 
 import faust
 
+from streams.metrics import EXPOSITION_TYPE
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' text exposition format
 
 
 def new_app(
@@ -101,7 +100,7 @@ def serve_metrics(app: faust.App, exposition: Callable[[], bytes]) -> None:
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
         """Prometheus metrics (streams/metrics.py)."""
-        return web.bytes(exposition(), headers={"Content-Type": CONTENT_TYPE})
+        return web.bytes(exposition(), headers={"Content-Type": EXPOSITION_TYPE})
 
 
 def run(app: faust.App, settings: Settings, *, what: str) -> NoReturn:

@@ -123,8 +123,7 @@ async def process(
             error = stop.error
             return Parked(run.trace(), run.failure(error), error.scope, error.period, error.until_ms)
         if stop.route == "review":
-            messages = tuple((m.role, m.content) for m in run.prompt.messages) if run.prompt else ()
-            return Review(run.trace(), stop.error.reason, str(stop.error), messages)
+            return Review(run.trace(), stop.error.reason, str(stop.error), _messages(run.prompt))
         retry_tier = next_tier(stop.error, tier=tier, delays_s=agent.definition.reliability.retry_delays_s)
         if retry_tier is not None:
             return RetryLater(run.trace(), run.failure(stop.error), retry_tier)
@@ -138,6 +137,11 @@ async def process(
             run.trace(), Failure(Stage.INTERNAL, type(exc).__name__, "internal_error", f"{type(exc).__name__}: {exc}")
         )
     return _routed(agent, run, success)
+
+
+def _messages(prompt: RenderedPrompt | None) -> tuple[tuple[str, str], ...]:
+    """The rendered messages as a review item shows them: (role, content)."""
+    return tuple((m.role, m.content) for m in prompt.messages) if prompt else ()
 
 
 def _chain_of(agent: Agent, skip_models: tuple[str, ...]) -> Agent:
@@ -171,7 +175,7 @@ def _routed(agent: Agent, run: _Run, success: ChainSuccess) -> Result | Review:
         trace,
         decision.reason,
         decision.why,
-        tuple((m.role, m.content) for m in success.prompt.messages),
+        _messages(success.prompt),
         output_json=validated.json,
         route=decision.route,
         rule=decision.rule,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -19,6 +20,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from streams.emit import OutRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RecordProducer:
@@ -106,19 +108,18 @@ class KeyHashCache:
 
 
 async def until_written(
-    write: Callable[[], Awaitable[object]], *, what: str, attempt_timeout_s: float = 15.0, max_delay_s: float = 10.0
-) -> None:
+    write: Callable[[], Awaitable[T]], *, what: str, attempt_timeout_s: float = 15.0, max_delay_s: float = 10.0
+) -> T:
     """Retry a write to Kafka until it succeeds. The event is not acked meanwhile, so its offset stays
     put and the partition waits: an outcome is never skipped because a topic is missing or the broker
     is away. Each try is bounded, because a send to a deleted topic can wait on stale metadata for
     minutes; sending again refreshes it. Re-sent records may duplicate physically; consumers
-    de-duplicate by event id."""
+    de-duplicate by event id. Returns what the write that succeeded returned."""
     delay_s = 0.2
     while True:
         try:
             async with asyncio.timeout(attempt_timeout_s):
-                await write()
-            return
+                return await write()
         except (KafkaError, TimeoutError) as exc:
             log.warning("writing %s failed (%r); retrying in %.1f s, the input partition waits", what, exc, delay_s)
             await asyncio.sleep(delay_s)

@@ -55,6 +55,10 @@ class Bucket:
     def per_s(self) -> float:
         return self.per_minute * self.share / SECONDS_PER_MINUTE
 
+    def cost(self, tokens: int) -> float:
+        """What a call estimated at ``tokens`` costs in this bucket's unit."""
+        return tokens if self.unit == "tokens" else 1
+
     def wait_s(self, cost: float, now: float) -> float:
         """How long a call costing ``cost`` waits before it may start (inf: this worker has no share).
         A call costing more than the bucket holds waits for a full bucket and leaves it in debt, so an
@@ -138,19 +142,19 @@ class RateLimits:
         buckets = self._buckets_of(agent, model_key)
         wait, limit = self.holds.get(model_key, now) - now, HOLD
         for bucket in buckets:
-            needed = bucket.wait_s(tokens if bucket.unit == "tokens" else 1, now)
+            needed = bucket.wait_s(bucket.cost(tokens), now)
             if needed > wait:
                 wait, limit = needed, bucket.name
         if wait > max_wait_s:
             return TooLong(wait, limit)
         for bucket in buckets:
-            bucket.take(tokens if bucket.unit == "tokens" else 1, now)
+            bucket.take(bucket.cost(tokens), now)
         return Permit(model_key, buckets, tokens, now + max(0.0, wait), limit if wait > 0 else None)
 
     def cancel(self, permit: Permit) -> None:
         """The call was not made: give its reservation back."""
         for bucket in permit.buckets:
-            bucket.give_back(permit.tokens if bucket.unit == "tokens" else 1)
+            bucket.give_back(bucket.cost(permit.tokens))
 
     def correct(self, permit: Permit, tokens_used: int) -> None:
         """The call used ``tokens_used`` tokens in all, not the estimate."""

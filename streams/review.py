@@ -17,6 +17,11 @@ ACTIONS: tuple[Action, ...] = ("approve", "reject", "edit")
 Route = Literal["review", "flag"]
 
 
+def as_action(value: object) -> Action | None:
+    """``value`` as an action, if it names one."""
+    return next((action for action in ACTIONS if action == value), None)
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewAttempt:
     number: int

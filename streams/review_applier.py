@@ -24,7 +24,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.agents import Agent
-from streams.consumers import group_consumer
+from streams.consumers import PATIENT_POLL_MS, group_consumer
 from streams.emit import Emitter, OutRecord
 from streams.errors import DecodeError, KeelError
 from streams.producer import RecordProducer, until_written
@@ -37,7 +37,6 @@ from streams.settings import Settings
 from streams.topics import REVIEW_DECISIONS, agent_topics
 
 log = logging.getLogger(__name__)
-DAY_MS = 86_400_000
 WAIT_LOG_S = 30.0
 
 
@@ -66,7 +65,7 @@ class ReviewApplier:
 
     async def run(self) -> None:
         """Apply decisions until cancelled."""
-        consumer = group_consumer(self._settings, applier_group(self._settings), max_poll_interval_ms=DAY_MS)
+        consumer = group_consumer(self._settings, applier_group(self._settings), max_poll_interval_ms=PATIENT_POLL_MS)
         consumer.subscribe([self._settings.topic(REVIEW_DECISIONS)])
         producer = RecordProducer(self._settings.bootstrap_servers, request_timeout_s=self._settings.produce_timeout_s)
         await consumer.start()
@@ -83,6 +82,9 @@ class ReviewApplier:
     ) -> None:
         records: list[OutRecord] = []
         applied: list[_Applied] = []
+        last = messages[-1].offset  # the queue must hold the batch's items and decisions: wait once for the last
+        while not await self._feed.reached(tp, last + 1, timeout_s=WAIT_LOG_S):
+            log.warning("%s/%s/%s: waiting for the review feed to read this far", tp.topic, tp.partition, last)
         for message in messages:
             built = await self._records_for(tp, message)
             if built is not None:
@@ -96,7 +98,7 @@ class ReviewApplier:
             waited_s = max(done.decision.decided_at_ms - item.created_at_ms, 0) / 1000
             self._metrics.time_to_decision.labels(item.agent, item.config_version).observe(waited_s)
         try:
-            await consumer.commit({tp: OffsetAndMetadata(messages[-1].offset + 1, "")})
+            await consumer.commit({tp: OffsetAndMetadata(last + 1, "")})
         except (CommitFailedError, IllegalStateError) as exc:  # the partition moved to another applier
             log.warning("review applier: %s moved (%r); its next owner applies from the last commit", tp, exc)
 
@@ -109,8 +111,6 @@ class ReviewApplier:
         except DecodeError as exc:
             log.error("%s: skipped, not a review decision: %s", where, exc)
             return None
-        while not await self._feed.reached(tp, message.offset + 1, timeout_s=WAIT_LOG_S):
-            log.warning("%s: waiting for the review feed to read this far", where)
         if self._queue.first_offset(decision.item_id) != message.offset:
             log.warning("%s: %s on %s refused: not the item's first decision", where, decision.action, decision.item_id)
             self._metrics.refused.labels(decision.agent, "already_decided").inc()

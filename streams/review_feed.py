@@ -17,6 +17,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams.catalogue import Catalogue
+from streams.consumers import seek_to_beginnings
 from streams.errors import DecodeError
 from streams.review_queue import ReviewQueue
 from streams.review_records import decode_decision, decode_item
@@ -44,14 +45,12 @@ class ReviewFeed:
         self._positions: dict[TopicPartition, int] = {}
         self._moved = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self.undecodable = 0
 
     async def start(self) -> None:
         """Read every partition to the end it has now, then keep following in the background."""
         await self._consumer.start()
         self._consumer.assign(self._tps)
-        for tp, offset in (await self._consumer.beginning_offsets(self._tps)).items():
-            self._consumer.seek(tp, offset)  # explicit: seek_to_beginning() can race the fetcher
+        await seek_to_beginnings(self._consumer, self._tps)
         ends = await self._consumer.end_offsets(self._tps)
         while not self._at_least(ends):
             await self._read_once()
@@ -97,7 +96,6 @@ class ReviewFeed:
             else:
                 self._queue.add(decode_item(self._catalogue, message.value or b"", tuple(message.headers or ())))
         except DecodeError as exc:  # not a record of ours: nothing a reviewer could act on
-            self.undecodable += 1
             log.error(
                 "%s/%s/%s: skipped, not a review record: %s", message.topic, message.partition, message.offset, exc
             )

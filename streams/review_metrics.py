@@ -16,7 +16,6 @@ from prometheus_client.registry import Collector
 
 # From a minute to a week: reviewers answer in minutes to days.
 DECISION_BUCKETS_S = (60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 86_400, 2 * 86_400, 7 * 86_400)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class ReviewMetrics:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from streams.review import ACTIONS, Action, Page, Refused, ReviewService
+from streams.review import ACTIONS, Action, Page, Refused, ReviewService, as_action
 from streams.review_auth import User
 
 PAGE_SIZE = 50
@@ -111,7 +111,7 @@ def pending_for(
 
 def parse_action(value: object) -> Action:
     """The action a decision request names. Raises ``Problem`` (400)."""
-    for action in ACTIONS:
-        if value == action:
-            return action
-    raise Problem(400, "unknown_action", f"action must be one of {', '.join(ACTIONS)}")
+    action = as_action(value)
+    if action is None:
+        raise Problem(400, "unknown_action", f"action must be one of {', '.join(ACTIONS)}")
+    return action

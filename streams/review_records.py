@@ -17,7 +17,7 @@ from streams.catalogue import Catalogue
 from streams.domain import Headers
 from streams.emit import H_AGENT, H_EVENT_ID, OutRecord
 from streams.handoff import rerun_pass, skipped_models
-from streams.review import ACTIONS, Action, Decision, ReviewAttempt, ReviewItem, Route
+from streams.review import Action, Decision, ReviewAttempt, ReviewItem, Route, as_action
 
 ITEM_SUBJECT = "keel.review-value"
 DECISION_SUBJECT = "keel.review-decisions-value"
@@ -108,7 +108,7 @@ def _route(value: str | None) -> Route:
 
 
 def _action(value: str) -> Action:
-    for action in ACTIONS:  # the schema's enum admits nothing else
-        if action == value:
-            return action
-    raise AssertionError(f"the decision schema admits no action {value!r}")
+    action = as_action(value)
+    if action is None:  # the schema's enum admits nothing else
+        raise AssertionError(f"the decision schema admits no action {value!r}")
+    return action

@@ -22,11 +22,12 @@ from streams.catalogue import load_catalogue
 from streams.clock import SystemClock
 from streams.emit import Emitter
 from streams.kafka_admin import ensure_topics
+from streams.metrics import EXPOSITION_TYPE
 from streams.pricing import load_pricing
 from streams.review import ReviewService
 from streams.review_applier import ReviewApplier
 from streams.review_auth import UserFile
-from streams.review_metrics import CONTENT_TYPE, ReviewMetrics
+from streams.review_metrics import ReviewMetrics
 from streams.review_report import review_stats_report
 from streams.review_service import KafkaReviewService
 from streams.review_suggest import ThresholdRule
@@ -36,7 +37,6 @@ from streams.topics import topic_plan
 
 log = logging.getLogger(__name__)
 METRICS_KEY = web.AppKey("keel.review.metrics", ReviewMetrics)
-SERVICE_KEY = web.AppKey("keel.review.service", KafkaReviewService)
 
 
 def build_web_app(service: ReviewService, settings: Settings) -> web.Application:
@@ -83,7 +83,7 @@ async def running(settings: Settings, process: ReviewProcess, *, web_port: int |
     )
     slas.add_done_callback(_log_failure)
     app = build_web_app(process.service, settings)
-    app[METRICS_KEY], app[SERVICE_KEY] = process.metrics, process.service
+    app[METRICS_KEY] = process.metrics
     app.router.add_get("/metrics", _metrics, name=review_web.METRICS_ROUTE)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -119,7 +119,7 @@ async def serve(settings: Settings) -> None:
 
 async def _metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS_KEY].render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=body, headers={"Content-Type": EXPOSITION_TYPE})
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

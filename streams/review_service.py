@@ -105,14 +105,11 @@ class KafkaReviewService:
 
     async def _write(self, decision: Decision) -> tuple[int, int]:
         record = decision_record(self.catalogue, self.decisions_topic, decision)
-        landed: list[tuple[str, int, int]] = []
-
-        async def send() -> None:
-            landed[:] = await self._producer.send_all([record])
-
         try:
             async with asyncio.timeout(self._settings.review_write_timeout_s):
-                await until_written(send, what=f"review decision on {decision.item_id}")
+                landed = await until_written(
+                    lambda: self._producer.send_all([record]), what=f"review decision on {decision.item_id}"
+                )
         except TimeoutError as exc:
             raise DecisionNotWritten(
                 f"the decision on {decision.item_id} was not written within {self._settings.review_write_timeout_s} s"

@@ -116,6 +116,13 @@ def worker_stack(
         yield stack
 
 
+def aggregator(stack: Stack, **env: str) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """`keel aggregate` for the stack's namespace, with no web server of its own."""
+    return worker_process(
+        stack.settings, {**stack.worker_env, "KEEL_AGGREGATOR_WEB_PORT": "0", **env}, command="aggregate"
+    )
+
+
 async def run_through(
     stack: Stack,
     *,

@@ -11,11 +11,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import Stack, committed_offsets, free_port, run_through, worker_stack
+from harness import Stack, aggregator, committed_offsets, free_port, run_through, worker_stack
 from receivers import Answer, receiver
 from sample_alerts import agent_alert
 
@@ -24,7 +24,7 @@ from streams.alert_log import read_alerts
 from streams.alerts import RUNBOOK_ANCHORS, Alert, alert_record, runbook_url
 from streams.catalogue import Catalogue
 from streams.emit import OutRecord
-from streams.local_stack import simulator_process, terminate, worker_process
+from streams.local_stack import simulator_process, worker_process
 from streams.producer import RecordProducer
 from streams.settings import REPO_ROOT
 from streams.topics import alert_relay_group
@@ -89,30 +89,16 @@ def statuses(alerts: list[Alert]) -> list[str]:
     return [a.status for a in alerts]
 
 
-def aggregator(stack: Stack, rules: Path, **env: str) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    settings = {"KEEL_AGGREGATOR_WEB_PORT": "0", "KEEL_ALERT_RULES_FILE": str(rules)}
-    settings |= {"KEEL_ALERT_EVAL_INTERVAL_S": "0.5", "KEEL_SESSION_TIMEOUT_S": "6", "KEEL_HEARTBEAT_INTERVAL_S": "1"}
-    return worker_process(stack.settings, {**stack.worker_env, **settings, **env}, command="aggregate")
+def alert_aggregator(
+    stack: Stack, rules: Path, **env: str
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    settings = {"KEEL_ALERT_RULES_FILE": str(rules), "KEEL_ALERT_EVAL_INTERVAL_S": "0.5"}
+    settings |= {"KEEL_SESSION_TIMEOUT_S": "6", "KEEL_HEARTBEAT_INTERVAL_S": "1"}
+    return aggregator(stack, **settings, **env)
 
 
-@contextlib.contextmanager
-def relay(stack: Stack, **env: str) -> Iterator[subprocess.Popen[bytes]]:
-    log_path = stack.settings.state_dir / "logs" / f"relay-{stack.settings.namespace}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "KEEL_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers}
-    environment |= {"KEEL_NAMESPACE": stack.settings.namespace, "KEEL_ALERT_RETRY_BASE_S": "0.2", **env}
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "alerts", "relay"],
-            env=environment,
-            stdout=log_file,
-            stderr=log_file,
-            cwd=REPO_ROOT,
-        )
-    try:
-        yield process
-    finally:
-        terminate(process)
+def relay(stack: Stack, **env: str) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    return worker_process(stack.settings, {"KEEL_ALERT_RETRY_BASE_S": "0.2", **env}, command="alerts", args=("relay",))
 
 
 def keel(stack: Stack, *args: str) -> str:
@@ -145,7 +131,7 @@ async def test_an_incident_fires_once_resolves_once_and_reaches_slack_and_the_we
             worker_stack(
                 kafka_bootstrap, tmp_path, provider="sim", base_url="http://127.0.0.1:9/v1", start=False
             ) as stack,
-            aggregator(stack, rules_file(tmp_path)),
+            alert_aggregator(stack, rules_file(tmp_path)),
             relay(stack, **sinks),
         ):
             failed = await publish_audit(stack, catalogue, [audit_value("probe") for _ in range(3)])
@@ -180,13 +166,13 @@ async def test_an_incident_open_before_a_crash_is_not_fired_again_after_it(
     with worker_stack(
         kafka_bootstrap, tmp_path, provider="sim", base_url="http://127.0.0.1:9/v1", start=False
     ) as stack:
-        with aggregator(stack, rules) as first:
+        with alert_aggregator(stack, rules) as first:
             await publish_audit(stack, catalogue, [audit_value("probe") for _ in range(3)])
             assert statuses(await alerts_about(stack, catalogue, key, lambda a: len(a) >= 1)) == ["firing"]
             first.kill()  # no goodbye: its incidents are only in keel.alerts
             first.wait()
         await publish_audit(stack, catalogue, [audit_value("probe") for _ in range(3)])  # still failing
-        with aggregator(stack, rules):
+        with alert_aggregator(stack, rules):
             await publish_audit(stack, catalogue, [audit_value("witness") for _ in range(3)])
             assert statuses(await alerts_about(stack, catalogue, witness, lambda a: len(a) >= 1)) == ["firing"]
             await asyncio.sleep(2)  # the restarted evaluator has evaluated the probe too by now
@@ -210,7 +196,7 @@ async def test_failures_of_a_real_worker_fire_and_resolve_consecutive_failure_an
         worker_stack(
             kafka_bootstrap, tmp_path, provider="sim", base_url=sim_url, env={"KEEL_CIRCUIT_COOLDOWN_S": "1"}
         ) as stack,
-        aggregator(stack, rules),
+        alert_aggregator(stack, rules),
     ):
         # one key, so they run in order: the first fails on 5xx three times, which opens the circuit
         failing = [
@@ -317,11 +303,11 @@ async def test_two_aggregators_share_the_scopes_and_each_incident_fires_once(
         kafka_bootstrap, tmp_path, provider="sim", base_url="http://127.0.0.1:9/v1", start=False
     ) as stack:
         log_path = stack.settings.state_dir / "logs" / f"aggregate-{stack.settings.namespace}.log"
-        with aggregator(stack, rules):
+        with alert_aggregator(stack, rules):
             await fail(probes)
             seen = await until(lambda s: all(s[p] for p in probes))
             assert all(seen[p] == ["firing"] for p in probes), seen
-            with aggregator(stack, rules):  # a second one: the partitions are shared out again
+            with alert_aggregator(stack, rules):  # a second one: the partitions are shared out again
                 await fail(probes)  # still failing
                 await fail(witnesses)
                 seen = await until(lambda s: all(s[w] for w in witnesses))

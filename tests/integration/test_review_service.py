@@ -11,10 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,78 +21,28 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from harness import free_port, get_when_up, scrape_metrics
+from review_broker import AUDIT, DLQ, RESULTS, by_event, outcomes_when, publish_items, review_namespace, topic_values
 from review_samples import TRIAGE_OUTPUT, review_record
 
-from connectors.daemon import run_sync
 from streams import wire
 from streams.agents import load_agents
 from streams.alert_log import read_alerts
-from streams.catalogue import Catalogue, load_catalogue
-from streams.consumers import read_to_end
+from streams.catalogue import Catalogue
 from streams.demo import review_service
-from streams.kafka_admin import ensure_topics
 from streams.producer import RecordProducer
 from streams.review import Decision, DecisionDraft, Refused
 from streams.review_applier import applier_group
 from streams.review_records import decision_record, decode_item
 from streams.review_serve import ReviewProcess, build_process, review_stats, running
 from streams.settings import REPO_ROOT, Settings
-from streams.topics import topic_plan
 
 pytestmark = pytest.mark.integration
-RESULTS, DLQ, AUDIT = "support_triage.results", "support_triage.dlq", "keel.audit"
 EDITED = {**TRIAGE_OUTPUT, "priority": "urgent", "summary": "fixed by a human"}
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, tmp_path) -> Settings:
-    settings = Settings(
-        bootstrap_servers=kafka_bootstrap,
-        namespace=f"it-{uuid.uuid4().hex[:8]}",
-        agents_dir=REPO_ROOT / "deploy" / "agents",
-        state_dir=tmp_path,
-        review_web_port=0,
-    )
-    catalogue = load_catalogue(settings.schemas_dir)
-    plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
-    run_sync(lambda: ensure_topics(kafka_bootstrap, plan))
-    return settings
-
-
-async def publish_items(settings: Settings, catalogue: Catalogue, routes: list[str]) -> list[str]:
-    agent = load_agents(settings.agents_dir, catalogue, only=["support_triage"])[0]
-    now_ms = int(time.time() * 1000)
-    records = [
-        review_record(catalogue, settings, agent, route=route, created_at_ms=now_ms - 60_000 + n, offset=n)
-        for n, route in enumerate(routes)
-    ]
-    async with RecordProducer(settings.bootstrap_servers) as producer:
-        await producer.send_all(records)
-    return [record.key.decode() for record in records if record.key]
-
-
-async def topic_values(settings: Settings, catalogue: Catalogue, name: str) -> list[dict[str, Any]]:
-    tps = [TopicPartition(settings.topic(name), p) for p in range(settings.partitions)]
-    return [wire.decode(catalogue, m.value) async for m in read_to_end(settings.bootstrap_servers, tps)]
-
-
-async def outcomes_when(
-    settings: Settings,
-    catalogue: Catalogue,
-    done: Callable[[dict[str, list[dict[str, Any]]]], bool],
-    *,
-    wait_s: float = 30,
-) -> dict[str, list[dict[str, Any]]]:
-    deadline = time.monotonic() + wait_s
-    while True:
-        seen = {name: await topic_values(settings, catalogue, name) for name in (RESULTS, DLQ, AUDIT)}
-        if done(seen) or time.monotonic() > deadline:
-            return seen
-        await asyncio.sleep(0.5)
-
-
-def by_event(values: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(v["event_id"] for v in values)
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    return review_namespace(kafka_bootstrap, tmp_path)
 
 
 def _config_version(process: ReviewProcess, agent: str) -> str:

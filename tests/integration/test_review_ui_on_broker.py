@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from browser import browser, ctrl, log_in, press, wait_for_item  # noqa: F401  # browser: the fixture
 from loopback import LoopbackServer
+from review_broker import by_event, outcomes_when, publish_items, review_namespace
 from review_http import REVIEWER, make_users
 from review_samples import TRIAGE_OUTPUT
 from selenium import webdriver
@@ -18,7 +20,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
-from test_review_service import by_event, outcomes_when, publish_items, settings  # noqa: F401  # settings: fixture
 
 from connectors.daemon import run_sync
 from streams.catalogue import Catalogue
@@ -26,6 +27,12 @@ from streams.review_serve import build_process, running
 from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    return review_namespace(kafka_bootstrap, tmp_path)
+
 
 REASON = "Summary invents a refund we never offered"
 
@@ -41,7 +48,7 @@ def review_server(config: Settings) -> LoopbackServer:
 
 def test_a_reviewer_in_the_browser_decides_and_the_topics_show_it(
     browser: webdriver.Chrome,  # noqa: F811
-    settings: Settings,  # noqa: F811
+    settings: Settings,
     catalogue: Catalogue,
     tmp_path,
 ) -> None:

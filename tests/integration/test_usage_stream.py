@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from harness import Stack, committed_offsets, run_through, worker_stack
+from harness import Stack, aggregator, committed_offsets, run_through, worker_stack
 
 from streams import wire
 from streams.aggregate import HOUR, MINUTE, WindowSpec
 from streams.catalogue import Catalogue
 from streams.emit import OutRecord
-from streams.local_stack import simulator_process, worker_process
+from streams.local_stack import simulator_process
 from streams.producer import RecordProducer
 from streams.topics import usage_app_id
 from streams.usage_report import WindowRow, read_windows
@@ -62,13 +60,6 @@ async def windows_until(
         if sum(r.stats.calls for r in rows.values()) >= calls or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(1)
-
-
-AGGREGATOR_ENV = {"KEEL_AGGREGATOR_WEB_PORT": "0"}
-
-
-def aggregator(stack: Stack, **env: str) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    return worker_process(stack.settings, {**stack.worker_env, **AGGREGATOR_ENV, **env}, command="aggregate")
 
 
 async def test_windows_count_what_the_usage_records_say(kafka_bootstrap: str, tmp_path: Path, make_event) -> None:

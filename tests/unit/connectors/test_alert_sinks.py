@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 import pytest
 from sample_alerts import agent_alert
 
-from connectors.alert_sinks import classify, pagerduty_event, parse_retry_after, slack_message
+from connectors.alert_sinks import classify, pagerduty_event, slack_message
+from connectors.http_headers import parse_retry_after
 from streams.alert_delivery import Delivered, Rejected, RetryLater
 
 ALERT = agent_alert(
@@ -68,8 +69,12 @@ def test_pagerduty_events_v2_trigger_and_resolve_share_the_dedup_key() -> None:
 )
 def test_answers_are_delivered_retried_or_rejected(status: int, retry_after: str | None, expected: object) -> None:
     now = datetime(2027, 1, 15, 8, 0, 0, tzinfo=UTC)
-    assert classify(status, retry_after, " slow down\n", now=now) == expected
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    assert classify(status, headers, " slow down\n", now=now) == expected
 
 
 def test_retry_after_that_cannot_be_read_is_ignored() -> None:
-    assert parse_retry_after("soon") is None and parse_retry_after("") is None and parse_retry_after(None) is None
+    assert parse_retry_after({"Retry-After": "soon"}) is None and parse_retry_after({"Retry-After": ""}) is None
+    assert parse_retry_after({}) is None
+    # a date without a zone (-0000) reads as UTC: the sink's own parser raised on it, outside its try
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 -0000"}) == 0.0
