@@ -37,7 +37,9 @@ async def seek_to_beginnings(consumer: AIOKafkaConsumer, tps: list[TopicPartitio
         consumer.seek(tp, offset)
 
 
-def group_consumer(settings: Settings, group_id: str, *, max_poll_interval_ms: int = 300_000) -> AIOKafkaConsumer:
+def group_consumer(
+    settings: Settings, group_id: str, *, max_poll_interval_ms: int = 300_000, fetch_max_wait_ms: int = 500
+) -> AIOKafkaConsumer:
     """A member of ``group_id`` that commits by hand, from the earliest offset when the group has none,
     with the worker's session and heartbeat settings."""
     return AIOKafkaConsumer(
@@ -46,6 +48,7 @@ def group_consumer(settings: Settings, group_id: str, *, max_poll_interval_ms: i
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_interval_ms=max_poll_interval_ms,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
     )

@@ -1,7 +1,8 @@
 """What every Keel faust app shares: its settings, its `/metrics` page and how it is started.
 
 `keel worker` (streams/worker.py) and `keel aggregate` (streams/usage_stream.py) are faust apps of
-their own, with their own consumer groups; both talk to the same broker the same way.
+their own, with their own consumer groups; both talk to the same broker the same way. The aggregator
+reads through faust agents and tables; the worker reads with Keel's own consumer (streams/intake.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import faust
+from faust.app.base import BootStrategy
 
 from streams.metrics import EXPOSITION_TYPE
 from streams.settings import Settings
@@ -20,13 +22,10 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def new_app(
-    settings: Settings, *, app_id: str, web_port: int, stall_s: float = 300.0, wait_empty: bool = True
-) -> faust.App:
+def new_app(settings: Settings, *, app_id: str, web_port: int, consumes: bool = True) -> faust.App:
     """Topics are created by Keel (never declared by faust), the web server listens on loopback only
-    (``web_port`` 0: none). ``stall_s``: how long a stream may wait on one event before faust calls
-    it stalled (faust's default is 300 s); ``wait_empty``: whether faust waits for a stream's events to
-    be processed on revoke."""
+    (``web_port`` 0: none). An app that does not ``consume`` (the worker, which reads with Keel's own
+    consumer: streams/intake.py) starts no faust consumer or producer: its web server and tasks only."""
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.bootstrap_servers}",
@@ -40,15 +39,16 @@ def new_app(
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
-        stream_wait_empty=wait_empty,
-        stream_processing_timeout=stall_s,
-        broker_commit_livelock_soft_timeout=stall_s,
         web_enabled=web_port > 0,
         web_port=web_port or 6066,
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
     )
-    _bound_fetch_wait(app, settings.fetch_max_wait_ms)
+    if consumes:
+        _bound_fetch_wait(app, settings.fetch_max_wait_ms)
+        _freeze_at_first_assignment(app)
+    else:
+        app.boot_strategy = BootStrategy(app, enable_kafka=False)
     return app
 
 
@@ -78,20 +78,20 @@ def bound_fetch_wait(consumer: Any, max_wait_ms: int) -> bool:
     return True
 
 
-def freeze_start_up_heap(app: faust.App) -> None:
-    """At the first assignment, when the app has started, what is alive (modules, schemas, faust and
-    aiokafka machinery) is put out of the cyclic garbage collector's reach: every full collection
+def freeze_start_up_heap() -> None:
+    """Once, when the app has started (at its first assignment), what is alive (modules, schemas, faust
+    and aiokafka machinery) is put out of the cyclic garbage collector's reach: every full collection
     walked it all, 35-50 ms with the event loop stopped, every 2 s at 70% load in `make bench` (its
     p99 overhead). A collection first, so that no garbage is frozen; later objects are collected as
     before (a frozen one that later ends in a reference cycle stays: a bounded, one-off amount)."""
-    frozen = False
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
 
+
+def _freeze_at_first_assignment(app: faust.App) -> None:
     async def assigned(_sender: Any, _assigned: set[Any], **_: Any) -> None:
-        nonlocal frozen
-        if not frozen:
-            frozen = True
-            gc.collect()
-            gc.freeze()
+        freeze_start_up_heap()
 
     app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types want a positional-only sender
 
@@ -107,7 +107,6 @@ def run(app: faust.App, settings: Settings, *, what: str) -> NoReturn:
     """Hand over to faust until stopped."""
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     log.warning("keel %s starting on %s", what, settings.bootstrap_servers)
-    freeze_start_up_heap(app)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is too much at info
     logging.getLogger("aiokafka").setLevel(logging.INFO)  # its per-record debug lines cost ~10% of a worker's CPU
@@ -118,8 +117,8 @@ def run(app: faust.App, settings: Settings, *, what: str) -> NoReturn:
 def exit_for_restart(what: str, exc: BaseException) -> NoReturn:
     """Crash-only, for the worker and the aggregator alike: a restarted worker is redelivered every
     unacked event, and the outcome store keeps that from costing a second model call. Carrying on
-    instead could let faust commit past the event (a restarted faust agent acks the events after it),
-    or leave a crashed app running idle."""
+    instead could commit past the event (the events after it would still be acked), or leave a
+    crashed app running idle."""
     log.critical("%s: %r; exiting so that a supervisor restarts the process", what, exc, exc_info=exc)
     logging.shutdown()
     os._exit(70)

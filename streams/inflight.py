@@ -1,8 +1,9 @@
 """Many events in flight at once, without losing order or committing past unfinished work.
 
-A faust agent hands each event to ``Inflight.start``, which returns as soon as the event is taken (or
-waits, when as many events as twice the worker's in-flight limit are taken and not ended: backpressure,
-so the stream stops taking events and faust pauses the partition instead of buffering without bound).
+The worker's intake (streams/intake.py) hands each event to ``Inflight.start``, which returns as soon
+as the event is taken (or waits, when as many events as twice the worker's in-flight limit are taken
+and not ended: backpressure, so the intake stops taking events and pauses the partition instead of
+buffering without bound).
 Each event runs in a task of its own:
 
 * **slots** bound the events doing work, per agent and per worker: an event takes its slots once its
@@ -13,14 +14,13 @@ Each event runs in a task of its own:
 * **lanes** keep order where the agent needs it: an event starts only after the previous event of its
   lane has ended. The lane is the partition plus the record key (``ordering: key``), the partition
   alone (``partition``), or the event itself (``unordered``);
-* **acks** go to faust in offset order per partition: an event is acked only once it and every earlier
-  event of its partition have ended, so a committed offset never passes unfinished work (faust's own
-  gap handling would commit past an event still in flight);
+* **acks** come in offset order per partition: an event is acked only once it and every earlier
+  event of its partition have ended, so a committed offset never passes unfinished work;
 * **revocation** gives in-flight work of revoked partitions a grace period to end, then cancels it;
   cancelled work is not acked, so the partition's next owner runs it again (the outcome store keeps a
   decision that was already recorded from being made twice).
 
-Nothing here knows Kafka or faust: partitions are ``(topic, partition)`` pairs and acks are callbacks.
+Nothing here knows Kafka: partitions are ``(topic, partition)`` pairs and acks are callbacks.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def lane_of(ordering: Ordering, tp: TP, key: bytes | None, offset: int) -> Hasha
 @dataclass(slots=True)
 class _Entry:
     offset: int
-    ack: Callable[[], Awaitable[object]]
+    ack: Callable[[], None]
     done: bool = False
 
 
@@ -112,7 +112,7 @@ class Inflight:
         offset: int,
         lane: Hashable,
         work: Work,
-        ack: Callable[[], Awaitable[object]],
+        ack: Callable[[], None],
         *,
         agent_limit: Limit,
     ) -> None:
@@ -183,8 +183,8 @@ class Inflight:
         ready: list[_Entry] = []
         while partition.entries and partition.entries[0].done:
             ready.append(partition.entries.popleft())
-        for done in ready:  # in offset order; faust's ack does not yield, so no other ack comes between
-            await done.ack()
+        for done in ready:  # in offset order
+            done.ack()
 
     def _ended(self, tp: TP, lane: Hashable, task: asyncio.Task[None]) -> None:
         partition = self._partitions.get(tp)

@@ -1,11 +1,13 @@
-"""The faust worker: a thin shell that feeds input records to the pipeline and produces its records.
+"""The worker: a thin shell that feeds input records to the pipeline and produces its records.
 
-For each agent, one faust agent consumes the input topic with manual acks, and one more each retry
-tier topic (streams/retry.py). Events run concurrently, in order per key, bounded and acked in offset
-order (streams/inflight.py). An event's outcome is decided once (the pipeline), recorded in the
-outcome store, then produced; the event is acked (and so its offset becomes committable) only after
-all of that is acknowledged by the broker. A crash never commits past an event whose outcome is not
-durably written, and a redelivered event re-emits its recorded outcome without a model call.
+For each agent, the worker reads the input topic, each retry tier topic (streams/retry.py) and the
+parking topic, with Keel's own consumer in batches (streams/intake.py). Events run concurrently, in
+order per key, bounded and acked in offset order (streams/inflight.py). An event's outcome is decided
+once (the pipeline), recorded in the outcome store, then produced; the event is acked (and so its
+offset becomes committable) only after all of that is acknowledged by the broker. A crash never
+commits past an event whose outcome is not durably written, and a redelivered event re-emits its
+recorded outcome without a model call. The faust app around it serves the web pages and runs the
+worker's tasks.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 
 from streams import faust_app
 from streams.agents import Agent
@@ -31,6 +33,7 @@ from streams.emit import H_REPLAY
 from streams.faust_app import exit_for_restart
 from streams.handoff import rerun_arrival, rerun_skips
 from streams.inflight import Inflight, Limit, lane_of
+from streams.intake import Ack, Deliver, Intake
 from streams.kafka_admin import ensure_topics
 from streams.limiter import Limiter
 from streams.metrics import LiveSources, WorkerMetrics
@@ -48,40 +51,46 @@ log = logging.getLogger(__name__)
 
 def create_app(runtime: Runtime) -> faust.App:
     settings = runtime.settings
-    # A retry tier's agent waits up to its delay on one record; faust would log that as a stalled stream.
-    longest_wait_s = max((d for a in runtime.agents for d in a.definition.reliability.retry_delays_s), default=0)
-    stall_s = max(300.0, longest_wait_s + 60)
-    # in-flight work is Keel's to end or abandon (streams/inflight.py): faust must not wait for it
-    app = faust_app.new_app(
-        settings, app_id=settings.app_id, web_port=settings.web_port, stall_s=stall_s, wait_empty=False
-    )
+    app = faust_app.new_app(settings, app_id=settings.app_id, web_port=settings.web_port, consumes=False)
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
     inflight = Inflight(settings.max_in_flight)
     metrics = WorkerMetrics(runtime.pricing)
     runtime, budgets = _with_budgets(app, runtime, producer)
     stores: dict[str, OutcomeStore] = {}  # by every topic the store's agent reads
+    routes: dict[str, Deliver] = {}
     shells: list[_Shell] = []
     for agent in runtime.agents:
         topics = agent_topics(agent, settings)
-        tiers = list(enumerate((topics.input, *topics.retries)))
         store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), producer.send_one)
         limit = Limit(agent.definition.concurrency.max_in_flight or settings.max_in_flight)
         shell = _Shell(agent, runtime, store, producer, inflight, limit, metrics)
         shells.append(shell)
-        readers = [(name, f".retry.{tier}" if tier else "", _tier_wait(shell, tier)) for tier, name in tiers]
-        for name, suffix, wait in [*readers, (topics.parked, ".parked", _parked_wait(shell, budgets))]:
-            topic = app.topic(name, key_serializer="raw", value_serializer="raw")
-            app.agent(topic, name=f"keel.{agent.name}{suffix}")(_handler(app, shell, suffix, wait))
+        waits = [(name, _tier_wait(shell, tier)) for tier, name in enumerate((topics.input, *topics.retries))]
+        for name, wait in [*waits, (topics.parked, _parked_wait(shell, budgets))]:
+            routes[name] = _deliver(shell, wait)
             stores[name] = store
-    _on_revoke(app, inflight, stores, producer, grace_s=settings.revoke_grace_s)
-    _share_limits(app, runtime.limiter)
+    intake = Intake(
+        settings,
+        routes,
+        inflight,
+        assigned=_on_assign(runtime.limiter),
+        revoked=_on_revoke(stores, producer),
+    )
+
+    async def read_topics() -> None:
+        try:
+            await intake.run()
+        except Exception as exc:  # a bug, or a consumer that cannot go on: never carry on without reading
+            exit_for_restart("reading the agents' topics failed", exc)
+
+    app.task(read_topics)
     runtime.limiter.observer = metrics.rate_limits
     deps = runtime.deps
     metrics.watch(
         LiveSources(
             in_flight=lambda: [(shell.agent.name, shell.limit.in_flight) for shell in shells],
             circuits=lambda: deps.breakers.snapshot(deps.clock.monotonic()),
-            lag=lambda: _consumer_lag(app, set(stores)),
+            lag=intake.lag,
             budgets=budgets.owner.remaining if budgets is not None else list,
         )
     )
@@ -99,6 +108,7 @@ def create_app(runtime: Runtime) -> faust.App:
         abandoned = await inflight.drain(grace_s=settings.revoke_grace_s)
         if abandoned:
             log.warning("stopping: %d in-flight events did not end in time; they run again after a restart", abandoned)
+        await intake.stop()
         await runtime.aclose()
         if budgets is not None:
             await budgets.client.stop()
@@ -147,37 +157,30 @@ def _exit_on_crash(app: faust.App) -> None:
 
 
 def _on_revoke(
-    app: faust.App, inflight: Inflight, stores: dict[str, OutcomeStore], producer: RecordProducer, *, grace_s: float
-) -> None:
-    """Revoked partitions: their in-flight events get ``grace_s`` to end, the rest is cancelled (not
-    acked: the next owner runs them, and finds any decision already recorded). Records already sent
-    are flushed and acked offsets committed before the partitions go, so the next owner's store load
-    sees the records and it does not re-read what ended here."""
+    stores: dict[str, OutcomeStore], producer: RecordProducer
+) -> Callable[[set[TopicPartition]], Awaitable[None]]:
+    """Revoked partitions, once their in-flight work has ended or been abandoned (streams/intake.py):
+    records already sent are flushed before the offsets are committed, so the next owner's store load
+    sees them; the stores forget the partitions."""
 
-    async def revoke(_sender: Any, revoked: set[Any], **_: Any) -> None:
-        abandoned = await inflight.revoke(((tp.topic, tp.partition) for tp in revoked), grace_s=grace_s)
-        if abandoned:
-            log.warning("rebalance: %d in-flight events did not end in time; their next owner runs them", abandoned)
+    async def revoked(tps: set[TopicPartition]) -> None:
         await producer.flush()
-        try:
-            await app.consumer.commit()  # what ended within the grace period, so its next owner skips it
-        except KafkaError as exc:
-            log.warning("rebalance: committing before the partitions go failed (%r); they are redelivered", exc)
-        for tp in revoked:
-            if tp.topic in stores:
-                stores[tp.topic].forget([tp.partition])
+        for tp in tps:
+            stores[tp.topic].forget([tp.partition])
 
-    app.on_partitions_revoked.connect(revoke)  # type: ignore[arg-type]  # mode types want a positional-only sender
+    return revoked
 
 
-def _share_limits(app: faust.App, limiter: Limiter) -> None:
+def _on_assign(limiter: Limiter) -> Callable[[set[TopicPartition]], None]:
     """Each rebalance gives this worker a new share of every rate limit: the part of the limit's
-    partitions it now owns (faust passes the whole new assignment)."""
+    partitions it now owns (the whole new assignment). The first one, when everything has started,
+    freezes the start-up heap (streams/faust_app.py)."""
 
-    async def assigned(_sender: Any, assigned: set[Any], **_: Any) -> None:
-        limiter.assign((tp.topic, tp.partition) for tp in assigned)
+    def assigned(tps: set[TopicPartition]) -> None:
+        faust_app.freeze_start_up_heap()
+        limiter.assign((tp.topic, tp.partition) for tp in tps)
 
-    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types want a positional-only sender
+    return assigned
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,33 +196,23 @@ class _Shell:
     metrics: WorkerMetrics
 
 
-Wait = Callable[[SourceRecord], Awaitable[tuple[Arrival, bool]]]  # the event to run; whether it waited
+Wait = Callable[[SourceRecord], Awaitable[Arrival]]  # the event to run, once it may run
 
 
-def _handler(app: faust.App, shell: _Shell, suffix: str, wait: Wait) -> Callable[[Any], Coroutine[Any, Any, None]]:
-    """The faust agent of one input, retry tier or parking topic: each record waits (until due, or
-    until its budget has room) before it takes an in-flight slot, then runs while there is room."""
-    ordering = shell.agent.definition.concurrency.ordering
+def _deliver(shell: _Shell, wait: Wait) -> Deliver:
+    """One topic's records: each waits (until due, or until its budget has room) before it takes an
+    in-flight slot, then runs while there is room."""
+    ordering, inflight, limit = shell.agent.definition.concurrency.ordering, shell.inflight, shell.limit
 
-    async def handle(stream: Any) -> None:
-        manual = stream.noack()
-        async for event in manual.events():
-            message = event.message
-            arrived, waited = await wait(to_source_record(message))
-            if waited and message.generation_id != app.consumer_generation_id:
-                continue  # revoked meanwhile: the partition's owner reads it again
-            tp = (message.topic, message.partition)
-            await shell.inflight.start(
-                tp,
-                message.offset,
-                lane_of(ordering, tp, message.key, message.offset),
-                functools.partial(_run_one, shell, arrived),
-                functools.partial(manual.ack, event),  # only then may the offset be committed past it
-                agent_limit=shell.limit,
-            )
+    async def deliver(record: Any, ack: Ack) -> None:
+        arrived = await wait(source_record(record))
+        tp = (record.topic, record.partition)
+        lane = lane_of(ordering, tp, record.key, record.offset)
+        await inflight.start(
+            tp, record.offset, lane, functools.partial(_run_one, shell, arrived), ack, agent_limit=limit
+        )
 
-    handle.__name__ = handle.__qualname__ = f"handle_{shell.agent.name}{suffix.replace('.', '_')}"
-    return handle
+    return deliver
 
 
 def _tier_wait(shell: _Shell, tier: int) -> Wait:
@@ -228,14 +221,13 @@ def _tier_wait(shell: _Shell, tier: int) -> Wait:
     delay_s = shell.agent.definition.reliability.retry_delays_s[tier - 1] if tier else 0.0
     clock = shell.runtime.deps.clock
 
-    async def wait(delivered: SourceRecord) -> tuple[Arrival, bool]:
+    async def wait(delivered: SourceRecord) -> Arrival:
         arrived = arrival(delivered, tier=tier, delay_s=delay_s)
         if not tier:
-            return rerun_arrival(arrived), False
-        if not arrived.due_ms:
-            return arrived, False
-        await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)
-        return arrived, True
+            return rerun_arrival(arrived)
+        if arrived.due_ms:
+            await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)
+        return arrived
 
     return wait
 
@@ -245,16 +237,15 @@ def _parked_wait(shell: _Shell, budgets: _Budgets | None) -> Wait:
     or the budget was raised. With no budgets declared (any more), it runs at once."""
     runtime = shell.runtime
 
-    async def wait(delivered: SourceRecord) -> tuple[Arrival, bool]:
+    async def wait(delivered: SourceRecord) -> Arrival:
         arrived, parking = parked_arrival(delivered)
         if parking is None or budgets is None:
-            return arrived, False
+            return arrived
         max_bytes, clock = runtime.settings.max_event_bytes, runtime.deps.clock
         decoded = read_source(runtime.catalogue, arrived.source, max_event_bytes=max_bytes, clock=clock)
-        if decoded.event is None:
-            return arrived, False  # it will be a dead letter: no budget needed for that
-        await budgets.client.wait_for_room(shell.agent, decoded.event, until_ms=parking.until_ms)
-        return arrived, True
+        if decoded.event is not None:  # else it will be a dead letter: no budget needed for that
+            await budgets.client.wait_for_room(shell.agent, decoded.event, until_ms=parking.until_ms)
+        return arrived
 
     return wait
 
@@ -302,30 +293,16 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
     shell.metrics.observe(agent.name, outcome)
 
 
-def _consumer_lag(app: faust.App, topics: set[str]) -> list[tuple[str, int, int]]:
-    """Per input partition this worker owns: its end offset minus the group's committed offset."""
-    monitor = app.monitor
-    lag = []
-    for tp, end in list(monitor.tp_end_offsets.items()):
-        if tp.topic in topics:
-            committed = monitor.tp_committed_offsets.get(tp)
-            lag.append((tp.topic, tp.partition, max(0, end - (committed or 0))))
-    return lag
-
-
-def to_source_record(message: Any) -> SourceRecord:
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = headers.items()
-    timestamp = message.timestamp
+def source_record(record: Any) -> SourceRecord:
+    """An aiokafka record (its timestamp in ms) as the pipeline reads it."""
     return SourceRecord(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        timestamp_ms=int(timestamp * 1000) if timestamp is not None else None,
-        key=message.key,
-        value=message.value if message.value is not None else b"",
-        headers=tuple((str(k), v) for k, v in headers),
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
+        value=record.value if record.value is not None else b"",
+        headers=tuple(record.headers),
     )
 
 

@@ -24,7 +24,8 @@ from streams.pipeline import process
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, agent_topics
 from streams.wiring import Runtime, load_runtime
-from streams.worker import run_worker, to_source_record
+from streams.domain import SourceRecord
+from streams.worker import run_worker, source_record
 
 ANSWER = (
     '{"category": "billing", "priority": "high", "summary": "The customer was charged twice.", '
@@ -77,7 +78,7 @@ async def raw(runtime: Runtime) -> None:
             sent = []
             for messages in batches.values():
                 for message in messages:
-                    outcome = await process(to_source_record(message), agent, runtime.deps)
+                    outcome = await process(source_record(message), agent, runtime.deps)
                     emission = runtime.emitter.records(outcome, agent, now_ms=int(time.time() * 1000))
                     for r in emission.all():
                         sent.append(await producer.send(r.topic, r.value, key=r.key, headers=list(r.headers)))
@@ -112,12 +113,26 @@ def plain_faust(runtime: Runtime) -> None:
     @app.agent(source)
     async def handle(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            outcome = await process(to_source_record(event.message), agent, runtime.deps)
+            outcome = await process(faust_source(event.message), agent, runtime.deps)
             emission = runtime.emitter.records(outcome, agent, now_ms=int(time.time() * 1000))
             for r in emission.all():
                 await sinks[r.topic].send(key=r.key, value=r.value, headers=list(r.headers))
 
     faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+def faust_source(message: faust.types.Message) -> SourceRecord:
+    """A faust message (its timestamp in seconds, its headers a list or a dict) as the pipeline reads it."""
+    headers = message.headers or ()
+    return SourceRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(message.timestamp * 1000),
+        key=message.key,
+        value=message.value or b"",
+        headers=tuple(headers.items() if isinstance(headers, dict) else headers),
+    )
 
 
 def main(variant: str) -> None:

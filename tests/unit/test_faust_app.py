@@ -1,8 +1,18 @@
 import gc
+from collections.abc import Iterator
 from types import SimpleNamespace
 
-from streams.faust_app import bound_fetch_wait, freeze_start_up_heap, new_app
+import pytest
+
+from streams.faust_app import bound_fetch_wait, new_app
 from streams.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def unfrozen() -> Iterator[None]:
+    """A consuming app freezes the heap at its first assignment: undone after each test."""
+    yield
+    gc.unfreeze()
 
 
 async def test_the_fetch_wait_is_bounded_once_partitions_are_assigned(tmp_path) -> None:
@@ -20,14 +30,18 @@ def test_a_consumer_not_built_the_way_faust_does_is_left_alone() -> None:
 
 async def test_the_start_up_heap_is_frozen_at_the_first_assignment_only(tmp_path) -> None:
     app = new_app(Settings(state_dir=tmp_path), app_id="keel-test", web_port=0)
-    freeze_start_up_heap(app)
     assert gc.get_freeze_count() == 0
-    try:
-        await app.on_partitions_assigned.send(set())
-        frozen = gc.get_freeze_count()
-        assert frozen > 0
-        gc.unfreeze()
-        await app.on_partitions_assigned.send(set())  # a later rebalance: nothing more is frozen
-        assert gc.get_freeze_count() == 0
-    finally:
-        gc.unfreeze()
+    await app.on_partitions_assigned.send(set())
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    later = [[] for _ in range(1000)]  # alive after the first freeze
+    await app.on_partitions_assigned.send(set())  # a later rebalance: nothing more is frozen
+    assert gc.get_freeze_count() == frozen and later
+
+
+def test_an_app_that_does_not_consume_starts_no_kafka_client(tmp_path) -> None:
+    app = new_app(Settings(state_dir=tmp_path), app_id="keel-test", web_port=0, consumes=False)
+    services = list(app.on_init_dependencies())
+    assert app.consumer not in services and app.producer not in services
+    consuming = new_app(Settings(state_dir=tmp_path), app_id="keel-test-2", web_port=0)
+    assert consuming.consumer in list(consuming.on_init_dependencies())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -36,11 +36,8 @@ class Events:
 
         return run
 
-    def ack(self, tp: tuple[str, int], offset: int) -> Callable[[], Awaitable[None]]:
-        async def record() -> None:
-            self.acked.append((tp, offset))
-
-        return record
+    def ack(self, tp: tuple[str, int], offset: int) -> Callable[[], None]:
+        return lambda: self.acked.append((tp, offset))
 
     def finish(self, *offsets: int) -> None:
         for offset in offsets:
