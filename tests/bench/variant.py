@@ -19,12 +19,12 @@ from dataclasses import replace
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.domain import SourceRecord
 from streams.model import ModelRequest, ModelResponse
 from streams.pipeline import process
 from streams.settings import Settings
 from streams.topics import AUDIT, USAGE, agent_topics
 from streams.wiring import Runtime, load_runtime
-from streams.domain import SourceRecord
 from streams.worker import run_worker, source_record
 
 ANSWER = (
