@@ -51,7 +51,8 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
     """Every record of ``routes``' topics (by topic: what to do with a record), for one worker.
 
     ``assigned`` hears each new assignment (the whole of it); ``revoked`` hears revoked partitions
-    after their in-flight work has ended or been abandoned, before their offsets are committed."""
+    after their in-flight work has ended or been abandoned, before their offsets are committed.
+    ``consumer``: one to use instead of the worker group's own (tests)."""
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
         *,
         assigned: Callable[[set[TopicPartition]], None],
         revoked: Callable[[set[TopicPartition]], Awaitable[None]],
+        consumer: Any = None,
     ) -> None:
         self._settings = settings
         self._routes = dict(routes)
@@ -70,12 +72,15 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
         self._feeders: dict[TopicPartition, _Feeder] = {}
         self._acked: dict[TopicPartition, int] = {}  # the next offset to read, past every ended event
         self._committed: dict[TopicPartition, int] = {}  # the group's offset: committed, or read from
+        self._given = consumer
         self._consumer: Any = None
 
     async def run(self) -> None:
         """Read until stopped (``stop``)."""
         settings = self._settings
-        consumer = group_consumer(settings, settings.app_id, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+        consumer = self._given or group_consumer(
+            settings, settings.app_id, fetch_max_wait_ms=settings.fetch_max_wait_ms
+        )  # built here: aiokafka binds a consumer to the running loop
         consumer.subscribe(list(self._routes), listener=self)
         self._consumer = consumer
         await consumer.start()
@@ -113,6 +118,8 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
         return lag
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        described = ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned))
+        log.info("reading %d partitions: %s", len(assigned), described or "none")
         self._assigned(assigned)
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:

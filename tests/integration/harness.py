@@ -130,9 +130,10 @@ async def run_through(
     raw: list[tuple[bytes | None, bytes]] | None = None,
     action: Callable[[], Awaitable[object]] | None = None,
     expect: Sequence[str] = (),
+    during: Callable[[Tally], object] | None = None,
 ) -> tuple[list[str], Tally]:
     """Publish (or run ``action``), then read outcomes until every published or ``expect``-ed event has
-    ended, or the wait runs out."""
+    ended, or the wait runs out; ``during`` sees the tally after each read."""
     bootstrap = stack.settings.bootstrap_servers
     watcher = OutcomeWatcher(bootstrap, stack.catalogue, outcome_topics(stack.settings, AGENTS))
     await watcher.start()
@@ -152,6 +153,8 @@ async def run_through(
             stack.check_worker()
             for observed in await watcher.poll(timeout_s=0.5):
                 tally.add(observed)
+            if during is not None:
+                during(tally)
         for observed in await watcher.poll(timeout_s=0.5):  # usage records written after the outcome
             tally.add(observed)
         return ids, tally
