@@ -3,8 +3,8 @@
 The parked record is the input record as it first arrived (same key, value and headers, same
 partition number) plus the ``keel.retry.*`` headers that running it again needs (where it first
 arrived, its attempts so far, its next pass) and ``keel.park.*`` headers saying which budget stopped it
-and until when. The worker reads each parking topic with a faust agent of its own, which holds each
-record until the budget has room again (the period ended, or `keel budget raise`) and then runs the
+and until when. The worker reads each parking topic's partitions in order (streams/intake.py), holding
+each record until the budget has room again (the period ended, or `keel budget raise`), then runs the
 event again in the retry tier it was parked from.
 
 Pure: building and parsing headers only.

@@ -1,9 +1,9 @@
 """Keel's own Kafka producer: outcome, audit, usage and store records, and published or replayed events.
 
-Kept apart from faust's producer on purpose: faust flushes its producer before every offset commit,
-and the consumer waits on that commit, so one record stuck on a deleted topic would stall every
-partition of the worker. Here a stuck record only holds the event that wrote it, and `until_written`
-sends it again. A short metadata age lets a re-created topic be found again within seconds.
+Kept apart from faust's producer on purpose (the aggregator is a faust app that writes alerts too): faust
+flushes its producer before every offset commit, and the consumer waits on that commit, so one record
+stuck on a deleted topic would stall every partition. Here a stuck record only holds the event that
+wrote it, and `until_written` sends it again. A short metadata age lets a re-created topic be found again within seconds.
 """
 
 from __future__ import annotations

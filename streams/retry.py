@@ -3,9 +3,9 @@
 Tier ``n`` of an agent is the topic ``<agent>.retry.<n>`` with the delay ``reliability.retry_delays_s[n-1]``.
 A tier record is the input record as it first arrived (same key, value and headers, same partition
 number, so the outcome store entry of the event stays in one partition) plus ``keel.retry.*`` headers
-saying where it first arrived and what was tried so far. The worker reads each tier topic with its own
-faust agent, which waits until a record is due (its timestamp plus the tier's delay) and then runs the
-event again. While it waits, the input partition goes on: a slow retry never holds it.
+saying where it first arrived and what was tried so far. The worker reads each tier topic's partitions
+in order (streams/intake.py): a record waits until it is due (its timestamp plus the tier's delay), then
+the event runs again. While it waits, the input partition goes on: a slow retry never holds it.
 
 Pure: parsing and building headers only.
 """

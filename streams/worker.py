@@ -185,7 +185,7 @@ def _on_assign(limiter: Limiter) -> Callable[[set[TopicPartition]], None]:
 
 @dataclass(frozen=True, slots=True)
 class _Shell:
-    """What one Keel agent's faust agents share."""
+    """What the topics of one Keel agent (input, retry tiers, parking) share."""
 
     agent: Agent
     runtime: Runtime
@@ -307,7 +307,7 @@ def source_record(record: Any) -> SourceRecord:
 
 
 def run_worker(settings: Settings, runtime: Runtime | None = None) -> NoReturn:
-    """Load and check everything, create the topics, then hand over to faust until stopped. A
+    """Load and check everything, create the topics, then hand over to the faust app until stopped. A
     ``runtime`` given (the benchmark's, with a model stand-in) is used as it is."""
     runtime = runtime or load_runtime(settings)
     asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings)))
