@@ -3,7 +3,8 @@
 Kept apart from faust's producer on purpose (the aggregator is a faust app that writes alerts too): faust
 flushes its producer before every offset commit, and the consumer waits on that commit, so one record
 stuck on a deleted topic would stall every partition. Here a stuck record only holds the event that
-wrote it, and `until_written` sends it again. A short metadata age lets a re-created topic be found again within seconds.
+wrote it, and `until_written` sends it again. A short metadata age lets a re-created topic be found
+again within seconds.
 """
 
 from __future__ import annotations
