@@ -125,8 +125,12 @@ class Result:
     model_version: str
     route: str = "autonomous"  # autonomous, or flag: released and also shown to a human
     warnings: tuple[str, ...] = field(default=())
-    rule: str | None = None  # the handoff rule that chose the route
     flagged: Review | None = None  # with route flag: the review item written besides the result
+
+    @property
+    def rule(self) -> str | None:
+        """The handoff rule that chose the route: the flagged item's (an autonomous result has none)."""
+        return self.flagged.rule if self.flagged is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,21 +123,15 @@ class Emitter:
             return Emission(waiting, None, usage, next_pass=next_pass)
         flagged = None
         if isinstance(outcome, Result):
-            value = wire.encode(agent.result_schema, _result_value(outcome, agent, now_ms))
-            main = OutRecord(topics.results, key, value, (*headers, (H_OUTCOME, b"result")))
+            main = self._result_record(_result_value(outcome, agent, now_ms), agent, key, headers)
             if outcome.flagged is not None:
                 flagged = self._review_record(outcome.flagged, agent, key, headers, rerun_pass=next_pass, now_ms=now_ms)
         elif isinstance(outcome, Review):
             main = self._review_record(outcome, agent, key, headers, rerun_pass=next_pass, now_ms=now_ms)
         else:
-            value = wire.encode(self._dlq, _dead_letter_value(outcome, agent, now_ms))
-            main = OutRecord(topics.dlq, key, value, _dead_letter_headers(outcome, agent, headers))
-        audit = OutRecord(
-            self._audit_topic,
-            key,
-            wire.encode(self._audit, _audit_value(outcome, agent, topics, now_ms)),
-            (*headers, (H_OUTCOME, outcome_name(outcome).encode())),
-        )
+            main = self._dead_letter_record(outcome, _dead_letter_value(outcome, agent, now_ms), agent, key, headers)
+        audit_value = _audit_value(outcome, agent, topics, now_ms)
+        audit = self._audit_record(audit_value, outcome_name(outcome), key, headers)
         reviewable = isinstance(outcome, Review) or flagged is not None  # a reviewer may re-run it as next_pass
         return Emission(main, audit, usage, next_pass=next_pass if reviewable else None, flagged=flagged)
 
@@ -163,12 +157,10 @@ class Emitter:
         if release and isinstance(outcome, Result):
             value: dict[str, Any] = {**_result_value(outcome, agent, now_ms), **versions}
             value.update(reviewer=mark.reviewer, human_override=mark.human_override)
-            encoded = wire.encode(agent.result_schema, value)
-            records.append(OutRecord(topics.results, key, encoded, (*headers, (H_OUTCOME, b"result"))))
+            records.append(self._result_record(value, agent, key, headers))
         elif release and isinstance(outcome, DeadLetter):
             value = {**_dead_letter_value(outcome, agent, now_ms), "config_version": mark.config_version}
-            dead_headers = _dead_letter_headers(outcome, agent, headers)
-            records.append(OutRecord(topics.dlq, key, wire.encode(self._dlq, value), dead_headers))
+            records.append(self._dead_letter_record(outcome, value, agent, key, headers))
         name = mark.outcome or outcome_name(outcome)
         audit: dict[str, Any] = {**_audit_value(outcome, agent, topics, now_ms), **versions}
         audit.update(
@@ -181,9 +173,22 @@ class Emitter:
             review_reason=mark.reason,
             decision_id=mark.decision_id,
         )
-        encoded_audit = wire.encode(self._audit, audit)
-        records.append(OutRecord(self._audit_topic, key, encoded_audit, (*headers, (H_OUTCOME, name.encode()))))
+        records.append(self._audit_record(audit, name, key, headers))
         return records
+
+    def _result_record(self, value: dict[str, Any], agent: Agent, key: bytes, headers: Headers) -> OutRecord:
+        encoded = wire.encode(agent.result_schema, value)
+        return OutRecord(self._topics[agent.name].results, key, encoded, (*headers, (H_OUTCOME, b"result")))
+
+    def _dead_letter_record(
+        self, outcome: DeadLetter, value: dict[str, Any], agent: Agent, key: bytes, headers: Headers
+    ) -> OutRecord:
+        encoded = wire.encode(self._dlq, value)
+        return OutRecord(self._topics[agent.name].dlq, key, encoded, _dead_letter_headers(outcome, agent, headers))
+
+    def _audit_record(self, value: dict[str, Any], outcome: str, key: bytes, headers: Headers) -> OutRecord:
+        encoded = wire.encode(self._audit, value)
+        return OutRecord(self._audit_topic, key, encoded, (*headers, (H_OUTCOME, outcome.encode())))
 
 
 Final = Result | Review | DeadLetter

@@ -14,6 +14,7 @@ Pure: plain values in, plain values out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,15 +95,21 @@ def _match(
         return f"{name} is {value!r}, one of {list(rule.in_)}" if value in rule.in_ else None
     number = _number(value)
     if rule.above is not None:
-        return f"{name} {number} is above {rule.above:g}" if number > _number(rule.above) else None
+        return f"{name} {number} is above {rule.above:g}" if number > _threshold(rule.above) else None
     limit = rule.below if rule.below is not None else rule.confidence_below
     assert limit is not None  # the policy's validation: exactly one test per rule
-    return f"{name} {number} is below {limit:g}" if number < _number(limit) else None
+    return f"{name} {number} is below {limit:g}" if number < _threshold(limit) else None
 
 
 def _number(value: Any) -> Decimal:
     """Decimal outputs compared exactly with the declared thresholds (no float rounding)."""
     return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+@functools.lru_cache(maxsize=256)
+def _threshold(declared: float) -> Decimal:
+    """A rule's threshold as ``_number`` reads it, converted once (rules run on every event)."""
+    return _number(declared)
 
 
 # --- re-running a rejected output ------------------------------------------------------------------
@@ -134,18 +141,24 @@ def rerun_record(item: ReviewItem, *, topic: str, pass_number: int) -> OutRecord
 def rerun_pass(review_headers: Headers) -> int:
     """The pass a re-run of a review item is: the worker writes it on every review record (header
     ``keel.review.pass``); 1 for a record without it."""
-    raw = dict(review_headers).get(H_RERUN_NUMBER)
-    return int(raw) if raw and raw.isdigit() else 1
+    number = _pass_of(dict(review_headers))
+    return 1 if number is None else number
 
 
 def rerun_request(headers: Headers) -> Rerun | None:
     """The re-run an input record asks for, or None (not a re-run, or no usable pass number: then it is
     handled as a delivery of the event's first pass, which re-emits what was recorded)."""
     found = dict(headers)
-    of, raw_pass = found.get(H_RERUN_OF), found.get(H_RERUN_NUMBER)
-    if of is None or not raw_pass or not raw_pass.isdigit() or int(raw_pass) < 1:
+    of, pass_number = found.get(H_RERUN_OF), _pass_of(found)
+    if of is None or pass_number is None or pass_number < 1:
         return None
-    return Rerun(of.decode(), skipped_models(headers), int(raw_pass))
+    return Rerun(of.decode(), skipped_models(headers), pass_number)
+
+
+def _pass_of(headers: Mapping[str, bytes | None]) -> int | None:
+    """The ``keel.review.pass`` header's number; None when it is missing or not a number."""
+    raw = headers.get(H_RERUN_NUMBER)
+    return int(raw) if raw and raw.isdigit() else None
 
 
 def rerun_arrival(arrived: Arrival) -> Arrival:

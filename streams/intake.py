@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -72,17 +73,15 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
         self._feeders: dict[TopicPartition, _Feeder] = {}
         self._acked: dict[TopicPartition, int] = {}  # the next offset to read, past every ended event
         self._committed: dict[TopicPartition, int] = {}  # the group's offset: committed, or read from
-        self._given = consumer
-        self._consumer: Any = None
+        self._consumer: Any = consumer
 
     async def run(self) -> None:
         """Read until stopped (``stop``)."""
         settings = self._settings
-        consumer = self._given or group_consumer(
+        consumer = self._consumer = self._consumer or group_consumer(
             settings, settings.app_id, fetch_max_wait_ms=settings.fetch_max_wait_ms
         )  # built here: aiokafka binds a consumer to the running loop
         consumer.subscribe(list(self._routes), listener=self)
-        self._consumer = consumer
         await consumer.start()
         loop = asyncio.get_running_loop()
         interval_s = settings.commit_interval_s
@@ -190,17 +189,10 @@ class _Feeder:
         try:
             while backlog:
                 record = backlog.popleft()
-                await self._deliver(record, _ack(acked, tp, record.offset + 1))
+                await self._deliver(record, functools.partial(acked.__setitem__, tp, record.offset + 1))
         except Exception as exc:  # a bug: the partition would stop for good
             exit_for_restart(f"handing on {tp.topic}/{tp.partition}'s records failed", exc)
         self._task = None
         if self._paused:
             self._paused = False
             self._consumer.resume(tp)
-
-
-def _ack(acked: dict[TopicPartition, int], tp: TopicPartition, next_offset: int) -> Ack:
-    def ack() -> None:
-        acked[tp] = next_offset
-
-    return ack

@@ -186,7 +186,13 @@ def _routed(agent: Agent, run: _Run, success: ChainSuccess) -> Result | Review:
     if decision.route == "review":
         return review
     return Result(
-        trace, validated.value, validated.json, model_version, "flag", validated.warnings, decision.rule, review
+        trace,
+        validated.value,
+        validated.json,
+        model_version,
+        route="flag",
+        warnings=validated.warnings,
+        flagged=review,
     )
 
 

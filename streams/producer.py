@@ -96,10 +96,11 @@ class KeyHashCache:
     def __init__(self, *, size: int = 1024) -> None:
         self._size = size
         self._hashes: dict[bytes, int] = {}
+        self._default = DefaultPartitioner()
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
         if key is None:
-            return int(DefaultPartitioner()(key, all_partitions, available))  # random, as the default
+            return int(self._default(key, all_partitions, available))  # random, as the default
         hashed = self._hashes.get(key)
         if hashed is None:
             if len(self._hashes) >= self._size:

@@ -8,13 +8,14 @@ the API needs no CSRF token. Errors are ``{"error": code, "message": text}`` wit
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from streams.clock import wall_clock_ms
-from streams.review import Action, Decision, DecisionDraft, ItemState, Refused, ReviewAttempt, ReviewItem
+from streams.review import Action, Decision, DecisionDraft, ItemState, Refused, ReviewItem
 from streams.review_context import client_address, context, current_user
 from streams.review_query import Problem, parse_action, parse_filter, pending_for, require_agent
 
@@ -27,7 +28,7 @@ async def submit_decision(
     """Check the item exists and is the user's to decide, ask the service, and log the attempt either way.
     The reviewer is the authenticated user, never something the request says. Raises ``Problem``."""
     ctx, user = context(request), current_user(request)
-    fields = {"user": user.name, "item": item_id, "action": action, "via": via, "remote": client_address(request)}
+    fields = _attempt_fields(request, item_id, via=via, action=action)
     try:
         readable_state(request, item_id)
         draft = DecisionDraft(item_id, action, user.name, reason=reason, output_json=output_json)
@@ -82,15 +83,16 @@ async def post_decision(request: web.Request) -> web.Response:
 
 def log_malformed(request: web.Request, item_id: str, problem: Problem, *, via: str) -> None:
     """A decision request refused before it named a valid action is an attempt too."""
-    context(request).access.record(
-        "decision",
-        user=current_user(request).name,
-        item=item_id,
-        via=via,
-        remote=client_address(request),
-        outcome="refused",
-        code=problem.code,
-    )
+    fields = _attempt_fields(request, item_id, via=via)
+    context(request).access.record("decision", **fields, outcome="refused", code=problem.code)
+
+
+def _attempt_fields(
+    request: web.Request, item_id: str, *, via: str, action: str | None = None
+) -> dict[str, str | None]:
+    """Who tried to decide what, and how: the access log's fields of a decision attempt."""
+    user = current_user(request).name
+    return {"user": user, "item": item_id, "action": action, "via": via, "remote": client_address(request)}
 
 
 async def _decision_request(request: web.Request) -> tuple[Action, str | None, str | None]:
@@ -151,22 +153,10 @@ def _item(state: ItemState, now_ms: int) -> dict[str, Any]:
         "output_model_version": item.output_model_version,
         "warnings": list(item.warnings),
         "prompt": [{"role": role, "content": content} for role, content in item.prompt],
-        "attempts": [_attempt(a) for a in item.attempts],
+        "attempts": [dataclasses.asdict(a) for a in item.attempts],
         "trace_id": item.trace_id,
         "input_position": {"topic": item.input_topic, "partition": item.input_partition, "offset": item.input_offset},
         "decision": decision_json(state.decision) if state.decision else None,
-    }
-
-
-def _attempt(attempt: ReviewAttempt) -> dict[str, Any]:
-    return {
-        "number": attempt.number,
-        "purpose": attempt.purpose,
-        "provider": attempt.provider,
-        "model": attempt.model,
-        "model_version": attempt.model_version,
-        "outcome": attempt.outcome,
-        "latency_ms": attempt.latency_ms,
     }
 
 

@@ -49,6 +49,7 @@ def applier_group(settings: Settings) -> str:
 class _Applied:
     item: ReviewItem
     decision: Decision
+    records: list[OutRecord]  # what applying it writes
 
 
 class ReviewApplier:
@@ -88,8 +89,8 @@ class ReviewApplier:
         for message in messages:
             built = await self._records_for(tp, message)
             if built is not None:
-                records += built[1]
-                applied.append(built[0])
+                records += built.records
+                applied.append(built)
         if records:
             await until_written(lambda: producer.send_all(records), what=f"{len(applied)} review outcome(s)")
         for done in applied:
@@ -102,9 +103,7 @@ class ReviewApplier:
         except (CommitFailedError, IllegalStateError) as exc:  # the partition moved to another applier
             log.warning("review applier: %s moved (%r); its next owner applies from the last commit", tp, exc)
 
-    async def _records_for(
-        self, tp: TopicPartition, message: ConsumerRecord
-    ) -> tuple[_Applied, list[OutRecord]] | None:
+    async def _records_for(self, tp: TopicPartition, message: ConsumerRecord) -> _Applied | None:
         where = f"{tp.topic}/{tp.partition}/{message.offset}"
         try:
             decision = decode_decision(self._catalogue, message.value or b"")
@@ -125,9 +124,7 @@ class ReviewApplier:
             return None
         return self._build(state.item, decision, agent, where)
 
-    def _build(
-        self, item: ReviewItem, decision: Decision, agent: Agent, where: str
-    ) -> tuple[_Applied, list[OutRecord]] | None:
+    def _build(self, item: ReviewItem, decision: Decision, agent: Agent, where: str) -> _Applied | None:
         input_topic = agent_topics(agent, self._settings).input
         try:
             records = decision_records(item, decision, agent, self._emitter, input_topic=input_topic)
@@ -135,4 +132,4 @@ class ReviewApplier:
             log.error("%s: %s on %s cannot be applied: %s", where, decision.action, item.item_id, exc)
             self._metrics.refused.labels(decision.agent, exc.reason).inc()
             return None
-        return _Applied(item, decision), records
+        return _Applied(item, decision, records)

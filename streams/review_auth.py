@@ -46,11 +46,11 @@ class UsersFileError(ConfigError):
     reason = "review_users_invalid"
 
 
-def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
+def hash_password(password: str) -> str:
     """``scrypt$n$r$p$salt$hash`` (base64); the parameters travel with the hash so they can be raised."""
     salt = secrets.token_bytes(_SALT_BYTES)
-    key = _scrypt(password, salt, n=n, r=SCRYPT_R, p=SCRYPT_P)
-    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+    key = _scrypt(password, salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -137,18 +137,19 @@ class UserFile:
         stored = entry.password if entry else _dummy_hash()
         mac = hmac.digest(self._key, password.encode(), "sha256")
         known = self._matched.get(name)
+        if entry is None:
+            verify_password(password, stored)  # as long as for a known name
+            return None
         if known is not None and known[0] == stored and hmac.compare_digest(known[1], mac):
-            return self.get(name)
-        if not verify_password(password, stored) or entry is None:
+            return _user(name, entry)
+        if not verify_password(password, stored):
             return None
         self._matched[name] = (stored, mac)  # one per user: bounded by the users file
-        return self.get(name)
+        return _user(name, entry)
 
     def get(self, name: str) -> User | None:
         entry = self._current().users.get(name)
-        if entry is None:
-            return None
-        return User(name, entry.role, frozenset(entry.agents))
+        return None if entry is None else _user(name, entry)
 
     def names(self) -> list[str]:
         return sorted(self._current().users)
@@ -189,3 +190,7 @@ class UserFile:
             handle.write(text)
         temporary.replace(self.path)
         self._stamp = None
+
+
+def _user(name: str, entry: UserEntry) -> User:
+    return User(name, entry.role, frozenset(entry.agents))

@@ -9,7 +9,6 @@ towards the throttle; every attempt is on the access log.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import secrets
 
 from aiohttp import web
@@ -18,7 +17,7 @@ from streams.review_auth import User
 from streams.review_context import SESSION, client_address, context, form_text, html_response
 from streams.review_html import login_page
 from streams.review_query import Problem
-from streams.review_sessions import IDLE_TIMEOUT_S, SESSION_COOKIE
+from streams.review_sessions import IDLE_TIMEOUT_S, SESSION_COOKIE, tokens_match
 
 LOGIN_COOKIE = "keel_review_login"
 _TOKEN_CHARS = 32  # secrets.token_urlsafe(24)
@@ -50,10 +49,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
     ctx = context(request)
     form = await request.post()
     next_path = _local_path(form_text(form, "next"))
-    cookie_token = request.cookies.get(LOGIN_COOKIE, "")
-    if not cookie_token or not hmac.compare_digest(
-        cookie_token.encode(), (form_text(form, "login_token") or "").encode()
-    ):
+    if not tokens_match(request.cookies.get(LOGIN_COOKIE, ""), form_text(form, "login_token")):
         ctx.access.record("login_failed", via="ui", remote=client_address(request), reason="bad_login_token")
         return _form(request, next_path=next_path, error="The login form expired; please try again.", status=403)
     try:

@@ -52,11 +52,14 @@ class _QueueDepth(Collector):
         self._agents, self._depths = agents, depths
 
     def collect(self) -> Iterator[Metric]:
-        gauge = GaugeMetricFamily("keel_review_queue_depth", "Review items waiting for a decision", labels=["agent"])
-        depths = self._depths()
+        gauge, depths = _queue_depth(), self._depths()
         for agent in self._agents:
             gauge.add_metric([agent], depths.get(agent, 0))
         yield gauge
 
     def describe(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("keel_review_queue_depth", "Review items waiting for a decision", labels=["agent"])
+        yield _queue_depth()
+
+
+def _queue_depth() -> GaugeMetricFamily:
+    return GaugeMetricFamily("keel_review_queue_depth", "Review items waiting for a decision", labels=["agent"])

@@ -46,23 +46,22 @@ async def post_decision_form(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     item_id = request.match_info["item_id"]
     queue_filter = parse_filter({k: str(v) for k, v in form.items() if k in ("agent", "min_age_s")}, paged_by="page")
-    position = _position(str(form.get("at", "")))
+    position = _position(form_text(form, "at"))
     reason, output = form_text(form, "reason"), form_text(form, "output")
     try:
         action = parse_action(form.get("action"))
     except Problem as problem:
         log_malformed(request, item_id, problem, via="ui")
         raise
+    edited = output if action == "edit" else None
     try:
-        await submit_decision(
-            request, item_id, action, reason=reason or None, output_json=output if action == "edit" else None, via="ui"
-        )
+        await submit_decision(request, item_id, action, reason=reason or None, output_json=edited, via="ui")
     except Problem as problem:
         if problem.status in (403, 404):
             raise
         state = readable_state(request, item_id)
         view = _view(request, state.item, queue_filter, position, problem=problem.message)
-        view = replace(view, reason_text=reason or "", output_text=output if action == "edit" else None)
+        view = replace(view, reason_text=reason or "", output_text=edited)
         return html_response(item_page(viewer(request), state, view), status=problem.status)
     raise web.HTTPSeeOther(_after_decision(request, item_id, action, queue_filter, position or 0))
 

@@ -40,9 +40,9 @@ METRICS_KEY = web.AppKey("keel.review.metrics", ReviewMetrics)
 
 
 def build_web_app(service: ReviewService, settings: Settings) -> web.Application:
-    """The web UI and JSON API (streams/review_web.py) for the users of the users file, and ``/metrics``,
-    which is open like every Keel process's metrics page (counts only, no item data) so Prometheus can
-    scrape it."""
+    """The web UI and JSON API (streams/review_web.py) for the users of the users file. ``running`` adds
+    ``/metrics``, which is open like every Keel process's metrics page (counts only, no item data) so
+    Prometheus can scrape it."""
     return review_web.build_web_app(
         service, UserFile(settings.review_users_file), secure_cookies=settings.review_secure_cookies
     )

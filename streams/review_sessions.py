@@ -67,7 +67,12 @@ class SessionTable:
 
 
 def csrf_matches(session: Session, submitted: str | None) -> bool:
-    return submitted is not None and hmac.compare_digest(session.csrf_token.encode(), submitted.encode())
+    return tokens_match(session.csrf_token, submitted)
+
+
+def tokens_match(expected: str, submitted: str | None) -> bool:
+    """A form's token against the one the server handed out, in constant time; nothing matches none."""
+    return bool(expected) and submitted is not None and hmac.compare_digest(expected.encode(), submitted.encode())
 
 
 class LoginThrottle:

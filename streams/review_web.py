@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from streams import review_api, review_login, review_pages
 from streams.review import ReviewService
@@ -33,8 +33,6 @@ from streams.review_context import (
 from streams.review_html import error_page
 from streams.review_query import Problem
 from streams.review_sessions import SESSION_COOKIE, LoginThrottle, SessionTable, csrf_matches
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "

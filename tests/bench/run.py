@@ -211,8 +211,8 @@ async def throughput(
     last = last or (now, done, first[2] if first else 0.0)
     if first is None or last[0] <= first[0]:
         return Measured(0.0, total, done, rss)
-    events = last[1] - first[1]
-    return Measured(events / (last[0] - first[0]), total, done, rss, (last[2] - first[2]) / events * 1e6)
+    counted = last[1] - first[1]
+    return Measured(counted / (last[0] - first[0]), total, done, rss, (last[2] - first[2]) / counted * 1e6)
 
 
 async def latency(bench: Bench, capacity_eps: float, share: float, *, seconds: float = 8) -> tuple[float, float]:
@@ -316,9 +316,9 @@ def say(text: str) -> None:
     print(f"bench: {text}", file=sys.stderr, flush=True)
 
 
-async def _throughput_only(bench: Bench, runs: int, variants: list[str]) -> int:
-    """Phase 1 alone, ``runs`` rounds of the variants in turn, with each variant process's CPU time per
-    event: on a shared machine that is steadier than events/s."""
+async def _rounds(bench: Bench, variants: list[str], runs: int) -> dict[str, list[Measured]]:
+    """Phase 1: ``runs`` rounds of the variants in turn, on the same zero-latency input, with each
+    variant process's CPU time per event (on a shared machine, steadier than events/s)."""
     events = make_events(bench.catalogue, BASE_EVENTS, 1000)
     measured: dict[str, list[Measured]] = {variant: [] for variant in variants}
     for run in range(runs):
@@ -326,6 +326,12 @@ async def _throughput_only(bench: Bench, runs: int, variants: list[str]) -> int:
             m = await throughput(bench, variant, events)
             measured[variant].append(m)
             say(f"{variant} #{run + 1}: {m.eps:.0f} events/s, {m.cpu_us:.0f} µs CPU/event ({m.done}/{m.events})")
+    return measured
+
+
+async def _throughput_only(bench: Bench, runs: int, variants: list[str]) -> int:
+    """Phase 1 alone."""
+    measured = await _rounds(bench, variants, runs)
     summary = {
         variant: {"eps": [round(m.eps) for m in ms], "cpu_us": [round(m.cpu_us, 1) for m in ms]}
         for variant, ms in measured.items()
@@ -337,10 +343,7 @@ async def _throughput_only(bench: Bench, runs: int, variants: list[str]) -> int:
 async def _latency_only(bench: Bench, runs: int) -> int:
     """Keel's capacity as phase 1 measures it (which also warms the broker up), then phase 3 at 70%
     of it, ``runs`` times."""
-    events = make_events(bench.catalogue, BASE_EVENTS, 1000)
-    measured = [(await throughput(bench, "keel", events)).eps for _ in range(REPEATS)]
-    capacity_eps = statistics.median(measured)
-    say(f"keel: {', '.join(f'{eps:.0f}' for eps in measured)} events/s")
+    capacity_eps = statistics.median(m.eps for m in (await _rounds(bench, ["keel"], REPEATS))["keel"])
     p50s, p99s = [], []
     for run in range(runs):
         p50, p99 = await latency(bench, capacity_eps, 0.7)
@@ -352,14 +355,8 @@ async def _latency_only(bench: Bench, runs: int) -> int:
 
 
 async def _run(bench: Bench) -> int:
-    events = make_events(bench.catalogue, BASE_EVENTS, 1000)
-    runs: dict[str, list[float]] = {"raw": [], "faust": [], "keel": []}
-    for repeat in range(REPEATS):
-        for variant, measures in runs.items():
-            measured = await throughput(bench, variant, events)
-            measures.append(measured.eps)
-            say(f"{variant} #{repeat + 1}: {measured.eps:.0f} events/s ({measured.done}/{measured.events})")
-    eps = {variant: statistics.median(values) for variant, values in runs.items()}
+    rounds = await _rounds(bench, ["raw", "faust", "keel"], REPEATS)
+    eps = {variant: statistics.median(m.eps for m in ms) for variant, ms in rounds.items()}
     sweep, rss_c1024 = [], 0.0
     for c, k in SWEEP:
         ideal = min(c, k) / MODEL_S

@@ -126,7 +126,7 @@ def _flagged_result(make_source: Callable[..., SourceRecord], make_event, *, pas
         output_model_version="sim-1",
         warnings=("w",),
     )
-    return Result(trace, OUTPUT, output_json, "sim-1", "flag", ("w",), "money", flagged)
+    return Result(trace, OUTPUT, output_json, "sim-1", "flag", ("w",), flagged)
 
 
 def test_a_flagged_result_is_released_and_put_in_front_of_a_reviewer(
