@@ -104,7 +104,8 @@ def _new_token() -> str:
 
 
 def _local_path(raw: str | None) -> str:
-    """Where to go after logging in: only a path on this server (never ``//host`` or a full URL)."""
-    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
+    """Where to go after logging in: only a path on this server (never ``//host`` or a full URL). Control
+    characters are refused too: a URL parser drops tabs and newlines, so ``/<tab>/host`` would be ``//host``."""
+    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw and raw.isprintable():
         return raw
     return "/"

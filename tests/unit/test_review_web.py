@@ -141,7 +141,9 @@ async def test_login_without_the_form_token_is_refused(web: Web) -> None:
     assert len(web.sessions) == 0
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/evil.example"]
+)
 async def test_login_only_redirects_to_this_server(web: Web, target: str) -> None:
     form = await (await web.client.get(f"/login?next={target}")).text()
     data = {"username": ADMIN, "password": ADMIN_PASSWORD, "login_token": hidden(form, "login_token"), "next": target}
