@@ -7,6 +7,7 @@ import base64
 import re
 from pathlib import Path
 
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from streams.review_auth import UserFile
@@ -34,13 +35,19 @@ def hidden(html: str, name: str) -> str:
     return found.group(1)
 
 
+async def post_login(
+    client: TestClient, name: str, password: str, *, page: str = "/login", echo: tuple[str, ...] = (), **fields: str
+) -> ClientResponse:
+    """Submit the login form ``page`` serves: its login token, ``name`` and ``password``, the hidden fields
+    named in ``echo`` as the form has them, and ``fields``; the answer, not followed if it redirects."""
+    form_page = await (await client.get(page)).text()
+    data = {"username": name, "password": password, "login_token": hidden(form_page, "login_token")}
+    data |= {field: hidden(form_page, field) for field in echo} | fields
+    return await client.post("/login", data=data, allow_redirects=False)
+
+
 async def login(client: TestClient, name: str, password: str) -> None:
-    form_page = await (await client.get("/login")).text()
-    response = await client.post(
-        "/login",
-        data={"username": name, "password": password, "login_token": hidden(form_page, "login_token"), "next": "/"},
-        allow_redirects=False,
-    )
+    response = await post_login(client, name, password, next="/")
     assert response.status == 303, await response.text()
 
 

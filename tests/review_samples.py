@@ -1,5 +1,5 @@
-"""Review items as the worker writes them (through the emitter's Review outcome), and plain ones for the
-queue's own tests."""
+"""Review items as the worker writes them (through the emitter's Review outcome), plain ones for the
+queue's own tests, and plain decisions."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from streams.decode import encode_request
 from streams.domain import Attempt, RequestEvent, Review, SourceRecord, Trace
 from streams.emit import Emitter, OutRecord
 from streams.pricing import PriceTable, Pricing
-from streams.review import ReviewItem
+from streams.review import Decision, ReviewItem
 from streams.review_records import decode_item
 from streams.settings import Settings
 
@@ -79,6 +79,25 @@ def item_with(**fields: Any) -> ReviewItem:
     """A plain review item with ``fields`` set: the one place tests list every field of an item."""
     return replace(_PLAIN, **fields)
 
+
+def decision_with(**fields: Any) -> Decision:
+    """A plain decision (an approval by ann) with ``fields`` set: the one place tests list every field of
+    a decision."""
+    return replace(_DECISION, **fields)
+
+
+_DECISION = Decision(
+    decision_id="d1",
+    item_id="e1",
+    agent="support_triage",
+    config_version="c1",
+    route="review",
+    action="approve",
+    reviewer="ann",
+    decided_at_ms=5,
+    reason=None,
+    output_json=None,
+)
 
 _PLAIN = ReviewItem(
     event_id="",

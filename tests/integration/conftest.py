@@ -1,6 +1,7 @@
 """Fixtures for tests against a real Kafka broker.
 
-``kafka_bootstrap`` is the broker every integration test shares. Point ``KEEL_BOOTSTRAP_SERVERS`` at a
+``kafka_bootstrap`` is the broker every integration test shares; ``settings``, a fresh namespace on it
+with the shipped agents' topics (for the review service's tests). Point ``KEEL_BOOTSTRAP_SERVERS`` at a
 running cluster (for instance the one in deploy/compose.yaml) to use it as is; otherwise the session
 starts its own single-node broker from the Maven jars on 127.0.0.1:29092 (``KEEL_TEST_BROKER_PORT`` moves
 it, so that two checkouts can test at once), from a wiped state dir, and stops it at the end.
@@ -15,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from review_broker import review_namespace
 
 from connectors.kafka_local import REPO_ROOT, LocalKafka, start, stop, wipe
+from streams.settings import Settings
 
 # Below Linux's ephemeral range (32768-60999): a port in it can be taken for a while by any client
 # connection's source port, and Kafka would then fail to bind.
@@ -38,6 +41,11 @@ def kafka_bootstrap() -> Iterator[str]:
             yield broker.bootstrap
         finally:
             stop(broker)
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    return review_namespace(kafka_bootstrap, tmp_path)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from agent_files import write_agents
@@ -30,6 +30,7 @@ from streams.topics import topic_plan
 from streams.watch import Observed, OutcomeWatcher, Tally, outcome_topics
 
 AGENTS = ["support_triage", "invoice_extraction"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -170,28 +171,49 @@ def assert_exactly_one_outcome_and_audit(ids: list[str], tally: Tally) -> None:
 
 async def committed_offsets(
     stack: Stack, topic: str, *, group: str | None = None, wait_s: float = 30
-) -> tuple[dict[Any, int], dict[Any, int]]:
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
     """The worker's (or ``group``'s) committed offsets of ``topic``'s partitions and their end offsets,
     once they are equal or ``wait_s`` has passed (offsets are committed every few seconds)."""
-    bootstrap = stack.settings.bootstrap_servers
-    partitions = [TopicPartition(stack.topic(topic), p) for p in range(stack.settings.partitions)]
+    return await group_offsets(stack.settings, topic, group or stack.settings.app_id, wait_s=wait_s)
+
+
+async def group_offsets(
+    settings: Settings, topic: str, group: str, *, wait_s: float = 30, nonempty: bool = False
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """``group``'s committed offsets of ``topic``'s partitions (-1: none) and their end offsets, once
+    they are equal or ``wait_s`` has passed (one reading if it is under half a second). ``nonempty``:
+    only the partitions that had records when this started."""
+    bootstrap = settings.bootstrap_servers
+    partitions = [TopicPartition(settings.topic(topic), p) for p in range(settings.partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await consumer.start()
     await admin.start()
     try:
-        ends = await consumer.end_offsets(partitions)
-        committed: dict[Any, int] = {}
-        for _ in range(int(wait_s * 2)):
-            offsets = await admin.list_consumer_group_offsets(group or stack.settings.app_id, partitions=partitions)
-            committed = {tp: meta.offset for tp, meta in offsets.items()}
-            if committed == ends:
-                break
-            await asyncio.sleep(0.5)
-        return committed, ends
+        ends = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items() if end or not nonempty}
+
+        async def committed() -> dict[TopicPartition, int]:
+            offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            return {tp: meta.offset for tp, meta in offsets.items() if tp in ends}
+
+        return await polled(committed, lambda offsets: offsets == ends, wait_s=wait_s), ends
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def polled(
+    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, wait_s: float, every_s: float = 0.5
+) -> T:
+    """``await read()`` every ``every_s`` until ``done`` holds of what it returned or the next reading
+    would come after ``wait_s``; what it returned last (at least one reading, e.g. with ``wait_s=0``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        value = await read()
+        if done(value) or loop.time() + every_s > deadline:
+            return value
+        await asyncio.sleep(every_s)
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ read back."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import Counter
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
+from harness import polled
 from review_samples import review_record
 
 from connectors.daemon import run_sync
@@ -67,12 +67,13 @@ async def outcomes_when(
     *,
     wait_s: float = 30,
 ) -> dict[str, list[dict[str, Any]]]:
-    deadline = time.monotonic() + wait_s
-    while True:
-        seen = {name: await topic_values(settings, catalogue, name) for name in (RESULTS, DLQ, AUDIT)}
-        if done(seen) or time.monotonic() > deadline:
-            return seen
-        await asyncio.sleep(0.5)
+    """The results, dead letters and audit records, read until ``done`` holds of them or ``wait_s`` has
+    passed (one reading with ``wait_s=0``)."""
+
+    async def read() -> dict[str, list[dict[str, Any]]]:
+        return {name: await topic_values(settings, catalogue, name) for name in (RESULTS, DLQ, AUDIT)}
+
+    return await polled(read, done, wait_s=wait_s)
 
 
 def by_event(values: list[dict[str, Any]]) -> Counter[str]:

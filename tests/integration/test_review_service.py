@@ -5,44 +5,36 @@ apply nothing twice."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from harness import free_port, get_when_up, scrape_metrics
-from review_broker import AUDIT, DLQ, RESULTS, by_event, outcomes_when, publish_items, review_namespace, topic_values
+from aiokafka import TopicPartition
+from harness import free_port, get_when_up, group_offsets, polled, scrape_metrics
+from review_broker import AUDIT, DLQ, RESULTS, by_event, outcomes_when, publish_items, topic_values
 from review_samples import TRIAGE_OUTPUT, review_record
 
 from streams import wire
 from streams.agents import load_agents
 from streams.alert_log import read_alerts
+from streams.alerts import Alert
 from streams.catalogue import Catalogue
 from streams.demo import review_service
+from streams.local_stack import worker_process
 from streams.producer import RecordProducer
 from streams.review import Decision, DecisionDraft, Refused
 from streams.review_applier import applier_group
 from streams.review_records import decision_record, decode_item
 from streams.review_serve import ReviewProcess, build_process, review_stats, running
-from streams.settings import REPO_ROOT, Settings
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 EDITED = {**TRIAGE_OUTPUT, "priority": "urgent", "summary": "fixed by a human"}
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
-    return review_namespace(kafka_bootstrap, tmp_path)
 
 
 def _config_version(process: ReviewProcess, agent: str) -> str:
@@ -135,13 +127,13 @@ async def test_a_restart_shows_the_same_queue_and_applies_nothing_twice(
 
     # A second decision on the decided item, written past the service's checks (another tool, a race
     # between two services), and a physical copy of the first: neither may become an outcome.
-    later = Decision(
-        "later", decided, "support_triage", decision.config_version, "review", "reject", "eve", 1, "x", None
-    )
+    later = replace(decision, decision_id="later", action="reject", reviewer="eve", decided_at_ms=1, reason="x")
     async with RecordProducer(settings.bootstrap_servers) as producer:
         topic = settings.topic("keel.review.decisions")
         copy = decision_record(catalogue, topic, decision)
-        orphan = Decision("o", "no-such-item", "support_triage", "c", "review", "approve", "eve", 1, None, None)
+        orphan = replace(
+            decision, decision_id="o", item_id="no-such-item", config_version="c", reviewer="eve", decided_at_ms=1
+        )
         await producer.send_all(
             [decision_record(catalogue, topic, later), copy, decision_record(catalogue, topic, orphan)]
         )
@@ -170,52 +162,23 @@ async def test_a_restart_shows_the_same_queue_and_applies_nothing_twice(
     assert by_event(seen[RESULTS]) == {decided: 1} and by_event(seen[AUDIT]) == {decided: 1} and seen[DLQ] == []
 
 
-async def applier_progress(settings: Settings, *, wait_s: float = 15) -> tuple[dict[int, int], dict[int, int]]:
+async def applier_progress(settings: Settings) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
     """The applier group's committed offsets and the decisions topic's end offsets, of the partitions
-    that have records, once they are equal or ``wait_s`` has passed."""
-    tps = [TopicPartition(settings.topic("keel.review.decisions"), p) for p in range(settings.partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await consumer.start()
-    await admin.start()
-    try:
-        ends = {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items() if end}
-        deadline = time.monotonic() + wait_s
-        while True:
-            offsets = await admin.list_consumer_group_offsets(applier_group(settings), partitions=tps)
-            committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.partition in ends}
-            if committed == ends or time.monotonic() > deadline:
-                return committed, ends
-            await asyncio.sleep(0.5)
-    finally:
-        await consumer.stop()
-        await admin.close()
+    that have records, once they are equal or 15 s have passed."""
+    return await group_offsets(settings, "keel.review.decisions", applier_group(settings), wait_s=15, nonempty=True)
 
 
 async def test_keel_review_serve_runs_until_told_to_stop(settings: Settings, catalogue: Catalogue) -> None:
     await publish_items(settings, catalogue, ["review", "review"])
     port = free_port()
-    env = {
-        **os.environ,
-        "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "KEEL_NAMESPACE": settings.namespace,
-        "KEEL_REVIEW_WEB_PORT": str(port),
-        "KEEL_STATE_DIR": str(settings.state_dir),
-    }
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "review", "serve"], env=env, cwd=REPO_ROOT, stderr=subprocess.PIPE
-    )
-    try:
+    with worker_process(settings, {"KEEL_REVIEW_WEB_PORT": str(port)}, command="review", args=("serve",)) as serve:
         samples = await scrape_metrics(port)
         assert samples[("keel_review_queue_depth", frozenset({("agent", "support_triage")}))] == 2
         assert samples[("keel_review_queue_depth", frozenset({("agent", "invoice_extraction")}))] == 0
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=30) == 0
-    finally:
-        if serve.poll() is None:
-            serve.kill()
-        stderr = serve.communicate()[1].decode()
-    assert f"review service on http://127.0.0.1:{port}/" in stderr
+    log = settings.state_dir / "logs" / f"review-serve-{settings.namespace}.log"  # complete: the process has ended
+    assert f"review service on http://127.0.0.1:{port}/" in log.read_text()
 
 
 async def test_keel_run_serves_the_queue_to_a_reviewer_of_its_own(settings: Settings, catalogue: Catalogue) -> None:
@@ -277,11 +240,10 @@ async def test_an_item_waiting_past_its_sla_fires_escalates_and_resolves_when_de
     keys = ["review_sla:agent=support_triage", "review_sla:agent=support_triage|escalated"]
 
     async def sla_alerts(count: int) -> dict[str, list[str]]:
-        for _ in range(60):
-            alerts = [a for a in await read_alerts(settings, catalogue) if a.dedup_key in keys]
-            if len(alerts) >= count:
-                break
-            await asyncio.sleep(0.5)
+        async def read() -> list[Alert]:
+            return [a for a in await read_alerts(settings, catalogue) if a.dedup_key in keys]
+
+        alerts = await polled(read, lambda alerts: len(alerts) >= count, wait_s=30)
         return {key: [a.status for a in alerts if a.dedup_key == key] for key in keys}
 
     process = build_process(settings)

@@ -7,12 +7,11 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from browser import browser, ctrl, log_in, press, wait_for_item  # noqa: F401  # browser: the fixture
 from loopback import LoopbackServer
-from review_broker import by_event, outcomes_when, publish_items, review_namespace
+from review_broker import AUDIT, DLQ, RESULTS, by_event, outcomes_when, publish_items
 from review_http import REVIEWER, make_users
 from review_samples import TRIAGE_OUTPUT
 from selenium import webdriver
@@ -27,11 +26,6 @@ from streams.review_serve import build_process, running
 from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
-    return review_namespace(kafka_bootstrap, tmp_path)
 
 
 REASON = "Summary invents a refund we never offered"
@@ -76,22 +70,20 @@ def test_a_reviewer_in_the_browser_decides_and_the_topics_show_it(
         assert browser.find_element(By.ID, "total").text.startswith("1 pending")
 
         def decided(seen: dict[str, list[dict[str, object]]]) -> bool:
-            return (
-                len(seen["support_triage.results"]) >= 2 and seen["support_triage.dlq"] and len(seen["keel.audit"]) >= 3
-            )
+            return len(seen[RESULTS]) >= 2 and seen[DLQ] and len(seen[AUDIT]) >= 3
 
         seen = run_sync(lambda: outcomes_when(settings, catalogue, decided, wait_s=60))
 
-    results = {r["event_id"]: r for r in seen["support_triage.results"]}
-    assert by_event(seen["support_triage.results"]) == {approved: 1, edited: 1}
+    results = {r["event_id"]: r for r in seen[RESULTS]}
+    assert by_event(seen[RESULTS]) == {approved: 1, edited: 1}
     assert results[approved]["reviewer"] == REVIEWER and results[approved]["human_override"] is False
     assert results[approved]["output"] == TRIAGE_OUTPUT
     assert results[edited]["reviewer"] == REVIEWER and results[edited]["human_override"] is True
     assert results[edited]["output"] == corrected
-    [dead] = seen["support_triage.dlq"]
+    [dead] = seen[DLQ]
     assert dead["event_id"] == rejected and dead["reason"] == "review_rejected" and REASON in dead["message"]
-    audit = {a["event_id"]: a for a in seen["keel.audit"]}
-    assert by_event(seen["keel.audit"]) == {approved: 1, edited: 1, rejected: 1}
+    audit = {a["event_id"]: a for a in seen[AUDIT]}
+    assert by_event(seen[AUDIT]) == {approved: 1, edited: 1, rejected: 1}
     assert {e: (a["review_action"], a["reviewer"]) for e, a in audit.items()} == {
         approved: ("approve", REVIEWER),
         edited: ("edit", REVIEWER),

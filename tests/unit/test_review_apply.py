@@ -3,7 +3,7 @@ from typing import Any
 
 import orjson
 import pytest
-from review_samples import NO_PRICES, TRIAGE_OUTPUT, review_item
+from review_samples import NO_PRICES, TRIAGE_OUTPUT, decision_with, review_item
 
 from streams import wire
 from streams.agents import Agent
@@ -28,18 +28,18 @@ def emitter(catalogue: Catalogue, triage: Agent) -> Emitter:
 
 def decide(item: ReviewItem, action: str, *, reason: str | None = None, output: Any = None) -> Decision:
     text = None if output is None else orjson.dumps(output).decode()
-    return Decision(
-        "dec-1",
-        item.item_id,
-        item.agent,
-        item.config_version,
-        item.route,
-        action,
-        "ann",
-        1_800_000_123_000,
-        reason,
-        text,
-    )  # type: ignore[arg-type]
+    return decision_with(
+        decision_id="dec-1",
+        item_id=item.item_id,
+        agent=item.agent,
+        config_version=item.config_version,
+        route=item.route,
+        action=action,
+        reviewer="ann",
+        decided_at_ms=1_800_000_123_000,
+        reason=reason,
+        output_json=text,
+    )
 
 
 def decoded(catalogue: Catalogue, records: list[OutRecord]) -> list[tuple[str, dict[str, Any]]]:

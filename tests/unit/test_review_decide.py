@@ -1,10 +1,10 @@
 import orjson
 import pytest
-from review_samples import TRIAGE_OUTPUT, review_item
+from review_samples import TRIAGE_OUTPUT, decision_with, review_item
 
 from streams.agents import Agent
 from streams.catalogue import Catalogue
-from streams.review import Decision, DecisionDraft, ItemState, Refused
+from streams.review import DecisionDraft, ItemState, Refused
 from streams.review_decide import accept
 
 
@@ -60,7 +60,8 @@ def test_each_refusal_has_its_code(catalogue: Catalogue, agents: dict[str, Agent
     item_id = state.item.item_id
     assert refusal(DecisionDraft("nope", "approve", "ann"), None, schemas).code == "no_such_item"
     decided = ItemState(
-        state.item, Decision("d0", item_id, "support_triage", "c", "review", "approve", "bob", 1, None, None)
+        state.item,
+        decision_with(decision_id="d0", item_id=item_id, config_version="c", reviewer="bob", decided_at_ms=1),
     )
     taken = refusal(DecisionDraft(item_id, "reject", "ann", reason="r"), decided, schemas)
     assert taken.code == "already_decided" and "bob" in taken.message

@@ -1,13 +1,13 @@
 import time
 
-from review_samples import plain_item
+from review_samples import decision_with, plain_item
 
 from streams.review import Decision
 from streams.review_queue import ReviewQueue
 
 
 def decision(item_id: str, *, decision_id: str = "d1", action: str = "approve") -> Decision:
-    return Decision(decision_id, item_id, "support_triage", "c1", "review", action, "ann", 5, None, None)  # type: ignore[arg-type]
+    return decision_with(decision_id=decision_id, item_id=item_id, action=action)
 
 
 def ids(page) -> list[str]:

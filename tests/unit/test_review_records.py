@@ -1,12 +1,11 @@
 import orjson
 import pytest
-from review_samples import TRIAGE_OUTPUT, review_item
+from review_samples import TRIAGE_OUTPUT, decision_with, review_item
 
 from streams import wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.errors import DecodeError, UnexpectedSchema
-from streams.review import Decision
 from streams.review_records import decision_record, decode_decision, decode_item, encode_decision
 
 
@@ -52,14 +51,16 @@ def test_a_v1_item_reads_as_route_review_with_no_original(catalogue: Catalogue) 
 
 
 def test_decisions_round_trip_keyed_by_item(catalogue: Catalogue) -> None:
-    decision = Decision("d1", "e1", "support_triage", "c", "flag", "edit", "ann", 1_800_000_000_000, None, '{"a":1}')
+    decision = decision_with(
+        config_version="c", route="flag", action="edit", decided_at_ms=1_800_000_000_000, output_json='{"a":1}'
+    )
     assert decode_decision(catalogue, encode_decision(catalogue, decision)) == decision
     record = decision_record(catalogue, "t1.keel.review.decisions", decision)
     assert record.key == b"e1" and record.partition is None and wire.read_header(record.value) == 11
 
 
 def test_a_decision_is_not_an_item_and_garbage_is_neither(catalogue: Catalogue) -> None:
-    decision = Decision("d1", "e1", "support_triage", "c", "review", "reject", "ann", 5, "wrong", None)
+    decision = decision_with(config_version="c", action="reject", reason="wrong")
     with pytest.raises(UnexpectedSchema):
         decode_item(catalogue, encode_decision(catalogue, decision))
     with pytest.raises(DecodeError):

@@ -1,10 +1,11 @@
 from collections.abc import Sequence
 
+from sample_alerts import agent_alert
 from sample_review_items import T0_MS, review_item
 
 from streams import wire
 from streams.alert_log import open_incidents
-from streams.alerts import RUNBOOK_ANCHORS, Alert, alert_record, decode_alert, dedup_key, runbook_url
+from streams.alerts import RUNBOOK_ANCHORS, Alert, alert_record, decode_alert, runbook_url
 from streams.catalogue import Catalogue
 from streams.review import ReviewItem
 from streams.review_sla import SlaPolicy, review_sla_alerts, sla_dedup_key
@@ -90,10 +91,9 @@ def test_each_level_resolves_on_its_own() -> None:
 
 def test_agents_are_separate_and_other_rules_incidents_are_left_alone() -> None:
     policies = {"invoice": POLICY, "refunds": SlaPolicy(review_sla_s=600)}
-    other = Alert(
-        dedup_key=dedup_key("error_rate", "agent", "refunds"), status="firing", rule="error_rate", severity="error",
-        dimension="agent", scope="refunds", observed=0.5, threshold=0.25, unit="ratio", window="5m", summary="x",
-        runbook_url="r", at_ms=T0_MS, started_at_ms=T0_MS, agent="refunds",
+    other = agent_alert(
+        rule="error_rate", scope="refunds", severity="error", observed=0.5, threshold=0.25, unit="ratio", window="5m",
+        summary="x", runbook_url="r", at_ms=T0_MS, agent="refunds",
     )  # fmt: skip
     alerts = check(queue(30) + queue(300, agent="refunds"), opened=[other], policies=policies)
     assert [(a.dedup_key, a.severity) for a in alerts] == [("review_sla:agent=refunds", "warning")]

@@ -24,6 +24,7 @@ from review_http import (
     hidden,
     login,
     make_users,
+    post_login,
 )
 
 from streams.review_serve import build_web_app as serve_web_app
@@ -90,13 +91,7 @@ async def test_login_sets_a_strict_http_only_session_cookie_and_logs_it(
     web: Web, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="keel.review.access")
-    form = await (await web.client.get("/login?next=/items/triage-1")).text()
-    response = await web.client.post(
-        "/login",
-        data={"username": ADMIN, "password": ADMIN_PASSWORD, "login_token": hidden(form, "login_token"),
-              "next": hidden(form, "next")},
-        allow_redirects=False,
-    )  # fmt: skip
+    response = await post_login(web.client, ADMIN, ADMIN_PASSWORD, page="/login?next=/items/triage-1", echo=("next",))
     assert response.status == 303
     assert response.headers["Location"] == "/items/triage-1"
     cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("keel_review_session="))
@@ -112,9 +107,7 @@ async def test_a_failed_login_does_not_say_which_part_was_wrong(
     web: Web, caplog: pytest.LogCaptureFixture, name: str, password: str
 ) -> None:
     caplog.set_level(logging.INFO, logger="keel.review.access")
-    form = await (await web.client.get("/login")).text()
-    data = {"username": name, "password": password, "login_token": hidden(form, "login_token")}
-    response = await web.client.post("/login", data=data, allow_redirects=False)
+    response = await post_login(web.client, name, password)
     assert response.status == 401
     assert "Unknown user name or wrong password." in await response.text()
     assert "keel_review_session" not in response.headers.get("Set-Cookie", "")
@@ -124,12 +117,8 @@ async def test_a_failed_login_does_not_say_which_part_was_wrong(
 
 async def test_repeated_failures_block_even_the_right_password(web: Web) -> None:
     for _ in range(3):
-        form = await (await web.client.get("/login")).text()
-        data = {"username": ADMIN, "password": "guess", "login_token": hidden(form, "login_token")}
-        assert (await web.client.post("/login", data=data)).status == 401
-    form = await (await web.client.get("/login")).text()
-    data = {"username": ADMIN, "password": ADMIN_PASSWORD, "login_token": hidden(form, "login_token")}
-    response = await web.client.post("/login", data=data, allow_redirects=False)
+        assert (await post_login(web.client, ADMIN, "guess")).status == 401
+    response = await post_login(web.client, ADMIN, ADMIN_PASSWORD)
     assert response.status == 429
     assert len(web.sessions) == 0
 
@@ -145,9 +134,7 @@ async def test_login_without_the_form_token_is_refused(web: Web) -> None:
     "target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "/\n/evil.example"]
 )
 async def test_login_only_redirects_to_this_server(web: Web, target: str) -> None:
-    form = await (await web.client.get(f"/login?next={target}")).text()
-    data = {"username": ADMIN, "password": ADMIN_PASSWORD, "login_token": hidden(form, "login_token"), "next": target}
-    response = await web.client.post("/login", data=data, allow_redirects=False)
+    response = await post_login(web.client, ADMIN, ADMIN_PASSWORD, page=f"/login?next={target}", next=target)
     assert response.headers["Location"] == "/"
 
 

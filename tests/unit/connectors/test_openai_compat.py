@@ -17,12 +17,12 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from connectors.http_headers import parse_retry_after
 from connectors.openai_compat import (
     OpenAICompatClient,
     build_chat_body,
     parse_duration,
     parse_rate_limits,
-    parse_retry_after,
 )
 from connectors.simulator import RunningSimulator, SimulatorConfig, run_simulator
 from streams import errors
