@@ -10,10 +10,11 @@ from streams import wire
 from streams.catalogue import Catalogue
 from streams.clock import Clock
 from streams.domain import RequestEvent, SourceRecord, undecodable_id
-from streams.errors import DecodeError, EventTooLarge, InvalidPayload, MissingField
+from streams.errors import DecodeError, EventTooLarge, FieldTooLong, InvalidPayload, MissingField
 
 REQUEST_SUBJECT = "keel.request-value"
 _REQUIRED_TEXT = ("event_id", "tenant", "source_system", "business_key")
+MAX_ID_CHARS = 512  # event and trace ids go into every record's key and headers
 
 
 def decode_request(catalogue: Catalogue, data: bytes, *, max_event_bytes: int) -> RequestEvent:
@@ -23,6 +24,9 @@ def decode_request(catalogue: Catalogue, data: bytes, *, max_event_bytes: int) -
     empty = [name for name in _REQUIRED_TEXT if not str(record.get(name) or "").strip()]
     if empty:
         raise MissingField(f"required field(s) empty: {', '.join(empty)}")
+    long_ids = [name for name in ("event_id", "trace_id") if len(record.get(name) or "") > MAX_ID_CHARS]
+    if long_ids:
+        raise FieldTooLong(f"{' and '.join(long_ids)} longer than {MAX_ID_CHARS} characters")
     payload_json = record["payload"]
     try:
         payload = orjson.loads(payload_json)
@@ -76,3 +80,9 @@ def encode_request(catalogue: Catalogue, event: RequestEvent) -> bytes:
             "trace_id": event.trace_id,
         },
     )
+
+
+def refused(source: SourceRecord, error: DecodeError, *, ms: float) -> Decoded:
+    """A record the worker refuses whatever it decodes to (forged control headers, a reused event id):
+    a decode failure keyed by its position, so it never touches the entry of the event it names."""
+    return Decoded(undecodable_id(source), None, error, ms)

@@ -1,9 +1,10 @@
 """`keel dlq list|show|replay`: what on-call engineers do with dead letters.
 
 Selection is pure (``select``); reading the dead-letter topics and re-publishing are the thin edges.
-A replay sends the original key, value and headers back to the original input topic, adds
-``keel.replay`` headers, and keeps the event id: the worker then decides the event again instead of
-re-emitting the recorded dead letter.
+A replay sends the original key, value and headers back to the original input topic and partition,
+with signed ``keel.replay`` headers (streams/control.py) asking for the pass after the dead letter's, and
+keeps the event id: the worker then decides the event again, once, instead of re-emitting the recorded
+dead letter. A replay record delivered again, or copied, re-emits what that pass decided.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 import orjson
 
 from streams.catalogue import load_catalogue
-from streams.emit import H_REPLAY, H_REPLAY_OF, OutRecord
+from streams.control import CONTROL_HEADERS, H_REPLAY, H_REPLAY_OF, H_REPLAY_PASS, H_SIGNATURE, ControlKeys
+from streams.control_keys import load_control_keys
+from streams.emit import OutRecord
 from streams.producer import RecordProducer
 from streams.settings import Settings
 from streams.topics import outcome_topic
@@ -56,10 +59,19 @@ def parse_since(text: str | None, *, now: datetime) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def replay_headers(dead: dict[str, Any]) -> list[tuple[str, bytes]]:
-    original = [(h["key"], h["value"] or b"") for h in dead["original"]["headers"] if not h["key"].startswith(H_REPLAY)]
-    position = f"{dead['original']['topic']}/{dead['original']['partition']}/{dead['original']['offset']}"
-    return [*original, (H_REPLAY, b"1"), (H_REPLAY_OF, position.encode())]
+def replay_record(dead: dict[str, Any], keys: ControlKeys) -> OutRecord:
+    """The original record again, in its partition, with its own control headers left out and signed
+    replay headers added. A dead letter written before passes were recorded on it replays as pass 1."""
+    original = dead["original"]
+    kept = tuple((h["key"], h["value"]) for h in original["headers"] if h["key"] not in CONTROL_HEADERS | {H_SIGNATURE})
+    position = f"{original['topic']}/{original['partition']}/{original['offset']}"
+    marks = ((H_REPLAY, b"1"), (H_REPLAY_OF, position.encode()), (H_REPLAY_PASS, str(replay_pass(dead)).encode()))
+    record = OutRecord(original["topic"], original["key"], original["value"], (*kept, *marks), original["partition"])
+    return keys.sign(record)
+
+
+def replay_pass(dead: dict[str, Any]) -> int:
+    return int(dead.get("pass_number") or 0) + 1
 
 
 def describe(dead: dict[str, Any]) -> str:
@@ -97,11 +109,14 @@ async def read_dead_letters(settings: Settings, agents: list[str]) -> list[dict[
 
 
 async def replay(settings: Settings, dead_letters: list[dict[str, Any]], *, input_topics: set[str]) -> int:
-    """Re-publish the originals; only to input topics of this deployment, never anywhere else."""
+    """Re-publish the originals; only to input topics of this deployment, never anywhere else. A dead
+    letter whose original was cut to fit (``original_truncated``) is not replayed: its record would not
+    be the original."""
+    keys = load_control_keys(settings)
     records = [
-        OutRecord(d["original"]["topic"], d["original"]["key"], d["original"]["value"], tuple(replay_headers(d)))
+        replay_record(d, keys)
         for d in dead_letters
-        if d["original"]["topic"] in input_topics
+        if d["original"]["topic"] in input_topics and not d.get("original_truncated")
     ]
     async with RecordProducer(settings.bootstrap_servers) as producer:
         await producer.send_all(records)

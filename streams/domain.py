@@ -98,7 +98,8 @@ class Trace:
     total_ms: float = 0.0
     earlier_attempts: int = 0
     tier: int = 0  # 0: read from the input topic; n: from retry tier n
-    pass_number: int = 0  # 0: the first pass; each retry tier or parking before this one adds 1
+    pass_number: int = 0  # 0: the first pass; each retry tier, parking, re-run or replay before it adds 1
+    skipped_models: tuple[str, ...] = ()  # provider/models this pass left out (a reviewer's re-run)
 
     @property
     def event_id(self) -> str:

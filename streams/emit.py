@@ -14,8 +14,10 @@ from typing import Any
 from streams import park, retry, wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
+from streams.dead_letter import bounded, dead_letter_headers, dead_letter_value, record_size
 from streams.domain import (
     DeadLetter,
+    Failure,
     Headers,
     Outcome,
     Parked,
@@ -23,6 +25,7 @@ from streams.domain import (
     Result,
     RetryLater,
     Review,
+    Stage,
     Trace,
     outcome_name,
 )
@@ -37,9 +40,6 @@ H_TRACE_ID = "keel.trace_id"
 H_AGENT = "keel.agent"
 H_CONFIG_VERSION = "keel.config_version"
 H_OUTCOME = "keel.outcome"
-DLQ_HEADER_PREFIX = "keel.dlq."
-H_REPLAY = "keel.replay"  # on a record re-published from a dead letter: decide it again
-H_REPLAY_OF = "keel.replay.of"  # where the replayed record first arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +60,6 @@ class Emission:
     outcome: OutRecord  # or, for an event that waits, the record it waits in (retry tier, parking)
     audit: OutRecord | None  # None while the event waits
     usage: tuple[OutRecord, ...]
-    # The pass the event waits for (a retry tier, parking), or the pass a reviewer's re-run of a
-    # review item or flagged result would be; None: nothing can follow the outcome.
-    next_pass: int | None = None
     flagged: OutRecord | None = None  # a flagged result's review item, written besides the result
 
     @property
@@ -90,6 +87,21 @@ class ReviewMark:
     outcome: str | None = None  # the audit's outcome name when it is not the outcome's own (rerun)
 
 
+MAX_RECORD_BYTES = 1024 * 1024 - 16 * 1024  # below the producer's max_request_size and the broker's default
+
+
+def oversized(emission: Emission) -> Failure | None:
+    """Why no topic would take one of the event's records, or its outcome store entry (which holds its
+    outcome, flagged item and audit records): then the event ends as a dead letter that says so, which
+    fits (streams/dead_letter.py). A large event's review item carries its payload, prompt and input."""
+    entry = sum(record_size(r.key, r.value, r.headers) + 64 for r in emission.recorded)  # holds each of them
+    largest = max([entry, *(record_size(r.key, r.value, r.headers) for r in emission.usage)])
+    if largest <= MAX_RECORD_BYTES:
+        return None
+    message = f"the event's records would take {largest:,} bytes; a record holds at most {MAX_RECORD_BYTES:,}"
+    return Failure(Stage.VALIDATE, "OutcomeTooLarge", "outcome_too_large", message)
+
+
 class Emitter:
     """Turns outcomes into records for one worker's agents, with schemas resolved once."""
 
@@ -102,6 +114,7 @@ class Emitter:
         self._audit_topic = settings.topic(AUDIT)
         self._usage_topic = settings.topic(USAGE)
         self._topics = {agent.name: agent_topics(agent, settings) for agent in agents}
+        self._dead_letter_max_bytes = settings.dead_letter_max_bytes
 
     def records(self, outcome: Outcome, agent: Agent, *, now_ms: int) -> Emission:
         topics = self._topics[agent.name]
@@ -112,7 +125,7 @@ class Emitter:
             OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers, timestamp_ms=value["at"])
             for value in _usage_values(trace, agent, self._pricing)
         )
-        next_pass = trace.pass_number + 1
+        next_pass = trace.pass_number + 1  # a reviewer's re-run of this pass
         if isinstance(outcome, RetryLater | Parked):
             source = trace.source
             if isinstance(outcome, RetryLater):
@@ -120,7 +133,7 @@ class Emitter:
             else:
                 topic, waiting_headers = topics.parked, park.park_headers(outcome)
             waiting = OutRecord(topic, source.key, source.value, waiting_headers, source.partition)
-            return Emission(waiting, None, usage, next_pass=next_pass)
+            return Emission(waiting, None, usage)
         flagged = None
         if isinstance(outcome, Result):
             main = self._result_record(_result_value(outcome, agent, now_ms), agent, key, headers)
@@ -129,11 +142,10 @@ class Emitter:
         elif isinstance(outcome, Review):
             main = self._review_record(outcome, agent, key, headers, rerun_pass=next_pass, now_ms=now_ms)
         else:
-            main = self._dead_letter_record(outcome, _dead_letter_value(outcome, agent, now_ms), agent, key, headers)
+            main = self._dead_letter_record(outcome, dead_letter_value(outcome, agent, now_ms), agent, key, headers)
         audit_value = _audit_value(outcome, agent, topics, now_ms)
         audit = self._audit_record(audit_value, outcome_name(outcome), key, headers)
-        reviewable = isinstance(outcome, Review) or flagged is not None  # a reviewer may re-run it as next_pass
-        return Emission(main, audit, usage, next_pass=next_pass if reviewable else None, flagged=flagged)
+        return Emission(main, audit, usage, flagged=flagged)
 
     def _review_record(
         self, review: Review, agent: Agent, key: bytes, headers: Headers, *, rerun_pass: int, now_ms: int
@@ -141,8 +153,10 @@ class Emitter:
         """A review item, with the pass a reviewer's re-run of it would be and the models this pass left
         out, which that re-run leaves out too (streams/handoff.py)."""
         value = wire.encode(self._review, _review_value(review, agent, now_ms))
-        skipped = tuple((k, v) for k, v in review.trace.source.headers if k == H_SKIP_MODEL)
-        marks = ((H_OUTCOME, b"review"), (H_RERUN_NUMBER, str(rerun_pass).encode()), *skipped)
+        skipped = review.trace.skipped_models
+        marks = [(H_OUTCOME, b"review"), (H_RERUN_NUMBER, str(rerun_pass).encode())]
+        if skipped:
+            marks.append((H_SKIP_MODEL, ",".join(skipped).encode()))
         return OutRecord(self._topics[agent.name].review, key, value, (*headers, *marks))
 
     def reviewed(
@@ -159,7 +173,7 @@ class Emitter:
             value.update(reviewer=mark.reviewer, human_override=mark.human_override)
             records.append(self._result_record(value, agent, key, headers))
         elif release and isinstance(outcome, DeadLetter):
-            value = {**_dead_letter_value(outcome, agent, now_ms), "config_version": mark.config_version}
+            value = {**dead_letter_value(outcome, agent, now_ms), "config_version": mark.config_version}
             records.append(self._dead_letter_record(outcome, value, agent, key, headers))
         name = mark.outcome or outcome_name(outcome)
         audit: dict[str, Any] = {**_audit_value(outcome, agent, topics, now_ms), **versions}
@@ -183,8 +197,12 @@ class Emitter:
     def _dead_letter_record(
         self, outcome: DeadLetter, value: dict[str, Any], agent: Agent, key: bytes, headers: Headers
     ) -> OutRecord:
-        encoded = wire.encode(self._dlq, value)
-        return OutRecord(self._topics[agent.name].dlq, key, encoded, _dead_letter_headers(outcome, agent, headers))
+        """Within ``dead_letter_max_bytes`` whatever the input carried (streams/dead_letter.py)."""
+        marked = dead_letter_headers(outcome, (*headers, (H_OUTCOME, b"dead_letter")))
+        bound = bounded(
+            value, marked, key=key, max_bytes=self._dead_letter_max_bytes, encode=lambda v: wire.encode(self._dlq, v)
+        )
+        return OutRecord(self._topics[agent.name].dlq, key, bound.value, bound.headers)
 
     def _audit_record(self, value: dict[str, Any], outcome: str, key: bytes, headers: Headers) -> OutRecord:
         encoded = wire.encode(self._audit, value)
@@ -273,50 +291,6 @@ def _result_value(result: Result, agent: Agent, now_ms: int) -> dict[str, Any]:
         "trace_id": event.trace_id,
         "output": result.output,
     }
-
-
-def _dead_letter_value(dead: DeadLetter, agent: Agent, now_ms: int) -> dict[str, Any]:
-    trace, source = dead.trace, dead.trace.source
-    return {
-        "event_id": trace.event_id,
-        "agent": agent.name,
-        "config_version": agent.config_version,
-        "stage": dead.failure.stage.value,
-        "error_class": dead.failure.error_class,
-        "reason": dead.failure.reason,
-        "message": dead.failure.message,
-        "attempts": len(trace.attempts),
-        "failed_at": now_ms,
-        "trace_id": trace.event.trace_id if trace.event else None,
-        "original": {
-            "topic": source.topic,
-            "partition": source.partition,
-            "offset": source.offset,
-            "timestamp": source.timestamp_ms,
-            "key": source.key,
-            "value": source.value,
-            "headers": [{"key": k, "value": v} for k, v in source.headers],
-        },
-    }
-
-
-def _dead_letter_headers(dead: DeadLetter, agent: Agent, common: Headers) -> Headers:
-    source, failure = dead.trace.source, dead.failure
-    facts = {
-        "original.topic": source.topic,
-        "original.partition": str(source.partition),
-        "original.offset": str(source.offset),
-        "original.timestamp": "" if source.timestamp_ms is None else str(source.timestamp_ms),
-        "stage": failure.stage.value,
-        "error.class": failure.error_class,
-        "error.reason": failure.reason,
-        "error.message": failure.message[:1000],
-        "attempts": str(len(dead.trace.attempts)),
-        "retry.tier": str(dead.trace.tier),
-    }
-    original = tuple((k, v) for k, v in source.headers if not k.startswith("keel."))
-    own = tuple((DLQ_HEADER_PREFIX + name, value.encode()) for name, value in facts.items())
-    return (*original, *common, (H_OUTCOME, b"dead_letter"), *own)
 
 
 def _audit_value(outcome: Final, agent: Agent, topics: AgentTopics, now_ms: int) -> dict[str, Any]:

@@ -90,6 +90,32 @@ class InvalidPayload(DecodeError):
     reason = "invalid_payload"
 
 
+class FieldTooLong(DecodeError):
+    """An identifier longer than Keel carries: it goes into keys and headers of every record."""
+
+    reason = "field_too_long"
+
+
+class ControlHeaderForged(DecodeError):
+    """A control header (replay, re-run, pass, models to skip) whose signature does not verify: not
+    written by Keel, or copied onto another record (streams/control.py)."""
+
+    reason = "control_header_forged"
+
+
+class ControlHeaderMalformed(DecodeError):
+    """A signed control header that cannot be read: repeated, not UTF-8, or a pass that is no number."""
+
+    reason = "control_header_malformed"
+
+
+class EventIdConflict(DecodeError):
+    """A record that reuses the event id of another, already recorded input: it never receives that
+    event's outcome (streams/outcome_store.py)."""
+
+    reason = "event_id_conflict"
+
+
 # --- prompt ---------------------------------------------------------------------------------------
 
 
@@ -238,3 +264,10 @@ class UnknownProvider(ConfigError):
 
 class MissingField(DecodeError):
     reason = "missing_required_field"
+
+
+class WriteRejected(KeelError):
+    """The broker, or the client, will never take this record (too large, invalid): sending it again
+    cannot succeed (streams/producer.py)."""
+
+    reason = "write_rejected"

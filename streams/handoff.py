@@ -5,8 +5,8 @@
 sampled for review. The sample is a hash of the event id, so a redelivered or retried event is
 decided the same way. A reviewer's rejection with ``on_reject: rerun`` puts the event back on the
 agent's input topic (``rerun_record``) as a new pass of the event, with the rejected model left out
-of the chain, and those left out by earlier re-runs; the worker reads such a record with
-``rerun_arrival`` and ``rerun_skips``.
+of the chain, and those left out by earlier re-runs; its control headers are signed, and the worker
+reads them with ``streams.control.read_control``.
 
 Pure: plain values in, plain values out.
 """
@@ -22,10 +22,11 @@ from decimal import Decimal
 from typing import Any
 
 from streams.agents import Agent
+from streams.control import ControlKeys, parse_models, parse_pass
 from streams.domain import Headers
 from streams.emit import OutRecord
+from streams.errors import ControlHeaderMalformed
 from streams.handoff_policy import QA_SAMPLE, HandoffPolicy, HandoffRule, Route
-from streams.retry import Arrival
 from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, ReviewItem
 
 REASON_RULE = "handoff_rule"  # a rule matched
@@ -115,19 +116,12 @@ def _threshold(declared: float) -> Decimal:
 # --- re-running a rejected output ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Rerun:
-    rerun_of: str  # the rejected item's id
-    skip_models: tuple[str, ...]  # provider/models to leave out of the chain
-    pass_number: int
-
-
-def rerun_record(item: ReviewItem, *, topic: str, pass_number: int) -> OutRecord:
+def rerun_record(item: ReviewItem, *, topic: str, pass_number: int, keys: ControlKeys) -> OutRecord:
     """The record that runs ``item``'s event again: its original key and value, on the agent's input
     ``topic`` and in the partition it first arrived in (so the worker finds the event's entry in its
     outcome store), leaving out the model that produced the rejected output and those earlier re-runs
     left out. ``pass_number`` is ``rerun_pass`` of the review record's headers: runs of earlier passes
-    are not repeated for it."""
+    are not repeated for it. Its control headers are signed with ``keys`` (streams/control.py)."""
     skip = item.skipped_models if item.output_model is None else (*item.skipped_models, item.output_model)
     headers: list[tuple[str, bytes | None]] = [
         (H_RERUN_OF, item.item_id.encode()),
@@ -135,50 +129,25 @@ def rerun_record(item: ReviewItem, *, topic: str, pass_number: int) -> OutRecord
     ]
     if skip:
         headers.append((H_SKIP_MODEL, ",".join(dict.fromkeys(skip)).encode()))
-    return OutRecord(topic, item.input_key, item.input_value, tuple(headers), partition=item.input_partition)
+    record = OutRecord(topic, item.input_key, item.input_value, tuple(headers), partition=item.input_partition)
+    return keys.sign(record)
 
 
 def rerun_pass(review_headers: Headers) -> int:
     """The pass a re-run of a review item is: the worker writes it on every review record (header
-    ``keel.review.pass``); 1 for a record without it."""
-    number = _pass_of(dict(review_headers))
-    return 1 if number is None else number
+    ``keel.review.pass``); 1 for a record without a usable one."""
+    number = parse_pass(dict(review_headers).get(H_RERUN_NUMBER))
+    return 1 if number is None or number < 1 else number
 
 
-def rerun_request(headers: Headers) -> Rerun | None:
-    """The re-run an input record asks for, or None (not a re-run, or no usable pass number: then it is
-    handled as a delivery of the event's first pass, which re-emits what was recorded)."""
-    found = dict(headers)
-    of, pass_number = found.get(H_RERUN_OF), _pass_of(found)
-    if of is None or pass_number is None or pass_number < 1:
-        return None
-    return Rerun(of.decode(), skipped_models(headers), pass_number)
-
-
-def _pass_of(headers: Mapping[str, bytes | None]) -> int | None:
-    """The ``keel.review.pass`` header's number; None when it is missing or not a number."""
-    raw = headers.get(H_RERUN_NUMBER)
-    return int(raw) if raw and raw.isdigit() else None
-
-
-def rerun_arrival(arrived: Arrival) -> Arrival:
-    """A record read from the input topic: as the pass it asks to be when it is a re-run."""
-    rerun = rerun_request(arrived.source.headers)
-    return arrived if rerun is None else dataclasses.replace(arrived, pass_number=rerun.pass_number)
-
-
-def rerun_skips(headers: Headers) -> tuple[str, ...]:
-    """The models an input record leaves out: none unless it is a re-run. The headers stay on the
-    event's retry-tier and parked records."""
-    rerun = rerun_request(headers)
-    return rerun.skip_models if rerun is not None else ()
-
-
-def skipped_models(headers: Headers) -> tuple[str, ...]:
-    """The models of a ``keel.review.skip_model`` header: the worker copies it from a re-run onto the
-    review record of the re-run's pass, so that the next re-run leaves them out too."""
-    raw = dict(headers).get(H_SKIP_MODEL)
-    return tuple(key for key in raw.decode().split(",") if key) if raw else ()
+def skipped_models(review_headers: Headers) -> tuple[str, ...]:
+    """The models of a review record's ``keel.review.skip_model`` header: the worker writes there the
+    models the item's pass left out, so that the next re-run leaves them out too. None for a header
+    that is not UTF-8 (not one the worker wrote)."""
+    try:
+        return parse_models(dict(review_headers).get(H_SKIP_MODEL))
+    except ControlHeaderMalformed:
+        return ()
 
 
 def without_models(agent: Agent, model_keys: tuple[str, ...]) -> Agent | None:

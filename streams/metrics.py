@@ -47,6 +47,12 @@ class WorkerMetrics:
         self.re_emitted = Counter(
             "keel_events_re_emitted", "Redelivered events answered from the outcome store", ["agent"], registry=r
         )
+        self.control_ignored = Counter(
+            "keel_control_headers_ignored",
+            "Input records whose unsigned control headers (re-run, replay) were ignored",
+            ["agent"],
+            registry=r,
+        )
         self.dead_letters = Counter("keel_dead_letters", "Dead letters, by reason", ["agent", "reason"], registry=r)
         self.attempts = Counter(
             "keel_model_attempts",

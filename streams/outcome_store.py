@@ -4,11 +4,15 @@ A redelivered event (a crash before its offset was committed, a rebalance, a pro
 outcome here and the worker re-emits the recorded records instead of calling the model again. The
 entry is written, and acknowledged by the broker, *before* the outcome records are produced: whatever
 the crash point, an event's outcome is either recorded (and re-emitted as it was) or not decided yet
-(and decided once). An event sent to a retry tier or parked has an entry saying so, holding the
-record it waits in and the number of the pass that record is for: a redelivery of an earlier pass
-re-emits that record, a delivery of that pass runs the event again. A review item (or a flagged
-result) is recorded the same way with the pass a reviewer's re-run would be (streams/handoff.py):
-the input record delivered again re-emits the item, the re-run record runs the event as that pass.
+(and decided once). Each entry holds the number of the event's pass that wrote it: an event sent to a
+retry tier or parked has an entry holding the record it waits in, and a redelivery of that pass re-emits
+the record while the waiting record (the next pass) runs the event again. A review item (or a flagged
+result) is answered the same way: the input record delivered again re-emits the item, a reviewer's
+re-run (streams/handoff.py) or an engineer's replay (streams/dlq.py) runs the event as a later pass.
+
+An entry also holds a digest of the input's key and value: a different record that reuses a recorded
+event id is not a redelivery, and never receives that event's outcome (the worker dead-letters it as
+``event_id_conflict``).
 
 Entries go to the same partition number as their input event, so the worker that owns an input
 partition reads exactly that store partition: it loads it on first use after the partition is
@@ -23,6 +27,8 @@ after a restart, and correctness must not rest on it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import sqlite3
 import struct
@@ -32,6 +38,7 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 
 from streams.consumers import read_to_end
+from streams.domain import SourceRecord
 from streams.emit import OutRecord
 
 log = logging.getLogger(__name__)
@@ -40,26 +47,41 @@ Send = Callable[[str, bytes, bytes, int], Awaitable[None]]  # topic, key, value,
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """An entry: the records an event wrote, and whether it still waits (in a retry tier or parked)."""
+    """An entry: the records an event wrote, the pass that wrote them, and which input that was."""
 
     records: list[OutRecord]
-    next_pass: int | None = None  # the pass the event waits for (or a re-run would be); None: final
+    passed: int | None  # the event's pass that wrote them; None: a final entry of version 1 (pass unknown)
+    digest: bytes | None = None  # ``input_digest`` of the input; None: an entry of version 1
+    origin: str = ""  # where that input first arrived (topic/partition/offset)
 
-    def settles(self, pass_number: int) -> bool:
+    def settles(self, pass_number: int, *, replay: bool = False) -> bool:
         """Whether this entry already answers a delivery of ``pass_number`` (0: from the input topic):
-        the outcome is final, or that pass already ran and sent the event on to wait again."""
-        return self.next_pass is None or self.next_pass > pass_number
+        that pass, or a later one, ran already. A version 1 entry without a pass settles every delivery
+        but a replay, as it did before passes were recorded on final entries."""
+        return not replay if self.passed is None else pass_number <= self.passed
+
+    def same_input(self, source: SourceRecord) -> bool:
+        """Whether ``source`` is the input this entry recorded (a redelivery, a retry tier's or parked
+        record, a re-run or a replay of it), not another record that reuses its event id."""
+        return self.digest is None or hmac.compare_digest(self.digest, input_digest(source))
 
 
-_ENTRY_VERSION = 1
+def input_digest(source: SourceRecord) -> bytes:
+    """A fingerprint of an input record's key and value: what every delivery of one event shares."""
+    key = b"\xff" if source.key is None else _blob(source.key)
+    return hashlib.sha256(key + source.value).digest()[:16]
+
+
+_ENTRY_VERSION = 2
 _INT = struct.Struct(">i")
 
 
 def encode_entry(entry: Recorded) -> bytes:
-    """A compact binary entry, written once per event: a version byte, the next pass, then each
-    record's topic, partition, key, value and headers; every field length-prefixed (-1: None)."""
-    parts = [bytes([_ENTRY_VERSION]), _INT.pack(-1 if entry.next_pass is None else entry.next_pass)]
-    parts.append(_INT.pack(len(entry.records)))
+    """A compact binary entry, written once per event: a version byte, the pass, the input's digest and
+    origin, then each record's topic, partition, key, value and headers; every field length-prefixed
+    (-1: None)."""
+    parts = [bytes([_ENTRY_VERSION]), _INT.pack(-1 if entry.passed is None else entry.passed)]
+    parts += [_blob(entry.digest), _blob(entry.origin.encode()), _INT.pack(len(entry.records))]
     for r in entry.records:
         parts += [_blob(r.topic.encode()), _INT.pack(-1 if r.partition is None else r.partition)]
         parts += [_blob(r.key), _blob(r.value), _INT.pack(len(r.headers))]
@@ -69,11 +91,17 @@ def encode_entry(entry: Recorded) -> bytes:
 
 
 def decode_entry(blob: bytes) -> Recorded:
-    """Raises ``ValueError`` for a blob this version of Keel did not write."""
-    if not blob or blob[0] != _ENTRY_VERSION:
-        raise ValueError(f"not an outcome store entry of version {_ENTRY_VERSION}")
+    """Raises ``ValueError`` for a blob no version of Keel wrote. Version 1 entries (no digest) held the
+    next pass where version 2 holds the pass that ran."""
+    if not blob or blob[0] not in (1, _ENTRY_VERSION):
+        raise ValueError(f"not an outcome store entry of version 1 or {_ENTRY_VERSION}")
     reader = _Reader(blob)
-    next_pass = reader.int()  # written as the retry tier before parking existed: one pass per tier
+    if blob[0] == 1:
+        next_pass = reader.int()
+        passed, digest, origin = (None if next_pass < 0 else next_pass - 1), None, ""
+    else:
+        passed, digest, origin = reader.int(), reader.blob(), reader.text()
+        passed = None if passed < 0 else passed
     records = []
     for _ in range(reader.int()):
         topic, partition, key = reader.text(), reader.int(), reader.blob()
@@ -82,7 +110,7 @@ def decode_entry(blob: bytes) -> Recorded:
         records.append(OutRecord(topic, key, value, headers, None if partition < 0 else partition))
     if reader.position != len(blob):
         raise ValueError("trailing bytes after the outcome store entry")
-    return Recorded(records, None if next_pass < 0 else next_pass)
+    return Recorded(records, passed, digest, origin)
 
 
 def _blob(data: bytes | None) -> bytes:
@@ -127,7 +155,11 @@ class OutcomeStore:
             return None
         try:
             return decode_entry(blob)
-        except (ValueError, struct.error) as exc:  # not an entry this version wrote: decide the event again
+        except (
+            ValueError,
+            struct.error,
+            UnicodeDecodeError,
+        ) as exc:  # not an entry this version wrote: decide the event again
             log.warning("outcome store %s: unreadable entry for %s (%s)", self.topic, event_id, exc)
             return None
 

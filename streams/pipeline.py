@@ -51,6 +51,7 @@ class _Run:
     attempts: list[Attempt]
     earlier_attempts: int
     pass_number: int
+    skipped_models: tuple[str, ...] = ()
     stage: Stage = Stage.DECODE
     event: RequestEvent | None = None
     prompt: RenderedPrompt | None = None
@@ -66,6 +67,7 @@ class _Run:
             earlier_attempts=self.earlier_attempts,
             tier=self.tier,
             pass_number=self.pass_number,
+            skipped_models=self.skipped_models,
             decode_ms=self.decode_ms,
             total_ms=(self.clock.monotonic() - self.started) * 1000,
         )
@@ -94,7 +96,7 @@ async def process(
     its event id first); ``skip_models``: provider/models left out of the chain (a re-run after a
     reviewer rejected their outputs, streams/handoff.py)."""
     now_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
-    run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier), pass_number)
+    run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier), pass_number, skip_models)
     try:
         decoded = decoded or read_source(deps.catalogue, source, max_event_bytes=deps.max_event_bytes, clock=deps.clock)
         run.decode_ms = decoded.ms

@@ -15,13 +15,22 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from streams.emit import OutRecord
+from streams.errors import WriteRejected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Errors no number of tries mends: the record is too large for the client or the broker, or invalid.
+NEVER_WRITTEN = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError, CorruptRecordException)
 
 
 class RecordProducer:
@@ -116,12 +125,16 @@ async def until_written(
     put and the partition waits: an outcome is never skipped because a topic is missing or the broker
     is away. Each try is bounded, because a send to a deleted topic can wait on stale metadata for
     minutes; sending again refreshes it. Re-sent records may duplicate physically; consumers
-    de-duplicate by event id. Returns what the write that succeeded returned."""
+    de-duplicate by event id. Returns what the write that succeeded returned. Raises ``WriteRejected``
+    for a record that can never be written (``NEVER_WRITTEN``): retrying it would hold the partition
+    for ever."""
     delay_s = 0.2
     while True:
         try:
             async with asyncio.timeout(attempt_timeout_s):
                 return await write()
+        except NEVER_WRITTEN as exc:
+            raise WriteRejected(f"{what} can never be written: {exc!r}") from exc
         except (KafkaError, TimeoutError) as exc:
             log.warning("writing %s failed (%r); retrying in %.1f s, the input partition waits", what, exc, delay_s)
             await asyncio.sleep(delay_s)

@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import orjson
+from pydantic import TypeAdapter
 
 from streams.domain import Attempt, Headers, RetryLater, SourceRecord, Trace
 
@@ -97,6 +98,11 @@ def _origin(delivered: SourceRecord) -> SourceRecord:
     )
 
 
+_ATTEMPTS = TypeAdapter(tuple[Attempt, ...])
+
+
 def _attempts(headers: Headers) -> tuple[Attempt, ...]:
+    """Checked field by field: a tier record's attempts become usage and audit records again. Raises
+    ``ValueError`` (pydantic's ``ValidationError``) for a header Keel did not write."""
     raw = dict(headers).get(H_ATTEMPTS)
-    return tuple(Attempt(**item) for item in orjson.loads(raw)) if raw else ()
+    return _ATTEMPTS.validate_json(raw) if raw else ()

@@ -25,6 +25,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from streams.agents import Agent
 from streams.consumers import PATIENT_POLL_MS, group_consumer
+from streams.control_keys import load_control_keys
 from streams.emit import Emitter, OutRecord
 from streams.errors import DecodeError, KeelError
 from streams.producer import RecordProducer, until_written
@@ -63,6 +64,7 @@ class ReviewApplier:
         """``service``: its queue and feed say which decision on an item is the first (it must be started)."""
         self._settings, self._service, self._emitter, self._metrics = settings, service, emitter, metrics
         self._catalogue, self._queue, self._feed = service.catalogue, service.queue, service.feed
+        self._keys = load_control_keys(settings)  # a re-run's control headers are signed
 
     async def run(self) -> None:
         """Apply decisions until cancelled."""
@@ -127,7 +129,7 @@ class ReviewApplier:
     def _build(self, item: ReviewItem, decision: Decision, agent: Agent, where: str) -> _Applied | None:
         input_topic = agent_topics(agent, self._settings).input
         try:
-            records = decision_records(item, decision, agent, self._emitter, input_topic=input_topic)
+            records = decision_records(item, decision, agent, self._emitter, input_topic=input_topic, keys=self._keys)
         except KeelError as exc:  # an output that no longer fits the agent's schema: nothing can be released
             log.error("%s: %s on %s cannot be applied: %s", where, decision.action, item.item_id, exc)
             self._metrics.refused.labels(decision.agent, exc.reason).inc()

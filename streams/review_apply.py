@@ -23,6 +23,7 @@ from dataclasses import replace
 import orjson
 
 from streams.agents import Agent
+from streams.control import ControlKeys
 from streams.domain import Attempt, DeadLetter, Failure, RequestEvent, Result, SourceRecord, Stage, Trace
 from streams.emit import Emitter, OutRecord, ReviewMark
 from streams.handoff import rerun_record
@@ -39,9 +40,11 @@ def decision_records(
     emitter: Emitter,
     *,
     input_topic: str,
+    keys: ControlKeys,
 ) -> list[OutRecord]:
-    """The records of the first decision on ``item``. Raises ``OutputError`` when an output no longer
-    fits the agent's schema (the definition changed since the decision was checked)."""
+    """The records of the first decision on ``item``; a re-run's signed with ``keys``. Raises
+    ``OutputError`` when an output no longer fits the agent's schema (the definition changed since the
+    decision was checked)."""
     trace = item_trace(item, received_at_ms=decision.decided_at_ms)
     edited = decision.action == "edit"
     mark = ReviewMark(
@@ -68,7 +71,7 @@ def decision_records(
     dead = _rejected(trace, decision)
     if not rerun:
         return emitter.reviewed(dead, agent, mark, now_ms=now_ms, release=True)
-    again = rerun_record(item, topic=input_topic, pass_number=item.rerun_pass)
+    again = rerun_record(item, topic=input_topic, pass_number=item.rerun_pass, keys=keys)
     audit = emitter.reviewed(dead, agent, replace(mark, outcome="rerun"), now_ms=now_ms, release=False)
     return [again, *audit]
 

@@ -124,6 +124,18 @@ class Settings(BaseSettings):
         default=REPO_ROOT / "deploy" / "reviewers.yaml",
         description="Review UI/API users: scrypt password hashes and roles (`keel review user add` writes it)",
     )
+    control_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Keys that sign control headers (re-runs, replays), by id; empty: this machine's own key",
+    )
+    control_signing_key_id: str | None = Field(
+        default=None, description="Which of control_keys signs (default: the first); all of them verify"
+    )
+    dead_letter_max_bytes: int = Field(
+        default=512 * 1024,
+        ge=16 * 1024,
+        description="A dead letter's key, value and headers stay within this; what the input carried past it is cut",
+    )
     log_level: str = "info"
 
     def provider_endpoints(self) -> dict[str, ProviderSettings]:

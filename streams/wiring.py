@@ -16,6 +16,8 @@ from streams.budget_config import Budgets, load_budgets
 from streams.catalogue import Catalogue, load_catalogue
 from streams.circuit import CircuitBreakers
 from streams.clock import Clock, SystemClock
+from streams.control import ControlKeys
+from streams.control_keys import load_control_keys
 from streams.emit import Emitter
 from streams.errors import UnknownProvider
 from streams.limiter import Limiter
@@ -40,6 +42,7 @@ class Runtime:
     pricing: Pricing
     budgets: Budgets
     limiter: Limiter  # also in deps; the worker gives it its share of each limit on every rebalance
+    control_keys: ControlKeys  # verify re-run and replay headers (streams/control.py)
 
     async def aclose(self) -> None:
         for client in self.deps.models.values():
@@ -71,7 +74,8 @@ def load_runtime(settings: Settings) -> Runtime:
     )
     emitter = Emitter(catalogue, settings, agents, pricing=pricing)
     budgets = load_budgets(settings.budgets_file, agents, pricing)
-    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter)
+    keys = load_control_keys(settings)
+    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter, keys)
 
 
 def build_limiter(settings: Settings, agents: list[Agent], clock: Clock) -> Limiter:

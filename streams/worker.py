@@ -27,17 +27,18 @@ from streams import faust_app
 from streams.agents import Agent
 from streams.budget_client import BudgetClient
 from streams.budget_owner import BudgetOwner, run_owner
-from streams.decode import read_source
-from streams.domain import SourceRecord
-from streams.emit import H_REPLAY
+from streams.control import PLAIN, Control, read_control
+from streams.decode import Decoded, read_source, refused
+from streams.domain import DeadLetter, SourceRecord
+from streams.emit import oversized
+from streams.errors import DecodeError, EventIdConflict
 from streams.faust_app import exit_for_restart
-from streams.handoff import rerun_arrival, rerun_skips
 from streams.inflight import Inflight, Limit, lane_of
 from streams.intake import Ack, Deliver, Intake
 from streams.kafka_admin import ensure_topics
 from streams.limiter import Limiter
 from streams.metrics import LiveSources, WorkerMetrics
-from streams.outcome_store import OutcomeStore, Recorded
+from streams.outcome_store import OutcomeStore, Recorded, input_digest
 from streams.park import parked_arrival
 from streams.pipeline import process
 from streams.producer import RecordProducer, until_written
@@ -216,15 +217,12 @@ def _deliver(shell: _Shell, wait: Wait) -> Deliver:
 
 
 def _tier_wait(shell: _Shell, tier: int) -> Wait:
-    """Tier records fall due in order (their timestamp plus the tier's delay); input records at once,
-    as the pass they ask to be when they are a reviewer's re-run (streams/handoff.py)."""
+    """Tier records fall due in order (their timestamp plus the tier's delay); input records at once."""
     delay_s = shell.agent.definition.reliability.retry_delays_s[tier - 1] if tier else 0.0
     clock = shell.runtime.deps.clock
 
     async def wait(delivered: SourceRecord) -> Arrival:
         arrived = arrival(delivered, tier=tier, delay_s=delay_s)
-        if not tier:
-            return rerun_arrival(arrived)
         if arrived.due_ms:
             await clock.sleep(max(0, arrived.due_ms - clock.now_ms()) / 1000)
         return arrived
@@ -264,33 +262,72 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
     A tier or parked record keeps its input partition's number, so the event's store entry is in the
     same partition whatever the topic it is read from."""
     agent, runtime, store, producer = shell.agent, shell.runtime, shell.store, shell.producer
-    source, tier, clock = arrived.source, arrived.tier, runtime.deps.clock
-    decoded = read_source(runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes, clock=clock)
-    event_id = decoded.event_id
-    replaying = tier == 0 and any(key == H_REPLAY for key, _ in source.headers)
-    recorded = None if replaying else await store.recorded(event_id, partition=source.partition)
-    if recorded is not None and recorded.settles(arrived.pass_number):  # seen before: the same records, no model call
+    source, clock = arrived.source, runtime.deps.clock
+    admitted = await _admit(shell, arrived)
+    recorded, control = admitted.recorded, admitted.control
+    if recorded is not None and recorded.settles(admitted.pass_number, replay=control.replay):  # seen before
         decided()
         await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
         shell.metrics.re_emitted.labels(agent.name).inc()
         return
-    earlier, pass_number = arrived.earlier, arrived.pass_number
     outcome = await process(
         source,
         agent,
         runtime.deps,
-        tier=tier,
-        earlier=earlier,
-        decoded=decoded,
-        pass_number=pass_number,
-        skip_models=rerun_skips(source.headers),
+        tier=arrived.tier,
+        earlier=arrived.earlier,
+        decoded=admitted.decoded,
+        pass_number=admitted.pass_number,
+        skip_models=control.skip_models,
     )
     decided()
     emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())
-    entry = Recorded(emission.recorded, emission.next_pass)
-    await until_written(lambda: store.record(event_id, entry, partition=source.partition), what="the outcome store")
+    if (too_large := oversized(emission)) is not None:  # no topic would take it: say so instead
+        outcome = DeadLetter(outcome.trace, too_large)
+        emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())
+    entry = Recorded(emission.recorded, outcome.trace.pass_number, input_digest(source), source.position)
+    event_id, partition = admitted.decoded.event_id, source.partition
+    await until_written(lambda: store.record(event_id, entry, partition=partition), what="the outcome store")
     await until_written(lambda: producer.send_all(emission.all()), what="outcome records")
     shell.metrics.observe(agent.name, outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """An input record as the worker takes it: decoded (or refused at the door, then a decode failure
+    keyed by its position), the pass it runs as, what its control headers ask, and its store entry."""
+
+    decoded: Decoded
+    control: Control
+    pass_number: int
+    recorded: Recorded | None
+
+
+async def _admit(shell: _Shell, arrived: Arrival) -> _Admitted:
+    """Control headers count only when Keel signed them (streams/control.py); a record that reuses a
+    recorded event id for another input never receives that event's outcome (streams/outcome_store.py)."""
+    runtime, store, source = shell.runtime, shell.store, arrived.source
+    decoded = read_source(
+        runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes, clock=runtime.deps.clock
+    )
+    control = PLAIN
+    if decoded.event is not None:  # an undecodable record is a dead letter whatever its headers ask
+        try:
+            control = read_control(runtime.control_keys, source)
+        except DecodeError as exc:
+            decoded = refused(source, exc, ms=decoded.ms)
+    if control.ignored:
+        shell.metrics.control_ignored.labels(shell.agent.name).inc()
+    recorded = await store.recorded(decoded.event_id, partition=source.partition)
+    if recorded is not None and not recorded.same_input(source):
+        first = recorded.origin or "an earlier position"
+        conflict = EventIdConflict(
+            f"event id {decoded.event_id!r} at {source.position} is recorded for another input, first at {first}"
+        )
+        decoded, control = refused(source, conflict, ms=decoded.ms), PLAIN
+        recorded = await store.recorded(decoded.event_id, partition=source.partition)
+    # A waiting record's pass is in its own headers (streams/retry.py); a re-run or replay asks for its own.
+    return _Admitted(decoded, control, max(arrived.pass_number, control.pass_number), recorded)
 
 
 def source_record(record: Any) -> SourceRecord:

@@ -1,6 +1,10 @@
 from datetime import UTC, datetime, timedelta
 
-from streams.dlq import Selection, parse_since, replay_headers, select
+from sample_keys import KEYS
+
+from streams.control import H_SIGNATURE, Control, read_control
+from streams.dlq import Selection, parse_since, replay_record, select
+from streams.domain import SourceRecord
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -35,7 +39,17 @@ def test_since_takes_durations_and_times() -> None:
     assert parse_since(None, now=NOW) is None
 
 
-def test_replay_keeps_the_original_headers_and_marks_the_replay() -> None:
-    assert replay_headers(LETTERS[0]) == [
-        ("trace", b"t"), ("keel.replay", b"1"), ("keel.replay.of", b"support.tickets/1/42"),
-    ]  # fmt: skip
+def test_a_replay_is_the_original_record_in_its_partition_with_signed_replay_headers() -> None:
+    signed = dict(LETTERS[0], pass_number=2)
+    signed["original"] = dict(
+        LETTERS[0]["original"], headers=[*LETTERS[0]["original"]["headers"], {"key": H_SIGNATURE, "value": b"v1.x.y"}]
+    )
+    record = replay_record(signed, KEYS)
+    assert (record.topic, record.partition, record.key, record.value) == ("support.tickets", 1, b"k", b"v")
+    headers = [(k, v) for k, v in record.headers if k != H_SIGNATURE]
+    assert headers == [
+        ("trace", b"t"), ("keel.replay", b"1"), ("keel.replay.of", b"support.tickets/1/42"), ("keel.replay.pass", b"3"),
+    ]  # fmt: skip  # the original's own control headers (a replay of a replay, a forged one) are not carried
+    read_back = SourceRecord(record.topic, 1, 900, None, record.key, record.value, record.headers)
+    assert read_control(KEYS, read_back) == Control(3, replay=True)
+    assert replay_record(LETTERS[1], KEYS).headers[-2] == ("keel.replay.pass", b"1")  # a dead letter of before passes

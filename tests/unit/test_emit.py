@@ -154,17 +154,18 @@ def test_a_flagged_result_is_released_and_put_in_front_of_a_reviewer(
     assert emission.recorded[1].key == result.trace.event_id.encode()
     audit = wire.decode(catalogue, emission.recorded[2].value, subject="keel.audit-value")
     assert (audit["outcome"], audit["route"], audit["route_rule"]) == ("result", "flag", "money")
-    assert emission.next_pass == 3  # a reviewer's re-run is the next pass; this one is settled
 
 
 def test_a_reruns_review_item_is_its_own_item_and_keeps_the_models_left_out(
     catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
 ) -> None:
-    # pass 2 of the event: a re-run that left out two models, held for review again
-    rerun = ((H_RERUN_OF, b"ev~1"), (H_RERUN_NUMBER, b"2"), (H_SKIP_MODEL, b"sim/a,sim/b"))
+    # pass 2 of the event: a re-run that left out two models, held for review again. The models come
+    # from the verified control headers (the trace), never from the record's raw headers.
+    rerun = ((H_RERUN_OF, b"ev~1"), (H_RERUN_NUMBER, b"2"), (H_SKIP_MODEL, b"sim/forged"))
     review = _flagged_result(make_source, make_event, pass_number=2).flagged
     assert review is not None
-    trace = dataclasses.replace(review.trace, source=dataclasses.replace(review.trace.source, headers=rerun))
+    source = dataclasses.replace(review.trace.source, headers=rerun)
+    trace = dataclasses.replace(review.trace, source=source, skipped_models=("sim/a", "sim/b"))
     emission = _emitter(catalogue, agents).records(
         dataclasses.replace(review, trace=trace), agents["support_triage"], now_ms=5
     )
@@ -180,7 +181,7 @@ def test_a_review_item_chosen_by_a_rule_is_audited_with_its_rule(
     review = dataclasses.replace(_flagged_result(make_source, make_event).flagged, route="review", rule="unsure")
     emission = _emitter(catalogue, agents).records(review, agents["support_triage"], now_ms=5)
     assert [r.topic for r in emission.recorded] == ["t1.support_triage.review", "t1.keel.audit"]
-    assert emission.flagged is None and emission.next_pass == 1
+    assert emission.flagged is None
     assert dict(emission.recorded[0].headers)["keel.review.pass"] == b"1"
     audit = wire.decode(catalogue, emission.recorded[1].value, subject="keel.audit-value")
     assert (audit["outcome"], audit["route"], audit["route_rule"], audit["warnings"]) == (
@@ -196,10 +197,6 @@ def test_the_outcome_store_entry_of_a_review_settles_redeliveries_but_not_a_reru
 ) -> None:
     emitter = _emitter(catalogue, agents)
     flagged = emitter.records(_flagged_result(make_source, make_event), agents["support_triage"], now_ms=5)
-    entry = decode_entry(encode_entry(Recorded(flagged.recorded, flagged.next_pass)))
+    entry = decode_entry(encode_entry(Recorded(flagged.recorded, 0)))
     assert [r.topic for r in entry.records] == [r.topic for r in flagged.recorded]  # both re-emitted
     assert entry.settles(0) and not entry.settles(1)
-    event = make_event()
-    plain = Result(Trace(make_source(event=event), 1, event), OUTPUT, "{}", "sim-1")
-    final = emitter.records(plain, agents["support_triage"], now_ms=5)
-    assert final.next_pass is None and Recorded(final.recorded, final.next_pass).settles(5)

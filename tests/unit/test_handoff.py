@@ -6,23 +6,22 @@ from typing import Any
 
 import pytest
 from review_samples import item_with
+from sample_keys import KEYS
 
 from streams.agents import Agent
+from streams.control import H_SIGNATURE, Control, read_control
 from streams.domain import SourceRecord
+from streams.emit import OutRecord
 from streams.handoff import (
     HandoffDecision,
     decide_handoff,
     qa_sampled,
-    rerun_arrival,
     rerun_pass,
     rerun_record,
-    rerun_request,
-    rerun_skips,
     skipped_models,
     without_models,
 )
 from streams.handoff_policy import HandoffPolicy, HandoffRule
-from streams.retry import Arrival
 from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, ReviewItem
 
 RULES = (
@@ -125,8 +124,16 @@ def _item(*, output_model: str | None = "sim/model-a") -> ReviewItem:
     )
 
 
+def _read(record: OutRecord, *, offset: int = 99) -> Control:
+    """The record as the worker reads it back from its topic."""
+    assert record.partition is not None
+    return read_control(
+        KEYS, SourceRecord(record.topic, record.partition, offset, None, record.key, record.value, record.headers)
+    )
+
+
 def test_a_rerun_record_is_the_original_record_in_its_partition_asking_for_a_new_pass() -> None:
-    record = rerun_record(_item(), topic="ns.finance.invoices", pass_number=2)
+    record = rerun_record(_item(), topic="ns.finance.invoices", pass_number=2, keys=KEYS)
     assert (record.topic, record.partition, record.key, record.value) == (
         "ns.finance.invoices",
         3,
@@ -134,56 +141,35 @@ def test_a_rerun_record_is_the_original_record_in_its_partition_asking_for_a_new
         b"\x00\x00\x00\x00\x01avro",
     )
     headers = dict(record.headers)
+    assert headers.pop(H_SIGNATURE).startswith(b"v1.k2.")
     assert headers == {H_RERUN_OF: b"ev-9", H_RERUN_NUMBER: b"2", H_SKIP_MODEL: b"sim/model-a"}
-    rerun = rerun_request(record.headers)
-    assert rerun is not None and (rerun.rerun_of, rerun.skip_models, rerun.pass_number) == ("ev-9", ("sim/model-a",), 2)
-    assert rerun_skips(record.headers) == ("sim/model-a",)
+    assert _read(record) == Control(2, ("sim/model-a",))
     # an item without an output (a refusal sent to review) re-runs the whole chain
-    assert rerun_skips(rerun_record(_item(output_model=None), topic="t", pass_number=1).headers) == ()
+    assert _read(rerun_record(_item(output_model=None), topic="t", pass_number=1, keys=KEYS)) == Control(1)
 
 
 def test_a_rerun_of_a_rerun_leaves_out_every_rejected_model_and_is_its_own_item() -> None:
     # the item of pass 1 (a re-run without model-a), whose output model-b gave: rejected again
     item = dataclasses.replace(_item(output_model="sim/model-b"), rerun_pass=2, skipped_models=("sim/model-a",))
     assert item.item_id == "ev-9~1" and _item().item_id == "ev-9"
-    record = rerun_record(item, topic="t", pass_number=item.rerun_pass)
+    record = rerun_record(item, topic="t", pass_number=item.rerun_pass, keys=KEYS)
     assert dict(record.headers)[H_RERUN_OF] == b"ev-9~1"
-    assert rerun_skips(record.headers) == ("sim/model-a", "sim/model-b")
+    assert _read(record).skip_models == ("sim/model-a", "sim/model-b")
     # a model both skipped and answering (a hand-written header) is named once
     twice = dataclasses.replace(item, skipped_models=("sim/model-b",))
-    assert dict(rerun_record(twice, topic="t", pass_number=2).headers)[H_SKIP_MODEL] == b"sim/model-b"
+    assert dict(rerun_record(twice, topic="t", pass_number=2, keys=KEYS).headers)[H_SKIP_MODEL] == b"sim/model-b"
 
 
-def test_skipped_models_reads_the_header_list() -> None:
+def test_skipped_models_reads_the_review_records_header_list() -> None:
     assert skipped_models(((H_SKIP_MODEL, b"a/x,b/y"),)) == ("a/x", "b/y")
     assert skipped_models(((H_SKIP_MODEL, b""),)) == () and skipped_models(()) == ()
+    assert skipped_models(((H_SKIP_MODEL, b"\xff\xfe"),)) == ()  # not one the worker wrote: nothing to skip
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        (),
-        ((H_SKIP_MODEL, b"sim/a"), (H_RERUN_NUMBER, b"2")),  # not a re-run without the item id
-        ((H_RERUN_OF, b"ev"), (H_RERUN_NUMBER, b"two")),
-        ((H_RERUN_OF, b"ev"), (H_RERUN_NUMBER, b"0")),
-        ((H_RERUN_OF, b"ev"),),
-    ],
-)
-def test_a_record_without_a_usable_rerun_request_is_a_plain_delivery(headers: tuple[tuple[str, bytes], ...]) -> None:
-    assert rerun_request(headers) is None and rerun_skips(headers) == ()
-    source = SourceRecord("t", 0, 5, None, b"k", b"v", headers)
-    assert rerun_arrival(Arrival(source, 0, (), 0)).pass_number == 0
-
-
-def test_a_rerun_arrives_as_the_pass_it_asks_for() -> None:
-    record = rerun_record(_item(), topic="t", pass_number=3)
-    source = SourceRecord("t", 3, 99, None, record.key, record.value, record.headers)
-    assert rerun_arrival(Arrival(source, 0, (), 0)).pass_number == 3
-
-
-def test_the_pass_a_review_record_offers_for_a_rerun() -> None:
-    assert rerun_pass(((H_RERUN_NUMBER, b"4"),)) == 4
-    assert rerun_pass(()) == 1
+@pytest.mark.parametrize("raw", [b"4", b"0", b"two", b"", b"9" * 5000, b"\xff", None])
+def test_the_pass_a_review_record_offers_for_a_rerun_is_a_small_number_or_1(raw: bytes | None) -> None:
+    headers = () if raw is None else ((H_RERUN_NUMBER, raw),)
+    assert rerun_pass(headers) == (4 if raw == b"4" else 1)
 
 
 def test_without_models_leaves_the_rest_of_the_chain_in_order(agents: dict[str, Agent]) -> None:

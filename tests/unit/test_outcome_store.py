@@ -1,11 +1,13 @@
+import dataclasses
 import os
 import struct
 from pathlib import Path
 
 import pytest
 
+from streams.domain import SourceRecord
 from streams.emit import OutRecord
-from streams.outcome_store import Recorded, _Entries, decode_entry, encode_entry
+from streams.outcome_store import Recorded, _Entries, decode_entry, encode_entry, input_digest
 
 RECORDS = [
     OutRecord("a.results", b"e1", b"\x00\x00\x00\x00\x66\xff", (("keel.event_id", b"e1"), ("empty", None))),
@@ -14,23 +16,51 @@ RECORDS = [
 ]
 
 
+SOURCE = SourceRecord("a.in", 2, 7, None, b"key", b"value")
+
+
 def test_entries_survive_the_round_trip_byte_for_byte() -> None:
-    for entry in (Recorded(RECORDS), Recorded(RECORDS[2:], next_pass=1)):
+    for entry in (Recorded(RECORDS, 0, input_digest(SOURCE), SOURCE.position), Recorded(RECORDS[2:], 3)):
         assert decode_entry(encode_entry(entry)) == entry
 
 
+def _v1_entry(next_pass: int, records: list[OutRecord]) -> bytes:
+    """An entry as version 1 wrote it: the next pass where version 2 holds the pass that ran."""
+    v2 = encode_entry(Recorded(records, 0))
+    return b"\x01" + struct.pack(">i", next_pass) + v2[1 + 4 + 4 + 4 :]  # less version 2's pass, digest, origin
+
+
+def test_a_version_1_entry_still_answers_as_it_did_and_lets_a_replay_run() -> None:
+    final, waiting = decode_entry(_v1_entry(-1, RECORDS)), decode_entry(_v1_entry(2, RECORDS[2:]))
+    assert (final.records, final.passed, waiting.passed) == (RECORDS, None, 1)
+    assert all(final.settles(p) for p in range(4)) and not final.settles(1, replay=True)
+    assert [waiting.settles(p) for p in range(4)] == [True, True, False, False]
+    assert final.same_input(SOURCE)  # no digest recorded: every delivery is taken as the event's
+
+
 @pytest.mark.parametrize(
-    "blob", [b"", b"[]", b"\x01\x00", encode_entry(Recorded(RECORDS))[:-3], b"\x01" + b"\x00" * 12]
+    "blob", [b"", b"[]", b"\x01\x00", encode_entry(Recorded(RECORDS, 0))[:-3], b"\x02" + b"\x00" * 12, b"\x03"]
 )
 def test_a_blob_keel_did_not_write_is_refused(blob: bytes) -> None:
     with pytest.raises((ValueError, struct.error)):
         decode_entry(blob)
 
 
-def test_a_final_outcome_settles_every_tier_and_a_waiting_event_only_earlier_ones() -> None:
-    assert all(Recorded(RECORDS).settles(tier) for tier in range(4))
-    waiting = Recorded(RECORDS[2:], next_pass=2)
-    assert [waiting.settles(tier) for tier in range(4)] == [True, True, False, False]
+def test_an_entry_settles_its_own_pass_and_earlier_ones_only() -> None:
+    entry = Recorded(RECORDS, 2)
+    assert [entry.settles(p) for p in range(5)] == [True, True, True, False, False]
+    assert entry.settles(2, replay=True) and not entry.settles(3, replay=True)
+
+
+def test_an_entry_knows_its_input_by_key_and_value() -> None:
+    entry = Recorded(RECORDS, 0, input_digest(SOURCE), SOURCE.position)
+    moved = dataclasses.replace(SOURCE, topic="a.retry.1", offset=99, headers=(("h", b"v"),))
+    assert entry.same_input(moved)  # a retry tier's record, a redelivery, a re-run: the same input
+    for other in (dataclasses.replace(SOURCE, value=b"value2"), dataclasses.replace(SOURCE, key=None)):
+        assert not entry.same_input(other)
+    assert input_digest(SourceRecord("t", 0, 0, None, b"ab", b"c")) != input_digest(
+        SourceRecord("t", 0, 0, None, b"a", b"bc")
+    )
 
 
 def test_loaded_entries_later_writes_win_and_tombstones_remove_across_batches() -> None:

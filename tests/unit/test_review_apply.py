@@ -4,6 +4,7 @@ from typing import Any
 import orjson
 import pytest
 from review_samples import NO_PRICES, TRIAGE_OUTPUT, decision_with, review_item
+from sample_keys import KEYS
 
 from streams import wire
 from streams.agents import Agent
@@ -47,7 +48,7 @@ def decoded(catalogue: Catalogue, records: list[OutRecord]) -> list[tuple[str, d
 
 
 def records_of(catalogue, emitter, triage, item, decision, **kw) -> list[tuple[str, dict[str, Any]]]:
-    records = decision_records(item, decision, triage, emitter, input_topic="t1.support.tickets", **kw)
+    records = decision_records(item, decision, triage, emitter, input_topic="t1.support.tickets", keys=KEYS, **kw)
     assert {r.key for r in records} == {item.event_id.encode()}
     return decoded(catalogue, records)
 
@@ -82,7 +83,9 @@ def test_edit_releases_the_corrected_output_as_a_human_override(
 
 def test_reject_dead_letters_the_original_input(catalogue: Catalogue, emitter: Emitter, triage: Agent) -> None:
     item = review_item(catalogue, triage)
-    records = decision_records(item, decide(item, "reject", reason="made up"), triage, emitter, input_topic="x")
+    records = decision_records(
+        item, decide(item, "reject", reason="made up"), triage, emitter, input_topic="x", keys=KEYS
+    )
     (dlq, dead), (_, audit) = decoded(catalogue, records)
     assert dlq == "t1.support_triage.dlq" and dead["reason"] == "review_rejected" and dead["stage"] == "review"
     assert dead["original"]["value"] == item.input_value and dead["original"]["key"] == b"T-9"
@@ -123,7 +126,7 @@ def test_a_rejection_with_on_reject_rerun_writes_the_rerun_and_an_audit_record(
     # a flagged item too: its released result is followed by the re-run's, not by a dead letter
     item = review_item(catalogue, triage, route=route)
     decision = decide(item, "reject", reason="again")
-    records = decision_records(item, decision, _rerunning(triage), emitter, input_topic="t1.support.tickets")
+    records = decision_records(item, decision, _rerunning(triage), emitter, input_topic="t1.support.tickets", keys=KEYS)
     assert len(records) == 2
     headers = dict(records[0].headers)
     asked = [(headers[H_RERUN_OF].decode(), records[0].topic, int(headers[H_RERUN_NUMBER]))]
@@ -140,7 +143,9 @@ def test_an_item_of_a_later_pass_releases_the_events_own_records(
     assert item.item_id == f"{item.event_id}~2"
     (_, result), (_, audit) = records_of(catalogue, emitter, triage, item, decide(item, "approve"))
     assert result["event_id"] == item.event_id and audit["event_id"] == item.event_id
-    rerun, _ = decision_records(item, decide(item, "reject", reason="no"), _rerunning(triage), emitter, input_topic="x")
+    rerun, _ = decision_records(
+        item, decide(item, "reject", reason="no"), _rerunning(triage), emitter, input_topic="x", keys=KEYS
+    )
     headers = dict(rerun.headers)
     assert (headers[H_RERUN_OF], headers[H_RERUN_NUMBER], headers[H_SKIP_MODEL]) == (
         item.item_id.encode(),
@@ -161,5 +166,5 @@ def test_no_usage_records_the_calls_were_counted_when_made(
 def test_applying_twice_writes_identical_bytes(catalogue: Catalogue, emitter: Emitter, triage: Agent) -> None:
     item = review_item(catalogue, triage)
     decision = decide(item, "edit", output=EDITED)
-    first = decision_records(item, decision, triage, emitter, input_topic="x")
-    assert first == decision_records(item, decision, triage, emitter, input_topic="x")
+    first = decision_records(item, decision, triage, emitter, input_topic="x", keys=KEYS)
+    assert first == decision_records(item, decision, triage, emitter, input_topic="x", keys=KEYS)
