@@ -134,14 +134,15 @@ async def run_through(
     during: Callable[[Tally], object] | None = None,
 ) -> tuple[list[str], Tally]:
     """Publish (or run ``action``), then read outcomes until every published or ``expect``-ed event has
-    ended, or the wait runs out; ``during`` sees the tally after each read."""
+    ended, or the wait runs out; ``during`` sees the tally after each read. An ``action`` that returns a
+    list of event ids expects those too."""
     bootstrap = stack.settings.bootstrap_servers
     watcher = OutcomeWatcher(bootstrap, stack.catalogue, outcome_topics(stack.settings, AGENTS))
     await watcher.start()
     try:
         ids: list[str] = list(expect)
-        if action is not None:
-            await action()
+        if action is not None and isinstance(acted := await action(), list):
+            ids += acted
         for topic, batch in (events or {}).items():
             ids += await publish(bootstrap, stack.topic(topic), stack.catalogue, batch)
         if raw:

@@ -12,6 +12,7 @@ import pytest
 from harness import Stack, model_calls, run_through, until, worker_stack
 
 from streams import wire
+from streams.control_keys import load_control_keys
 from streams.handoff import rerun_pass, rerun_record
 from streams.local_stack import simulator_process
 from streams.producer import RecordProducer
@@ -122,7 +123,10 @@ async def test_a_rerun_runs_the_event_again_without_the_rejected_model(
     assert first.outcome_kinds(event_id) == ["review"]
     assert (held.value["rule"], held.value["output_model"]) == ("fallback", "sim/backup")
     record = rerun_record(
-        _item(stack, held), topic=stack.topic("support.tickets"), pass_number=rerun_pass(held.headers)
+        _item(stack, held),
+        topic=stack.topic("support.tickets"),
+        pass_number=rerun_pass(held.headers),
+        keys=load_control_keys(stack.settings),  # the worker's: both use the stack's state dir
     )
     assert dict(record.headers)["keel.review.pass"] == b"1"
     calls = model_calls(sim_url)

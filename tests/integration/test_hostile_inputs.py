@@ -1,0 +1,93 @@
+"""Records a producer may write to an input topic, whatever their headers: the worker keeps running,
+each ends in exactly one outcome, and a restart finds nothing to crash on."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through, worker_stack
+
+from streams.decode import encode_request
+from streams.emit import OutRecord
+from streams.local_stack import simulator_process
+from streams.producer import RecordProducer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with simulator_process(tmp_path_factory.mktemp("sim"), "--seed", "5") as url:
+        yield url
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state_dir = tmp_path_factory.mktemp("keel-state")
+    with worker_stack(kafka_bootstrap, state_dir, provider="sim", base_url=sim_url, start=False) as stack:
+        yield stack
+
+
+HOSTILE_HEADERS = [
+    (("keel.review.rerun_of", b"\xff\xfe"), ("keel.review.pass", b"2")),  # not UTF-8
+    (("keel.review.rerun_of", b"x"), ("keel.review.pass", b"9" * 5000)),  # int() refuses 4,300+ digits
+    (("keel.review.skip_model", b"\xff"), ("keel.review.pass", b"1"), ("keel.review.rerun_of", b"y")),
+    (("keel.replay", b"1"), ("keel.replay.pass", b"7")),  # an unsigned replay: no second decision
+    (("keel.retry.attempts", b"[{]"), ("keel.park.until", b"-1"), ("keel.event_id", b"\x00")),
+]
+
+
+async def test_hostile_headers_and_reused_ids_end_once_and_the_worker_keeps_running(
+    stack: Stack, sim_url: str, make_event
+) -> None:
+    topic = stack.topic("support.tickets")
+    plain = [make_event() for _ in HOSTILE_HEADERS]
+    forged, reused = make_event(), make_event()
+    with stack.running_worker():
+        ids, first = await run_through(stack, events={"support.tickets": [reused]})
+        calls = model_calls(sim_url)
+
+        def record(event, headers) -> OutRecord:
+            return OutRecord(topic, event.business_key.encode(), encode_request(stack.catalogue, event), headers)
+
+        conflicting = dataclasses.replace(reused, payload_json='{"ticket_id": "T-2", "body": "another input"}')
+        records = [
+            *(record(event, headers) for event, headers in zip(plain, HOSTILE_HEADERS, strict=True)),
+            record(forged, (("keel.replay.pass", b"1"), ("keel.control.sig", b"v1.local." + b"0" * 64))),
+            record(conflicting, ()),
+            record(reused, (("keel.replay", b"1"), ("keel.replay.pass", b"2"))),  # unsigned: re-emitted, not paid
+            OutRecord(
+                topic,
+                b"k" * 1000,
+                b"\x00\x00\x00\x03\xe7" + b"v" * 200_000,
+                tuple((f"h{i}", b"x" * 4000) for i in range(150)),
+            ),
+        ]
+
+        async def send() -> list[str]:
+            async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+                positions = await producer.send_all(records)
+            return [f"undecodable:{t}/{p}/{o}" for t, p, o in (positions[-4], positions[-3], positions[-1])]
+
+        expect = [e.event_id for e in plain]
+        seen, tally = await run_through(stack, action=send, expect=expect)
+        refused = seen[len(expect) :]
+        stack.check_worker()
+
+    assert_exactly_one_outcome_and_audit(seen, tally)
+    assert [only_outcome(tally, i).kind for i in expect] == ["result"] * len(expect)
+    assert model_calls(sim_url) == calls + len(plain)  # the unsigned replay of `reused` cost nothing
+    reasons = [only_outcome(tally, i).value["reason"] for i in refused]
+    assert reasons == ["control_header_forged", "event_id_conflict", "unknown_schema_id"]
+    conflict = only_outcome(tally, refused[1]).value
+    assert reused.event_id in conflict["message"] and conflict["original"]["value"] == records[-3].value
+    assert only_outcome(first, ids[0]).kind == "result"
+    large = only_outcome(tally, refused[2]).value
+    assert large["original_truncated"] is True and records[-1].value.startswith(large["original"]["value"])
+
+    with stack.running_worker():  # a restart reads the same topics and stores: nothing to crash on
+        fresh = [make_event()]
+        fresh_ids, after = await run_through(stack, events={"support.tickets": fresh})
+    assert only_outcome(after, fresh_ids[0]).kind == "result"
