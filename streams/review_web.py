@@ -41,6 +41,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+# Only when the cookies are Secure, i.e. the service is reached over HTTPS: the browser then refuses plain
+# HTTP to the host for a year, so a first request typed as http:// cannot be intercepted.
+HSTS_HEADERS = {"Strict-Transport-Security": "max-age=31536000; includeSubDomains"}
 
 
 async def _css(_request: web.Request) -> web.Response:
@@ -103,12 +106,13 @@ def build_web_app(
 
 @web.middleware
 async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    headers = SECURITY_HEADERS | HSTS_HEADERS if context(request).secure_cookies else SECURITY_HEADERS
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # redirects and aiohttp's own errors are responses too
-        exc.headers.update(SECURITY_HEADERS)
+        exc.headers.update(headers)
         raise
-    response.headers.update(SECURITY_HEADERS)
+    response.headers.update(headers)
     return response
 
 

@@ -321,3 +321,20 @@ async def test_the_secure_cookies_setting_marks_the_cookies_secure(tmp_path: Pat
         session_cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("keel_review_session="))
     assert response.status == 303
     assert ("Secure" in login_cookie, "Secure" in session_cookie) == (secure, secure)
+
+
+@pytest.mark.parametrize("secure", [False, True])
+async def test_hsts_on_every_response_when_the_cookies_are_secure(tmp_path: Path, secure: bool) -> None:
+    app = build_web_app(InMemoryReviewService([make_item()]), make_users(tmp_path), secure_cookies=secure)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        responses = [
+            await client.get("/login"),  # a page
+            await client.get("/", allow_redirects=False),  # a redirect (an HTTPException)
+            await client.get("/assets/review.css"),
+            await client.get("/api/v1/items"),  # a Problem turned into JSON
+            await client.get("/api/v1/nothing", headers=basic(ADMIN, ADMIN_PASSWORD)),  # aiohttp's own 404
+        ]
+    assert [r.status for r in responses] == [200, 303, 200, 401, 404]
+    for response in responses:
+        hsts = response.headers.get("Strict-Transport-Security")
+        assert hsts == ("max-age=31536000; includeSubDomains" if secure else None), response.url
