@@ -176,7 +176,17 @@ async def test_queue_shows_only_the_reviewers_agents(web: Web) -> None:
     assert "invoice-0" not in page
     assert '<option value="invoice_extraction"' not in page
     assert (await web.client.get("/?agent=invoice_extraction")).status == 403
-    assert (await web.client.get("/items/invoice-0")).status == 403
+
+
+async def test_another_agents_item_page_is_a_404_like_a_missing_item(web: Web) -> None:
+    await login(web.client, REVIEWER, REVIEWER_PASSWORD)
+    token = await csrf_token(web.client)
+    for method, suffix, data in (("GET", "", None), ("POST", "/decision", {"action": "approve", "csrf": token})):
+        forbidden = await web.client.request(method, f"/items/invoice-0{suffix}", data=data, allow_redirects=False)
+        missing = await web.client.request(method, f"/items/invoice-9{suffix}", data=data, allow_redirects=False)
+        assert (forbidden.status, missing.status) == (404, 404)
+        assert (await forbidden.text()).replace("invoice-0", "invoice-9") == await missing.text()
+    assert web.service.drafts == []
 
 
 async def test_queue_filters_by_agent_and_age(web: Web) -> None:
