@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import stat
 from pathlib import Path
 
 import pytest
+import yaml
+from review_http import TEST_COST
 
-from streams import review_auth
+from streams import review_auth, review_users_cli
 from streams.cli import main
-from streams.review_auth import UserFile, UsersFileError, hash_password, verify_password
+from streams.review_auth import (
+    SCRYPT_COST,
+    ScryptCost,
+    UserFile,
+    UsersFileError,
+    hash_cost,
+    hash_password,
+    verify_password,
+)
 from streams.review_sessions import LoginThrottle, SessionTable, csrf_matches
 
 
 def test_a_hash_is_salted_and_verifies_only_its_password() -> None:
-    first, second = hash_password("s3cret-pass"), hash_password("s3cret-pass")
+    first, second = hash_password("s3cret-pass", cost=TEST_COST), hash_password("s3cret-pass", cost=TEST_COST)
     assert first != second  # a salt of its own per hash
-    assert first.startswith("scrypt$16384$8$1$")
+    assert first.startswith("scrypt$1024$8$1$")
     assert "s3cret-pass" not in first
     assert verify_password("s3cret-pass", first)
     assert verify_password("s3cret-pass", second)
@@ -31,7 +42,7 @@ def test_a_malformed_hash_never_matches(stored: str) -> None:
 
 
 def test_the_users_file_holds_no_password_and_only_its_owner_reads_it(tmp_path: Path) -> None:
-    users = UserFile(tmp_path / "reviewers.yaml")
+    users = UserFile(tmp_path / "reviewers.yaml", cost=TEST_COST)
     users.put("bob", password="bobs-password-1", role="reviewer", agents=["support_triage"])
     text = users.path.read_text()
     assert "bobs-password-1" not in text
@@ -46,7 +57,7 @@ def test_the_users_file_holds_no_password_and_only_its_owner_reads_it(tmp_path: 
 
 
 def test_an_admin_reviews_every_agent(tmp_path: Path) -> None:
-    users = UserFile(tmp_path / "reviewers.yaml")
+    users = UserFile(tmp_path / "reviewers.yaml", cost=TEST_COST)
     users.put("ada", password="adas-password", role="admin", agents=[])
     ada = users.get("ada")
     assert ada is not None
@@ -56,11 +67,11 @@ def test_an_admin_reviews_every_agent(tmp_path: Path) -> None:
 
 def test_the_file_is_read_again_when_another_process_changes_it(tmp_path: Path) -> None:
     path = tmp_path / "reviewers.yaml"
-    server_view, cli_view = UserFile(path), UserFile(path)
+    server_view, cli_view = UserFile(path, cost=TEST_COST), UserFile(path, cost=TEST_COST)
     assert server_view.get("bob") is None
     cli_view.put("bob", password="bobs-password-1", role="reviewer", agents=["a"])
     assert server_view.get("bob") is not None
-    UserFile(path).remove("bob")
+    UserFile(path, cost=TEST_COST).remove("bob")
     assert server_view.get("bob") is None
 
 
@@ -71,17 +82,18 @@ def test_an_invalid_users_file_is_a_config_error(tmp_path: Path, text: str) -> N
     path = tmp_path / "reviewers.yaml"
     path.write_text(text)
     with pytest.raises(UsersFileError, match=r"reviewers\.yaml"):
-        UserFile(path).get("bob")
+        UserFile(path, cost=TEST_COST).get("bob")
 
 
 def test_invalid_user_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UsersFileError):
-        UserFile(tmp_path / "u.yaml").put("bob smith", password="long-enough", role="admin", agents=[])
+        UserFile(tmp_path / "u.yaml", cost=TEST_COST).put("bob smith", password="long-enough", role="admin", agents=[])
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, path: Path, args: list[str], stdin: str = "") -> int:
     monkeypatch.setenv("KEEL_REVIEW_USERS_FILE", str(path))
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    monkeypatch.setattr(review_users_cli, "UserFile", functools.partial(UserFile, cost=TEST_COST))
     return main(["review", "user", *args])
 
 
@@ -91,14 +103,14 @@ def test_cli_adds_lists_and_removes_users(
     path = tmp_path / "reviewers.yaml"
     add = ["add", "bob", "--role", "reviewer", "--agents", "support_triage, invoice_extraction", "--password-stdin"]
     assert _cli(monkeypatch, path, add, "bobs-password-1\n") == 0
-    bob = UserFile(path).authenticate("bob", "bobs-password-1")
+    bob = UserFile(path, cost=TEST_COST).authenticate("bob", "bobs-password-1")
     assert bob is not None
     assert bob.agents == {"support_triage", "invoice_extraction"}
     assert "bobs-password-1" not in path.read_text()
     assert _cli(monkeypatch, path, ["list"]) == 0
     assert "bob\treviewer\tinvoice_extraction,support_triage" in capsys.readouterr().out
     assert _cli(monkeypatch, path, ["remove", "bob"]) == 0
-    assert UserFile(path).get("bob") is None
+    assert UserFile(path, cost=TEST_COST).get("bob") is None
 
 
 @pytest.mark.parametrize(
@@ -122,7 +134,7 @@ def test_cli_prompts_twice_for_the_password(tmp_path: Path, monkeypatch: pytest.
     assert _cli(monkeypatch, tmp_path / "u.yaml", ["add", "ada", "--role", "admin"]) == 2
     answers = iter(["same-password", "same-password"])
     assert _cli(monkeypatch, tmp_path / "u.yaml", ["add", "ada", "--role", "admin"]) == 0
-    assert UserFile(tmp_path / "u.yaml").authenticate("ada", "same-password") is not None
+    assert UserFile(tmp_path / "u.yaml", cost=TEST_COST).authenticate("ada", "same-password") is not None
 
 
 def test_sessions_expire_when_idle_and_end_on_close() -> None:
@@ -177,7 +189,7 @@ def test_throttle_memory_holds_failures_only_and_sheds_old_ones() -> None:
 
 
 def test_a_matched_password_is_checked_once_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    users = UserFile(tmp_path / "reviewers.yaml")
+    users = UserFile(tmp_path / "reviewers.yaml", cost=TEST_COST)
     users.put("bob", password="bobs-password-1", role="reviewer", agents=["a"])
     checks: list[str] = []
     real = review_auth.verify_password
@@ -192,3 +204,57 @@ def test_a_matched_password_is_checked_once_until_it_changes(tmp_path: Path, mon
     assert users.authenticate("bob", "bobs-password-2") is not None
     users.remove("bob")
     assert users.authenticate("bob", "bobs-password-2") is None
+
+
+def test_the_default_cost_is_owasps_and_a_weaker_hash_is_upgraded_at_the_next_login(tmp_path: Path) -> None:
+    """OWASP's Password Storage Cheat Sheet: scrypt N=2^17, r=8, p=1 (128 MiB: above OpenSSL's default
+    memory limit, so this also proves the explicit maxmem)."""
+    assert ScryptCost(n=2**17, r=8, p=1) == SCRYPT_COST
+    assert hash_password("s3cret-pass").startswith("scrypt$131072$8$1$")
+    path = tmp_path / "reviewers.yaml"
+    UserFile(path, cost=ScryptCost(n=2**14, r=8, p=1)).put(
+        "bob", password="bobs-password-1", role="reviewer", agents=["a"]
+    )
+    old = path.read_text()
+    assert "scrypt$16384$8$1$" in old
+    server = UserFile(path)  # the default cost
+    assert server.authenticate("bob", "wrong-password") is None
+    assert path.read_text() == old  # only a login that proved the password rewrites its hash
+    bob = server.authenticate("bob", "bobs-password-1")
+    assert bob is not None and bob.agents == {"a"}
+    stored = _stored(path, "bob")
+    assert hash_cost(stored) == SCRYPT_COST
+    assert stored.split("$")[4] == _stored_text(old).split("$")[4]  # the same salt: the password did not change
+    assert verify_password("bobs-password-1", stored)
+    assert UserFile(path).authenticate("bob", "bobs-password-1") is not None  # another process reads it too
+
+
+def test_hashes_are_only_ever_strengthened() -> None:
+    assert ScryptCost(n=2**14, r=8, p=1).weaker_than(SCRYPT_COST)
+    assert not SCRYPT_COST.weaker_than(SCRYPT_COST)
+    assert not SCRYPT_COST.weaker_than(TEST_COST)  # a test's cheap cost never lowers a real hash
+    assert not ScryptCost(n=2**18, r=4, p=1).weaker_than(SCRYPT_COST)  # not below in every respect
+
+
+def test_a_login_still_works_when_the_upgrade_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "reviewers.yaml"
+    UserFile(path, cost=TEST_COST).put("bob", password="bobs-password-1", role="reviewer", agents=["a"])
+    old = path.read_text()
+    server = UserFile(path, cost=ScryptCost(n=2**11, r=8, p=1))
+
+    def read_only(_document: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(server, "_write", read_only)
+    assert server.authenticate("bob", "bobs-password-1") is not None
+    assert path.read_text() == old
+
+
+def _stored(path: Path, name: str) -> str:
+    return _stored_text(path.read_text(), name)
+
+
+def _stored_text(text: str, name: str = "bob") -> str:
+    return str(yaml.safe_load(text)["users"][name]["password"])
