@@ -27,7 +27,7 @@ import logging
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -151,6 +151,7 @@ class User:
     name: str
     role: Role
     agents: frozenset[str]  # a reviewer's agents; ignored for an admin
+    password_fingerprint: str = field(repr=False)  # see ``password_fingerprint``
 
     def may_review(self, agent: str) -> bool:
         return self.role == "admin" or agent in self.agents
@@ -167,7 +168,7 @@ class UserFile:
     def __init__(self, path: Path, *, cost: ScryptCost = SCRYPT_COST) -> None:
         self.path = path
         self.cost = cost
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._document = UsersDocument()
         self._key = secrets.token_bytes(32)
         self._matched: dict[str, tuple[str, bytes]] = {}  # name -> (stored hash, HMAC of the password)
@@ -216,7 +217,7 @@ class UserFile:
 
     def _upgraded(self, name: str, stored: str, password: str) -> str:
         """``stored``, or the hash at ``self.cost`` that replaced it in the file when it was weaker. The
-        salt is kept: the hash changes, the password does not."""
+        salt is kept: the hash changes, the password does not, and sessions go on (``password_fingerprint``)."""
         parsed = _parsed(stored)
         if parsed is None or not parsed[0].weaker_than(self.cost):
             return stored
@@ -241,7 +242,9 @@ class UserFile:
         except FileNotFoundError:
             self._stamp, self._document = None, UsersDocument()
             return self._document
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        # Every write is a rename onto the path, so a new inode: a change shows even when the file's size
+        # and its mtime (the kernel's clock moves in ticks of a few ms) are the same as before.
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if stamp != self._stamp:
             self._document = load_model(self.path, UsersDocument, UsersFileError, what="review users file")
             self._stamp = stamp
@@ -258,5 +261,13 @@ class UserFile:
         self._stamp = None
 
 
+def password_fingerprint(stored: str) -> str:
+    """What a session remembers of its user's password: a digest of the stored hash's salt. Every new
+    password gets a new salt (``hash_password``) while a cost upgrade keeps it, so a session outlives a
+    re-hash at login but not a password change, wherever it was made (the CLI, another process)."""
+    parsed = _parsed(stored)
+    return hashlib.sha256(stored.encode() if parsed is None else parsed[1]).hexdigest()[:32]
+
+
 def _user(name: str, entry: UserEntry) -> User:
-    return User(name, entry.role, frozenset(entry.agents))
+    return User(name, entry.role, frozenset(entry.agents), password_fingerprint(entry.password))

@@ -17,7 +17,7 @@ from streams.review_auth import User
 from streams.review_context import SESSION, client_address, context, form_text, html_response
 from streams.review_html import login_page
 from streams.review_query import Problem
-from streams.review_sessions import IDLE_TIMEOUT_S, SESSION_COOKIE, tokens_match
+from streams.review_sessions import SESSION_COOKIE, tokens_match
 
 LOGIN_COOKIE = "keel_review_login"
 _TOKEN_CHARS = 32  # secrets.token_urlsafe(24)
@@ -60,7 +60,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
         return _form(request, next_path=next_path, error=problem.message, status=problem.status)
     if user is None:
         return _form(request, next_path=next_path, error=_BAD_CREDENTIALS, status=401)
-    session = ctx.sessions.open(user.name)
+    session = ctx.sessions.open(user.name, password_fingerprint=user.password_fingerprint)
     ctx.access.record("login", user=user.name, via="ui", remote=client_address(request))
     response = web.HTTPSeeOther(next_path)
     response.set_cookie(
@@ -70,7 +70,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
         samesite="Strict",
         secure=ctx.secure_cookies,
         path="/",
-        max_age=int(IDLE_TIMEOUT_S),
+        max_age=int(min(ctx.sessions.idle_timeout_s, ctx.sessions.max_age_s)),
     )
     response.del_cookie(LOGIN_COOKIE, path="/login")
     raise response

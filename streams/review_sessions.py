@@ -2,6 +2,8 @@
 
 A session is a random id in a cookie pointing into a table kept here on the server (so logging out or
 expiring really ends it), with a CSRF token of its own that every form the UI posts must carry back.
+It ends when idle for ``idle_timeout_s``, at ``max_age_s`` after the login however busy, and when its
+user's password changes (the fingerprint it recorded at login no longer matches; streams/review_web.py).
 In memory: restarting the review server logs everyone out, which is the safe direction.
 """
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 SESSION_COOKIE = "keel_review_session"
 IDLE_TIMEOUT_S = 8 * 3600.0
+MAX_AGE_S = 12 * 3600.0
 
 
 @dataclass(slots=True)
@@ -23,27 +26,42 @@ class Session:
     session_id: str
     username: str
     csrf_token: str
-    expires_at_s: float  # monotonic
+    password_fingerprint: str  # the user's at login (streams/review_auth.py): a new password ends the session
+    expires_at_s: float  # monotonic: idle until then, or gone
+    ends_at_s: float  # monotonic: gone then however busy (the absolute lifetime)
 
 
 class SessionTable:
-    """Sessions by id; one idle for ``idle_timeout_s`` is gone."""
+    """Sessions by id; one idle for ``idle_timeout_s``, or older than ``max_age_s``, is gone."""
 
-    def __init__(self, *, idle_timeout_s: float = IDLE_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_age_s: float = MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sessions: dict[str, Session] = {}
-        self._idle_timeout_s = idle_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.max_age_s = max_age_s
         self._clock = clock
 
-    def open(self, username: str) -> Session:
+    def open(self, username: str, *, password_fingerprint: str) -> Session:
         self._prune()
+        now = self._clock()
         session = Session(
-            secrets.token_urlsafe(32), username, secrets.token_urlsafe(32), self._clock() + self._idle_timeout_s
+            secrets.token_urlsafe(32),
+            username,
+            secrets.token_urlsafe(32),
+            password_fingerprint,
+            expires_at_s=min(now + self.idle_timeout_s, now + self.max_age_s),
+            ends_at_s=now + self.max_age_s,
         )
         self._sessions[session.session_id] = session
         return session
 
     def find(self, session_id: str | None) -> Session | None:
-        """The live session with this id (its idle clock restarts), or None."""
+        """The live session with this id (its idle clock restarts, up to its end), or None."""
         session = self._sessions.get(session_id) if session_id else None
         if session is None:
             return None
@@ -51,7 +69,7 @@ class SessionTable:
         if session.expires_at_s <= now:
             del self._sessions[session.session_id]
             return None
-        session.expires_at_s = now + self._idle_timeout_s
+        session.expires_at_s = min(now + self.idle_timeout_s, session.ends_at_s)
         return session
 
     def close(self, session_id: str) -> None:

@@ -146,7 +146,10 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     ctx = context(request)
     session = ctx.sessions.find(request.cookies.get(SESSION_COOKIE))
     user = ctx.users.get(session.username) if session else None
-    if session is None or user is None:  # no session, an expired one, or its user was removed
+    if session is not None and (user is None or user.password_fingerprint != session.password_fingerprint):
+        ctx.sessions.close(session.session_id)  # its user was removed or has a new password: it is over
+        session = None
+    if session is None or user is None:  # no session, or an expired one
         raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
     request[USER], request[SESSION] = user, session
     if request.method not in ("GET", "HEAD"):

@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     review_sla_check_s: float = Field(
         default=30.0, gt=0, description="How often `keel review serve` checks review SLAs"
     )
+    review_session_max_age_s: float = Field(
+        default=12 * 3600.0, gt=0, description="A review UI session ends this long after its login, however busy"
+    )
     review_users_file: Path = Field(
         default=REPO_ROOT / "deploy" / "reviewers.yaml",
         description="Review UI/API users: scrypt password hashes and roles (`keel review user add` writes it)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import stat
 from pathlib import Path
 
@@ -75,6 +76,22 @@ def test_the_file_is_read_again_when_another_process_changes_it(tmp_path: Path) 
     assert server_view.get("bob") is None
 
 
+def test_a_rewrite_shows_even_with_the_same_size_and_mtime(tmp_path: Path) -> None:
+    """The kernel's file clock moves in ticks: two writes in one tick leave the mtime as it was."""
+    path = tmp_path / "reviewers.yaml"
+    cli = UserFile(path, cost=TEST_COST)
+    cli.put("bob", password="bobs-password-1", role="reviewer", agents=["a"])
+    server = UserFile(path, cost=TEST_COST)
+    before = server.get("bob")
+    stat_before = path.stat()
+    cli.put("bob", password="bobs-password-2", role="reviewer", agents=["a"])
+    os.utime(path, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
+    assert path.stat().st_size == stat_before.st_size
+    after = server.get("bob")
+    assert before is not None and after is not None
+    assert after.password_fingerprint != before.password_fingerprint
+
+
 @pytest.mark.parametrize(
     "text", ["users: {bob: {password: plain, role: reviewer}}", "users: {bob: {password: 'scrypt$x', role: god}}", "["]
 )
@@ -140,14 +157,14 @@ def test_cli_prompts_twice_for_the_password(tmp_path: Path, monkeypatch: pytest.
 def test_sessions_expire_when_idle_and_end_on_close() -> None:
     now = [0.0]
     table = SessionTable(idle_timeout_s=10, clock=lambda: now[0])
-    session = table.open("bob")
+    session = table.open("bob", password_fingerprint="f")
     now[0] = 9
     assert table.find(session.session_id) is session  # use restarts the idle clock
     now[0] = 18
     assert table.find(session.session_id) is session
     now[0] = 28.5
     assert table.find(session.session_id) is None
-    other = table.open("bob")
+    other = table.open("bob", password_fingerprint="f")
     assert other.session_id != session.session_id
     assert other.csrf_token != session.csrf_token
     table.close(other.session_id)
@@ -155,8 +172,35 @@ def test_sessions_expire_when_idle_and_end_on_close() -> None:
     assert table.find(None) is None
 
 
+def test_a_session_ends_at_its_maximum_age_however_busy() -> None:
+    now = [0.0]
+    table = SessionTable(idle_timeout_s=10, max_age_s=25, clock=lambda: now[0])
+    session = table.open("bob", password_fingerprint="f")
+    for now[0] in (9, 18, 24.5):
+        assert table.find(session.session_id) is session
+    now[0] = 25
+    assert table.find(session.session_id) is None
+    assert len(table) == 0
+
+
+def test_a_new_password_has_a_new_fingerprint_and_an_upgrade_keeps_it(tmp_path: Path) -> None:
+    path = tmp_path / "reviewers.yaml"
+    users = UserFile(path, cost=TEST_COST)
+    users.put("bob", password="bobs-password-1", role="reviewer", agents=["a"])
+    first = users.get("bob")
+    users.put("bob", password="bobs-password-1", role="reviewer", agents=["a"])  # `user add` again, same password
+    again = users.get("bob")
+    assert first is not None and again is not None
+    assert first.password_fingerprint != again.password_fingerprint
+    upgrading = UserFile(path, cost=ScryptCost(n=2**11, r=8, p=1))
+    assert upgrading.authenticate("bob", "bobs-password-1") == again
+    assert hash_cost(_stored(path, "bob")) == ScryptCost(n=2**11, r=8, p=1)
+    assert users.get("bob") == again  # re-hashed, same fingerprint
+    assert "password_fingerprint" not in repr(again)
+
+
 def test_csrf_token_comparison() -> None:
-    session = SessionTable().open("bob")
+    session = SessionTable().open("bob", password_fingerprint="f")
     assert csrf_matches(session, session.csrf_token)
     assert not csrf_matches(session, None)
     assert not csrf_matches(session, "")

@@ -19,6 +19,7 @@ from review_http import (
     ADMIN_PASSWORD,
     REVIEWER,
     REVIEWER_PASSWORD,
+    TEST_COST,
     basic,
     csrf_token,
     hidden,
@@ -27,6 +28,8 @@ from review_http import (
     post_login,
 )
 
+from streams.review_auth import ScryptCost, UserFile
+from streams.review_context import CONTEXT
 from streams.review_serve import build_web_app as serve_web_app
 from streams.review_sessions import LoginThrottle, SessionTable
 from streams.review_web import PUBLIC_ROUTES, ROUTE_TABLE, build_web_app
@@ -292,6 +295,50 @@ async def test_an_idle_session_expires(tmp_path: Path) -> None:
         assert (await client.get("/", allow_redirects=False)).status == 303
 
 
+async def test_a_session_ends_at_its_maximum_age_however_busy(tmp_path: Path) -> None:
+    now = [1000.0]
+    sessions = SessionTable(idle_timeout_s=60, max_age_s=100, clock=lambda: now[0])
+    app = build_web_app(InMemoryReviewService([make_item()]), make_users(tmp_path), sessions=sessions)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        response = await post_login(client, ADMIN, ADMIN_PASSWORD, next="/")
+        cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("keel_review_session="))
+        assert "Max-Age=60" in cookie
+        for _ in range(3):
+            now[0] += 30
+            assert (await client.get("/", allow_redirects=False)).status == 200
+        now[0] += 10
+        assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_a_password_changed_by_the_cli_ends_that_users_sessions(tmp_path: Path) -> None:
+    """`keel review user add` for an existing user, in another process: only the users file changes."""
+    sessions = SessionTable()
+    app = build_web_app(InMemoryReviewService([make_item()]), make_users(tmp_path), sessions=sessions)
+    async with (
+        TestClient(TestServer(app, host="127.0.0.1")) as rob,
+        TestClient(TestServer(app, host="127.0.0.1")) as ada,
+    ):
+        await login(rob, REVIEWER, REVIEWER_PASSWORD)
+        await login(ada, ADMIN, ADMIN_PASSWORD)
+        cli = UserFile(tmp_path / "reviewers.yaml", cost=TEST_COST)
+        cli.put(REVIEWER, password="rob-new-password", role="reviewer", agents=["support_triage"])
+        assert (await rob.get("/", allow_redirects=False)).status == 303
+        assert len(sessions) == 1  # rob's was closed, not just refused
+        assert (await ada.get("/", allow_redirects=False)).status == 200  # other users keep theirs
+        await login(rob, REVIEWER, "rob-new-password")
+        assert (await rob.get("/", allow_redirects=False)).status == 200
+
+
+async def test_a_hash_upgraded_at_login_keeps_the_session(tmp_path: Path) -> None:
+    make_users(tmp_path)  # hashed at the tests' cost
+    users = UserFile(tmp_path / "reviewers.yaml", cost=ScryptCost(n=2**11, r=8, p=1))
+    app = build_web_app(InMemoryReviewService([make_item()]), users)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        await login(client, ADMIN, ADMIN_PASSWORD)
+        assert "scrypt$2048$" in users.path.read_text()
+        assert (await client.get("/", allow_redirects=False)).status == 200
+
+
 async def test_queue_page_of_10000_items(tmp_path: Path) -> None:
     start_ms = int(time.time() * 1000) - 86_400_000
     service = InMemoryReviewService(make_item(created_at_ms=start_ms + n) for n in range(10_000))
@@ -348,3 +395,9 @@ async def test_hsts_on_every_response_when_the_cookies_are_secure(tmp_path: Path
     for response in responses:
         hsts = response.headers.get("Strict-Transport-Security")
         assert hsts == ("max-age=31536000; includeSubDomains" if secure else None), response.url
+
+
+def test_the_session_max_age_setting_reaches_the_session_table(tmp_path: Path) -> None:
+    settings = Settings(review_users_file=tmp_path / "reviewers.yaml", review_session_max_age_s=3600)
+    assert serve_web_app(InMemoryReviewService(), settings)[CONTEXT].sessions.max_age_s == 3600
+    assert Settings(review_users_file=tmp_path / "u.yaml").review_session_max_age_s == 12 * 3600
