@@ -49,6 +49,7 @@ def build_web_app(service: ReviewService, settings: Settings) -> web.Application
         UserFile(settings.review_users_file),
         sessions=SessionTable(max_age_s=settings.review_session_max_age_s),
         secure_cookies=settings.review_secure_cookies,
+        trusted_proxies=settings.review_trusted_proxies,
     )
 
 

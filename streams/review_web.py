@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network
 from urllib.parse import quote
 
 from aiohttp import web
@@ -86,10 +88,12 @@ def build_web_app(
     sessions: SessionTable | None = None,
     throttle: LoginThrottle | None = None,
     secure_cookies: bool = False,
+    trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
 ) -> web.Application:
     """The review UI and API over ``service``, for the users in ``users``; the access lines go to the
     ``keel.review.access`` logger. ``secure_cookies`` marks the session cookie Secure (set it when
-    serving behind HTTPS)."""
+    serving behind HTTPS); requests from ``trusted_proxies`` are from the client their X-Forwarded-For
+    names (streams/review_context.py)."""
     app = web.Application(middlewares=[_headers, _problems, _authenticate])
     app[CONTEXT] = ReviewContext(
         service,
@@ -98,6 +102,7 @@ def build_web_app(
         SessionTable() if sessions is None else sessions,  # an empty table is falsy: no `or` here
         LoginThrottle() if throttle is None else throttle,
         secure_cookies,
+        tuple(trusted_proxies),
     )
     for method, path, handler, name in ROUTE_TABLE:
         app.router.add_route(method, path, handler, name=name)
