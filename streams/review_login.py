@@ -26,18 +26,21 @@ _BAD_CREDENTIALS = "Unknown user name or wrong password."
 
 async def check_password(request: web.Request, name: str, password: str, *, via: str) -> User | None:
     """The user these credentials belong to, or None (after the failure delay). Raises ``Problem`` 429
-    while the name or the client's address has failed too often."""
+    while the name or the client's address has failed too often.
+
+    The attempt is counted as a failure before the check and taken back when it succeeds (see
+    ``LoginThrottle``); the check runs in an executor, since an scrypt would stop the event loop."""
     ctx, address = context(request), client_address(request)
-    if ctx.throttle.blocked(name, address):
+    attempt = ctx.throttle.reserve(name, address)
+    if attempt is None:
         ctx.access.record("login_failed", user=name[:64], via=via, remote=address, reason="throttled")
         raise Problem(429, "too_many_failures", "Too many failed logins; wait a few minutes and try again.")
     user = await asyncio.get_running_loop().run_in_executor(None, ctx.users.authenticate, name, password)
     if user is None:
-        ctx.throttle.failed(name, address)
         ctx.access.record("login_failed", user=name[:64], via=via, remote=address, reason="bad_credentials")
         await asyncio.sleep(ctx.throttle.failure_delay_s)
     else:
-        ctx.throttle.succeeded(name)
+        ctx.throttle.succeeded(attempt)
     return user
 
 

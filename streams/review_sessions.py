@@ -1,4 +1,4 @@
-"""Logged-in browser sessions of the review UI, and the brake on repeated failed logins.
+"""Logged-in browser sessions of the review UI, and the brake on guessing passwords (the login throttle).
 
 A session is a random id in a cookie pointing into a table kept here on the server (so logging out or
 expiring really ends it), with a CSRF token of its own that every form the UI posts must carry back.
@@ -93,12 +93,36 @@ def tokens_match(expected: str, submitted: str | None) -> bool:
     return bool(expected) and submitted is not None and hmac.compare_digest(expected.encode(), submitted.encode())
 
 
-class LoginThrottle:
-    """Failed logins per user name and per client address over a sliding window.
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A login the throttle let through to the password check, already counted as a failure."""
 
-    Each failure costs the client ``failure_delay_s`` before the answer (a brake on guessing that an
-    honest typo hardly notices); past ``max_failures`` in ``window_s`` for the name or the address, logins
-    are refused without checking the password until the window has moved on.
+    username_key: str
+    address_key: str
+    at_s: float  # monotonic
+
+
+@dataclass(slots=True)
+class _Backoff:
+    failures: int  # in a row, since the name's last success
+    until_s: float  # monotonic: the name is closed until then
+
+
+class LoginThrottle:
+    """The brake on guessing passwords: per client address over a sliding window, per user name by an
+    exponential back-off.
+
+    An attempt is reserved, i.e. counted as a failure, before its password is checked (``reserve``), and
+    only a success takes it back (``succeeded``): parallel guesses cannot all pass the check together
+    while the first ones are still being verified. Each failure costs the client ``failure_delay_s``
+    before the answer (a brake an honest typo hardly notices).
+
+    - An address past ``max_failures`` in ``window_s`` is refused, for any name, until the window moves.
+    - A name past ``max_failures`` failures in a row is closed, from every address, for ``backoff_base_s``
+      after its latest failure, doubling with each further one up to ``backoff_max_s``; its count is
+      forgotten after ``backoff_max_s`` without failures once the back-off is over, or at a success. So
+      a guesser gets ever fewer tries, and a known user is never locked out for good: once the back-off
+      has passed, the right password works from anywhere.
     """
 
     def __init__(
@@ -107,29 +131,66 @@ class LoginThrottle:
         max_failures: int = 10,
         window_s: float = 300.0,
         failure_delay_s: float = 0.5,
+        backoff_base_s: float = 5.0,
+        backoff_max_s: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
         self.failure_delay_s = failure_delay_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._failures: dict[str, deque[float]] = {}  # address key -> failure times, oldest first
+        self._backoffs: dict[str, _Backoff] = {}  # username key -> its back-off
 
     def blocked(self, username: str, address: str) -> bool:
-        return any(len(self._recent(key)) >= self.max_failures for key in _keys(username, address))
+        user_key, address_key = _keys(username, address)
+        backoff = self._backoff(user_key)
+        return len(self._recent(address_key)) >= self.max_failures or (
+            backoff is not None and self._clock() < backoff.until_s
+        )
 
-    def failed(self, username: str, address: str) -> None:
-        if len(self._failures) > 10_000:  # keep memory bounded under a spray of made-up names
-            self._failures = {key: times for key in list(self._failures) if (times := self._recent(key))}
-        for key in _keys(username, address):
-            self._failures.setdefault(key, deque()).append(self._clock())
+    def reserve(self, username: str, address: str) -> Attempt | None:
+        """The attempt, counted as a failed login of ``username`` from ``address`` until it succeeds; None
+        (nothing counted) while either is blocked. No await between the check and the count: atomic."""
+        if self.blocked(username, address):
+            return None
+        self._bound_memory()
+        now = self._clock()
+        user_key, address_key = _keys(username, address)
+        self._failures.setdefault(address_key, deque()).append(now)
+        backoff = self._backoffs.setdefault(user_key, _Backoff(0, now))
+        backoff.failures += 1
+        beyond = backoff.failures - self.max_failures
+        backoff.until_s = now if beyond < 0 else now + min(self.backoff_base_s * 2**beyond, self.backoff_max_s)
+        return Attempt(user_key, address_key, now)
 
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"user:{username}", None)
+    def succeeded(self, attempt: Attempt) -> None:
+        """The attempt was a login after all: it leaves its address's count, and its name starts afresh."""
+        times = self._failures.get(attempt.address_key)
+        if times is not None and attempt.at_s in times:
+            times.remove(attempt.at_s)
+        self._backoffs.pop(attempt.username_key, None)
 
     def __len__(self) -> int:
         """Names and addresses with failures on record."""
-        return len(self._failures)
+        return len(self._failures) + len(self._backoffs)
+
+    def _bound_memory(self) -> None:
+        """Keep memory bounded under a spray of made-up names or addresses: forget what no longer counts."""
+        if len(self._failures) > 10_000:
+            self._failures = {key: times for key in list(self._failures) if (times := self._recent(key))}
+        if len(self._backoffs) > 10_000:
+            self._backoffs = {key: b for key in list(self._backoffs) if (b := self._backoff(key)) is not None}
+
+    def _backoff(self, user_key: str) -> _Backoff | None:
+        """The name's back-off while it still counts (a forgotten one dropped)."""
+        backoff = self._backoffs.get(user_key)
+        if backoff is not None and self._clock() >= backoff.until_s + self.backoff_max_s:
+            del self._backoffs[user_key]
+            return None
+        return backoff
 
     def _recent(self, key: str) -> deque[float]:
         """The key's failures within the window (the older ones dropped); empty for a key never failed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import os
 import stat
 from pathlib import Path
@@ -211,25 +212,77 @@ def test_throttle_counts_failures_per_name_and_per_address_in_a_window() -> None
     now = [0.0]
     throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
     for _ in range(3):
-        throttle.failed("bob", "10.0.0.1")
-    assert throttle.blocked("bob", "10.0.0.2")  # the name, from anywhere
+        assert throttle.reserve("bob", "10.0.0.1") is not None  # reserved: counted as failed
+    assert throttle.blocked("bob", "10.0.0.2")  # the name, from anywhere (backed off)
     assert throttle.blocked("alice", "10.0.0.1")  # the address, for any name
+    assert not throttle.blocked("alice", "10.0.0.2")
+    assert throttle.reserve("alice", "10.0.0.1") is None  # refused, and nothing counted for alice
     assert not throttle.blocked("alice", "10.0.0.2")
     now[0] = 61
     assert not throttle.blocked("bob", "10.0.0.1")
 
 
+def test_a_success_takes_its_reservation_back_and_clears_the_name() -> None:
+    throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: 0.0)
+    assert throttle.reserve("bob", "10.0.0.1") is not None
+    assert throttle.reserve("bob", "10.0.0.1") is not None
+    attempt = throttle.reserve("bob", "10.0.0.1")
+    assert attempt is not None
+    throttle.succeeded(attempt)
+    assert not throttle.blocked("bob", "10.0.0.2")  # the name starts afresh
+    assert not throttle.blocked("alice", "10.0.0.1")  # two failures left on the address, not three
+    assert throttle.reserve("alice", "10.0.0.1") is not None
+    assert throttle.blocked("alice", "10.0.0.1")
+
+
+def test_a_users_back_off_doubles_up_to_its_bound_and_then_lets_the_right_password_in() -> None:
+    """Failures from ever new addresses (never the address limit): only the name's back-off holds them."""
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60, backoff_base_s=10, backoff_max_s=40, clock=lambda: now[0])
+    addresses = (f"198.51.{n // 256}.{n % 256}" for n in itertools.count())
+    for _ in range(2):
+        assert throttle.reserve("bob", next(addresses)) is not None
+    assert not throttle.blocked("bob", next(addresses))  # below the limit: no back-off yet
+    waits = []
+    for _ in range(5):
+        assert throttle.reserve("bob", next(addresses)) is not None
+        began = now[0]
+        while throttle.blocked("bob", next(addresses)):
+            now[0] += 1
+        waits.append(now[0] - began)
+    assert waits == [10, 20, 40, 40, 40]  # doubling, bounded
+    attempt = throttle.reserve("bob", "203.0.113.7")  # the right password, from elsewhere, after the back-off
+    assert attempt is not None
+    throttle.succeeded(attempt)
+    assert not throttle.blocked("bob", "203.0.113.8")
+    assert throttle.reserve("bob", next(addresses)) is not None  # and the count started afresh
+    assert not throttle.blocked("bob", next(addresses))
+
+
+def test_a_users_failures_are_forgotten_after_a_quiet_spell() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=3, window_s=60, backoff_base_s=10, backoff_max_s=40, clock=lambda: now[0])
+    for n in range(3):
+        throttle.reserve("bob", f"10.0.0.{n}")
+    now[0] = 10 + 39  # the back-off is over, but the count still stands: the next failure closes it again
+    throttle.reserve("bob", "10.0.1.1")
+    assert throttle.blocked("bob", "10.0.1.2")
+    now[0] = 49 + 20 + 40  # that back-off (20 s) is over, and 40 s have passed without failures
+    throttle.reserve("bob", "10.0.1.3")
+    assert not throttle.blocked("bob", "10.0.1.4")  # one failure of a fresh count
+
+
 def test_throttle_memory_holds_failures_only_and_sheds_old_ones() -> None:
     now = [0.0]
-    throttle = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    throttle = LoginThrottle(max_failures=3, window_s=60, backoff_max_s=900, clock=lambda: now[0])
     assert not any(throttle.blocked(f"name-{n}", "10.0.0.1") for n in range(1000))
     assert len(throttle) == 0  # checking records nothing
     for n in range(10_001):
-        throttle.failed(f"name-{n}", "10.0.0.9")
-    assert len(throttle) == 10_002
-    now[0] = 61
-    throttle.failed("bob", "10.0.0.1")
-    assert len(throttle) == 2  # the spray's failures left the window and were dropped
+        throttle.reserve(f"name-{n}", f"10.{n // 256}.{n % 256}.9")
+    assert len(throttle) == 20_002
+    now[0] = 1000  # past the window and the names' memory
+    throttle.reserve("bob", "10.0.0.1")
+    assert len(throttle) == 2  # the spray's failures no longer counted and were dropped
 
 
 def test_a_matched_password_is_checked_once_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,10 @@ concurrent password checks, and the per-user back-off (over a real HTTP server o
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import time
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -12,8 +15,9 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from review_fakes import InMemoryReviewService, make_item
-from review_http import ADMIN, ADMIN_PASSWORD, make_users
+from review_http import ADMIN, ADMIN_PASSWORD, basic, make_users
 
+from streams.review_auth import User, UserFile
 from streams.review_context import CONTEXT, forwarded_client
 from streams.review_serve import build_web_app as serve_web_app
 from streams.review_sessions import LoginThrottle
@@ -103,3 +107,67 @@ async def test_the_throttle_sees_the_forwarded_client_only_behind_a_trusted_prox
 def test_keel_review_serve_passes_the_trusted_proxies_on(tmp_path: Path) -> None:
     settings = Settings(review_users_file=tmp_path / "u.yaml", review_trusted_proxies=["10.0.0.0/24"])
     assert serve_web_app(InMemoryReviewService(), settings)[CONTEXT].trusted_proxies == (ip_network("10.0.0.0/24"),)
+
+
+class SlowChecks:
+    """Wraps ``UserFile.authenticate``: counts the checks, how many ran at once at most, and on which
+    threads; each takes ``seconds`` (an scrypt's stand-in) so that parallel requests really overlap."""
+
+    def __init__(self, users: UserFile, *, seconds: float = 0.05) -> None:
+        self.calls = 0
+        self.most_at_once = 0
+        self.threads: set[int] = set()
+        self._running = 0
+        self._lock = threading.Lock()
+        self._real = users.authenticate
+        self._seconds = seconds
+        users.authenticate = self.authenticate  # type: ignore[method-assign]
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        with self._lock:
+            self.calls += 1
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
+            self.threads.add(threading.get_ident())
+        try:
+            time.sleep(self._seconds)
+            return self._real(name, password)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+async def _api_calls(client: TestClient, count: int, password: str) -> list[int]:
+    calls = [client.get("/api/v1/items", headers=basic(ADMIN, password)) for _ in range(count)]
+    return [response.status for response in await asyncio.gather(*calls)]
+
+
+async def test_parallel_guesses_get_no_more_password_checks_than_the_limit(tmp_path: Path) -> None:
+    users = make_users(tmp_path)
+    checks = SlowChecks(users)
+    app = build_web_app(
+        InMemoryReviewService([make_item()]),
+        users,
+        throttle=LoginThrottle(max_failures=3, failure_delay_s=0),
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        statuses = await _api_calls(client, 12, "wrong-password")
+    assert checks.calls <= 3
+    assert sorted(statuses) == [401] * checks.calls + [429] * (12 - checks.calls)
+
+
+async def test_a_users_back_off_ends_and_the_right_password_works_from_another_address(tmp_path: Path) -> None:
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=3, failure_delay_s=0, backoff_base_s=30, clock=lambda: now[0])
+    app = build_web_app(
+        InMemoryReviewService([make_item()]),
+        make_users(tmp_path),
+        throttle=throttle,
+        trusted_proxies=[ip_network("127.0.0.1")],
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for n in range(3):  # three guessers, each under the per-address limit
+            assert (await _login_from(client, f"198.51.100.{n}", "guess")).status == 401
+        assert (await _login_from(client, "203.0.113.7", ADMIN_PASSWORD)).status == 429  # backed off
+        now[0] += 30
+        assert (await _login_from(client, "203.0.113.7", ADMIN_PASSWORD)).status == 303
