@@ -13,7 +13,7 @@ from aiohttp import web
 from streams.review import ReviewService
 from streams.review_access import AccessLog
 from streams.review_auth import User, UserFile
-from streams.review_sessions import LoginThrottle, Session, SessionTable
+from streams.review_sessions import CheckSlots, LoginThrottle, Session, SessionTable
 
 
 @dataclass(slots=True)
@@ -23,6 +23,7 @@ class ReviewContext:
     access: AccessLog
     sessions: SessionTable
     throttle: LoginThrottle
+    check_slots: CheckSlots
     secure_cookies: bool  # set behind HTTPS so the browser never sends the session in clear
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For counts
 

@@ -29,13 +29,15 @@ async def check_password(request: web.Request, name: str, password: str, *, via:
     while the name or the client's address has failed too often.
 
     The attempt is counted as a failure before the check and taken back when it succeeds (see
-    ``LoginThrottle``); the check runs in an executor, since an scrypt would stop the event loop."""
+    ``LoginThrottle``); the check waits for one of the address's few slots (``CheckSlots``) and runs in
+    an executor, since an scrypt would stop the event loop for half a second."""
     ctx, address = context(request), client_address(request)
     attempt = ctx.throttle.reserve(name, address)
     if attempt is None:
         ctx.access.record("login_failed", user=name[:64], via=via, remote=address, reason="throttled")
         raise Problem(429, "too_many_failures", "Too many failed logins; wait a few minutes and try again.")
-    user = await asyncio.get_running_loop().run_in_executor(None, ctx.users.authenticate, name, password)
+    async with ctx.check_slots.slot(address):
+        user = await asyncio.get_running_loop().run_in_executor(None, ctx.users.authenticate, name, password)
     if user is None:
         ctx.access.record("login_failed", user=name[:64], via=via, remote=address, reason="bad_credentials")
         await asyncio.sleep(ctx.throttle.failure_delay_s)

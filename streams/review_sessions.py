@@ -1,4 +1,5 @@
-"""Logged-in browser sessions of the review UI, and the brake on guessing passwords (the login throttle).
+"""Logged-in browser sessions of the review UI, and the brakes on guessing passwords: the login throttle
+and the bound on concurrent password checks.
 
 A session is a random id in a cookie pointing into a table kept here on the server (so logging out or
 expiring really ends it), with a CSRF token of its own that every form the UI posts must carry back.
@@ -9,11 +10,13 @@ In memory: restarting the review server logs everyone out, which is the safe dir
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 SESSION_COOKIE = "keel_review_session"
@@ -201,6 +204,38 @@ class LoginThrottle:
         while times and times[0] <= horizon:
             times.popleft()
         return times
+
+
+@dataclass(slots=True)
+class _Slots:
+    semaphore: asyncio.Semaphore
+    users: int = 0  # holding a slot or waiting for one
+
+
+class CheckSlots:
+    """At most ``per_address`` password checks at once per client address; further ones wait their turn
+    (the throttle's reservations bound how many can wait). Each check is an scrypt of 128 MiB and half a
+    second of a core, in an executor thread: one address must not take every thread and core."""
+
+    def __init__(self, *, per_address: int = 2) -> None:
+        self.per_address = per_address
+        self._slots: dict[str, _Slots] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, address: str) -> AsyncIterator[None]:
+        slots = self._slots.setdefault(address, _Slots(asyncio.Semaphore(self.per_address)))
+        slots.users += 1
+        try:
+            async with slots.semaphore:
+                yield
+        finally:
+            slots.users -= 1
+            if slots.users == 0:  # nobody holds one or waits: forget the address
+                del self._slots[address]
+
+    def __len__(self) -> int:
+        """Addresses with a check running or waiting."""
+        return len(self._slots)
 
 
 def _keys(username: str, address: str) -> tuple[str, str]:

@@ -34,7 +34,7 @@ from streams.review_context import (
 )
 from streams.review_html import error_page
 from streams.review_query import Problem
-from streams.review_sessions import SESSION_COOKIE, LoginThrottle, SessionTable, csrf_matches
+from streams.review_sessions import SESSION_COOKIE, CheckSlots, LoginThrottle, SessionTable, csrf_matches
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
@@ -87,6 +87,7 @@ def build_web_app(
     *,
     sessions: SessionTable | None = None,
     throttle: LoginThrottle | None = None,
+    check_slots: CheckSlots | None = None,
     secure_cookies: bool = False,
     trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
 ) -> web.Application:
@@ -101,6 +102,7 @@ def build_web_app(
         AccessLog(),
         SessionTable() if sessions is None else sessions,  # an empty table is falsy: no `or` here
         LoginThrottle() if throttle is None else throttle,
+        CheckSlots() if check_slots is None else check_slots,
         secure_cookies,
         tuple(trusted_proxies),
     )

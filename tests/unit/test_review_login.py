@@ -20,7 +20,7 @@ from review_http import ADMIN, ADMIN_PASSWORD, basic, make_users
 from streams.review_auth import User, UserFile
 from streams.review_context import CONTEXT, forwarded_client
 from streams.review_serve import build_web_app as serve_web_app
-from streams.review_sessions import LoginThrottle
+from streams.review_sessions import CheckSlots, LoginThrottle
 from streams.review_web import build_web_app
 from streams.settings import Settings
 
@@ -149,11 +149,31 @@ async def test_parallel_guesses_get_no_more_password_checks_than_the_limit(tmp_p
         InMemoryReviewService([make_item()]),
         users,
         throttle=LoginThrottle(max_failures=3, failure_delay_s=0),
+        check_slots=CheckSlots(per_address=100),  # this test is about the throttle alone
     )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         statuses = await _api_calls(client, 12, "wrong-password")
     assert checks.calls <= 3
     assert sorted(statuses) == [401] * checks.calls + [429] * (12 - checks.calls)
+
+
+async def test_concurrent_checks_per_address_are_bounded_and_the_rest_wait(tmp_path: Path) -> None:
+    users = make_users(tmp_path)
+    checks = SlowChecks(users)
+    slots = CheckSlots()
+    app = build_web_app(
+        InMemoryReviewService([make_item()]),
+        users,
+        throttle=LoginThrottle(max_failures=50, failure_delay_s=0),
+        check_slots=slots,
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        statuses = await _api_calls(client, 8, ADMIN_PASSWORD)
+    assert slots.per_address == 2
+    assert statuses == [200] * 8  # the excess waited for a slot: nobody was refused
+    assert checks.calls == 8 and checks.most_at_once == 2
+    assert threading.get_ident() not in checks.threads  # never on the event loop's thread
+    assert len(slots) == 0  # nothing kept once the checks are done
 
 
 async def test_a_users_back_off_ends_and_the_right_password_works_from_another_address(tmp_path: Path) -> None:
