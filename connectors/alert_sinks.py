@@ -65,7 +65,12 @@ def classify(status: int, headers: Mapping[str, str], text: str, *, now: datetim
 
 
 def slack_message(alert: Alert) -> dict[str, Any]:
-    """Slack's incoming-webhook payload: ``text`` (notifications, fallback) and Block Kit ``blocks``."""
+    """Slack's incoming-webhook payload: ``text`` (notifications, fallback) and Block Kit ``blocks``.
+
+    Every value interpolated into mrkdwn is escaped (``slack_escaped``): event ids, tenants, agent and
+    rule names come from events and configuration, and an unescaped ``<!channel>`` or ``<url|text>`` in
+    one would notify a whole channel or disguise a link. The header is plain text, which Slack never parses.
+    """
     state = "FIRING" if alert.status == FIRING else "RESOLVED"
     title = f"{_SLACK_ICON[alert.status]} {state} [{alert.severity}] {alert.rule}: {alert.dimension} {alert.scope}"
     facts = [
@@ -74,22 +79,40 @@ def slack_message(alert: Alert) -> dict[str, Any]:
         ("Window", alert.window),
         ("Since", _iso(alert.started_at_ms)),
     ]
-    samples = ", ".join(f"`{event_id}`" for event_id in alert.sample_event_ids) or "-"
+    samples = ", ".join(f"`{slack_escaped(event_id)}`" for event_id in alert.sample_event_ids) or "-"
+    runbook = slack_escaped(alert.runbook_url).replace("|", "%7C")  # a | would end the link's address
     return {
-        "text": f"{title}: {alert.summary}",
+        "text": f"{slack_escaped(title)}: {slack_escaped(alert.summary)}",
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": alert.summary[:2900]}},
-            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in facts]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": _cut(slack_escaped(alert.summary), 2900)}},
+            {
+                "type": "section",
+                "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{slack_escaped(v)}"} for k, v in facts],
+            },
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": f"Sample events: {samples}"[:2900]},
-                    {"type": "mrkdwn", "text": f"<{alert.runbook_url}|Runbook> · `{alert.dedup_key}`"},
+                    {"type": "mrkdwn", "text": _cut(f"Sample events: {samples}", 2900)},
+                    {"type": "mrkdwn", "text": f"<{runbook}|Runbook> · `{slack_escaped(alert.dedup_key)}`"},
                 ],
             },
         ],
     }
+
+
+def slack_escaped(text: str) -> str:
+    """``text`` with Slack's three control characters escaped (``&`` first, so nothing is escaped twice)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, never ending inside an entity (a cut ``&am`` would show as text)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    amp = cut.rfind("&", max(0, limit - 5))
+    return cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut
 
 
 def pagerduty_event(alert: Alert, *, routing_key: str | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from aiohttp import web
 from streams.clock import wall_clock_ms
 from streams.review import Action, Decision, DecisionDraft, ItemState, Refused, ReviewItem
 from streams.review_context import client_address, context, current_user
-from streams.review_query import Problem, parse_action, parse_filter, pending_for, require_agent
+from streams.review_query import Problem, parse_action, parse_filter, pending_for
 
 _DECISION_FIELDS = frozenset({"action", "reason", "output"})
 
@@ -37,7 +37,7 @@ async def submit_decision(
         except Refused as refused:
             raise Problem.from_refusal(refused) from None
     except Problem as problem:
-        ctx.access.record("decision", **fields, outcome="refused", code=problem.code)
+        ctx.access.record("decision", **fields, outcome="refused", code=problem.logged_code)
         raise
     ctx.access.record("decision", **fields, outcome="accepted", agent=decision.agent, decision_id=decision.decision_id)
     return decision
@@ -62,11 +62,14 @@ async def get_item(request: web.Request) -> web.Response:
 
 
 def readable_state(request: web.Request, item_id: str) -> ItemState:
-    """The item and its decision, when it exists and is the user's to review. Raises ``Problem``."""
+    """The item and its decision, when it exists and is the user's to review. Raises ``Problem`` 404 for
+    an item of an agent the user may not review too, exactly as for a missing one: a 403 would confirm
+    to a reviewer that the id exists (the access log still says ``forbidden``)."""
     state = context(request).service.get(item_id)
-    if state is None:
-        raise Problem(404, "no_such_item", f"no review item {item_id} (decided and gone, or never there)")
-    require_agent(current_user(request), state.item.agent)
+    if state is None or not current_user(request).may_review(state.item.agent):
+        logged = "no_such_item" if state is None else "forbidden"
+        message = f"no review item {item_id} (decided and gone, or never there)"
+        raise Problem(404, "no_such_item", message, logged_code=logged)
     return state
 
 

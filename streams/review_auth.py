@@ -4,15 +4,16 @@ The users file (YAML, ``KEEL_REVIEW_USERS_FILE``) holds no password, only an scr
 its own per user, so a leaked file does not give away passwords and equal passwords do not show::
 
     users:
-      alice: {role: admin, password: "scrypt$16384$8$1$<salt>$<hash>"}
+      alice: {role: admin, password: "scrypt$131072$8$1$<salt>$<hash>"}
       bob: {role: reviewer, agents: [support_triage], password: "scrypt$..."}
 
 ``keel review user add`` writes it. The file is read again when it changes, so a new or removed user
-counts without restarting the server.
+counts without restarting the server. A hash made at a lower cost than ``SCRYPT_COST`` (an older Keel's)
+still verifies, and is replaced in the file at its user's next successful login.
 
 API clients send their password with every call (HTTP Basic). A password that matched is remembered as
 an HMAC under a key of the process's own, next to the stored hash it matched, so the next call costs one
-HMAC instead of an scrypt (tens of milliseconds of CPU); a changed password or a removed user no longer
+HMAC instead of an scrypt (half a second of CPU); a changed password or a removed user no longer
 matches. Failed checks are never remembered.
 """
 
@@ -22,9 +23,11 @@ import base64
 import functools
 import hashlib
 import hmac
+import logging
 import os
 import secrets
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -35,40 +38,76 @@ from streams.config_file import load_model
 from streams.errors import ConfigError
 
 Role = Literal["admin", "reviewer"]
-SCRYPT_N = 2**14  # about 16 MiB and a few tens of milliseconds per check: slow for guessing, fine per login
-SCRYPT_R = 8
-SCRYPT_P = 1
 _SALT_BYTES = 16
 _KEY_BYTES = 32
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ScryptCost:
+    n: int  # CPU and memory: 128 * n * r bytes
+    r: int
+    p: int
+
+    def weaker_than(self, other: ScryptCost) -> bool:
+        """Below ``other`` in some parameter and above it in none: worth re-hashing (never lowered)."""
+        mine, theirs = (self.n, self.r, self.p), (other.n, other.r, other.p)
+        return mine != theirs and all(a <= b for a, b in zip(mine, theirs, strict=True))
+
+
+# The OWASP Password Storage Cheat Sheet's scrypt: N=2^17, r=8, p=1. 128 MiB and about half a second of
+# one core per check: slow for guessing, once per login (API calls skip it, see UserFile).
+SCRYPT_COST = ScryptCost(n=2**17, r=8, p=1)
 
 
 class UsersFileError(ConfigError):
     reason = "review_users_invalid"
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, *, cost: ScryptCost = SCRYPT_COST) -> str:
     """``scrypt$n$r$p$salt$hash`` (base64); the parameters travel with the hash so they can be raised."""
-    salt = secrets.token_bytes(_SALT_BYTES)
-    key = _scrypt(password, salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+    return _hash(password, secrets.token_bytes(_SALT_BYTES), cost)
 
 
 def verify_password(password: str, stored: str) -> bool:
     """True when ``password`` matches ``stored``, compared in constant time; a malformed hash never matches."""
+    parsed = _parsed(stored)
+    if parsed is None:
+        return False
+    cost, salt, expected = parsed
     try:
-        scheme, n, r, p, salt, key = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(key, validate=True)
-        actual = _scrypt(password, base64.b64decode(salt, validate=True), n=int(n), r=int(r), p=int(p))
-    except ValueError:
+        actual = _scrypt(password, salt, cost)
+    except ValueError:  # parameters scrypt refuses (n not a power of 2, ...)
         return False
     return hmac.compare_digest(actual, expected)
 
 
-def _scrypt(password: str, salt: bytes, *, n: int, r: int, p: int) -> bytes:
-    maxmem = 128 * n * r * p + 1024 * 1024
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=_KEY_BYTES)
+def hash_cost(stored: str) -> ScryptCost | None:
+    """The parameters ``stored`` was made with; None for a malformed hash."""
+    parsed = _parsed(stored)
+    return None if parsed is None else parsed[0]
+
+
+def _hash(password: str, salt: bytes, cost: ScryptCost) -> str:
+    key = _scrypt(password, salt, cost)
+    return f"scrypt${cost.n}${cost.r}${cost.p}${_b64(salt)}${_b64(key)}"
+
+
+def _parsed(stored: str) -> tuple[ScryptCost, bytes, bytes] | None:
+    try:
+        scheme, n, r, p, salt, key = stored.split("$")
+        if scheme != "scrypt":
+            return None
+        cost = ScryptCost(int(n), int(r), int(p))
+        return cost, base64.b64decode(salt, validate=True), base64.b64decode(key, validate=True)
+    except ValueError:
+        return None
+
+
+def _scrypt(password: str, salt: bytes, cost: ScryptCost) -> bytes:
+    # OpenSSL's default limit is 32 MiB; the cost needs 128 * n * r * p (plus a little): say so explicitly.
+    maxmem = 128 * cost.n * cost.r * cost.p + 1024 * 1024
+    return hashlib.scrypt(password.encode(), salt=salt, n=cost.n, r=cost.r, p=cost.p, maxmem=maxmem, dklen=_KEY_BYTES)
 
 
 def _b64(raw: bytes) -> str:
@@ -76,9 +115,9 @@ def _b64(raw: bytes) -> str:
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def _dummy_hash(cost: ScryptCost) -> str:
     """Checked when the user does not exist, so that an unknown name takes as long as a wrong password."""
-    return hash_password(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16), cost=cost)
 
 
 class UserEntry(BaseModel):
@@ -112,6 +151,7 @@ class User:
     name: str
     role: Role
     agents: frozenset[str]  # a reviewer's agents; ignored for an admin
+    password_fingerprint: str = field(repr=False)  # see ``password_fingerprint``
 
     def may_review(self, agent: str) -> bool:
         return self.role == "admin" or agent in self.agents
@@ -122,29 +162,32 @@ class User:
 
 
 class UserFile:
-    """The users file, read again whenever its modification time changes."""
+    """The users file, read again whenever its modification time changes. ``cost``: the scrypt cost of
+    new hashes; a weaker one is re-hashed at its user's next successful login (tests lower it)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, cost: ScryptCost = SCRYPT_COST) -> None:
         self.path = path
-        self._stamp: tuple[int, int] | None = None
+        self.cost = cost
+        self._stamp: tuple[int, int, int] | None = None
         self._document = UsersDocument()
         self._key = secrets.token_bytes(32)
         self._matched: dict[str, tuple[str, bytes]] = {}  # name -> (stored hash, HMAC of the password)
+        self._writing = threading.Lock()  # logins upgrade hashes from executor threads
 
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user when the password is theirs; None otherwise (unknown names take as long)."""
+        """The user when the password is theirs; None otherwise (unknown names take as long). Blocks
+        for an scrypt: call it in an executor."""
         entry = self._current().users.get(name)
-        stored = entry.password if entry else _dummy_hash()
         mac = hmac.digest(self._key, password.encode(), "sha256")
-        known = self._matched.get(name)
         if entry is None:
-            verify_password(password, stored)  # as long as for a known name
+            verify_password(password, _dummy_hash(self.cost))  # as long as for a known name
             return None
-        if known is not None and known[0] == stored and hmac.compare_digest(known[1], mac):
+        known = self._matched.get(name)
+        if known is not None and known[0] == entry.password and hmac.compare_digest(known[1], mac):
             return _user(name, entry)
-        if not verify_password(password, stored):
+        if not verify_password(password, entry.password):
             return None
-        self._matched[name] = (stored, mac)  # one per user: bounded by the users file
+        self._matched[name] = (self._upgraded(name, entry.password, password), mac)  # one per user
         return _user(name, entry)
 
     def get(self, name: str) -> User | None:
@@ -158,16 +201,40 @@ class UserFile:
         """Add or replace a user, writing the file (mode 0600) through a temporary file and a rename."""
         if not valid_username(name):
             raise UsersFileError(f"invalid user name {name!r} (letters, digits, . _ - only)")
-        document = self._current().model_copy(deep=True)
-        document.users[name] = UserEntry(password=hash_password(password), role=role, agents=sorted(agents))
-        self._write(document)
+        entry = UserEntry(password=hash_password(password, cost=self.cost), role=role, agents=sorted(agents))
+        with self._writing:
+            document = self._current().model_copy(deep=True)
+            document.users[name] = entry
+            self._write(document)
 
     def remove(self, name: str) -> bool:
-        document = self._current().model_copy(deep=True)
-        if document.users.pop(name, None) is None:
-            return False
-        self._write(document)
-        return True
+        with self._writing:
+            document = self._current().model_copy(deep=True)
+            if document.users.pop(name, None) is None:
+                return False
+            self._write(document)
+            return True
+
+    def _upgraded(self, name: str, stored: str, password: str) -> str:
+        """``stored``, or the hash at ``self.cost`` that replaced it in the file when it was weaker. The
+        salt is kept: the hash changes, the password does not, and sessions go on (``password_fingerprint``)."""
+        parsed = _parsed(stored)
+        if parsed is None or not parsed[0].weaker_than(self.cost):
+            return stored
+        upgraded = _hash(password, parsed[1], self.cost)
+        with self._writing:
+            document = self._current().model_copy(deep=True)
+            entry = document.users.get(name)
+            if entry is None or entry.password != stored:  # changed meanwhile: the newer word wins
+                return stored
+            document.users[name] = entry.model_copy(update={"password": upgraded})
+            try:
+                self._write(document)
+            except OSError as exc:  # a read-only file: the login still counts, the upgrade waits
+                log.warning("could not upgrade %s's password hash in %s: %s", name, self.path, exc.strerror)
+                return stored
+        log.info("upgraded %s's password hash to scrypt n=%d r=%d p=%d", name, self.cost.n, self.cost.r, self.cost.p)
+        return upgraded
 
     def _current(self) -> UsersDocument:
         try:
@@ -175,7 +242,9 @@ class UserFile:
         except FileNotFoundError:
             self._stamp, self._document = None, UsersDocument()
             return self._document
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        # Every write is a rename onto the path, so a new inode: a change shows even when the file's size
+        # and its mtime (the kernel's clock moves in ticks of a few ms) are the same as before.
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if stamp != self._stamp:
             self._document = load_model(self.path, UsersDocument, UsersFileError, what="review users file")
             self._stamp = stamp
@@ -192,5 +261,13 @@ class UserFile:
         self._stamp = None
 
 
+def password_fingerprint(stored: str) -> str:
+    """What a session remembers of its user's password: a digest of the stored hash's salt. Every new
+    password gets a new salt (``hash_password``) while a cost upgrade keeps it, so a session outlives a
+    re-hash at login but not a password change, wherever it was made (the CLI, another process)."""
+    parsed = _parsed(stored)
+    return hashlib.sha256(stored.encode() if parsed is None else parsed[1]).hexdigest()[:32]
+
+
 def _user(name: str, entry: UserEntry) -> User:
-    return User(name, entry.role, frozenset(entry.agents))
+    return User(name, entry.role, frozenset(entry.agents), password_fingerprint(entry.password))

@@ -17,7 +17,7 @@ from streams.review_auth import User
 from streams.review_context import SESSION, client_address, context, form_text, html_response
 from streams.review_html import login_page
 from streams.review_query import Problem
-from streams.review_sessions import IDLE_TIMEOUT_S, SESSION_COOKIE, tokens_match
+from streams.review_sessions import SESSION_COOKIE, tokens_match
 
 LOGIN_COOKIE = "keel_review_login"
 _TOKEN_CHARS = 32  # secrets.token_urlsafe(24)
@@ -26,18 +26,23 @@ _BAD_CREDENTIALS = "Unknown user name or wrong password."
 
 async def check_password(request: web.Request, name: str, password: str, *, via: str) -> User | None:
     """The user these credentials belong to, or None (after the failure delay). Raises ``Problem`` 429
-    while the name or the client's address has failed too often."""
+    while the name or the client's address has failed too often.
+
+    The attempt is counted as a failure before the check and taken back when it succeeds (see
+    ``LoginThrottle``); the check waits for one of the address's few slots (``CheckSlots``) and runs in
+    an executor, since an scrypt would stop the event loop for half a second."""
     ctx, address = context(request), client_address(request)
-    if ctx.throttle.blocked(name, address):
+    attempt = ctx.throttle.reserve(name, address)
+    if attempt is None:
         ctx.access.record("login_failed", user=name[:64], via=via, remote=address, reason="throttled")
         raise Problem(429, "too_many_failures", "Too many failed logins; wait a few minutes and try again.")
-    user = await asyncio.get_running_loop().run_in_executor(None, ctx.users.authenticate, name, password)
+    async with ctx.check_slots.slot(address):
+        user = await asyncio.get_running_loop().run_in_executor(None, ctx.users.authenticate, name, password)
     if user is None:
-        ctx.throttle.failed(name, address)
         ctx.access.record("login_failed", user=name[:64], via=via, remote=address, reason="bad_credentials")
         await asyncio.sleep(ctx.throttle.failure_delay_s)
     else:
-        ctx.throttle.succeeded(name)
+        ctx.throttle.succeeded(attempt)
     return user
 
 
@@ -60,7 +65,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
         return _form(request, next_path=next_path, error=problem.message, status=problem.status)
     if user is None:
         return _form(request, next_path=next_path, error=_BAD_CREDENTIALS, status=401)
-    session = ctx.sessions.open(user.name)
+    session = ctx.sessions.open(user.name, password_fingerprint=user.password_fingerprint)
     ctx.access.record("login", user=user.name, via="ui", remote=client_address(request))
     response = web.HTTPSeeOther(next_path)
     response.set_cookie(
@@ -70,7 +75,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
         samesite="Strict",
         secure=ctx.secure_cookies,
         path="/",
-        max_age=int(IDLE_TIMEOUT_S),
+        max_age=int(min(ctx.sessions.idle_timeout_s, ctx.sessions.max_age_s)),
     )
     response.del_cookie(LOGIN_COOKIE, path="/login")
     raise response

@@ -25,11 +25,12 @@ REFUSAL_STATUS = {
 class Problem(Exception):
     """A request the server answers with a 4xx: ``code`` is stable, ``message`` says what to change."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, logged_code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.logged_code = code if logged_code is None else logged_code  # the access log's, when it knows more
 
     @classmethod
     def from_refusal(cls, refused: Refused) -> Problem:

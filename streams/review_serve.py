@@ -30,6 +30,7 @@ from streams.review_auth import UserFile
 from streams.review_metrics import ReviewMetrics
 from streams.review_report import review_stats_report
 from streams.review_service import KafkaReviewService
+from streams.review_sessions import SessionTable
 from streams.review_suggest import ThresholdRule
 from streams.review_watch import watch_slas
 from streams.settings import Settings
@@ -44,7 +45,11 @@ def build_web_app(service: ReviewService, settings: Settings) -> web.Application
     ``/metrics``, which is open like every Keel process's metrics page (counts only, no item data) so
     Prometheus can scrape it."""
     return review_web.build_web_app(
-        service, UserFile(settings.review_users_file), secure_cookies=settings.review_secure_cookies
+        service,
+        UserFile(settings.review_users_file),
+        sessions=SessionTable(max_age_s=settings.review_session_max_age_s),
+        secure_cookies=settings.review_secure_cookies,
+        trusted_proxies=settings.review_trusted_proxies,
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network
 from urllib.parse import quote
 
 from aiohttp import web
@@ -32,7 +34,7 @@ from streams.review_context import (
 )
 from streams.review_html import error_page
 from streams.review_query import Problem
-from streams.review_sessions import SESSION_COOKIE, LoginThrottle, SessionTable, csrf_matches
+from streams.review_sessions import SESSION_COOKIE, CheckSlots, LoginThrottle, SessionTable, csrf_matches
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
@@ -41,6 +43,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+# Only when the cookies are Secure, i.e. the service is reached over HTTPS: the browser then refuses plain
+# HTTP to the host for a year, so a first request typed as http:// cannot be intercepted.
+HSTS_HEADERS = {"Strict-Transport-Security": "max-age=31536000; includeSubDomains"}
 
 
 async def _css(_request: web.Request) -> web.Response:
@@ -82,11 +87,14 @@ def build_web_app(
     *,
     sessions: SessionTable | None = None,
     throttle: LoginThrottle | None = None,
+    check_slots: CheckSlots | None = None,
     secure_cookies: bool = False,
+    trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
 ) -> web.Application:
     """The review UI and API over ``service``, for the users in ``users``; the access lines go to the
     ``keel.review.access`` logger. ``secure_cookies`` marks the session cookie Secure (set it when
-    serving behind HTTPS)."""
+    serving behind HTTPS); requests from ``trusted_proxies`` are from the client their X-Forwarded-For
+    names (streams/review_context.py)."""
     app = web.Application(middlewares=[_headers, _problems, _authenticate])
     app[CONTEXT] = ReviewContext(
         service,
@@ -94,7 +102,9 @@ def build_web_app(
         AccessLog(),
         SessionTable() if sessions is None else sessions,  # an empty table is falsy: no `or` here
         LoginThrottle() if throttle is None else throttle,
+        CheckSlots() if check_slots is None else check_slots,
         secure_cookies,
+        tuple(trusted_proxies),
     )
     for method, path, handler, name in ROUTE_TABLE:
         app.router.add_route(method, path, handler, name=name)
@@ -103,12 +113,13 @@ def build_web_app(
 
 @web.middleware
 async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    headers = SECURITY_HEADERS | HSTS_HEADERS if context(request).secure_cookies else SECURITY_HEADERS
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # redirects and aiohttp's own errors are responses too
-        exc.headers.update(SECURITY_HEADERS)
+        exc.headers.update(headers)
         raise
-    response.headers.update(SECURITY_HEADERS)
+    response.headers.update(headers)
     return response
 
 
@@ -142,7 +153,10 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     ctx = context(request)
     session = ctx.sessions.find(request.cookies.get(SESSION_COOKIE))
     user = ctx.users.get(session.username) if session else None
-    if session is None or user is None:  # no session, an expired one, or its user was removed
+    if session is not None and (user is None or user.password_fingerprint != session.password_fingerprint):
+        ctx.sessions.close(session.session_id)  # its user was removed or has a new password: it is over
+        session = None
+    if session is None or user is None:  # no session, or an expired one
         raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
     request[USER], request[SESSION] = user, session
     if request.method not in ("GET", "HEAD"):

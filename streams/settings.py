@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -108,6 +109,10 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="`keel review serve` binds here; loopback unless a proxy fronts it"
     )
     review_web_port: int = Field(default=6070, ge=0, le=65535, description="`keel review serve`'s web server")
+    review_trusted_proxies: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list,
+        description="Proxies (addresses or CIDR networks) whose X-Forwarded-For names the review client",
+    )
     review_secure_cookies: bool = Field(
         default=False, description="Mark the review UI's cookies Secure: set it when an HTTPS proxy fronts the service"
     )
@@ -119,6 +124,9 @@ class Settings(BaseSettings):
     )
     review_sla_check_s: float = Field(
         default=30.0, gt=0, description="How often `keel review serve` checks review SLAs"
+    )
+    review_session_max_age_s: float = Field(
+        default=12 * 3600.0, gt=0, description="A review UI session ends this long after its login, however busy"
     )
     review_users_file: Path = Field(
         default=REPO_ROOT / "deploy" / "reviewers.yaml",

@@ -10,15 +10,17 @@ from pathlib import Path
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from streams.review_auth import UserFile
+from streams.review_auth import ScryptCost, UserFile
 
+# Hashes in tests are cheap (about 4 ms instead of half a second); test_review_auth.py checks the real cost.
+TEST_COST = ScryptCost(n=2**10, r=8, p=1)
 ADMIN, ADMIN_PASSWORD = "ada", "ada-correct-horse"
 REVIEWER, REVIEWER_PASSWORD = "rob", "rob-battery-staple"
 REVIEWER_AGENTS = ["support_triage"]
 
 
 def make_users(directory: Path) -> UserFile:
-    users = UserFile(directory / "reviewers.yaml")
+    users = UserFile(directory / "reviewers.yaml", cost=TEST_COST)
     users.put(ADMIN, password=ADMIN_PASSWORD, role="admin", agents=[])
     users.put(REVIEWER, password=REVIEWER_PASSWORD, role="reviewer", agents=REVIEWER_AGENTS)
     return users

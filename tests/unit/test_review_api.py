@@ -167,11 +167,24 @@ async def test_no_or_bad_credentials_are_401(api: Api, headers: dict[str, str]) 
 
 
 async def test_a_reviewer_may_not_touch_another_agents_items(api: Api) -> None:
-    assert (await api.call("GET", "/items/inv-0", headers=AS_REVIEWER))[0] == 403
     assert (await api.call("GET", "/items?agent=invoice_extraction", headers=AS_REVIEWER))[0] == 403
     status, body = await api.decide("inv-0", {"action": "approve"}, headers=AS_REVIEWER)
-    assert (status, body["error"]) == (403, "forbidden")
+    assert (status, body["error"]) == (404, "no_such_item")
     assert api.service.drafts == []
+
+
+async def test_another_agents_item_is_answered_exactly_like_a_missing_one(api: Api) -> None:
+    """A 403 would tell a reviewer that the id exists; the answer must not differ in any way."""
+    api.service.add(make_item(item_id="inv-1", agent="invoice_extraction"))
+    api.service.remove("inv-1")
+    for call in (
+        lambda item: api.call("GET", f"/items/{item}", headers=AS_REVIEWER),
+        lambda item: api.decide(item, {"action": "approve"}, headers=AS_REVIEWER),
+    ):
+        forbidden, missing = await call("inv-0"), await call("inv-1")
+        assert forbidden[0] == 404
+        assert orjson.dumps(forbidden).replace(b"inv-0", b"inv-1") == orjson.dumps(missing)
+    assert (await api.call("GET", "/items/inv-0"))[0] == 200  # it is there, for an admin
 
 
 async def test_a_second_decision_is_409(api: Api) -> None:

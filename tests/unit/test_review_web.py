@@ -19,6 +19,7 @@ from review_http import (
     ADMIN_PASSWORD,
     REVIEWER,
     REVIEWER_PASSWORD,
+    TEST_COST,
     basic,
     csrf_token,
     hidden,
@@ -27,6 +28,8 @@ from review_http import (
     post_login,
 )
 
+from streams.review_auth import ScryptCost, UserFile
+from streams.review_context import CONTEXT
 from streams.review_serve import build_web_app as serve_web_app
 from streams.review_sessions import LoginThrottle, SessionTable
 from streams.review_web import PUBLIC_ROUTES, ROUTE_TABLE, build_web_app
@@ -176,7 +179,17 @@ async def test_queue_shows_only_the_reviewers_agents(web: Web) -> None:
     assert "invoice-0" not in page
     assert '<option value="invoice_extraction"' not in page
     assert (await web.client.get("/?agent=invoice_extraction")).status == 403
-    assert (await web.client.get("/items/invoice-0")).status == 403
+
+
+async def test_another_agents_item_page_is_a_404_like_a_missing_item(web: Web) -> None:
+    await login(web.client, REVIEWER, REVIEWER_PASSWORD)
+    token = await csrf_token(web.client)
+    for method, suffix, data in (("GET", "", None), ("POST", "/decision", {"action": "approve", "csrf": token})):
+        forbidden = await web.client.request(method, f"/items/invoice-0{suffix}", data=data, allow_redirects=False)
+        missing = await web.client.request(method, f"/items/invoice-9{suffix}", data=data, allow_redirects=False)
+        assert (forbidden.status, missing.status) == (404, 404)
+        assert (await forbidden.text()).replace("invoice-0", "invoice-9") == await missing.text()
+    assert web.service.drafts == []
 
 
 async def test_queue_filters_by_agent_and_age(web: Web) -> None:
@@ -282,6 +295,50 @@ async def test_an_idle_session_expires(tmp_path: Path) -> None:
         assert (await client.get("/", allow_redirects=False)).status == 303
 
 
+async def test_a_session_ends_at_its_maximum_age_however_busy(tmp_path: Path) -> None:
+    now = [1000.0]
+    sessions = SessionTable(idle_timeout_s=60, max_age_s=100, clock=lambda: now[0])
+    app = build_web_app(InMemoryReviewService([make_item()]), make_users(tmp_path), sessions=sessions)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        response = await post_login(client, ADMIN, ADMIN_PASSWORD, next="/")
+        cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("keel_review_session="))
+        assert "Max-Age=60" in cookie
+        for _ in range(3):
+            now[0] += 30
+            assert (await client.get("/", allow_redirects=False)).status == 200
+        now[0] += 10
+        assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_a_password_changed_by_the_cli_ends_that_users_sessions(tmp_path: Path) -> None:
+    """`keel review user add` for an existing user, in another process: only the users file changes."""
+    sessions = SessionTable()
+    app = build_web_app(InMemoryReviewService([make_item()]), make_users(tmp_path), sessions=sessions)
+    async with (
+        TestClient(TestServer(app, host="127.0.0.1")) as rob,
+        TestClient(TestServer(app, host="127.0.0.1")) as ada,
+    ):
+        await login(rob, REVIEWER, REVIEWER_PASSWORD)
+        await login(ada, ADMIN, ADMIN_PASSWORD)
+        cli = UserFile(tmp_path / "reviewers.yaml", cost=TEST_COST)
+        cli.put(REVIEWER, password="rob-new-password", role="reviewer", agents=["support_triage"])
+        assert (await rob.get("/", allow_redirects=False)).status == 303
+        assert len(sessions) == 1  # rob's was closed, not just refused
+        assert (await ada.get("/", allow_redirects=False)).status == 200  # other users keep theirs
+        await login(rob, REVIEWER, "rob-new-password")
+        assert (await rob.get("/", allow_redirects=False)).status == 200
+
+
+async def test_a_hash_upgraded_at_login_keeps_the_session(tmp_path: Path) -> None:
+    make_users(tmp_path)  # hashed at the tests' cost
+    users = UserFile(tmp_path / "reviewers.yaml", cost=ScryptCost(n=2**11, r=8, p=1))
+    app = build_web_app(InMemoryReviewService([make_item()]), users)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        await login(client, ADMIN, ADMIN_PASSWORD)
+        assert "scrypt$2048$" in users.path.read_text()
+        assert (await client.get("/", allow_redirects=False)).status == 200
+
+
 async def test_queue_page_of_10000_items(tmp_path: Path) -> None:
     start_ms = int(time.time() * 1000) - 86_400_000
     service = InMemoryReviewService(make_item(created_at_ms=start_ms + n) for n in range(10_000))
@@ -321,3 +378,26 @@ async def test_the_secure_cookies_setting_marks_the_cookies_secure(tmp_path: Pat
         session_cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("keel_review_session="))
     assert response.status == 303
     assert ("Secure" in login_cookie, "Secure" in session_cookie) == (secure, secure)
+
+
+@pytest.mark.parametrize("secure", [False, True])
+async def test_hsts_on_every_response_when_the_cookies_are_secure(tmp_path: Path, secure: bool) -> None:
+    app = build_web_app(InMemoryReviewService([make_item()]), make_users(tmp_path), secure_cookies=secure)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        responses = [
+            await client.get("/login"),  # a page
+            await client.get("/", allow_redirects=False),  # a redirect (an HTTPException)
+            await client.get("/assets/review.css"),
+            await client.get("/api/v1/items"),  # a Problem turned into JSON
+            await client.get("/api/v1/nothing", headers=basic(ADMIN, ADMIN_PASSWORD)),  # aiohttp's own 404
+        ]
+    assert [r.status for r in responses] == [200, 303, 200, 401, 404]
+    for response in responses:
+        hsts = response.headers.get("Strict-Transport-Security")
+        assert hsts == ("max-age=31536000; includeSubDomains" if secure else None), response.url
+
+
+def test_the_session_max_age_setting_reaches_the_session_table(tmp_path: Path) -> None:
+    settings = Settings(review_users_file=tmp_path / "reviewers.yaml", review_session_max_age_s=3600)
+    assert serve_web_app(InMemoryReviewService(), settings)[CONTEXT].sessions.max_age_s == 3600
+    assert Settings(review_users_file=tmp_path / "u.yaml").review_session_max_age_s == 12 * 3600

@@ -78,3 +78,37 @@ def test_retry_after_that_cannot_be_read_is_ignored() -> None:
     assert parse_retry_after({}) is None
     # a date without a zone (-0000) reads as UTC: the sink's own parser raised on it, outside its try
     assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 -0000"}) == 0.0
+
+
+def test_slack_message_escapes_untrusted_text_so_it_cannot_mention_or_link() -> None:
+    hostile = replace(
+        ALERT,
+        rule="rule<&>",
+        dimension="tenant",
+        scope="<!channel> & co",
+        summary="tenant <!channel> & co: <https://evil.example|click here>",
+        window="5m>",
+        sample_event_ids=("<@U123>", "e&2"),
+        dedup_key="error_rate:tenant=<!here>",
+        runbook_url="https://docs.example.com/keel?a=1&b=2|x#runbook-error-rate",
+    )
+    message = slack_message(hostile)
+    _header, summary, facts, context = message["blocks"]
+    mrkdwn = [message["text"], summary["text"]["text"]]
+    mrkdwn += [f["text"] for f in facts["fields"]] + [e["text"] for e in context["elements"]]
+    runbook_link = "<https://docs.example.com/keel?a=1&amp;b=2%7Cx#runbook-error-rate|Runbook>"
+    assert context["elements"][1]["text"] == f"{runbook_link} · `error_rate:tenant=&lt;!here&gt;`"
+    for text in mrkdwn:
+        bare = text.replace(runbook_link, "")
+        assert "<" not in bare and ">" not in bare, text
+        assert "&" not in bare.replace("&amp;", "").replace("&lt;", "").replace("&gt;", ""), text
+    assert summary["text"]["text"] == "tenant &lt;!channel&gt; &amp; co: &lt;https://evil.example|click here&gt;"
+    assert context["elements"][0]["text"] == "Sample events: `&lt;@U123&gt;`, `e&amp;2`"
+    assert "rule&lt;&amp;&gt;: tenant &lt;!channel&gt; &amp; co" in message["text"]
+    assert "*Window*\n5m&gt;" in [f["text"] for f in facts["fields"]]
+
+
+def test_slack_text_is_cut_after_escaping_and_never_inside_an_entity() -> None:
+    message = slack_message(replace(ALERT, summary="&" * 5000))
+    text = message["blocks"][1]["text"]["text"]
+    assert len(text) <= 2900 and text == "&amp;" * (len(text) // 5)
