@@ -170,6 +170,22 @@ def assert_exactly_one_outcome_and_audit(ids: list[str], tally: Tally) -> None:
         assert len(tally.by_kind["audit"].get(event_id, ())) == 1, f"{event_id}: not exactly one audit record"
 
 
+def assert_one_effective_outcome_and_audit(ids: list[str], tally: Tally) -> int:
+    """Every event has exactly one effective outcome and audit record: any more are physical duplicates,
+    the same recorded record written again (a redelivery during a rebalance re-emits what the outcome
+    store holds; consumers fold by event id). Returns how many such duplicates there were."""
+    duplicates = 0
+    for event_id in ids:
+        for kind, records in (
+            ("outcome", tally.outcomes(event_id)),
+            ("audit", tally.by_kind["audit"].get(event_id, [])),
+        ):
+            distinct = {repr((o.kind, o.value)) for o in records}
+            assert len(distinct) == 1, f"{event_id}: {len(distinct)} different {kind} records"
+            duplicates += len(records) - 1
+    return duplicates
+
+
 async def committed_offsets(
     stack: Stack, topic: str, *, group: str | None = None, wait_s: float = 30
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:

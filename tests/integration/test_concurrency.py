@@ -11,7 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Stack, assert_exactly_one_outcome_and_audit, committed_offsets, run_through, worker_stack
+from harness import (
+    Stack,
+    assert_exactly_one_outcome_and_audit,
+    assert_one_effective_outcome_and_audit,
+    committed_offsets,
+    run_through,
+    worker_stack,
+)
 
 from streams.local_stack import simulator_process, worker_process
 from streams.watch import Tally
@@ -81,7 +88,10 @@ async def test_a_worker_joining_mid_stream_takes_partitions_and_every_event_stil
                 ended_when_it_joined.append(ended)  # it reads partitions of the input topic now
 
         _, tally = await run_through(stack, events={"support.tickets": events}, during=second_worker_joins)
-    assert_exactly_one_outcome_and_audit(ids, tally)
+    # A rebalance may make an event's recorded records appear twice (its offset was not committed when
+    # its partition moved, and the new owner re-emits them); it never makes a second decision.
+    duplicates = assert_one_effective_outcome_and_audit(ids, tally)
+    print(f"physical duplicates during the rebalance: {duplicates} of {len(ids)} events' records")
     assert tally.summary(ids)["results"] == len(ids)
     [ended] = ended_when_it_joined
     assert ended < len(ids), "the second worker took its partitions while events were still running"
