@@ -82,6 +82,19 @@ class InvalidUtf8(DecodeError):
     reason = "invalid_utf8"
 
 
+class UnreadableHeader(DecodeError):
+    """A header Keel reads (a re-run's pass, the models it skips) is not what Keel writes."""
+
+    reason = "unreadable_header"
+
+
+class UnexpectedValue(DecodeError):
+    """The value decodes, but a field holds what Keel never writes (a partition that does not exist,
+    a key that is not UTF-8, a number that is not finite)."""
+
+    reason = "unexpected_value"
+
+
 class EventTooLarge(DecodeError):
     reason = "event_too_large"
 
