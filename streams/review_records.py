@@ -16,6 +16,7 @@ from streams import wire
 from streams.catalogue import Catalogue
 from streams.domain import Headers
 from streams.emit import H_AGENT, H_EVENT_ID, OutRecord
+from streams.errors import UnreadableHeader
 from streams.handoff import rerun_pass, skipped_models
 from streams.review import Action, Decision, ReviewAttempt, ReviewItem, Route, as_action
 
@@ -26,6 +27,7 @@ DECISION_SUBJECT = "keel.review-decisions-value"
 def decode_item(catalogue: Catalogue, data: bytes, headers: Headers = ()) -> ReviewItem:
     """A ``<agent>.review`` record (v1 or v2) as a ``ReviewItem``. Raises ``DecodeError``."""
     v = wire.decode(catalogue, data, subject=ITEM_SUBJECT)
+    pass_number, skipped = _rerun_marks(headers)
     return ReviewItem(
         event_id=v["event_id"],
         agent=v["agent"],
@@ -52,9 +54,17 @@ def decode_item(catalogue: Catalogue, data: bytes, headers: Headers = ()) -> Rev
         input_value=v.get("input_value", b""),
         output_model=v.get("output_model"),
         output_model_version=v.get("output_model_version"),
-        rerun_pass=rerun_pass(headers),
-        skipped_models=skipped_models(headers),
+        rerun_pass=pass_number,
+        skipped_models=skipped,
     )
+
+
+def _rerun_marks(headers: Headers) -> tuple[int, tuple[str, ...]]:
+    """The item's pass and the models its re-run leaves out, from the headers the worker writes."""
+    try:
+        return rerun_pass(headers), skipped_models(headers)
+    except ValueError as exc:  # not UTF-8, or a number of thousands of digits: not a header Keel wrote
+        raise UnreadableHeader(f"the re-run headers are not Keel's: {exc}") from exc
 
 
 def encode_decision(catalogue: Catalogue, decision: Decision) -> bytes:
