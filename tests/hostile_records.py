@@ -49,13 +49,14 @@ def hostile(
     subject: str,
     good: dict[str, Any],
     *,
-    timestamp: str,
+    timestamp: str | None,
     text: str,
     enum: str | None = None,
     headers: Headers = (),
 ) -> list[Hostile]:
     """Every kind of bad record for a reader of ``subject``, built from ``good`` (a value it reads):
-    ``timestamp``, ``text`` and ``enum`` name one timestamp-millis, string and enum field of it;
+    ``timestamp``, ``text`` and ``enum`` name one timestamp-millis, string and enum field of it (None:
+    it has none);
     ``headers`` are the ones a good record carries."""
     schema = catalogue.by_subject(subject)
     framed = wire.encode(schema, good)
@@ -72,12 +73,15 @@ def hostile(
         Hostile("a record of another subject", wire.encode(other, REQUEST_VALUE), "unexpected_schema"),
         Hostile("a body cut short", framed[: len(framed) // 2], "malformed_avro"),
         Hostile("bytes left over", framed + b"\x00\x01", "malformed_avro"),
-        Hostile("a timestamp past year 9999", wire.encode(schema, {**good, timestamp: 2**62}), "malformed_avro"),
-        Hostile("a timestamp before year 1", wire.encode(schema, {**good, timestamp: -(2**62)}), "malformed_avro"),
         Hostile("a string that is not UTF-8", _not_utf8(schema, good, text), "invalid_utf8"),
         Hostile("a huge key that is not UTF-8", framed, None, key=NOT_UTF8 * 100_000, headers=headers),
         Hostile("headers with no value and bytes", framed, None, headers=(*headers, ("x", None), ("y", NOT_UTF8))),
     ]
+    if timestamp is not None:
+        records += [
+            Hostile("a timestamp past year 9999", wire.encode(schema, {**good, timestamp: 2**62}), "malformed_avro"),
+            Hostile("a timestamp before year 1", wire.encode(schema, {**good, timestamp: -(2**62)}), "malformed_avro"),
+        ]
     if enum is not None:
         records.append(Hostile("an enum symbol from a newer schema", _new_symbol(schema, good, enum), "malformed_avro"))
     return records
