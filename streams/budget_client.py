@@ -4,6 +4,10 @@ Each request goes to ``keel.budget.requests`` keyed by its scope, and so to the 
 the scope (streams/budget_owner.py); the answer comes back on the ``keel.budget.decisions`` partition
 this worker reads. A request not answered in time (its owner moved in a rebalance, or restarted) is
 sent again with the same id: the owner answers a reservation it already holds the same way.
+
+The reader of the decisions partition passes over (and counts, ``keel_records_skipped_total``) a record
+that is not a decision, reads through transient Kafka errors, and ends the worker (exit 70) on any
+other: without it no reservation would ever be answered again.
 """
 
 from __future__ import annotations
@@ -14,17 +18,18 @@ import logging
 import random
 import uuid
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
+from streams import faust_app
 from streams.agents import Agent, ModelSpec
 from streams.budget import Amount, BudgetRequest, Decision, Reservation
 from streams.budget_config import Budgets, Scope
 from streams.budget_records import BudgetCodec
 from streams.catalogue import Catalogue
 from streams.clock import Clock
+from streams.consumers import until_read
 from streams.domain import Attempt, RequestEvent
 from streams.emit import OutRecord
 from streams.errors import DecodeError
@@ -33,9 +38,11 @@ from streams.pricing import Pricing
 from streams.producer import RecordProducer, until_written
 from streams.prompt import render_prompt
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import BUDGET_DECISIONS, BUDGET_REQUESTS
 
 log = logging.getLogger(__name__)
+READER = "budget-client"
 CHARS_PER_TOKEN_AT_MOST = 2  # a token is rarely shorter than this: input tokens are not underestimated
 TOKENS_PER_MESSAGE = 8  # the chat template's own tokens
 DEFAULT_MAX_OUTPUT_TOKENS = 4096  # reserved for a model whose parameters set no max_tokens
@@ -70,8 +77,10 @@ class BudgetClient:
         budgets: Budgets,
         pricing: Pricing,
         clock: Clock,
+        skipped: SkippedRecords | None = None,
     ) -> None:
         self._settings, self._producer, self._budgets = settings, producer, budgets
+        self._skipped = skipped or SkippedRecords()
         self._pricing, self._clock, self._codec = pricing, clock, BudgetCodec(catalogue)
         self._requests, self._decisions = settings.topic(BUDGET_REQUESTS), settings.topic(BUDGET_DECISIONS)
         self._reply_partition = random.randrange(settings.partitions)  # noqa: S311  (spreading, not secrets)
@@ -185,33 +194,32 @@ class BudgetClient:
         async with self._ready:
             if self._reader is not None:
                 return
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False)
+            consumer = self._consumer()
             await consumer.start()
             tp = TopicPartition(self._decisions, self._reply_partition)
             consumer.assign([tp])
             await consumer.seek_to_end(tp)
             await consumer.position(tp)
-            self._reader = asyncio.create_task(self._read(consumer, tp))
+            self._reader = asyncio.create_task(self._read(consumer, tp), name="budget-decisions")
+            self._reader.add_done_callback(faust_app.exit_when_failed("reading budget decisions failed"))
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False)
 
     async def _read(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         try:
             while True:
-                try:
-                    batch = await consumer.getmany(tp, timeout_ms=1000)
-                except KafkaError as exc:
-                    log.warning("reading budget decisions failed (%r); reading on", exc)
-                    await asyncio.sleep(1)
-                    continue
+                batch = await until_read(lambda: consumer.getmany(tp, timeout_ms=1000), what="budget decisions")
                 for message in batch.get(tp, []):
-                    self._answer(message.value or b"")
+                    self._answer(message)
         finally:
             await consumer.stop()
 
-    def _answer(self, value: bytes) -> None:
+    def _answer(self, message: Any) -> None:
         try:
-            decision = self._codec.decode_decision(value)
+            decision = self._codec.decode_decision(message.value or b"")
         except DecodeError as exc:
-            log.warning("a budget decision could not be read: %s", exc)
+            self._skipped.skip(READER, message, exc)
             return
         future = self._waiting.get(decision.request_id)
         if future is not None and not future.done():  # others are answers to other workers

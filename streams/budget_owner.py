@@ -8,6 +8,11 @@ partition number) together with its answers, waits for the broker, and only then
 offsets. An owner that takes over a partition loads its ledgers from that topic and reads on from the
 committed offset; a ledger remembers the last request offset it applied, so a request read twice
 changes nothing. While a partition moves, its requests wait (and are asked again, streams/budget_client.py).
+
+A request Keel did not write (not a request, values no request has, an answer to a partition that
+does not exist) is counted in ``keel_records_skipped_total`` and passed over; so is a ledger snapshot it
+cannot read (the scope's ledger starts empty). A Kafka error starts the owner again; any other error
+ends the worker (crash-only: streams/worker.py).
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ from streams.budget import KINDS, BudgetAlert, BudgetLimits, BudgetRequest, Ledg
 from streams.budget_records import BudgetCodec, decode_ledger, encode_ledger
 from streams.catalogue import Catalogue
 from streams.clock import Clock
-from streams.consumers import group_consumer, read_to_end
+from streams.consumers import group_consumer, read_to_end, until_read
 from streams.emit import OutRecord
-from streams.errors import DecodeError
+from streams.errors import DecodeError, UnexpectedValue
 from streams.producer import RecordProducer, until_written
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
 
 log = logging.getLogger(__name__)
+READER = "budget-owner"
 Remaining = tuple[str, str, str, float]  # scope, period kind, unit (usd | tokens), what is left
 
 
@@ -76,8 +83,10 @@ class BudgetOwner:
         producer: RecordProducer,
         *,
         clock: Clock,
+        skipped: SkippedRecords | None = None,
     ) -> None:
         self._settings, self._producer, self._clock = settings, producer, clock
+        self._skipped = skipped or SkippedRecords()
         self._catalogue, self._codec = catalogue, BudgetCodec(catalogue)
         self._requests, self._decisions = settings.topic(BUDGET_REQUESTS), settings.topic(BUDGET_DECISIONS)
         self._ledger_topic = budget_ledger_topic(settings)
@@ -88,13 +97,14 @@ class BudgetOwner:
         self._owned: set[int] = set()  # request partitions assigned and loaded
         self.applying = asyncio.Lock()
 
-    async def run(self) -> None:
-        consumer = group_consumer(self._settings, budget_owner_group(self._settings))
+    async def run(self, *, consumer: AIOKafkaConsumer | None = None) -> None:
+        """Decide until cancelled. ``consumer``: one to use instead of the group's own (tests)."""
+        consumer = consumer or group_consumer(self._settings, budget_owner_group(self._settings))
         await consumer.start()
         try:
             consumer.subscribe([self._requests], listener=_Listener(self, consumer))
             while True:
-                batch = await consumer.getmany(timeout_ms=1000)
+                batch = await until_read(lambda: consumer.getmany(timeout_ms=1000), what="budget requests")
                 if batch:
                     async with self.applying:  # a rebalance waits until the batch's records are written
                         await self._apply_batch(batch)
@@ -133,9 +143,9 @@ class BudgetOwner:
         for tp, messages in batch.items():  # records fetched before a rebalance took their partition are left
             for message in messages:
                 try:
-                    request, reply_partition = self._codec.decode_request(message.value or b"")
+                    request, reply_partition = self._decode(message.value or b"")
                 except DecodeError as exc:  # not a request Keel wrote: nothing to decide
-                    log.warning("budget request %s/%s/%s skipped: %s", tp.topic, tp.partition, message.offset, exc)
+                    self._skipped.skip(READER, message, exc)
                     continue
                 out += self._apply(request, reply_partition, partition=tp.partition, offset=message.offset)
                 changed.add(request.scope)
@@ -146,6 +156,12 @@ class BudgetOwner:
         for tp, messages in batch.items():
             if messages:
                 self._done[tp] = messages[-1].offset + 1
+
+    def _decode(self, value: bytes) -> tuple[BudgetRequest, int]:
+        request, reply_partition = self._codec.decode_request(value)
+        if reply_partition >= self._settings.partitions:  # no answer could be written there
+            raise UnexpectedValue(f"budget request {request.request_id!r}: reply partition {reply_partition}")
+        return request, reply_partition
 
     def _apply(self, request: BudgetRequest, reply_partition: int, *, partition: int, offset: int) -> list[OutRecord]:
         ledger = self._ledgers.get(request.scope, Ledger())
@@ -170,17 +186,19 @@ class BudgetOwner:
         """The ledgers of newly owned partitions, as their last snapshots left them."""
         tps = [TopicPartition(self._ledger_topic, p) for p in partitions]
         async for message in read_to_end(self._settings.bootstrap_servers, tps):
-            self._load_one(message.key, message.value, message.partition)
+            self._load_one(message)
         self._owned.update(partitions)
 
-    def _load_one(self, key: bytes | None, value: bytes | None, partition: int) -> None:
-        if key is None or value is None:
+    def _load_one(self, message: Any) -> None:
+        key, value = message.key, message.value
+        if key is None or value is None:  # a deleted snapshot (or not one of ours)
             return
         try:
-            self._ledgers[key.decode()] = decode_ledger(value)
-            self._partition_of[key.decode()] = partition
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("budget ledger of %r unreadable (%r); it starts empty", key, exc)
+            scope, ledger = key.decode(), decode_ledger(value)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a snapshot this version did not write
+            self._skipped.skip(READER, message, UnexpectedValue(f"ledger of {key!r}, which starts empty: {exc!r}"))
+            return
+        self._ledgers[scope], self._partition_of[scope] = ledger, message.partition
 
     def forget(self, partitions: list[int]) -> None:
         self._owned.difference_update(partitions)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The poll interval allowance of a member that waits on others as long as it takes (alert sinks that are
 # down, a broker that is away) before it polls again: a day, not aiokafka's five minutes.
@@ -28,6 +34,30 @@ async def read_to_end(bootstrap_servers: str, tps: list[TopicPartition]) -> Asyn
                     yield message
     finally:
         await consumer.stop()
+
+
+def transient(exc: KafkaError) -> bool:
+    """Whether asking again may succeed: aiokafka's own ``retriable`` (a broker away, a leader that
+    moved), and a request that timed out."""
+    return bool(exc.retriable) or isinstance(exc, KafkaTimeoutError)
+
+
+async def until_read(
+    read: Callable[[], Awaitable[T]], *, what: str, first_delay_s: float = 0.1, max_delay_s: float = 5.0
+) -> T:
+    """``read`` (a fetch, a position, end offsets) asked again with exponential backoff while it fails
+    with a transient Kafka error; any other error is raised, for the process to end on (crash-only:
+    a reader that stops silently would leave what it feeds stale)."""
+    delay_s = first_delay_s
+    while True:
+        try:
+            return await read()
+        except KafkaError as exc:
+            if not transient(exc):
+                raise
+            log.warning("%s failed (%r); reading again in %.1f s", what, exc, delay_s)
+        await asyncio.sleep(delay_s)
+        delay_s = min(max(delay_s, 0.01) * 2, max_delay_s)
 
 
 async def seek_to_beginnings(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:

@@ -82,6 +82,13 @@ class InvalidUtf8(DecodeError):
     reason = "invalid_utf8"
 
 
+class UnexpectedValue(DecodeError):
+    """The value decodes, but a field holds what Keel never writes (a partition that does not exist,
+    a key that is not UTF-8, a number that is not finite)."""
+
+    reason = "unexpected_value"
+
+
 class EventTooLarge(DecodeError):
     reason = "event_too_large"
 

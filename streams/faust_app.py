@@ -7,6 +7,7 @@ reads through faust agents and tables; the worker reads with Keel's own consumer
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -122,3 +123,30 @@ def exit_for_restart(what: str, exc: BaseException) -> NoReturn:
     log.critical("%s: %r; exiting so that a supervisor restarts the process", what, exc, exc_info=exc)
     logging.shutdown()
     os._exit(70)
+
+
+def exit_on_crash(app: faust.App) -> None:
+    """A crashed app (an agent, a task or faust itself failed) exits 70 like every crash-only failure,
+    once faust has crashed it."""
+    crash = app.crash
+
+    async def crash_and_exit(reason: BaseException) -> None:
+        await crash(reason)
+        exit_for_restart("the faust app crashed", reason)
+
+    app.crash = crash_and_exit  # type: ignore[method-assign]
+
+
+def exit_when_failed(what: str) -> Callable[[asyncio.Task[Any]], None]:
+    """A done callback for a background task that runs as long as its process: when the task ends with
+    an exception, so does the process (``exit_for_restart``), rather than going on without it. A
+    cancelled task (the process stopping) or one that returned is left alone."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            exit_for_restart(what, exc)
+
+    return done

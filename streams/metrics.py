@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from streams.circuit import CircuitState, CircuitView
 from streams.domain import DeadLetter, Outcome, outcome_name
 from streams.pricing import Pricing
+from streams.skipped import SkippedRecords
 
 EVENT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 MODEL_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60)
@@ -83,6 +84,8 @@ class WorkerMetrics:
             "keel_model_latency_seconds", "One model call", ["provider", "model"], buckets=MODEL_BUCKETS_S, registry=r
         )
         self.rate_limits = RateLimitMetrics(r)
+        self.skipped = SkippedRecords()  # by the worker's budget owner and budget client (streams/skipped.py)
+        self.skipped.register(r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def observe(self, agent: str, outcome: Outcome) -> None:

@@ -12,6 +12,11 @@ therefore needs no list of what it applied: the log says which decision is first
 says which are done. A crash between writing a decision's records and committing it applies it again
 on restart, with byte-identical records (they are timed by the decision), which consumers fold by event
 id like every other re-emitted outcome (at-least-once delivery, idempotent by key).
+
+Anyone can write to the topics: a record that is not a decision is counted in
+``keel_records_skipped_total`` and passed over; a decision whose records cannot be built from its item
+(an item Keel did not write: its payload is not JSON, its partition does not exist) is refused and
+counted, never retried, so that it cannot stop the decisions behind it.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.agents import Agent
-from streams.consumers import PATIENT_POLL_MS, group_consumer
+from streams.consumers import PATIENT_POLL_MS, group_consumer, until_read
 from streams.control_keys import load_control_keys
 from streams.emit import Emitter, OutRecord
 from streams.errors import DecodeError, KeelError
@@ -39,6 +44,8 @@ from streams.topics import REVIEW_DECISIONS, agent_topics
 
 log = logging.getLogger(__name__)
 WAIT_LOG_S = 30.0
+READER = "review-applier"
+UNBUILDABLE = "unbuildable_item"  # the refusal of a decision whose item's records cannot be built
 
 
 def applier_group(settings: Settings) -> str:
@@ -66,15 +73,17 @@ class ReviewApplier:
         self._catalogue, self._queue, self._feed = service.catalogue, service.queue, service.feed
         self._keys = load_control_keys(settings)  # a re-run's control headers are signed
 
-    async def run(self) -> None:
-        """Apply decisions until cancelled."""
-        consumer = group_consumer(self._settings, applier_group(self._settings), max_poll_interval_ms=PATIENT_POLL_MS)
-        consumer.subscribe([self._settings.topic(REVIEW_DECISIONS)])
-        producer = RecordProducer(self._settings.bootstrap_servers, request_timeout_s=self._settings.produce_timeout_s)
+    async def run(self, *, consumer: AIOKafkaConsumer | None = None) -> None:
+        """Apply decisions until cancelled. ``consumer``: one to use instead of the group's own (tests)."""
+        settings = self._settings
+        consumer = consumer or group_consumer(settings, applier_group(settings), max_poll_interval_ms=PATIENT_POLL_MS)
+        consumer.subscribe([settings.topic(REVIEW_DECISIONS)])
+        producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
         await consumer.start()
         try:
             while True:
-                for tp, messages in (await consumer.getmany(timeout_ms=1000, max_records=200)).items():
+                batch = await until_read(lambda: consumer.getmany(timeout_ms=1000, max_records=200), what="decisions")
+                for tp, messages in batch.items():
                     await self._apply_batch(consumer, producer, tp, messages)
         finally:
             await consumer.stop()
@@ -102,15 +111,15 @@ class ReviewApplier:
             self._metrics.time_to_decision.labels(item.agent, item.config_version).observe(waited_s)
         try:
             await consumer.commit({tp: OffsetAndMetadata(last + 1, "")})
-        except (CommitFailedError, IllegalStateError) as exc:  # the partition moved to another applier
-            log.warning("review applier: %s moved (%r); its next owner applies from the last commit", tp, exc)
+        except KafkaError as exc:  # moved to another applier (or the broker is away): it applies from the last commit
+            log.warning("review applier: committing %s failed (%r); the next commit covers it", tp, exc)
 
     async def _records_for(self, tp: TopicPartition, message: ConsumerRecord) -> _Applied | None:
         where = f"{tp.topic}/{tp.partition}/{message.offset}"
         try:
             decision = decode_decision(self._catalogue, message.value or b"")
         except DecodeError as exc:
-            log.error("%s: skipped, not a review decision: %s", where, exc)
+            self._metrics.skipped.skip(READER, message, exc)
             return None
         if self._queue.first_offset(decision.item_id) != message.offset:
             log.warning("%s: %s on %s refused: not the item's first decision", where, decision.action, decision.item_id)
@@ -122,16 +131,24 @@ class ReviewApplier:
         agent = self._service.agent(decision.agent)
         if state is None or agent is None:
             log.error("%s: %s on %s refused: no such item or agent here", where, decision.action, decision.item_id)
-            self._metrics.refused.labels(decision.agent, "no_such_item").inc()
+            self._metrics.refused.labels(agent.name if agent else "-", "no_such_item").inc()  # labels: known agents
             return None
         return self._build(state.item, decision, agent, where)
 
     def _build(self, item: ReviewItem, decision: Decision, agent: Agent, where: str) -> _Applied | None:
         input_topic = agent_topics(agent, self._settings).input
+        why: str
         try:
             records = decision_records(item, decision, agent, self._emitter, input_topic=input_topic, keys=self._keys)
         except KeelError as exc:  # an output that no longer fits the agent's schema: nothing can be released
-            log.error("%s: %s on %s cannot be applied: %s", where, decision.action, item.item_id, exc)
-            self._metrics.refused.labels(decision.agent, exc.reason).inc()
-            return None
-        return _Applied(item, decision, records)
+            why, cause = exc.reason, repr(exc)
+        except ValueError as exc:  # JSON or Avro: an item Keel did not write, which no decision can apply
+            why, cause = UNBUILDABLE, repr(exc)
+        else:
+            partitions = self._settings.partitions
+            if all(r.partition is None or 0 <= r.partition < partitions for r in records):
+                return _Applied(item, decision, records)
+            why, cause = UNBUILDABLE, f"the item's input partition {item.input_partition} does not exist"
+        log.error("%s: %s on %s cannot be applied (%s): %s", where, decision.action, decision.item_id, why, cause)
+        self._metrics.refused.labels(decision.agent, why).inc()
+        return None

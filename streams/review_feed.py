@@ -5,6 +5,11 @@ The topics keep their records until deleted (streams/topics.py), so the queue a 
 shows is the one it showed before: every item, and the first decision on each, in log order. The price
 is the start time, which grows with the topics' size (10,000 items load in about 0.4 s on loopback).
 One consumer without a group reads every partition; nothing is committed.
+
+A record that is not a review item or decision of Keel's (anyone can write to a topic) is counted in
+``keel_records_skipped_total`` and passed over (streams/skipped.py). A transient Kafka error is read
+through again; any other error ends the feed's task, and `keel review serve` with it: a queue that
+silently stopped following its topics would show reviewers a stale queue.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams.catalogue import Catalogue
-from streams.consumers import seek_to_beginnings
+from streams.consumers import seek_to_beginnings, until_read
 from streams.errors import DecodeError
 from streams.review_queue import ReviewQueue
 from streams.review_records import decode_decision, decode_item
+from streams.skipped import SkippedRecords
 
 log = logging.getLogger(__name__)
+READER = "review-feed"
 
 
 class ReviewFeed:
@@ -35,11 +42,15 @@ class ReviewFeed:
         review_topics: list[str],
         decisions_topic: str,
         partitions: int,
+        skipped: SkippedRecords | None = None,
+        consumer: AIOKafkaConsumer | None = None,
     ) -> None:
+        """``consumer``: one to use instead of a new one (tests)."""
         self._catalogue, self._queue = catalogue, queue
         self._decisions_topic = decisions_topic
+        self._skipped = skipped or SkippedRecords()
         self._tps = [TopicPartition(t, p) for t in [*review_topics, decisions_topic] for p in range(partitions)]
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = consumer or AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=100
         )
         self._positions: dict[TopicPartition, int] = {}
@@ -51,10 +62,15 @@ class ReviewFeed:
         await self._consumer.start()
         self._consumer.assign(self._tps)
         await seek_to_beginnings(self._consumer, self._tps)
-        ends = await self._consumer.end_offsets(self._tps)
+        ends = await until_read(lambda: self._consumer.end_offsets(self._tps), what="the review topics' ends")
         while not self._at_least(ends):
             await self._read_once()
         self._task = asyncio.create_task(self._follow(), name="review-feed")
+
+    @property
+    def following(self) -> asyncio.Task[None] | None:
+        """The task that follows the topics once started: it ends only by failing (or ``stop``)."""
+        return self._task
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -69,7 +85,7 @@ class ReviewFeed:
 
     async def caught_up(self, *, timeout_s: float) -> bool:
         """Wait until every record written so far to the topics is in the queue; False on timeout."""
-        ends = await self._consumer.end_offsets(self._tps)
+        ends = await until_read(lambda: self._consumer.end_offsets(self._tps), what="the review topics' ends")
         return await self._wait(lambda: self._at_least(ends), timeout_s=timeout_s)
 
     def decisions_partition(self, partition: int) -> TopicPartition:
@@ -80,14 +96,19 @@ class ReviewFeed:
             await self._read_once()
 
     async def _read_once(self) -> None:
-        batch = await self._consumer.getmany(timeout_ms=500)
+        consumer = self._consumer
+        batch = await until_read(lambda: consumer.getmany(timeout_ms=500), what="reading the review topics")
         for messages in batch.values():
             for message in messages:
                 self._take(message)
+        positions = {tp: await self._position(tp) for tp in self._tps}
         async with self._moved:
-            for tp in self._tps:
-                self._positions[tp] = await self._consumer.position(tp)
+            self._positions.update(positions)
             self._moved.notify_all()
+
+    async def _position(self, tp: TopicPartition) -> int:
+        position: int = await until_read(lambda: self._consumer.position(tp), what="a review partition's position")
+        return position
 
     def _take(self, message: ConsumerRecord) -> None:
         try:
@@ -96,9 +117,7 @@ class ReviewFeed:
             else:
                 self._queue.add(decode_item(self._catalogue, message.value or b"", tuple(message.headers or ())))
         except DecodeError as exc:  # not a record of ours: nothing a reviewer could act on
-            log.error(
-                "%s/%s/%s: skipped, not a review record: %s", message.topic, message.partition, message.offset, exc
-            )
+            self._skipped.skip(READER, message, exc)
 
     def _at_least(self, ends: dict[TopicPartition, int]) -> bool:
         return all(self._positions.get(tp, 0) >= end for tp, end in ends.items())

@@ -14,14 +14,21 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from streams.skipped import SkippedRecords
+
 # From a minute to a week: reviewers answer in minutes to days.
 DECISION_BUCKETS_S = (60, 300, 900, 1800, 3600, 4 * 3600, 8 * 3600, 86_400, 2 * 86_400, 7 * 86_400)
 
 
 class ReviewMetrics:
-    def __init__(self, agents: list[str], depths: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self, agents: list[str], depths: Callable[[], dict[str, int]], *, skipped: SkippedRecords | None = None
+    ) -> None:
+        """``skipped``: the records the process's readers passed over (streams/skipped.py)."""
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.skipped = skipped or SkippedRecords()
+        self.skipped.register(r)
         self.decisions = Counter(
             "keel_review_decisions",
             "Decisions applied, by action (approve, edit, reject) and the item's agent config version",

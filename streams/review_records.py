@@ -52,7 +52,7 @@ def decode_item(catalogue: Catalogue, data: bytes, headers: Headers = ()) -> Rev
         input_value=v.get("input_value", b""),
         output_model=v.get("output_model"),
         output_model_version=v.get("output_model_version"),
-        rerun_pass=rerun_pass(headers),
+        rerun_pass=rerun_pass(headers),  # both read any header: an item is never lost to one
         skipped_models=skipped_models(headers),
     )
 

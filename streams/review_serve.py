@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from streams import review_web
+from streams import faust_app, review_web
 from streams.agents import Agent, load_agents
 from streams.catalogue import load_catalogue
 from streams.clock import SystemClock
@@ -34,6 +34,7 @@ from streams.review_sessions import SessionTable
 from streams.review_suggest import ThresholdRule
 from streams.review_watch import watch_slas
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import topic_plan
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,9 @@ def build_process(settings: Settings) -> ReviewProcess:
     catalogue = load_catalogue(settings.schemas_dir)
     agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
     emitter = Emitter(catalogue, settings, agents, pricing=load_pricing(settings.pricing_file))
-    service = KafkaReviewService(settings, catalogue, agents)
-    metrics = ReviewMetrics([agent.name for agent in agents], service.queue.depths)
+    skipped = SkippedRecords()
+    service = KafkaReviewService(settings, catalogue, agents, skipped=skipped)
+    metrics = ReviewMetrics([agent.name for agent in agents], service.queue.depths, skipped=skipped)
     applier = ReviewApplier(settings, service, emitter, metrics)
     return ReviewProcess(agents, service, applier, metrics)
 
@@ -79,14 +81,19 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings, process: ReviewProcess, *, web_port: int | None = None) -> AsyncIterator[Running]:
-    """The service loaded, the applier running and the web server listening."""
+    """The service loaded, the applier running and the web server listening. The feed, the applier and
+    the SLA watch run as long as the process: one that fails ends it (exit 70, crash-only), so that
+    its supervisor starts it again rather than leaving reviewers a queue that no longer moves."""
     await process.service.start()
     applier = asyncio.create_task(process.applier.run(), name="review-applier")
     slas = asyncio.create_task(
         watch_slas(settings, process.service.catalogue, process.agents, process.service.queue, SystemClock()),
         name="review-slas",
     )
-    slas.add_done_callback(_log_failure)
+    tasks = [applier, slas, process.service.feed.following]
+    watched = [(task, faust_app.exit_when_failed(f"the {task.get_name()} task failed")) for task in tasks if task]
+    for task, exit_on_failure in watched:
+        task.add_done_callback(exit_on_failure)
     app = build_web_app(process.service, settings)
     app[METRICS_KEY] = process.metrics
     app.router.add_get("/metrics", _metrics, name=review_web.METRICS_ROUTE)
@@ -97,6 +104,8 @@ async def running(settings: Settings, process: ReviewProcess, *, web_port: int |
         await web.TCPSite(runner, settings.review_web_host, port).start()
         yield Running(int(runner.addresses[0][1]), applier)  # port 0: the one the system chose
     finally:
+        for task, exit_on_failure in watched:  # stopping: whatever they end with now is not a failure to exit on
+            task.remove_done_callback(exit_on_failure)
         await runner.cleanup()
         for task in (applier, slas):
             task.cancel()
@@ -115,21 +124,12 @@ async def serve(settings: Settings) -> None:
     await ensure_topics(settings.bootstrap_servers, topic_plan(process.agents, settings))  # it may start first
     async with running(settings, process) as served:
         log.warning("review service on http://%s:%d/ (metrics at /metrics)", settings.review_web_host, served.port)
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait([stopped, served.applier], return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if served.applier.done():
-            served.applier.result()  # the applier failed: so does the process, and its supervisor restarts it
+        await stop.wait()  # a failing feed, applier or SLA watch ends the process before (see ``running``)
 
 
 async def _metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS_KEY].render()
     return web.Response(body=body, headers={"Content-Type": EXPOSITION_TYPE})
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the review SLA watch stopped: %r", task.exception())
 
 
 async def review_stats(settings: Settings) -> str:

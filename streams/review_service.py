@@ -24,6 +24,7 @@ from streams.review_feed import ReviewFeed
 from streams.review_queue import ReviewQueue
 from streams.review_records import decision_record
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import REVIEW_DECISIONS, agent_topics
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,10 @@ class KafkaReviewService:
         settings: Settings,
         catalogue: Catalogue,
         agents: list[Agent],
+        *,
+        skipped: SkippedRecords | None = None,
     ) -> None:
+        """``skipped``: where the feed counts the records it passes over (the process's metrics)."""
         self._settings, self.catalogue = settings, catalogue
         self._agents = {agent.name: agent for agent in agents}
         self._schemas = {agent.name: agent.output_schema.raw for agent in agents}
@@ -57,6 +61,7 @@ class KafkaReviewService:
             review_topics=[agent_topics(agent, settings).review for agent in agents],
             decisions_topic=self.decisions_topic,
             partitions=settings.partitions,
+            skipped=skipped,
         )
         self._producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
         self._deciding: set[str] = set()

@@ -44,6 +44,7 @@ from streams.pipeline import process
 from streams.producer import RecordProducer, until_written
 from streams.retry import Arrival, arrival
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import agent_topics, outcomes_topic, topic_plan
 from streams.wiring import Runtime, load_runtime
 
@@ -56,7 +57,7 @@ def create_app(runtime: Runtime) -> faust.App:
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
     inflight = Inflight(settings.max_in_flight)
     metrics = WorkerMetrics(runtime.pricing)
-    runtime, budgets = _with_budgets(app, runtime, producer)
+    runtime, budgets = _with_budgets(app, runtime, producer, metrics.skipped)
     stores: dict[str, OutcomeStore] = {}  # by every topic the store's agent reads
     routes: dict[str, Deliver] = {}
     shells: list[_Shell] = []
@@ -118,7 +119,7 @@ def create_app(runtime: Runtime) -> faust.App:
             store.close()
 
     app.on_before_shutdown.connect(close_clients)  # type: ignore[arg-type]  # mode types want a positional-only sender
-    _exit_on_crash(app)
+    faust_app.exit_on_crash(app)
     return app
 
 
@@ -128,16 +129,24 @@ class _Budgets:
     owner: BudgetOwner  # the budgets this worker decides (streams/budget_owner.py)
 
 
-def _with_budgets(app: faust.App, runtime: Runtime, producer: RecordProducer) -> tuple[Runtime, _Budgets | None]:
+def _with_budgets(
+    app: faust.App, runtime: Runtime, producer: RecordProducer, skipped: SkippedRecords
+) -> tuple[Runtime, _Budgets | None]:
     """With budgets declared: the runtime whose calls reserve through a budget client, and this
     worker's budget owner, running for as long as the app does."""
     if not runtime.budgets:
         return runtime, None
     settings, clock = runtime.settings, runtime.deps.clock
     client = BudgetClient(
-        settings, runtime.catalogue, producer, budgets=runtime.budgets, pricing=runtime.pricing, clock=clock
+        settings,
+        runtime.catalogue,
+        producer,
+        budgets=runtime.budgets,
+        pricing=runtime.pricing,
+        clock=clock,
+        skipped=skipped,
     )
-    owner = BudgetOwner(settings, runtime.catalogue, producer, clock=clock)
+    owner = BudgetOwner(settings, runtime.catalogue, producer, clock=clock, skipped=skipped)
 
     async def own_budgets() -> None:
         await run_owner(owner)
@@ -145,16 +154,6 @@ def _with_budgets(app: faust.App, runtime: Runtime, producer: RecordProducer) ->
     app.task(own_budgets)
 
     return dataclasses.replace(runtime, deps=dataclasses.replace(runtime.deps, budgets=client)), _Budgets(client, owner)
-
-
-def _exit_on_crash(app: faust.App) -> None:
-    crash = app.crash
-
-    async def crash_and_exit(reason: BaseException) -> None:
-        await crash(reason)
-        exit_for_restart("the faust app crashed", reason)
-
-    app.crash = crash_and_exit  # type: ignore[method-assign]
 
 
 def _on_revoke(
