@@ -35,6 +35,11 @@ def local_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
         llama_local.stop(server)
 
 
+@pytest.mark.xfail(
+    reason="issue 14: concurrent calls queue inside the one-at-a-time llama.cpp server and time out; the per-model "
+    "concurrency limit that fixes it is on branch i14-models, not merged yet",
+    strict=False,
+)
 async def test_events_through_smollm2_each_end_in_one_outcome(local_stack: Stack, samples_dir: Path) -> None:
     tickets = take(load_samples(samples_dir / "support_triage.jsonl"), 4)
     invoices = take(load_samples(samples_dir / "invoice_extraction.jsonl"), 3)
