@@ -20,6 +20,7 @@ from streams.emit import Emitter
 from streams.errors import UnknownProvider
 from streams.limiter import Limiter
 from streams.model import ModelClient
+from streams.model_slots import ModelSlots, slot_limits
 from streams.ports import Deps
 from streams.pricing import Pricing, load_pricing
 from streams.rate_limit import PerMinute, RateLimits
@@ -40,6 +41,7 @@ class Runtime:
     pricing: Pricing
     budgets: Budgets
     limiter: Limiter  # also in deps; the worker gives it its share of each limit on every rebalance
+    slots: ModelSlots  # also in deps; the worker gives it its metrics
 
     async def aclose(self) -> None:
         for client in self.deps.models.values():
@@ -58,6 +60,7 @@ def load_runtime(settings: Settings) -> Runtime:
         log.warning("%s has no price in %s: its usage records carry no cost", unpriced, settings.pricing_file)
     clock = SystemClock()
     limiter = build_limiter(settings, agents, clock)
+    slots = build_slots(settings, agents, clock)
     deps = Deps(
         catalogue=catalogue,
         models=models,
@@ -68,10 +71,20 @@ def load_runtime(settings: Settings) -> Runtime:
         rng=Random(),  # noqa: S311  (jitter, not secrets)
         max_event_bytes=settings.max_event_bytes,
         limiter=limiter,
+        slots=slots,
     )
     emitter = Emitter(catalogue, settings, agents, pricing=pricing)
     budgets = load_budgets(settings.budgets_file, agents, pricing)
-    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter)
+    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter, slots)
+
+
+def build_slots(settings: Settings, agents: list[Agent], clock: Clock) -> ModelSlots:
+    """Each model's concurrency limit: the lowest of its provider's and its chain entries' (any agent's)."""
+    providers = {name: endpoint.max_concurrent for name, endpoint in settings.provider_endpoints().items()}
+    limits = slot_limits(providers, (spec for agent in agents for spec in agent.definition.model_chain))
+    if limits:
+        log.info("model concurrency: %s", ", ".join(f"{key} {n} at a time" for key, n in sorted(limits.items())))
+    return ModelSlots(limits, clock)
 
 
 def build_limiter(settings: Settings, agents: list[Agent], clock: Clock) -> Limiter:
