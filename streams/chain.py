@@ -2,7 +2,8 @@
 
 The decisions come from ``streams.fallback`` (pure); this module carries them out through the ports
 (``ModelClient``, ``Clock``), the shared circuit breakers, rate limiter and model slots, and records
-every attempt that was sent, whatever its purpose, so each becomes a usage record.
+every attempt that was sent, whatever its purpose, so each becomes a usage record (with Keel's
+estimate of its prompt when the provider may have served it without saying what it used).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ from streams.errors import (
     OutputNotJson,
     OutputTruncated,
     ProviderAuthError,
+    ProviderConnectionError,
     ProviderError,
     ProviderRateLimited,
     ProviderRequestRejected,
+    ProviderTimeout,
     RateLimitWait,
 )
 from streams.fallback import Fallback, Position, Reask, Retry, Stop, Trim, decide, first_model
-from streams.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse
+from streams.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse, estimate_prompt_tokens
 from streams.model_slots import Slot
 from streams.parse import ValidatedOutput, parse_json_object, validate_output
 from streams.ports import Deps
@@ -171,8 +174,8 @@ async def _budgeted_attempt(
     purpose: str,
     timeout_s: float,
 ) -> _Answer:
-    """One attempt, its maximum cost reserved in the event's budgets first and settled after, or
-    released when no call was made."""
+    """One attempt, its maximum cost reserved in the event's budgets first and settled after (with
+    the attempt's tokens: estimated when the provider sent none), or released when no call was made."""
     reservation = await _reserve(agent, spec, messages, deps, tenant, timeout_s=timeout_s)
     if reservation is None or deps.budgets is None:
         return await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
@@ -311,6 +314,7 @@ async def _call(
     except KeelError as exc:
         error, outcome = exc, exc.reason
     finally:
+        estimated = response is None and _maybe_served(error)
         attempts.append(
             Attempt(
                 provider=spec.provider,
@@ -318,16 +322,26 @@ async def _call(
                 number=len(attempts) + 1,
                 started_at_ms=started_ms,
                 latency_s=response.latency_s if response else deps.clock.monotonic() - started,
-                tokens_in=response.tokens_in if response else 0,
+                tokens_in=response.tokens_in if response else estimate_prompt_tokens(messages) if estimated else 0,
                 tokens_out=response.tokens_out if response else 0,
                 model_version=response.model_version if response else None,
                 outcome=outcome,
                 purpose=purpose,
                 queued_s=queued_s,
+                tokens_estimated=estimated,
             )
         )
         _settle(deps, spec, permit, response, error)
     return _Answer(response, validated, error)
+
+
+def _maybe_served(error: KeelError | None) -> bool:
+    """Whether a call that brought no answer may still have been served, and billed, by the provider:
+    it timed out or lost its connection after the request went out, or it was cut short (``None``: a
+    cancellation or a bug mid-call). Its usage is then Keel's estimate, never silently nothing."""
+    if error is None:
+        return True
+    return isinstance(error, ProviderTimeout | ProviderConnectionError) and error.sent
 
 
 async def _acquire(
