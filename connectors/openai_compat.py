@@ -83,11 +83,12 @@ class OpenAICompatClient:
                 )
         except (TimeoutError, httpx.TimeoutException) as exc:
             message = f"no complete answer within {request.timeout_s:g} s ({type(exc).__name__})"
-            raise ProviderTimeout(self._describe(request, message)) from exc
+            raise ProviderTimeout(self._describe(request, message), sent=request_sent(exc)) from exc
         except httpx.DecodingError as exc:
             raise ProviderBadResponse(self._describe(request, f"undecodable body: {exc}")) from exc
         except httpx.TransportError as exc:
-            raise ProviderConnectionError(self._describe(request, f"{type(exc).__name__}: {exc}")) from exc
+            detail = f"{type(exc).__name__}: {exc}"
+            raise ProviderConnectionError(self._describe(request, detail), sent=request_sent(exc)) from exc
         latency_s = time.perf_counter() - started
         secret = self._api_key.get_secret_value() if self._api_key else None
         if not 200 <= response.status_code < 300:
@@ -119,6 +120,14 @@ class OpenAICompatClient:
 
 
 ResponseFormatStyle = Literal["json_schema", "json_object"]
+# Failures before any byte of the request left: no connection (or no pooled one) was ever had.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError, httpx.UnsupportedProtocol)
+
+
+def request_sent(exc: BaseException) -> bool:
+    """Whether a call that failed with ``exc`` may have reached the server (and been served, and billed).
+    An overall timeout (``TimeoutError``) may come in any phase: it counts as sent."""
+    return not isinstance(exc, _NOT_SENT)
 
 
 def build_chat_body(request: ModelRequest, *, style: ResponseFormatStyle = "json_schema") -> dict[str, Any]:

@@ -47,6 +47,12 @@ class ModelSpec(_Strict):
     timeout_s: PositiveFloat = 30.0
     max_retries: int = Field(default=2, ge=0, le=10, description="In-line retries of transient failures")
     context_window: int | None = Field(default=None, gt=0, description="Tokens; skips this model for longer prompts")
+    max_concurrent: int | None = Field(
+        default=None,
+        gt=0,
+        description="Calls to this model open at once in a worker, all agents together (the lowest of this "
+        "and the provider's max_concurrent applies); unset: the provider's",
+    )
 
     @property
     def key(self) -> str:

@@ -125,6 +125,9 @@ class BudgetClient:
         paid for, so its holds are settled in full at once rather than when they expire."""
         self._send_later(reservation, "settle", reservation.amount)
 
+    def release(self, reservation: Reservation) -> None:
+        self._send_later(reservation, "release", Amount())
+
     async def probe(self, scopes: Sequence[Scope], amount: Amount) -> Decision | None:
         """The first refusal a call of ``amount`` would meet now, or None: it would fit."""
         now_ms = self._clock.now_ms()

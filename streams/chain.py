@@ -1,8 +1,9 @@
 """Run an event's model chain: attempts, retries, re-asks and fallbacks, within the event's deadline.
 
 The decisions come from ``streams.fallback`` (pure); this module carries them out through the ports
-(``ModelClient``, ``Clock``) and the shared circuit breakers, and records every attempt, whatever its
-purpose, so each becomes a usage record.
+(``ModelClient``, ``Clock``), the shared circuit breakers, rate limiter and model slots, and records
+every attempt that was sent, whatever its purpose, so each becomes a usage record (with Keel's
+estimate of its prompt when the provider may have served it without saying what it used).
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ from streams.errors import (
     OutputNotJson,
     OutputTruncated,
     ProviderAuthError,
+    ProviderConnectionError,
     ProviderError,
     ProviderRateLimited,
     ProviderRequestRejected,
+    ProviderTimeout,
     RateLimitWait,
 )
 from streams.fallback import Fallback, Position, Reask, Retry, Stop, Trim, decide, first_model
-from streams.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse
+from streams.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse, estimate_prompt_tokens
+from streams.model_slots import Slot
 from streams.parse import ValidatedOutput, parse_json_object, validate_output
 from streams.ports import Deps
 from streams.prompt import RenderedPrompt
@@ -114,6 +118,8 @@ async def run_chain(
             return ChainSuccess(answer.response, answer.validated, prompt)
         assert answer.error is not None
         last_error = answer.error
+        if isinstance(answer.error, DeadlineExceeded):  # it queued for its model until the deadline
+            raise ChainStopped(policy.on_deadline, _deadline_passed(policy.deadline_s, attempts, answer.error))
         remaining_s = deadline - deps.clock.monotonic()
         if remaining_s <= 0:
             continue  # the deadline route, above
@@ -168,16 +174,24 @@ async def _budgeted_attempt(
     purpose: str,
     timeout_s: float,
 ) -> _Answer:
-    """One attempt, its maximum cost reserved in the event's budgets first and settled after."""
+    """One attempt, its maximum cost reserved in the event's budgets first and settled after (with
+    the attempt's tokens: estimated when the provider sent none), or released when no call was made."""
     reservation = await _reserve(agent, spec, messages, deps, tenant, timeout_s=timeout_s)
     if reservation is None or deps.budgets is None:
         return await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
+    made = len(attempts)
     try:
         answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
     except BaseException:  # cancelled mid-call (a rebalance, a shutdown): it may have been paid for
-        deps.budgets.abandon(reservation)
+        if len(attempts) > made:
+            deps.budgets.abandon(reservation)
+        else:  # cancelled while it waited for the rate limiter or a slot: nothing was sent
+            deps.budgets.release(reservation)
         raise
-    deps.budgets.settle(reservation, attempts[-1])
+    if len(attempts) > made:
+        deps.budgets.settle(reservation, attempts[-1])
+    else:  # no rate-limit room or model slot in time: the call was not made
+        deps.budgets.release(reservation)
     return answer
 
 
@@ -188,7 +202,9 @@ async def _reserve(
     if deps.budgets is None or not deps.budgets.applies(agent.name, tenant):
         return None
     chars = sum(len(m.content) for m in messages)
-    expires_in_s = min(spec.timeout_s, timeout_s) + HOLD_GRACE_S
+    # the call's timeout; for a model with a concurrency limit, the time left: it may queue first
+    longest_s = timeout_s if deps.slots.limit(spec.key) else min(spec.timeout_s, timeout_s)
+    expires_in_s = longest_s + HOLD_GRACE_S
     reservation = await deps.budgets.reserve(
         agent.name, tenant, spec, prompt_chars=chars, messages=len(messages), expires_in_s=expires_in_s
     )
@@ -220,14 +236,63 @@ async def _attempt(
     purpose: str,
     timeout_s: float,
 ) -> _Answer:
-    """One call and the validation of its answer; recorded as an attempt whatever happens. The rate
-    limiter is asked first (no call and no attempt when it would wait too long) and told after."""
+    """One call, once the rate limiter and the model's concurrency limit let it go. The rate limiter
+    is asked first (no call and no attempt when it would wait too long) and told after; then the call
+    queues for a slot of its model (streams/model_slots.py) for at most the time left: none in time
+    means no call and a deadline exceeded. The call's timeout starts when its request is sent."""
     permit: Permit | None = None
     if not deps.limiter.idle:  # while no limit or hold applies, nothing is awaited or allocated here
         granted = await _acquire(agent, spec, messages, deps, remaining_s=timeout_s)
         if isinstance(granted, RateLimitWait):
             return _Answer(None, None, granted)
         permit, timeout_s = granted, timeout_s - granted.waited_s
+    slot = await _slot(spec, deps, permit, max_wait_s=timeout_s)
+    if slot is None:
+        limit = deps.slots.limit(spec.key)
+        message = f"no call slot of {spec.key} (max_concurrent {limit}) came free before the event's deadline"
+        return _Answer(None, None, DeadlineExceeded(message))
+    try:
+        timeout_s -= slot.waited_s
+        return await _call(
+            agent,
+            spec,
+            messages,
+            deps,
+            attempts,
+            purpose=purpose,
+            timeout_s=timeout_s,
+            permit=permit,
+            queued_s=slot.waited_s,
+        )
+    finally:
+        deps.slots.release(slot)
+
+
+async def _slot(spec: ModelSpec, deps: Deps, permit: Permit | None, *, max_wait_s: float) -> Slot | None:
+    """A slot of the model; when none comes (in time, or the wait is cancelled) the call is not made,
+    and the rate limiter gets its permit back."""
+    slot: Slot | None = None
+    try:
+        slot = await deps.slots.acquire(spec.key, max_wait_s=max_wait_s)
+    finally:
+        if slot is None and permit is not None:
+            deps.limiter.settle(permit, spec.key, tokens_used=0, limits=None)
+    return slot
+
+
+async def _call(
+    agent: Agent,
+    spec: ModelSpec,
+    messages: list[ChatMessage],
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    purpose: str,
+    timeout_s: float,
+    permit: Permit | None,
+    queued_s: float,
+) -> _Answer:
+    """The call and the validation of its answer; recorded as an attempt whatever happens."""
     request = ModelRequest(
         model=spec.model,
         messages=tuple(messages),
@@ -249,6 +314,7 @@ async def _attempt(
     except KeelError as exc:
         error, outcome = exc, exc.reason
     finally:
+        estimated = response is None and _maybe_served(error)
         attempts.append(
             Attempt(
                 provider=spec.provider,
@@ -256,15 +322,26 @@ async def _attempt(
                 number=len(attempts) + 1,
                 started_at_ms=started_ms,
                 latency_s=response.latency_s if response else deps.clock.monotonic() - started,
-                tokens_in=response.tokens_in if response else 0,
+                tokens_in=response.tokens_in if response else estimate_prompt_tokens(messages) if estimated else 0,
                 tokens_out=response.tokens_out if response else 0,
                 model_version=response.model_version if response else None,
                 outcome=outcome,
                 purpose=purpose,
+                queued_s=queued_s,
+                tokens_estimated=estimated,
             )
         )
         _settle(deps, spec, permit, response, error)
     return _Answer(response, validated, error)
+
+
+def _maybe_served(error: KeelError | None) -> bool:
+    """Whether a call that brought no answer may still have been served, and billed, by the provider:
+    it timed out or lost its connection after the request went out, or it was cut short (``None``: a
+    cancellation or a bug mid-call). Its usage is then Keel's estimate, never silently nothing."""
+    if error is None:
+        return True
+    return isinstance(error, ProviderTimeout | ProviderConnectionError) and error.sent
 
 
 async def _acquire(

@@ -71,6 +71,8 @@ class Attempt:
     model_version: str | None
     outcome: str  # "ok" or the failure's reason code
     purpose: str = "initial"  # initial | retry | reask | trim | fallback | tier_retry
+    queued_s: float = 0.0  # waited for a slot of its model before the request was sent (max_concurrent)
+    tokens_estimated: bool = False  # tokens_in is Keel's estimate: the provider sent no usage (timeout, cut off)
 
 
 @dataclass(frozen=True, slots=True)

@@ -367,6 +367,8 @@ def _usage_values(trace: Trace, agent: Agent, pricing: Pricing) -> list[dict[str
                 "at": attempt.started_at_ms,
                 "cost_usd": cost.usd,
                 "price_version": cost.price_version,
+                "queued_ms": attempt.queued_s * 1000,
+                "tokens_estimated": attempt.tokens_estimated,
             }
         )
     return values

@@ -137,8 +137,11 @@ class ProviderError(KeelError):
     reason = "provider_error"
     retriable = True
 
-    def __init__(self, message: str = "", *, limits: ProviderLimits | None = None) -> None:
+    def __init__(self, message: str = "", *, limits: ProviderLimits | None = None, sent: bool = True) -> None:
         self.limits = limits  # what the failed answer said about rate limits, if anything
+        # False only when the request surely never reached the provider (no connection): otherwise it
+        # may have been served, and billed, even without an answer
+        self.sent = sent
         super().__init__(message)
 
 

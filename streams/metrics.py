@@ -86,6 +86,7 @@ class WorkerMetrics:
         self.rate_limits = RateLimitMetrics(r)
         self.skipped = SkippedRecords()  # by the worker's budget owner and budget client (streams/skipped.py)
         self.skipped.register(r)
+        self.model_queue = ModelQueueMetrics(r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def observe(self, agent: str, outcome: Outcome) -> None:
@@ -204,3 +205,40 @@ class RateLimitMetrics:
 
     def shared(self, scope: str, name: str, share: float) -> None:
         self.share.labels(scope, name).set(share)
+
+
+class ModelQueueMetrics:
+    """What the model slots report (streams/model_slots.py): how long calls to a model with a
+    ``max_concurrent`` waited for a slot (0 when one was free), and the calls that gave up waiting."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.wait_seconds = Histogram(
+            "keel_model_queue_wait_seconds",
+            "How long calls to a model with a concurrency limit (max_concurrent) waited in the worker for a "
+            "slot before their request was sent (0: a slot was free)",
+            ["provider", "model"],
+            buckets=WAIT_BUCKETS_S,
+            registry=registry,
+        )
+        self.gave_up_calls = Counter(
+            "keel_model_queue_gave_up",
+            "Calls that got no slot of their model before their event's deadline (the event's deadline route)",
+            ["provider", "model"],
+            registry=registry,
+        )
+        self._children: dict[tuple[int, str], Any] = {}
+
+    def waited(self, model_key: str, seconds: float) -> None:
+        self._child(self.wait_seconds, model_key).observe(seconds)
+
+    def gave_up(self, model_key: str, seconds: float) -> None:
+        self._child(self.gave_up_calls, model_key).inc()
+
+    def _child(self, metric: Any, model_key: str) -> Any:
+        """``metric.labels(provider, model)``, looked up once per model (it runs on every limited call)."""
+        key = (id(metric), model_key)
+        child = self._children.get(key)
+        if child is None:
+            provider, _, model = model_key.partition("/")
+            child = self._children[key] = metric.labels(provider, model)
+        return child

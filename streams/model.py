@@ -6,11 +6,17 @@ returns a ``ModelResponse`` or raises a ``streams.errors.ProviderError`` subclas
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 CHARS_PER_TOKEN = 4  # a rough estimate of a prompt's tokens before a call (context windows, rate limits)
+
+
+def estimate_prompt_tokens(messages: Iterable[ChatMessage]) -> int:
+    """A prompt's input tokens before the call, or after one the provider did not count: its characters
+    at ``CHARS_PER_TOKEN`` a token (as context windows and rate limits estimate it)."""
+    return sum(len(message.content) for message in messages) // CHARS_PER_TOKEN
 
 
 def max_output_tokens(parameters: Mapping[str, Any]) -> int | None:

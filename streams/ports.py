@@ -15,6 +15,7 @@ from streams.clock import Clock
 from streams.domain import Attempt
 from streams.limiter import NO_LIMITS, RateLimiter
 from streams.model import ModelClient
+from streams.model_slots import NO_SLOTS, ModelSlots
 
 
 class BudgetGate(Protocol):
@@ -31,6 +32,10 @@ class BudgetGate(Protocol):
 
     def abandon(self, reservation: Reservation) -> None: ...
 
+    def release(self, reservation: Reservation) -> None:
+        """The call was not made (no rate-limit room or model slot in time): drop the holds."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Deps:
@@ -42,3 +47,4 @@ class Deps:
     max_event_bytes: int
     budgets: BudgetGate | None = None  # None: no budgets declared
     limiter: RateLimiter = NO_LIMITS  # shared rate limits (streams/limiter.py); the default never waits
+    slots: ModelSlots = NO_SLOTS  # per-model concurrency (streams/model_slots.py); the default limits none

@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from streams.model import CHARS_PER_TOKEN, ChatMessage, ProviderLimits, max_output_tokens
+from streams.model import ChatMessage, ProviderLimits, estimate_prompt_tokens, max_output_tokens
 
 SECONDS_PER_MINUTE = 60.0
 HOLD = "provider_hold"  # the limit a provider's hold stands for, in metrics and messages
@@ -233,4 +233,4 @@ def shares(owned: Collection[TP], reads: Mapping[str, Iterable[str]], partitions
 def estimate_tokens(messages: Sequence[ChatMessage], parameters: Mapping[str, Any]) -> int:
     """What a call will count against a tokens-per-minute limit, before it is made: the prompt at
     ``CHARS_PER_TOKEN`` characters a token, plus the answer's ``max_tokens`` when the request sets it."""
-    return sum(len(message.content) for message in messages) // CHARS_PER_TOKEN + (max_output_tokens(parameters) or 0)
+    return estimate_prompt_tokens(messages) + (max_output_tokens(parameters) or 0)

@@ -21,12 +21,19 @@ class ProviderSettings(BaseModel):
     # How the endpoint takes a JSON Schema for the answer: "json_schema" (OpenAI, vLLM, Ollama,
     # llama.cpp's server) or "json_object" (llama-cpp-python's server).
     response_format: Literal["json_schema", "json_object"] = "json_schema"
+    # Calls open at once to each model of the endpoint, per worker and all agents together; more wait
+    # in Keel (streams/model_slots.py), their timeout not yet running. None: no limit. A chain entry's
+    # own max_concurrent can only lower it.
+    max_concurrent: int | None = Field(default=None, gt=0)
 
 
 # Endpoints Keel knows without configuration: the embedded llama.cpp server and the simulator.
 BUILTIN_PROVIDERS = {
-    # llama.cpp's Python server answers one request at a time: more connections would only contend there.
-    "local": ProviderSettings(base_url="http://127.0.0.1:8080/v1", response_format="json_object", max_connections=1),
+    # llama.cpp's Python server answers one request at a time: more connections would only contend there,
+    # and a request queued in the server spends its timeout waiting. So one call at a time, queued in Keel.
+    "local": ProviderSettings(
+        base_url="http://127.0.0.1:8080/v1", response_format="json_object", max_connections=1, max_concurrent=1
+    ),
     "sim": ProviderSettings(base_url="http://127.0.0.1:8090/v1"),
 }
 

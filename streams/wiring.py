@@ -22,6 +22,7 @@ from streams.emit import Emitter
 from streams.errors import UnknownProvider
 from streams.limiter import Limiter
 from streams.model import ModelClient
+from streams.model_slots import ModelSlots, slot_limits
 from streams.ports import Deps
 from streams.pricing import Pricing, load_pricing
 from streams.rate_limit import PerMinute, RateLimits
@@ -42,6 +43,7 @@ class Runtime:
     pricing: Pricing
     budgets: Budgets
     limiter: Limiter  # also in deps; the worker gives it its share of each limit on every rebalance
+    slots: ModelSlots  # also in deps; the worker gives it its metrics
     control_keys: ControlKeys  # verify re-run and replay headers (streams/control.py)
 
     async def aclose(self) -> None:
@@ -61,6 +63,7 @@ def load_runtime(settings: Settings) -> Runtime:
         log.warning("%s has no price in %s: its usage records carry no cost", unpriced, settings.pricing_file)
     clock = SystemClock()
     limiter = build_limiter(settings, agents, clock)
+    slots = build_slots(settings, agents, clock)
     deps = Deps(
         catalogue=catalogue,
         models=models,
@@ -71,11 +74,21 @@ def load_runtime(settings: Settings) -> Runtime:
         rng=Random(),  # noqa: S311  (jitter, not secrets)
         max_event_bytes=settings.max_event_bytes,
         limiter=limiter,
+        slots=slots,
     )
     emitter = Emitter(catalogue, settings, agents, pricing=pricing)
     budgets = load_budgets(settings.budgets_file, agents, pricing)
     keys = load_control_keys(settings)
-    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter, keys)
+    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter, slots, keys)
+
+
+def build_slots(settings: Settings, agents: list[Agent], clock: Clock) -> ModelSlots:
+    """Each model's concurrency limit: the lowest of its provider's and its chain entries' (any agent's)."""
+    providers = {name: endpoint.max_concurrent for name, endpoint in settings.provider_endpoints().items()}
+    limits = slot_limits(providers, (spec for agent in agents for spec in agent.definition.model_chain))
+    if limits:
+        log.info("model concurrency: %s", ", ".join(f"{key} {n} at a time" for key, n in sorted(limits.items())))
+    return ModelSlots(limits, clock)
 
 
 def build_limiter(settings: Settings, agents: list[Agent], clock: Clock) -> Limiter:

@@ -87,6 +87,7 @@ def create_app(runtime: Runtime) -> faust.App:
 
     app.task(read_topics)
     runtime.limiter.observer = metrics.rate_limits
+    runtime.slots.observer = metrics.model_queue
     deps = runtime.deps
     metrics.watch(
         LiveSources(

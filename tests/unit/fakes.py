@@ -1,15 +1,21 @@
-"""Test doubles for the pipeline's ports: a scripted model, a clock that only moves when told, a
-rate limiter that answers as scripted and records what the chain tells it."""
+"""Test doubles for the pipeline's ports: a scripted model, clocks that only move when read or told,
+a rate limiter that answers as scripted and records what the chain tells it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from random import Random
 
+from streams.agents import ModelSpec
+from streams.budget import Amount, BudgetLimits, Reservation
 from streams.catalogue import Catalogue
 from streams.circuit import CircuitBreakers
+from streams.domain import Attempt
 from streams.limiter import NO_LIMITS, RateLimiter
-from streams.model import ModelRequest, ModelResponse, ProviderLimits
+from streams.model import ModelClient, ModelRequest, ModelResponse, ProviderLimits
+from streams.model_slots import NO_SLOTS, ModelSlots
 from streams.ports import Deps
 from streams.rate_limit import Permit, TooLong
 
@@ -31,6 +37,42 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.t += seconds
+
+
+class ManualClock:
+    """Time moves only when the test calls ``advance``; a sleep ends once the time reaches its end."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now_ms(self) -> int:
+        return 1_800_000_000_000 + int(self.t * 1000)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        wake = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.t + seconds, wake))
+        self._wake()
+        await wake
+
+    @property
+    def sleeping(self) -> int:
+        """Sleeps not yet over (nor cancelled)."""
+        return sum(1 for _, wake in self._sleepers if not wake.done())
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        self._wake()
+
+    def _wake(self) -> None:
+        for end, wake in list(self._sleepers):
+            if wake.done() or end <= self.t:
+                self._sleepers.remove((end, wake))
+                if not wake.done():
+                    wake.set_result(None)
 
 
 @dataclass
@@ -62,11 +104,12 @@ def reply(text: str, finish_reason: str = "stop", model_version: str = "keel-sim
 
 def make_deps(
     catalogue: Catalogue,
-    models: dict[str, ScriptedModel],
+    models: Mapping[str, ModelClient],
     *,
-    clock: FakeClock | None = None,
+    clock: FakeClock | ManualClock | None = None,
     breakers: CircuitBreakers | None = None,
     limiter: RateLimiter = NO_LIMITS,
+    slots: ModelSlots = NO_SLOTS,
 ) -> Deps:
     return Deps(
         catalogue=catalogue,
@@ -76,7 +119,66 @@ def make_deps(
         rng=Random(7),
         max_event_bytes=64 * 1024,
         limiter=limiter,
+        slots=slots,
     )
+
+
+@dataclass
+class GatedModel:
+    """Each call waits until the test opens its gate (``answer``), then answers ``text``."""
+
+    text: str
+    provider: str = "a"
+    requests: list[ModelRequest] = field(default_factory=list)
+    gates: list[asyncio.Event] = field(default_factory=list)
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        gate = asyncio.Event()
+        self.requests.append(request)
+        self.gates.append(gate)
+        await gate.wait()
+        return reply(self.text)
+
+    def answer(self, call: int) -> None:
+        self.gates[call].set()
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class RecordingBudgets:
+    """A budget gate that grants every reservation and records how each one was closed."""
+
+    settled: list[Attempt] = field(default_factory=list)
+    abandoned: int = 0
+    released: int = 0
+
+    def applies(self, agent: str, tenant: str | None) -> bool:
+        return True
+
+    async def reserve(
+        self, agent: str, tenant: str | None, spec: ModelSpec, *, prompt_chars: int, messages: int, expires_in_s: float
+    ) -> Reservation:
+        return Reservation((("agent:support_triage", "r1", BudgetLimits()),), amount=Amount(1.0, 10_000))
+
+    def settle(self, reservation: Reservation, attempt: Attempt) -> None:
+        self.settled.append(attempt)
+
+    def abandon(self, reservation: Reservation) -> None:
+        self.abandoned += 1
+
+    def release(self, reservation: Reservation) -> None:
+        self.released += 1
+
+
+async def settled(condition: Callable[[], bool], *, rounds: int = 1000) -> None:
+    """Let the event loop run until ``condition`` holds; fails after ``rounds`` turns of it, never on time."""
+    for _ in range(rounds):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
 
 
 @dataclass

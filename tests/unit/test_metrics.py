@@ -1,10 +1,12 @@
 from collections.abc import Callable
 
+from fakes import FakeClock
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.circuit import CircuitState, CircuitView
 from streams.domain import Attempt, DeadLetter, Failure, Result, SourceRecord, Stage, Trace
 from streams.metrics import LiveSources, WorkerMetrics
+from streams.model_slots import ModelSlots
 from streams.pricing import Price, PriceTable, Pricing
 
 PRICING = Pricing(
@@ -106,3 +108,18 @@ def test_rate_limit_waits_refusals_and_holds_are_counted_per_model_and_limit() -
     held = (("agent", "triage"), ("limit", "provider_hold"), ("model", "m"), ("provider", "sim"))
     assert got["keel_rate_limited_total", (("action", "refused"), *held)] == 1
     assert got["keel_rate_limit_holds_total", (("cause", "retry_after"), ("model", "m"), ("provider", "sim"))] == 1
+
+
+def test_queue_waits_for_a_model_slot_and_give_ups_are_counted_per_model() -> None:
+    metrics = WorkerMetrics(PRICING)
+    slots = ModelSlots({"local/smollm2": 1}, FakeClock())
+    slots.observer = metrics.model_queue  # as the worker wires it
+    slots.observer.waited("local/smollm2", 0.0)
+    slots.observer.waited("local/smollm2", 4.5)
+    slots.observer.gave_up("local/smollm2", 30.0)
+    got = _samples(metrics)
+    labels = (("model", "smollm2"), ("provider", "local"))
+    assert got["keel_model_queue_wait_seconds_count", labels] == 2
+    assert got["keel_model_queue_wait_seconds_sum", labels] == 4.5
+    assert got["keel_model_queue_wait_seconds_bucket", (("le", "5.0"), *labels)] == 2
+    assert got["keel_model_queue_gave_up_total", labels] == 1

@@ -235,6 +235,7 @@ async def test_slow_and_hanging_server_time_out_within_budget(sim, make_client, 
     assert 0.25 <= time.perf_counter() - started < 1.0
     assert isinstance(caught.value.__cause__, TimeoutError | httpx.TimeoutException)
     assert "testprov model test-model" in str(caught.value)
+    assert caught.value.sent  # the server had the request: it may have served it (usage is then estimated)
 
 
 async def test_body_trickling_in_is_bounded_by_total_timeout(serve, make_client) -> None:
@@ -484,6 +485,7 @@ async def test_connection_refused(make_client) -> None:
         await client.complete(chat("x"))
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
     assert caught.value.retriable
+    assert not caught.value.sent  # never reached the server: nothing to pay for
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
@@ -501,6 +503,7 @@ async def test_server_dropping_the_connection(make_client, reset: bool) -> None:
             await make_client(f"http://127.0.0.1:{port}/v1").complete(chat("x"))
         assert isinstance(caught.value.__cause__, httpx.TransportError)
         assert "testprov model test-model" in str(caught.value)
+        assert caught.value.sent  # cut off after the request went out
     finally:
         server.close()
         await server.wait_closed()
