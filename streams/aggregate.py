@@ -11,6 +11,7 @@ table update was written, its offset not yet committed) is recognised and not co
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -92,6 +93,17 @@ class UsageRecord:
             partition=partition,
             offset=offset,
         )
+
+    def problem(self) -> str | None:
+        """What in this record a Keel usage record never holds, or None: the windows add the numbers
+        up, and their changelog (JSON) has no NaN, so one that is not finite would break the window
+        for good."""
+        numbers_ok = math.isfinite(self.latency_ms) and self.latency_ms >= 0
+        if self.cost_usd is not None:
+            numbers_ok = numbers_ok and math.isfinite(self.cost_usd) and self.cost_usd >= 0
+        if not numbers_ok or self.tokens_in < 0 or self.tokens_out < 0:
+            return f"latency {self.latency_ms}, cost {self.cost_usd}, tokens {self.tokens_in}/{self.tokens_out}"
+        return None
 
     def table_keys(self) -> list[str]:
         """The table keys this record counts under. The input partition is part of the key: each

@@ -17,12 +17,17 @@ producer and waiting until the broker has them. Why read the alerts back rather 
 a faust table: what was *sent* is then the truth (a crash between deciding and writing errs towards
 sending), and the windows behind them are rebuilt from the log instead of being written to a changelog
 on every observation.
+
+An observation it cannot read (the topic is open to anyone who may write to Keel's topics) is counted
+in ``keel_records_skipped_total`` and passed over: read back at every take-over, one would otherwise
+stop every evaluator that takes its partition over, again and again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -32,12 +37,15 @@ from streams.alert_observation import Observation, partition_of, scope_key
 from streams.alerts import Alert, alert_record
 from streams.catalogue import Catalogue
 from streams.clock import Clock
-from streams.consumers import group_consumer
+from streams.consumers import group_consumer, until_read
+from streams.errors import UnexpectedValue
 from streams.producer import RecordProducer, until_written
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import alert_evaluator_group, alert_observations_topic
 
 log = logging.getLogger(__name__)
+READER = "alert-evaluator"
 
 
 class AlertEvaluator:
@@ -50,8 +58,10 @@ class AlertEvaluator:
         clock: Clock,
         *,
         on_alert: Callable[[Alert], None] | None = None,
+        skipped: SkippedRecords | None = None,
     ) -> None:
         self._settings = settings
+        self._skipped = skipped or SkippedRecords()
         self._catalogue = catalogue
         self._engine = engine
         self._producer = producer
@@ -64,18 +74,22 @@ class AlertEvaluator:
         self._refused_logged = 0
         self._rebalances = 0
 
-    async def run(self) -> None:
-        consumer = group_consumer(self._settings, alert_evaluator_group(self._settings))
+    async def run(self, *, consumer: AIOKafkaConsumer | None = None) -> None:
+        """Evaluate until cancelled. ``consumer``: one to use instead of the group's own (tests)."""
+        consumer = consumer or group_consumer(self._settings, alert_evaluator_group(self._settings))
         consumer.subscribe([self._topic], listener=_Rebalance(self, consumer))
         await consumer.start()
         try:
             next_at = self._clock.monotonic()
             while True:
                 await self._take_over(consumer)
-                for tp, messages in (await consumer.getmany(timeout_ms=200, max_records=20_000)).items():
+                batch = await until_read(
+                    lambda: consumer.getmany(timeout_ms=200, max_records=20_000), what="alert observations"
+                )
+                for tp, messages in batch.items():
                     if tp in self._catching_up or tp.partition in self.live:  # not before its take-over
                         for message in messages:
-                            self._observe(tp.partition, message.key, message.value)
+                            self._observe(message)
                 await self._check_caught_up(consumer)
                 if self._clock.monotonic() >= next_at:
                     await self.evaluate()
@@ -122,8 +136,9 @@ class AlertEvaluator:
         rebalances, tps = self._rebalances, list(self._assigned)
         now_ms = self._clock.now_ms()
         incidents = open_incidents(await read_alerts(self._settings, self._catalogue))
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.offsets_for_times(dict.fromkeys(tps, now_ms - self._engine.rules.lookback_s * 1000))
+        ends = await until_read(lambda: consumer.end_offsets(tps), what="the observations' ends")
+        since = dict.fromkeys(tps, now_ms - self._engine.rules.lookback_s * 1000)
+        starts = await until_read(lambda: consumer.offsets_for_times(since), what="the observations' lookback")
         if rebalances != self._rebalances:  # partitions moved meanwhile: take over afresh, with what they sent
             return
         taking, self._assigned = self._assigned, set()
@@ -140,13 +155,14 @@ class AlertEvaluator:
                 taken += self._engine.restore(alert, now_ms=now_ms, partition=partition)
         log.warning("alert evaluator: took over partitions %s with %d open incident(s)", sorted(partitions), taken)
 
-    def _observe(self, partition: int, key: bytes | None, value: bytes | None) -> None:
+    def _observe(self, message: Any) -> None:
         try:
-            obs = Observation.from_bytes(value or b"")
-        except (ValueError, TypeError) as exc:  # orjson's error is a ValueError
-            log.warning("observation in partition %s skipped: %r", partition, exc)
+            key = (message.key or b"").decode()
+            obs = Observation.from_bytes(message.value or b"")
+        except (ValueError, TypeError) as exc:  # orjson's and UTF-8's errors are ValueErrors
+            self._skipped.skip(READER, message, UnexpectedValue(f"not an observation: {exc!r}"))
             return
-        self._engine.observe((key or b"").decode(), obs, partition=partition)
+        self._engine.observe(key, obs, partition=message.partition)
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
         for tp, end in list(self._catching_up.items()):

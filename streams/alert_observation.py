@@ -9,6 +9,7 @@ all of them. The encoding is compact and versioned (internal, not a public contr
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +20,8 @@ from streams.alerts import Dimension
 
 _VERSION = 1
 Source = Literal["usage", "audit"]
+_TEXT = ("event_id", "agent", "tenant", "outcome")
+_COUNTS = ("at_ms", "partition", "offset")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +54,30 @@ class Observation:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Observation:
+        """Raises ``ValueError`` or ``TypeError`` for bytes ``to_bytes`` did not write."""
         version, *values = orjson.loads(data)
         if version != _VERSION:
             raise ValueError(f"observation format {version} is not {_VERSION}")
-        return cls(*values)
+        obs = cls(*values)
+        problem = obs.problem()
+        if problem is not None:
+            raise ValueError(problem)
+        return obs
+
+    def problem(self) -> str | None:
+        """What in this observation a Keel record never holds, or None. The rules add its numbers up,
+        and its encoding has no NaN: a value that is not a finite number would stop the evaluator."""
+        if self.source not in ("usage", "audit"):
+            return f"source {self.source!r}"
+        if not all(isinstance(getattr(self, name), str) for name in _TEXT):
+            return "a text field that is not text"
+        if not all(type(getattr(self, name)) is int and 0 <= getattr(self, name) < 2**53 for name in _COUNTS):
+            return f"a time or position out of range ({self.at_ms}, {self.partition}, {self.offset})"
+        if not all(value is None or isinstance(value, str) for value in (self.model, self.reason)):
+            return "a model or reason that is not text"
+        if not _measure(self.latency_ms) or not (self.cost_usd is None or _measure(self.cost_usd)):
+            return f"a latency or cost that is not a finite, positive number ({self.latency_ms!r}, {self.cost_usd!r})"
+        return None
 
 
 def from_usage(value: dict[str, Any], *, partition: int, offset: int, at_ms: int) -> Observation:
@@ -90,6 +113,11 @@ def from_audit(value: dict[str, Any], *, partition: int, offset: int, at_ms: int
         latency_ms=float(value["total_ms"]),
         cost_usd=None,
     )
+
+
+def _measure(value: object) -> bool:
+    """A duration or a cost: a finite number, not negative."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def scope_key(dimension: str, value: str) -> str:

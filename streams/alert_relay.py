@@ -7,6 +7,10 @@ when it (or another relay of the group) starts: delivery is at least once, and t
 ``dedup_key`` lets PagerDuty fold repeats. A relay waits for its sinks as long as it takes, so its
 poll interval allowance is a day rather than aiokafka's five minutes. A new group starts at the
 oldest alert the topic keeps.
+
+A record that is not an alert is passed over (logged once per partition, counted in
+``keel_records_skipped_total``) and committed like a delivered one. A transient Kafka error is read
+through; any other error ends the relay with exit code 70, for its supervisor to start it again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -23,12 +28,15 @@ from aiokafka.structs import OffsetAndMetadata
 from streams.alert_delivery import AlertSink, Backoff, Sleep, deliver_everywhere
 from streams.alerts import decode_alert
 from streams.catalogue import Catalogue
-from streams.consumers import PATIENT_POLL_MS, group_consumer
+from streams.consumers import PATIENT_POLL_MS, group_consumer, until_read
 from streams.errors import DecodeError
+from streams.faust_app import exit_for_restart
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import ALERTS, alert_relay_group
 
 log = logging.getLogger(__name__)
+READER = "alert-relay"
 
 
 async def run_relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[AlertSink]) -> None:
@@ -42,22 +50,35 @@ async def run_relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[Al
         await relay(settings, catalogue, sinks, asyncio.sleep)
     except asyncio.CancelledError:
         log.warning("alert relay stopped")
+    except Exception as exc:  # crash-only: its supervisor starts it again, and it sends from the last commit
+        exit_for_restart("the alert relay failed", exc)
 
 
-async def relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[AlertSink], sleep: Sleep) -> None:
-    """Run until cancelled."""
+async def relay(
+    settings: Settings,
+    catalogue: Catalogue,
+    sinks: Sequence[AlertSink],
+    sleep: Sleep,
+    *,
+    skipped: SkippedRecords | None = None,
+    consumer: AIOKafkaConsumer | None = None,
+) -> None:
+    """Run until cancelled. ``skipped``: where records that are not alerts are counted; ``consumer``:
+    one to use instead of the group's own (tests)."""
     backoff = Backoff(settings.alert_retry_base_s, settings.alert_retry_max_s)
-    consumer = group_consumer(settings, alert_relay_group(settings), max_poll_interval_ms=PATIENT_POLL_MS)
+    skipped = skipped or SkippedRecords()
+    consumer = consumer or group_consumer(settings, alert_relay_group(settings), max_poll_interval_ms=PATIENT_POLL_MS)
     consumer.subscribe([settings.topic(ALERTS)])
     await consumer.start()
     log.warning("alert relay: %s -> %s", settings.topic(ALERTS), ", ".join(s.name for s in sinks) or "no sinks")
     try:
         while True:
-            for tp, messages in (await consumer.getmany(timeout_ms=1000, max_records=100)).items():
+            batch = await until_read(lambda: consumer.getmany(timeout_ms=1000, max_records=100), what="alerts")
+            for tp, messages in batch.items():
                 for message in messages:
                     if tp not in consumer.assignment():  # revoked meanwhile: its next owner sends the rest
                         break
-                    await _relay_one(catalogue, sinks, message.value or b"", backoff, sleep, where=tp)
+                    await _relay_one(catalogue, sinks, message, backoff, sleep, skipped=skipped)
                     await _commit(consumer, tp, message.offset + 1)
     finally:
         await consumer.stop()
@@ -66,12 +87,18 @@ async def relay(settings: Settings, catalogue: Catalogue, sinks: Sequence[AlertS
 
 
 async def _relay_one(
-    catalogue: Catalogue, sinks: Sequence[AlertSink], value: bytes, backoff: Backoff, sleep: Sleep, *, where: object
+    catalogue: Catalogue,
+    sinks: Sequence[AlertSink],
+    message: Any,
+    backoff: Backoff,
+    sleep: Sleep,
+    *,
+    skipped: SkippedRecords,
 ) -> None:
     try:
-        alert = decode_alert(catalogue, value)
+        alert = decode_alert(catalogue, message.value or b"")
     except DecodeError as exc:  # not an alert: there is nothing to send
-        log.error("%s: a record that is not an alert is skipped: %s", where, exc)
+        skipped.skip(READER, message, exc)
         return
     await deliver_everywhere(sinks, alert, backoff, sleep)
 

@@ -1,6 +1,8 @@
 """In-stream alerts in `keel aggregate`: a forwarder over ``keel.usage`` and ``keel.audit`` that writes
 observations keyed by scope, and the evaluator (streams/alert_evaluator.py) that turns them into alerts.
-Both are tasks of the aggregator's faust app with consumers of their own.
+Both are tasks of the aggregator's faust app with consumers of their own. A record either cannot read
+(not Keel's, or with values no Keel record has) is counted in ``keel_records_skipped_total`` and
+passed over; a transient Kafka error is read through; anything else ends the aggregator (exit 70).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter
 
@@ -22,21 +25,30 @@ from streams.alert_rules import AlertRules
 from streams.alerts import Alert, runbook_url
 from streams.catalogue import Catalogue
 from streams.clock import SystemClock
-from streams.consumers import group_consumer
+from streams.consumers import group_consumer, until_read
 from streams.emit import OutRecord
-from streams.errors import DecodeError
+from streams.errors import DecodeError, UnexpectedValue
 from streams.faust_app import exit_for_restart
 from streams.producer import RecordProducer, until_written
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import AUDIT, USAGE, alert_forwarder_group, alert_observations_topic
 
 log = logging.getLogger(__name__)
+FORWARDER = "alert-forwarder"
 
 
 def add_alerting(
-    app: faust.App, settings: Settings, catalogue: Catalogue, rules: AlertRules, registry: CollectorRegistry
+    app: faust.App,
+    settings: Settings,
+    catalogue: Catalogue,
+    rules: AlertRules,
+    registry: CollectorRegistry,
+    *,
+    skipped: SkippedRecords | None = None,
 ) -> None:
-    """The forwarder and evaluator tasks; nothing when the rules file has no rules."""
+    """The forwarder and evaluator tasks; nothing when the rules file has no rules. ``skipped``: the
+    aggregator's count of records passed over."""
     if not rules.rules:
         log.warning("no alert rules in %s: in-stream alerts are off", settings.alert_rules_file)
         return
@@ -46,12 +58,13 @@ def add_alerting(
         "keel_alert_observations", "Usage and audit records forwarded to the alert rules", ["source"], registry=registry
     )
     producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
-    forwarder = Forwarder(settings, catalogue, engine, producer, forwarded)
+    skipped = skipped or SkippedRecords()
+    forwarder = Forwarder(settings, catalogue, engine, producer, forwarded, skipped=skipped)
 
     def count(alert: Alert) -> None:
         sent.labels(alert.rule, alert.status).inc()
 
-    evaluator = AlertEvaluator(settings, catalogue, engine, producer, SystemClock(), on_alert=count)
+    evaluator = AlertEvaluator(settings, catalogue, engine, producer, SystemClock(), on_alert=count, skipped=skipped)
 
     async def crash_only(what: str, job: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -89,8 +102,11 @@ class Forwarder:
         engine: AlertEngine,
         producer: RecordProducer,
         forwarded: Counter,
+        *,
+        skipped: SkippedRecords | None = None,
     ) -> None:
         self._settings = settings
+        self._skipped = skipped or SkippedRecords()
         self._catalogue = catalogue
         self._engine = engine
         self._producer = producer
@@ -98,13 +114,16 @@ class Forwarder:
         self._usage_topic = settings.topic(USAGE)
         self._target = alert_observations_topic(settings)
 
-    async def run(self) -> None:
-        consumer = group_consumer(self._settings, alert_forwarder_group(self._settings))
+    async def run(self, *, consumer: AIOKafkaConsumer | None = None) -> None:
+        """Forward until cancelled. ``consumer``: one to use instead of the group's own (tests)."""
+        consumer = consumer or group_consumer(self._settings, alert_forwarder_group(self._settings))
         consumer.subscribe([self._usage_topic, self._settings.topic(AUDIT)])
         await consumer.start()
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
+                batch = await until_read(
+                    lambda: consumer.getmany(timeout_ms=500, max_records=5_000), what="usage and audit records"
+                )
                 if not batch:
                     continue
                 await self._forward([m for messages in batch.values() for m in messages])
@@ -120,8 +139,10 @@ class Forwarder:
         await until_written(lambda: self._producer.send_all(records), what="alert observations")
 
     def _observations(self, message: Any) -> list[OutRecord]:
-        obs = read_observation(self._catalogue, message, usage=message.topic == self._usage_topic)
-        if obs is None:
+        try:
+            obs = read_observation(self._catalogue, message, usage=message.topic == self._usage_topic)
+        except DecodeError as exc:  # not Keel's record: the rules have nothing to look at
+            self._skipped.skip(FORWARDER, message, exc)
             return []
         keys = self._engine.scope_keys(obs)
         if keys:
@@ -130,13 +151,14 @@ class Forwarder:
         return [OutRecord(self._target, k.encode(), value, (), partition=partition_of(k, partitions)) for k in keys]
 
 
-def read_observation(catalogue: Catalogue, message: Any, *, usage: bool) -> Observation | None:
-    """The observation of a usage or audit record; None for a record that is not Keel's."""
+def read_observation(catalogue: Catalogue, message: Any, *, usage: bool) -> Observation:
+    """The observation of a usage or audit record. Raises ``DecodeError`` for a record that is not
+    Keel's, ``UnexpectedValue`` for one whose values no Keel record has."""
     subject = "keel.usage-value" if usage else "keel.audit-value"
-    try:
-        value = wire.decode(catalogue, message.value or b"", subject=subject)
-    except DecodeError as exc:
-        log.warning("%s/%s/%s skipped by the alert rules: %s", message.topic, message.partition, message.offset, exc)
-        return None
+    value = wire.decode(catalogue, message.value or b"", subject=subject)
     read = from_usage if usage else from_audit
-    return read(value, partition=message.partition, offset=message.offset, at_ms=message.timestamp)  # aiokafka: ms
+    obs = read(value, partition=message.partition, offset=message.offset, at_ms=message.timestamp)  # aiokafka: ms
+    problem = obs.problem()
+    if problem is not None:
+        raise UnexpectedValue(problem)
+    return obs

@@ -28,13 +28,15 @@ from streams.aggregate import WINDOWS, Lateness, UsageRecord, UsageStats, Window
 from streams.alert_rules import AlertRules, load_rules
 from streams.alert_stream import add_alerting
 from streams.catalogue import Catalogue, load_catalogue
-from streams.errors import DecodeError
+from streams.errors import DecodeError, UnexpectedValue
 from streams.kafka_admin import ensure_topics
 from streams.settings import Settings
+from streams.skipped import SkippedRecords
 from streams.topics import USAGE, topic_plan, usage_app_id
 
 log = logging.getLogger(__name__)
 CODEC = "keel-usage-stats"
+READER = "usage-aggregation"
 
 
 class _StatsCodec(codecs.Codec):
@@ -55,31 +57,47 @@ def create_usage_app(settings: Settings, catalogue: Catalogue, rules: AlertRules
     lateness = Lateness(allowed_ms=int(settings.usage_lateness_s * 1000))
 
     faust_app.serve_metrics(app, lambda: generate_latest(metrics.registry))
-    add_alerting(app, settings, catalogue, rules, metrics.registry)  # streams/alert_stream.py
+    add_alerting(app, settings, catalogue, rules, metrics.registry, skipped=metrics.records_skipped)
 
     @app.agent(topic, name="keel.usage-aggregation")
     async def aggregate(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                value = wire.decode(catalogue, message.value or b"", subject="keel.usage-value")
-            except DecodeError as exc:  # not Keel's record: nothing to count, and nothing to stop for
-                metrics.skipped.labels("undecodable").inc()
-                log.warning("usage record %s/%s/%s skipped: %s", message.topic, message.partition, message.offset, exc)
-                continue
-            record = UsageRecord.from_value(
-                value, partition=message.partition, offset=message.offset, at_ms=int(message.timestamp * 1000)
-            )
-            if lateness.too_late(record):
-                metrics.skipped.labels("late").inc()
-                continue
-            metrics.counted.inc()
-            delta = UsageStats.of(record)
-            for table in tables:
-                for key in record.table_keys():
-                    table[key] += delta
+        try:
+            async for event in stream.events():
+                count(event.message)
+        except Exception as exc:  # a bug: faust would commit past the record and start the agent again
+            faust_app.exit_for_restart("the usage aggregation failed", exc)
 
+    def count(message: Any) -> None:
+        try:
+            record = read_usage(catalogue, message)
+        except DecodeError as exc:  # not Keel's record: nothing to count, and nothing to stop for
+            metrics.skipped.labels("undecodable").inc()
+            metrics.records_skipped.skip(READER, message, exc)
+            return
+        if lateness.too_late(record):
+            metrics.skipped.labels("late").inc()
+            return
+        metrics.counted.inc()
+        delta = UsageStats.of(record)
+        for table in tables:
+            for key in record.table_keys():
+                table[key] += delta
+
+    faust_app.exit_on_crash(app)
     return app, metrics
+
+
+def read_usage(catalogue: Catalogue, message: Any) -> UsageRecord:
+    """A faust message of ``keel.usage`` (its timestamp in seconds) as the windows count it. Raises
+    ``DecodeError``: not a usage record, or ``UnexpectedValue``: numbers no Keel record has."""
+    value = wire.decode(catalogue, message.value or b"", subject="keel.usage-value")
+    record = UsageRecord.from_value(
+        value, partition=message.partition, offset=message.offset, at_ms=int(message.timestamp * 1000)
+    )
+    problem = record.problem()
+    if problem is not None:
+        raise UnexpectedValue(problem)
+    return record
 
 
 class UsageMetrics:
@@ -94,6 +112,8 @@ class UsageMetrics:
             ["why"],
             registry=self.registry,
         )
+        self.records_skipped = SkippedRecords()  # by every reader of the aggregator
+        self.records_skipped.register(self.registry)
 
 
 def run_aggregator(settings: Settings) -> NoReturn:

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from streams import faust_app
 from streams.faust_app import bound_fetch_wait, new_app
 from streams.settings import Settings
 
@@ -45,3 +46,13 @@ def test_an_app_that_does_not_consume_starts_no_kafka_client(tmp_path) -> None:
     assert app.consumer not in services and app.producer not in services
     consuming = new_app(Settings(state_dir=tmp_path), app_id="keel-test-2", web_port=0)
     assert consuming.consumer in list(consuming.on_init_dependencies())
+
+
+async def test_a_crashed_app_exits_70(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exits: list[tuple[str, BaseException]] = []
+    monkeypatch.setattr(faust_app, "exit_for_restart", lambda what, exc: exits.append((what, exc)))
+    app = new_app(Settings(state_dir=tmp_path), app_id="keel-test", web_port=0, consumes=False)
+    faust_app.exit_on_crash(app)
+    failure = RuntimeError("an agent failed")
+    await app.crash(failure)
+    assert exits == [("the faust app crashed", failure)]
