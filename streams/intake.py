@@ -20,7 +20,9 @@ own, which hands them one by one to the in-flight tracker:
   in-flight work has ended or been abandoned;
 * **revocation**: a revoked partition's feeder stops, its in-flight work gets the grace period to end
   (``Inflight.revoke``), what ended is committed, then the partition goes. Nothing it ran after that
-  produces outcomes, and its next owner starts after the last committed event.
+  produces outcomes, and its next owner starts after the last committed event;
+* **errors**: a transient Kafka error is read through (with backoff); any other one ends the worker
+  (exit 70, streams/worker.py), never the intake alone.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
-from streams.consumers import group_consumer
+from streams.consumers import group_consumer, until_read
 from streams.faust_app import exit_for_restart
 from streams.inflight import Inflight
 from streams.settings import Settings
@@ -88,7 +90,9 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
         next_commit = loop.time() + interval_s
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=int(min(interval_s, 0.5) * 1000))
+                batch = await until_read(
+                    lambda: consumer.getmany(timeout_ms=int(min(interval_s, 0.5) * 1000)), what="the agents' topics"
+                )
                 for tp, records in batch.items():
                     self._feed(tp, records)
                 if loop.time() >= next_commit:

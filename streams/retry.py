@@ -88,6 +88,8 @@ def _origin(delivered: SourceRecord) -> SourceRecord:
     headers = dict(delivered.headers)
     topic, partition, offset = (headers[H_ORIGIN] or b"").decode().rsplit("/", 2)
     timestamp = (headers.get(H_ORIGIN_TIMESTAMP) or b"").decode()
+    if int(partition) != delivered.partition:  # Keel keeps the number: the event's store entry is there
+        raise ValueError(f"origin partition {partition} is not the record's {delivered.partition}")
     return dataclasses.replace(
         delivered,
         topic=topic,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import ConsumerStoppedError
+from aiokafka.errors import ConsumerStoppedError, KafkaConnectionError
 
 from streams.inflight import Inflight, Limit
 from streams.intake import Intake
@@ -29,6 +29,7 @@ class Consumer:
         self.paused: set[TopicPartition] = set()
         self.ends: dict[TopicPartition, int] = {}
         self.stopped = False
+        self.away = 0  # the next fetches that fail as if the broker were away for a moment
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
         self.topics = topics
@@ -39,6 +40,9 @@ class Consumer:
     async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
         if self.stopped:
             raise ConsumerStoppedError
+        if self.away:
+            self.away -= 1
+            raise KafkaConnectionError
         try:
             return await asyncio.wait_for(self.batches.get(), timeout_ms / 1000)
         except TimeoutError:
@@ -184,3 +188,13 @@ async def test_revocation_commits_what_ended_and_hands_on_nothing_more(rig: Rig)
     await settle()
     assert (TIER0, 0) not in rig.gates.started
     assert rig.consumer.committed()[IN0] == 1  # the cancelled event is its next owner's
+
+
+async def test_the_intake_reads_through_a_broker_that_is_away_for_a_moment(rig: Rig) -> None:
+    rig.consumer.away = 2
+    async with asyncio.timeout(30):
+        while rig.consumer.away:  # both failed fetches were made: the intake went on after each
+            await asyncio.sleep(0.01)
+        rig.consumer.give(IN0, 5)
+        while (IN0, 5) not in rig.gates.started:
+            await asyncio.sleep(0.01)

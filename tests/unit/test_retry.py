@@ -3,6 +3,8 @@
 import dataclasses
 from collections.abc import Callable
 
+import pytest
+
 from streams.agents import Agent
 from streams.catalogue import Catalogue
 from streams.domain import Attempt, Failure, RetryLater, SourceRecord, Stage, Trace
@@ -60,3 +62,31 @@ def test_a_tier_record_with_unreadable_headers_runs_as_it_is(make_source: Callab
 def test_an_input_record_is_due_at_once(make_source: Callable[..., SourceRecord]) -> None:
     source = make_source()
     assert arrival(source, tier=0, delay_s=0) == Arrival(source, 0, (), 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (H_ORIGIN, b"support.tickets/99/7"),  # not the partition it is read from: the store entry is not there
+        (H_ATTEMPTS, b'[{"provider": "sim", "model": "m", "number": "one"}]'),
+        (H_ATTEMPTS, b'["not an attempt"]'),
+        (H_ATTEMPTS, b'{"provider": "sim"}'),
+    ],
+    ids=["origin in another partition", "an attempt's number is text", "attempts are not objects", "not a list"],
+)
+def test_a_tier_record_keel_did_not_write_runs_as_it_is(
+    catalogue: Catalogue,
+    agents: dict[str, Agent],
+    make_source: Callable[..., SourceRecord],
+    pricing: Pricing,
+    name: str,
+    value: bytes,
+) -> None:
+    source, agent = make_source(), agents["support_triage"]
+    record = (
+        Emitter(catalogue, Settings(), [agent], pricing=pricing).records(_waiting(source, 1), agent, now_ms=9).outcome
+    )
+    headers = tuple((k, value if k == name else v) for k, v in record.headers)
+    delivered = SourceRecord(record.topic, 2, 40, 1_800_000_100_000, record.key, record.value, headers)
+    back = arrival(delivered, tier=1, delay_s=30)
+    assert (back.source, back.earlier, back.tier) == (delivered, (), 1)
