@@ -107,7 +107,7 @@ class BudgetOwner:
                 batch = await until_read(lambda: consumer.getmany(timeout_ms=1000), what="budget requests")
                 if batch:
                     async with self.applying:  # a rebalance waits until the batch's records are written
-                        await self._apply_batch(batch)
+                        await self._apply_batch(self._loaded(consumer, batch))
                     await self.commit(consumer)
         finally:
             await consumer.stop()
@@ -136,11 +136,22 @@ class BudgetOwner:
                 if limit.tokens is not None:
                     yield scope, kind, "tokens", float(limit.tokens - committed.tokens)
 
+    def _loaded(
+        self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]
+    ) -> dict[TopicPartition, list[Any]]:
+        """The records of partitions whose ledgers are loaded. aiokafka hands out records of a new
+        assignment while its listener still loads them: those are read again once it has (dropped,
+        they would never be applied, and the partition's next commit would pass them). Records of a
+        partition a rebalance took are left to its next owner."""
+        for tp, messages in batch.items():
+            if tp.partition not in self._owned and tp in consumer.assignment():
+                consumer.seek(tp, messages[0].offset)
+        return {tp: messages for tp, messages in batch.items() if tp.partition in self._owned}
+
     async def _apply_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         out: list[OutRecord] = []
         changed: set[str] = set()
-        batch = {tp: messages for tp, messages in batch.items() if tp.partition in self._owned}
-        for tp, messages in batch.items():  # records fetched before a rebalance took their partition are left
+        for tp, messages in batch.items():
             for message in messages:
                 try:
                     request, reply_partition = self._decode(message.value or b"")
@@ -219,7 +230,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
             self._owner.forget([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._owner.load([tp.partition for tp in assigned])
+        """Paused while their ledgers load: nothing of them is fetched meanwhile (see ``_loaded``)."""
+        self._consumer.pause(*assigned)
+        try:
+            await self._owner.load([tp.partition for tp in assigned])
+        finally:
+            self._consumer.resume(*assigned)
 
 
 async def run_owner(owner: BudgetOwner) -> None:

@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
+from review_samples import decision_with, review_record
 
 from streams import wire
+from streams.agents import Agent
+from streams.budget import Amount, BudgetLimits, BudgetRequest, Limits
+from streams.budget_records import BudgetCodec
 from streams.catalogue import Catalogue, CatalogueSchema
+from streams.review import H_RERUN_NUMBER, H_SKIP_MODEL
+from streams.review_records import decision_record
+from streams.settings import Settings
 
 Headers = tuple[tuple[str, bytes | None], ...]
 MARK = "\x7fMARK\x7f"  # a string field's placeholder, replaced by bytes that are not UTF-8
@@ -116,3 +123,56 @@ def _new_symbol(schema: CatalogueSchema, good: dict[str, Any], field: str) -> by
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(raw), {**good, field: "from_a_newer_schema"})
     return b"\x00" + struct.pack(">I", schema.id) + body.getvalue()
+
+
+# --- per topic: what the tests of each reader write ----------------------------------------------
+
+
+def hostile_review_items(catalogue: Catalogue, settings: Settings, agent: Agent) -> list[Hostile]:
+    """For ``<agent>.review``: every kind, and review records whose re-run headers are not Keel's (those
+    load, as pass 1)."""
+    record = review_record(catalogue, settings, agent)
+    good = wire.decode(catalogue, record.value)
+    return [
+        *hostile(catalogue, "keel.review-value", good, timestamp="created_at", text="agent", headers=record.headers),
+        *hostile_headers(
+            record.value,
+            record.headers,
+            number=H_RERUN_NUMBER,
+            text=H_SKIP_MODEL,
+            reason=None,  # loaded, as pass 1
+        ),
+    ]
+
+
+def hostile_review_decisions(catalogue: Catalogue, topic: str) -> list[Hostile]:
+    """For ``keel.review.decisions`` (the harmless ones decide an item no queue holds)."""
+    record = decision_record(catalogue, topic, decision_with(item_id="nobody-knows-it"))
+    good = wire.decode(catalogue, record.value)
+    return hostile(
+        catalogue, "keel.review-decisions-value", good, timestamp="decided_at", text="reviewer", enum="action"
+    )
+
+
+def budget_reservation(
+    request_id: str, *, at_ms: int, usd: float = 0.01, scope: str = "agent:support_triage"
+) -> BudgetRequest:
+    limits = BudgetLimits(Limits(usd=1.0))
+    return BudgetRequest("reserve", request_id, scope, at_ms, Amount(usd, 100), limits, at_ms + 60_000)
+
+
+def hostile_budget_requests(catalogue: Catalogue, *, now_ms: int, partitions: int) -> list[Hostile]:
+    """For ``keel.budget.requests``: every kind, and requests that decode with values no worker writes
+    (the harmless ones are reservations of 0.01 USD, id ``x``)."""
+    codec = BudgetCodec(catalogue)
+    good = wire.decode(catalogue, codec.encode_request(budget_reservation("x", at_ms=now_ms), reply_partition=0))
+    unexpected = [
+        ("a time in year 1", budget_reservation("y", at_ms=-62_135_596_800_000), 0),
+        ("a cost that is not a number", budget_reservation("y", at_ms=now_ms, usd=float("nan")), 0),
+        ("a negative cost", budget_reservation("y", at_ms=now_ms, usd=-5.0), 0),
+        ("an answer to a partition that does not exist", budget_reservation("y", at_ms=now_ms), partitions),
+    ]
+    return [
+        *hostile(catalogue, "keel.budget-requests-value", good, timestamp="at_ms", text="scope", enum="kind"),
+        *(Hostile(name, codec.encode_request(r, reply_partition=p), "unexpected_value") for name, r, p in unexpected),
+    ]

@@ -37,6 +37,8 @@ class StandInConsumer:
     commits: list[dict[TopicPartition, Any]] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     fetched: asyncio.Event = field(default_factory=asyncio.Event)  # set by each fetch that found nothing new
+    paused: set[TopicPartition] = field(default_factory=set)
+    fetches: int = 0
     stopped: bool = False
     listener: Any = None
 
@@ -77,6 +79,12 @@ class StandInConsumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self.positions)
 
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
+
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.positions[tp] = offset
 
@@ -98,10 +106,11 @@ class StandInConsumer:
         if self.stopped:
             raise ConsumerStoppedError
         await asyncio.sleep(0)  # a fetch gives the loop a turn, as a real one does
+        self.fetches += 1
         if self.errors:
             raise self.errors.pop(0)
         batch: dict[TopicPartition, list[Record]] = {}
-        for tp in tps or list(self.positions):
+        for tp in [tp for tp in tps or list(self.positions) if tp not in self.paused]:
             records = self.logs.get(tp, [])[self.positions[tp] :][:max_records]
             if records:
                 batch[tp] = records

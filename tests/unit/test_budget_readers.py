@@ -14,7 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from fakes import FakeClock
-from hostile_records import Hostile, hostile
+from hostile_records import budget_reservation, hostile, hostile_budget_requests
 from kafka_stand_in import Record, StandInConsumer
 
 from streams import budget_owner, faust_app, wire
@@ -51,23 +51,8 @@ class Producer:
         return [(r.topic, r.partition or 0, 0) for r in records]
 
 
-def reserve(request_id: str, *, usd: float = 0.01, at_ms: int = NOW) -> BudgetRequest:
-    return BudgetRequest("reserve", request_id, "agent:triage", at_ms, Amount(usd, 100), LIMITS, NOW + 60_000)
-
-
-def hostile_requests(catalogue: Catalogue) -> list[Hostile]:
-    codec = BudgetCodec(catalogue)
-    good = wire.decode(catalogue, codec.encode_request(reserve("x"), reply_partition=1))
-    unexpected = [  # decodes, with values no Keel worker writes
-        ("a time in year 1", reserve("y", at_ms=-62_135_596_800_000), 1),
-        ("a cost that is not a number", reserve("y", usd=float("nan")), 1),
-        ("a negative cost", reserve("y", usd=-5.0), 1),
-        ("an answer to a partition that does not exist", reserve("y"), 7),
-    ]
-    return [
-        *hostile(catalogue, "keel.budget-requests-value", good, timestamp="at_ms", text="scope", enum="kind"),
-        *(Hostile(name, codec.encode_request(r, reply_partition=p), "unexpected_value") for name, r, p in unexpected),
-    ]
+def reserve(request_id: str) -> BudgetRequest:
+    return budget_reservation(request_id, at_ms=NOW)
 
 
 def ledger_records() -> list[Record]:
@@ -88,7 +73,7 @@ def ledger_records() -> list[Record]:
             b"agent:d",
             orjson.dumps({"spent": {"week:7": [1, 1]}, "holds": {}, "raised": {}, "alerted": {}, "applied": 1}),
         ),
-        (b"agent:triage", encode_ledger(good)),
+        (b"agent:support_triage", encode_ledger(good)),
     ]
     return [Record(LEDGERS, 0, offset, key, value) for offset, (key, value) in enumerate(values)]
 
@@ -112,7 +97,7 @@ async def test_the_owner_passes_over_what_it_cannot_read_and_answers_the_next_re
         async with asyncio.timeout(10):
             await consumer.idle()
             await consumer.listener.on_partitions_assigned([REQUESTS])
-            bad = hostile_requests(catalogue)
+            bad = hostile_budget_requests(catalogue, now_ms=NOW, partitions=SETTINGS.partitions)
             consumer.write_all(REQUESTS, bad)
             consumer.fail(KafkaConnectionError())
             consumer.write(REQUESTS, BudgetCodec(catalogue).encode_request(reserve("good"), reply_partition=1))
@@ -126,7 +111,7 @@ async def test_the_owner_passes_over_what_it_cannot_read_and_answers_the_next_re
     decisions = [BudgetCodec(catalogue).decode_decision(r.value) for r in answers]
     harmless = sum(h.reason is None for h in bad)  # a huge key, headers with no value: requests like any other
     assert [(d.request_id, d.granted) for d in decisions] == [("x", True)] * harmless + [("good", True)]
-    assert {r.partition for r in answers} == {1}
+    assert answers[-1].partition == 1  # the partition the good request's sender reads
     for reason in {h.reason for h in bad if h.reason is not None}:
         assert skipped.count(budget_owner.READER, REQUESTS.topic, reason) == sum(h.reason == reason for h in bad), (
             reason
@@ -134,8 +119,31 @@ async def test_the_owner_passes_over_what_it_cannot_read_and_answers_the_next_re
     assert skipped.count(budget_owner.READER, LEDGERS, "unexpected_value") == 5
     # the good snapshot was loaded: its 0.50 spent, and the holds of "x" and "good"
     assert [(scope, kind, left) for scope, kind, _, left in owner.remaining()] == [
-        ("agent:triage", "day", pytest.approx(1.0 - 0.5 - 0.02))
+        ("agent:support_triage", "day", pytest.approx(1.0 - 0.5 - 0.02))
     ]
+
+
+@pytest.mark.usefixtures("ledgers")
+async def test_requests_fetched_while_the_ledgers_load_are_applied_once_they_have(catalogue: Catalogue) -> None:
+    # aiokafka hands out a new assignment's records before its listener has loaded the ledgers
+    consumer, producer = StandInConsumer(partitions=2), Producer()
+    owner = BudgetOwner(SETTINGS, catalogue, producer, clock=FakeClock())  # type: ignore[arg-type]
+    consumer.write(REQUESTS, BudgetCodec(catalogue).encode_request(reserve("early"), reply_partition=1))
+    running = asyncio.create_task(owner.run(consumer=consumer))  # type: ignore[arg-type]
+    try:
+        async with asyncio.timeout(10):
+            while consumer.fetches < 3:  # fetched, and fetched again, before the assignment is loaded
+                await asyncio.sleep(0)
+            await consumer.listener.on_partitions_assigned({REQUESTS, TopicPartition(REQUESTS.topic, 1)})
+            while consumer.committed(REQUESTS) != 1:
+                await consumer.idle()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    answers = [
+        BudgetCodec(catalogue).decode_decision(r.value) for r in producer.written if r.topic.endswith("decisions")
+    ]
+    assert [a.request_id for a in answers] == ["early"]
 
 
 @pytest.fixture

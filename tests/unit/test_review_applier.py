@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
-from hostile_records import hostile
+from hostile_records import hostile_review_decisions
 from kafka_stand_in import StandInConsumer
 from review_samples import NO_PRICES, decision_with, review_item
 
@@ -115,10 +115,7 @@ async def test_records_that_are_not_decisions_are_counted_and_the_next_decision_
     rig: Rig, catalogue: Catalogue, agents: dict[str, Agent]
 ) -> None:
     triage = agents["support_triage"]
-    good = wire.decode(catalogue, decision_record(catalogue, DECISIONS.topic, decision_with()).value)
-    bad = hostile(
-        catalogue, "keel.review-decisions-value", good, timestamp="decided_at", text="reviewer", enum="action"
-    )
+    bad = hostile_review_decisions(catalogue, DECISIONS.topic)
     rig.consumer.write_all(DECISIONS, [h for h in bad if h.reason is not None])
     rig.consumer.fail(KafkaConnectionError())  # read through
     item = review_item(catalogue, triage)

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, RequestTimedOutError, TopicAuthorizationFailedError
-from hostile_records import Hostile, hostile, hostile_headers
+from hostile_records import Hostile, hostile_review_decisions, hostile_review_items
 from kafka_stand_in import StandInConsumer
 from review_samples import decision_with, review_record
 
-from streams import wire
 from streams.agents import Agent
 from streams.catalogue import Catalogue
-from streams.review import H_RERUN_NUMBER, H_SKIP_MODEL, ReviewItem
+from streams.review import ReviewItem
 from streams.review_feed import READER, ReviewFeed
 from streams.review_queue import ReviewQueue
 from streams.review_records import decision_record, decode_item
@@ -72,27 +71,11 @@ def write_decision(fed: Fed, catalogue: Catalogue, item: ReviewItem) -> None:
 
 
 def hostile_items(catalogue: Catalogue, agent: Agent) -> list[Hostile]:
-    record = review_record(catalogue, SETTINGS, agent)
-    good = wire.decode(catalogue, record.value)
-    kinds = hostile(catalogue, "keel.review-value", good, timestamp="created_at", text="agent", headers=record.headers)
-    return [
-        *kinds,
-        *hostile_headers(
-            record.value,
-            record.headers,
-            number=H_RERUN_NUMBER,
-            text=H_SKIP_MODEL,
-            reason=None,  # loaded, as pass 1
-        ),
-    ]
+    return hostile_review_items(catalogue, SETTINGS, agent)
 
 
 def hostile_decisions(catalogue: Catalogue) -> list[Hostile]:
-    record = decision_record(catalogue, DECISIONS.topic, decision_with(item_id="someone-elses"))
-    good = wire.decode(catalogue, record.value)
-    return hostile(
-        catalogue, "keel.review-decisions-value", good, timestamp="decided_at", text="reviewer", enum="action"
-    )
+    return hostile_review_decisions(catalogue, DECISIONS.topic)
 
 
 def skip_counts(fed: Fed, tp: TopicPartition, written: list[Hostile]) -> tuple[Counter[str], Counter[str]]:
