@@ -37,6 +37,7 @@ from streams.budget_records import BudgetCodec
 from streams.catalogue import Catalogue
 from streams.clock import SystemClock
 from streams.emit import OutRecord
+from streams.handoff import rerun_pass
 from streams.local_stack import worker_process
 from streams.pricing import Pricing
 from streams.producer import RecordProducer
@@ -148,7 +149,8 @@ async def test_keel_review_serve_reads_past_hostile_records_and_applies_the_deci
             ]
         )
     port = free_port()
-    harmless = any(h.reason is None for h in bad_items)  # items like any other: one more in the queue
+    # items like any other, all of one event: one more in the queue for each pass their headers name
+    harmless = len({rerun_pass(h.headers) for h in bad_items if h.reason is None})
     with worker_process(settings, {"KEEL_REVIEW_WEB_PORT": str(port)}, command="review", args=("serve",)) as serve:
         seen = await outcomes_when(settings, catalogue, lambda s: by_event(s[RESULTS]) == {approved: 1})
         assert by_event(seen[RESULTS]) == {approved: 1}  # applied, past the decisions it could not read
