@@ -10,7 +10,10 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
+from streams import kafka_records
 from streams.settings import Settings
+
+kafka_records.install()  # a header name that is not UTF-8 stops no reader (streams/kafka_records.py)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

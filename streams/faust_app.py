@@ -17,8 +17,11 @@ from typing import Any, NoReturn
 import faust
 from faust.app.base import BootStrategy
 
+from streams import kafka_records
 from streams.metrics import EXPOSITION_TYPE
 from streams.settings import Settings
+
+kafka_records.install()  # a header name that is not UTF-8 stops no reader (streams/kafka_records.py)
 
 log = logging.getLogger(__name__)
 

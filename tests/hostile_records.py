@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
+from aiokafka import AIOKafkaProducer
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from review_samples import decision_with, review_record
 
 from streams import wire
@@ -176,3 +178,55 @@ def hostile_budget_requests(catalogue: Catalogue, *, now_ms: int, partitions: in
         *hostile(catalogue, "keel.budget-requests-value", good, timestamp="at_ms", text="scope", enum="kind"),
         *(Hostile(name, codec.encode_request(r, reply_partition=p), "unexpected_value") for name, r, p in unexpected),
     ]
+
+
+# --- header names that are not UTF-8 ---------------------------------------------------------------
+
+RawHeaders = tuple[tuple[bytes, bytes | None], ...]
+
+
+class _RawName(str):
+    """A header name that encodes to any bytes: standard clients encode str names as UTF-8, so only
+    this builder can write one that is not (as any client speaking the protocol itself can)."""
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> _RawName:
+        name = super().__new__(cls, "?")
+        name.raw = raw
+        return name
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.raw
+
+
+def raw_batch(records: list[tuple[bytes | None, bytes | None, RawHeaders]], *, compression: int = 0) -> bytearray:
+    """One v2 record batch of ``(key, value, headers)``, header names as given, by aiokafka's pure-Python
+    builder (its C one refuses names that are not str)."""
+    builder = _DefaultRecordBatchBuilderPy(
+        2, compression, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 24
+    )
+    for offset, (key, value, headers) in enumerate(records):
+        named = [(_RawName(name), v) for name, v in headers]
+        builder.append(offset, timestamp=None, key=key, value=value, headers=named)  # type: ignore[arg-type]
+    return builder.build()
+
+
+async def send_raw_batch(
+    bootstrap: str, topic: str, partition: int, records: list[tuple[bytes | None, bytes | None, RawHeaders]]
+) -> int:
+    """Write ``records`` as one batch to ``topic``/``partition``; the first one's offset."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        batch = producer.create_batch()
+        batch._builder = _DefaultRecordBatchBuilderPy(  # type: ignore[assignment]
+            2, 0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=0, batch_size=1 << 24
+        )
+        for key, value, headers in records:
+            named = [(_RawName(name), v) for name, v in headers]
+            batch.append(timestamp=None, key=key, value=value, headers=named)
+        sent = await (await producer.send_batch(batch, topic, partition=partition))
+        return int(sent.offset)
+    finally:
+        await producer.stop()

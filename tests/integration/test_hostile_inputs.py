@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through, worker_stack
+from hostile_records import NOT_UTF8, send_raw_batch
 
 from streams.decode import encode_request
 from streams.emit import OutRecord
@@ -91,3 +92,28 @@ async def test_hostile_headers_and_reused_ids_end_once_and_the_worker_keeps_runn
         fresh = [make_event()]
         fresh_ids, after = await run_through(stack, events={"support.tickets": fresh})
     assert only_outcome(after, fresh_ids[0]).kind == "result"
+
+
+async def test_a_header_name_that_is_not_utf8_stops_nothing_and_its_batch_ends_once(stack: Stack, make_event) -> None:
+    """aiokafka refused every fetch of such a batch: the worker crash-looped and the batch's good events
+    never arrived (streams/kafka_records.py). Now each ends once; the name reads with U+FFFD for its bytes."""
+    events = [make_event() for _ in range(3)]
+    values = [encode_request(stack.catalogue, e) for e in events]
+    hostile = ((NOT_UTF8 + b".name", b"kept"),)
+    garbage = b"not an event"
+    with stack.running_worker():
+
+        async def send() -> list[str]:
+            batch = [(b"k", values[0], ()), (b"k", values[1], hostile), (b"k", garbage, hostile), (b"k", values[2], ())]
+            first = await send_raw_batch(stack.settings.bootstrap_servers, stack.topic("support.tickets"), 0, batch)
+            return [f"undecodable:{stack.topic('support.tickets')}/0/{first + 2}"]
+
+        expect = [e.event_id for e in events]
+        seen, tally = await run_through(stack, action=send, expect=expect)
+        stack.check_worker()
+    assert_exactly_one_outcome_and_audit(seen, tally)
+    assert [only_outcome(tally, i).kind for i in expect] == ["result"] * 3
+    dead = only_outcome(tally, seen[-1]).value
+    assert dead["reason"] == "wrong_magic_byte" and dead["original"]["value"] == garbage
+    names = {h["key"]: h["value"] for h in dead["original"]["headers"]}
+    assert names["\ufffd" * len(NOT_UTF8) + ".name"] == b"kept"
