@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streams.alert_delivery import Delivered, DeliveryResult
 from streams.alerts import Alert, Severity, dedup_key
 
 
@@ -41,3 +42,19 @@ def agent_alert(
         sample_event_ids=sample_event_ids,
         details=details or {},
     )
+
+
+class Sink:
+    """A sink that takes every alert (and keeps it)."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    async def deliver(self, alert: Alert) -> DeliveryResult:
+        self.alerts.append(alert)
+        return Delivered()
+
+    async def aclose(self) -> None:
+        return None

@@ -1,7 +1,8 @@
 """Fixtures for tests against a real Kafka broker.
 
 ``kafka_bootstrap`` is the broker every integration test shares; ``settings``, a fresh namespace on it
-with the shipped agents' topics (for the review service's tests). Point ``KEEL_BOOTSTRAP_SERVERS`` at a
+with the shipped agents' topics (for the review service's tests); ``sim_url``, a provider simulator
+for the module, and ``stack``, a worker stack on it, not started (modules with other needs define their own). Point ``KEEL_BOOTSTRAP_SERVERS`` at a
 running cluster (for instance the one in deploy/compose.yaml) to use it as is; otherwise the session
 starts its own single-node broker from the Maven jars on 127.0.0.1:29092 (``KEEL_TEST_BROKER_PORT`` moves
 it, so that two checkouts can test at once), from a wiped state dir, and stops it at the end.
@@ -16,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import Stack, worker_stack
 from review_broker import review_namespace
 
 from connectors.kafka_local import REPO_ROOT, LocalKafka, start, stop, wipe
+from streams.local_stack import simulator_process
 from streams.settings import Settings
 
 # Below Linux's ephemeral range (32768-60999): a port in it can be taken for a while by any client
@@ -46,6 +49,19 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture
 def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
     return review_namespace(kafka_bootstrap, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with simulator_process(tmp_path_factory.mktemp("sim"), "--seed", "5") as url:
+        yield url
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state_dir = tmp_path_factory.mktemp("keel-state")
+    with worker_stack(kafka_bootstrap, state_dir, provider="sim", base_url=sim_url, start=False) as stack:
+        yield stack
 
 
 @contextlib.contextmanager

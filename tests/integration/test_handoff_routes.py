@@ -14,7 +14,6 @@ from harness import Stack, model_calls, run_through, until, worker_stack
 from streams import wire
 from streams.control_keys import load_control_keys
 from streams.handoff import rerun_pass, rerun_record
-from streams.local_stack import simulator_process
 from streams.producer import RecordProducer
 from streams.review import DecisionDraft, ReviewItem
 from streams.review_records import ITEM_SUBJECT, decode_item
@@ -36,12 +35,6 @@ HANDOFF = {
         "on_reject": "rerun",
     },
 }
-
-
-@pytest.fixture(scope="module")
-def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with simulator_process(tmp_path_factory.mktemp("sim"), "--seed", "5") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

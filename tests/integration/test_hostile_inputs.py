@@ -4,31 +4,16 @@ each ends in exactly one outcome, and a restart finds nothing to crash on."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
-from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through, worker_stack
+from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through
 from hostile_records import NOT_UTF8, send_raw_batch
 
 from streams.decode import encode_request
 from streams.emit import OutRecord
-from streams.local_stack import simulator_process
 from streams.producer import RecordProducer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with simulator_process(tmp_path_factory.mktemp("sim"), "--seed", "5") as url:
-        yield url
-
-
-@pytest.fixture
-def stack(kafka_bootstrap: str, sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("keel-state")
-    with worker_stack(kafka_bootstrap, state_dir, provider="sim", base_url=sim_url, start=False) as stack:
-        yield stack
 
 
 HOSTILE_HEADERS = [

@@ -23,10 +23,10 @@ from hostile_records import (
 )
 from review_broker import RESULTS, by_event, outcomes_when, publish_items
 from review_samples import decision_with, review_record
+from sample_alerts import Sink
 
 from streams import faust_app, wire
 from streams.agents import load_agents
-from streams.alert_delivery import Delivered, DeliveryResult
 from streams.alert_relay import relay
 from streams.alerts import FIRING, Alert, alert_record
 from streams.budget import Decision
@@ -228,20 +228,6 @@ async def test_the_budget_owner_and_client_answer_past_hostile_records(
 
 def decision_value(catalogue: Catalogue) -> dict[str, Any]:
     return wire.decode(catalogue, BudgetCodec(catalogue).encode_decision(Decision("nobody-asked", "agent:x", True)))
-
-
-class Sink:
-    name = "test"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    async def deliver(self, alert: Alert) -> DeliveryResult:
-        self.alerts.append(alert)
-        return Delivered()
-
-    async def aclose(self) -> None:
-        return None
 
 
 def an_alert(summary: str) -> Alert:

@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through, worker_stack
-
-from streams.local_stack import simulator_process
-
-
-@pytest.fixture(scope="module")
-def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with simulator_process(tmp_path_factory.mktemp("sim"), "--seed", "5") as url:
-        yield url
-
-
-@pytest.fixture
-def stack(kafka_bootstrap: str, sim_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("keel-state")
-    with worker_stack(kafka_bootstrap, state_dir, provider="sim", base_url=sim_url, start=False) as stack:
-        yield stack
+from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through
 
 
 async def test_a_duplicate_delivery_is_answered_from_the_store(stack: Stack, sim_url: str, make_event) -> None:

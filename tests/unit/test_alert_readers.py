@@ -17,9 +17,9 @@ from fakes import FakeClock
 from hostile_records import NOT_UTF8, Hostile, hostile
 from kafka_stand_in import StandInConsumer
 from prometheus_client import Counter
+from sample_alerts import Sink
 
 from streams import alert_relay, wire
-from streams.alert_delivery import Delivered, DeliveryResult
 from streams.alert_engine import AlertEngine
 from streams.alert_evaluator import AlertEvaluator
 from streams.alert_observation import Observation
@@ -191,20 +191,6 @@ async def test_the_evaluator_passes_over_observations_it_cannot_read(catalogue: 
     assert running.cancelled(), running
     assert skipped.count("alert-evaluator", topic, "unexpected_value") == len(bad)
     assert alerts.scopes["agent=support_triage"].applied == {("usage", 0): 9}  # the good one only
-
-
-class Sink:
-    name = "test"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    async def deliver(self, alert: Alert) -> DeliveryResult:
-        self.alerts.append(alert)
-        return Delivered()
-
-    async def aclose(self) -> None:
-        return None
 
 
 def alert(**changes: Any) -> Alert:
