@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from streams.settings import REPO_ROOT
+from streams.core.settings import REPO_ROOT
 
 
 def write_agents(

@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.agents import Agent, load_agents
-from streams.catalogue import Catalogue, load_catalogue
-from streams.decode import encode_request
-from streams.domain import RequestEvent, SourceRecord
-from streams.pricing import Pricing, load_pricing
-from streams.settings import REPO_ROOT
+from streams.agent.definition import Agent, load_agents
+from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.domain import RequestEvent, SourceRecord
+from streams.core.settings import REPO_ROOT
+from streams.cost.pricing import Pricing, load_pricing
+from streams.pipeline.decode import encode_request
 
 SCHEMAS_DIR = REPO_ROOT / "schemas"
 AGENTS_DIR = REPO_ROOT / "deploy" / "agents"

@@ -21,14 +21,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from review_samples import decision_with, review_record
 
-from streams import wire
-from streams.agents import Agent
-from streams.budget import Amount, BudgetLimits, BudgetRequest, Limits
-from streams.budget_records import BudgetCodec
-from streams.catalogue import Catalogue, CatalogueSchema
-from streams.review import H_RERUN_NUMBER, H_SKIP_MODEL
-from streams.review_records import decision_record
-from streams.settings import Settings
+from streams.agent.definition import Agent
+from streams.core import wire
+from streams.core.catalogue import Catalogue, CatalogueSchema
+from streams.core.review_item import H_RERUN_NUMBER, H_SKIP_MODEL
+from streams.core.settings import Settings
+from streams.cost.budget import Amount, BudgetLimits, BudgetRequest, Limits
+from streams.cost.budget_records import BudgetCodec
+from streams.review.records import decision_record
 
 Headers = tuple[tuple[str, bytes | None], ...]
 MARK = "\x7fMARK\x7f"  # a string field's placeholder, replaced by bytes that are not UTF-8

@@ -18,8 +18,8 @@ from typing import Any
 
 from review_samples import item_with
 
-from streams.review import Decision, DecisionDraft, ItemState, Page, Refused, ReviewAttempt, ReviewItem
-from streams.settings import REPO_ROOT
+from streams.core.review_item import Decision, DecisionDraft, ItemState, Page, Refused, ReviewAttempt, ReviewItem
+from streams.core.settings import REPO_ROOT
 
 
 @cache

@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from streams.review_auth import ScryptCost, UserFile
+from streams.review.users import ScryptCost, UserFile
 
 # Hashes in tests are cheap (about 4 ms instead of half a second); test_review_auth.py checks the real cost.
 TEST_COST = ScryptCost(n=2**10, r=8, p=1)

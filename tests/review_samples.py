@@ -10,15 +10,15 @@ from typing import Any
 
 import orjson
 
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.decode import encode_request
-from streams.domain import Attempt, RequestEvent, Review, SourceRecord, Trace
-from streams.emit import Emitter, OutRecord
-from streams.pricing import PriceTable, Pricing
-from streams.review import Decision, ReviewItem
-from streams.review_records import decode_item
-from streams.settings import Settings
+from streams.agent.definition import Agent
+from streams.contracts.emit import Emitter, OutRecord
+from streams.core.catalogue import Catalogue
+from streams.core.domain import Attempt, RequestEvent, Review, SourceRecord, Trace
+from streams.core.review_item import Decision, ReviewItem
+from streams.core.settings import Settings
+from streams.cost.pricing import PriceTable, Pricing
+from streams.pipeline.decode import encode_request
+from streams.review.records import decode_item
 
 TRIAGE_OUTPUT = {"category": "billing", "priority": "low", "summary": "s", "suggested_reply": "r", "confidence": 0.5}
 TICKET = {"ticket_id": "T-9", "subject": "Charged twice", "body": "twice this month"}

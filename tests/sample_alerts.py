@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.alert_delivery import Delivered, DeliveryResult
-from streams.alerts import Alert, Severity, dedup_key
+from streams.alerts.delivery import Delivered, DeliveryResult
+from streams.alerts.records import Alert, Severity, dedup_key
 
 
 def agent_alert(

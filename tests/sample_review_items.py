@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from review_samples import item_with
 
-from streams.review import Action, Decision, ReviewItem, Route
+from streams.core.review_item import Action, Decision, ReviewItem, Route
 
 T0_MS = 1_800_000_000_000
 

@@ -39,17 +39,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, run as a script
 from agent_files import write_agents
 
-from connectors import kafka_local
-from streams.agents import load_agents
-from streams.catalogue import Catalogue, load_catalogue
-from streams.decode import decode_request, encode_request
-from streams.domain import RequestEvent
-from streams.emit import OutRecord
-from streams.kafka_admin import ensure_topics
-from streams.local_stack import terminate
-from streams.producer import RecordProducer
-from streams.settings import REPO_ROOT, Settings
-from streams.topics import topic_plan
+from connectors.local import kafka_local
+from streams.agent.definition import load_agents
+from streams.cli.local_stack import terminate
+from streams.contracts.emit import OutRecord
+from streams.contracts.topics import topic_plan
+from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.domain import RequestEvent
+from streams.core.settings import REPO_ROOT, Settings
+from streams.kafka.admin import ensure_topics
+from streams.kafka.producer import RecordProducer
+from streams.pipeline.decode import decode_request, encode_request
 
 BENCH_PORT = int(os.environ.get("KEEL_BENCH_PORT", "29492"))  # another port: two benches side by side
 HERE = Path(__file__).resolve().parent

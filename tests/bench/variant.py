@@ -19,13 +19,13 @@ from dataclasses import replace
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.domain import SourceRecord
-from streams.model import ModelRequest, ModelResponse
-from streams.pipeline import process
-from streams.settings import Settings
-from streams.topics import AUDIT, USAGE, agent_topics
-from streams.wiring import Runtime, load_runtime
-from streams.worker import run_worker, source_record
+from streams.apps.wiring import Runtime, load_runtime
+from streams.apps.worker.shell import run_worker, source_record
+from streams.contracts.topics import AUDIT, USAGE, agent_topics
+from streams.core.domain import SourceRecord
+from streams.core.ports.model import ModelRequest, ModelResponse
+from streams.core.settings import Settings
+from streams.pipeline.process import process
 
 ANSWER = (
     '{"category": "billing", "priority": "high", "summary": "The customer was charged twice.", '

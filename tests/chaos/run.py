@@ -24,15 +24,15 @@ from pathlib import Path
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
-from connectors import kafka_local
-from streams.agents import load_agents
-from streams.catalogue import Catalogue, load_catalogue
-from streams.kafka_admin import ensure_topics
-from streams.local_stack import simulator_process, terminate, worker_process
-from streams.publish import load_samples, publish, publish_raw, take
-from streams.settings import REPO_ROOT, Settings
-from streams.topics import topic_plan
-from streams.watch import OutcomeWatcher, Tally, outcome_topics
+from connectors.local import kafka_local
+from streams.agent.definition import load_agents
+from streams.cli.local_stack import simulator_process, terminate, worker_process
+from streams.cli.publish import load_samples, publish, publish_raw, take
+from streams.cli.watch import OutcomeWatcher, Tally, outcome_topics
+from streams.contracts.topics import topic_plan
+from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.settings import REPO_ROOT, Settings
+from streams.kafka.admin import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, run as a script
 from agent_files import write_agents

@@ -11,10 +11,10 @@ import orjson
 import pytest
 import yaml
 
-from streams.metrics import WorkerMetrics
-from streams.pricing import PriceTable, Pricing
-from streams.review_metrics import ReviewMetrics
-from streams.settings import REPO_ROOT
+from streams.apps.metrics import WorkerMetrics
+from streams.apps.review.metrics import ReviewMetrics
+from streams.core.settings import REPO_ROOT
+from streams.cost.pricing import PriceTable, Pricing
 
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
 _METRIC = re.compile(r"\bkeel_[a-z_]+")

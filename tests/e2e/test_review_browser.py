@@ -23,7 +23,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-from streams.review_web import build_web_app
+from streams.review.web.app import build_web_app
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,9 @@ import pytest
 from harness import Stack, worker_stack
 from review_broker import review_namespace
 
-from connectors.kafka_local import REPO_ROOT, LocalKafka, start, stop, wipe
-from streams.local_stack import simulator_process
-from streams.settings import Settings
+from connectors.local.kafka_local import REPO_ROOT, LocalKafka, start, stop, wipe
+from streams.cli.local_stack import simulator_process
+from streams.core.settings import Settings
 
 # Below Linux's ephemeral range (32768-60999): a port in it can be taken for a while by any client
 # connection's source port, and Kafka would then fail to bind.

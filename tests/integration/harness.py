@@ -18,16 +18,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.daemon import run_sync
-from streams.agents import load_agents
-from streams.catalogue import Catalogue, load_catalogue
-from streams.domain import RequestEvent
-from streams.kafka_admin import ensure_topics
-from streams.local_stack import worker_process
-from streams.publish import publish, publish_raw
-from streams.settings import Settings
-from streams.topics import topic_plan
-from streams.watch import Observed, OutcomeWatcher, Tally, outcome_topics
+from connectors.local.daemon import run_sync
+from streams.agent.definition import load_agents
+from streams.cli.local_stack import worker_process
+from streams.cli.publish import publish, publish_raw
+from streams.cli.watch import Observed, OutcomeWatcher, Tally, outcome_topics
+from streams.contracts.topics import topic_plan
+from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.domain import RequestEvent
+from streams.core.settings import Settings
+from streams.kafka.admin import ensure_topics
 
 AGENTS = ["support_triage", "invoice_extraction"]
 T = TypeVar("T")

@@ -15,15 +15,15 @@ from aiokafka import TopicPartition
 from harness import polled
 from review_samples import review_record
 
-from connectors.daemon import run_sync
-from streams import wire
-from streams.agents import load_agents
-from streams.catalogue import Catalogue, load_catalogue
-from streams.consumers import read_to_end
-from streams.kafka_admin import ensure_topics
-from streams.producer import RecordProducer
-from streams.settings import REPO_ROOT, Settings
-from streams.topics import topic_plan
+from connectors.local.daemon import run_sync
+from streams.agent.definition import load_agents
+from streams.contracts.topics import topic_plan
+from streams.core import wire
+from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.settings import REPO_ROOT, Settings
+from streams.kafka.admin import ensure_topics
+from streams.kafka.consumers import read_to_end
+from streams.kafka.producer import RecordProducer
 
 RESULTS, DLQ, AUDIT = "support_triage.results", "support_triage.dlq", "keel.audit"
 

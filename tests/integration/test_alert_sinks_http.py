@@ -10,8 +10,8 @@ from harness import free_port
 from receivers import Answer, receiver
 from sample_alerts import agent_alert
 
-from connectors.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
-from streams.alert_delivery import Backoff, Delivered, Rejected, RetryLater, deliver
+from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
+from streams.alerts.delivery import Backoff, Delivered, Rejected, RetryLater, deliver
 
 ALERT = agent_alert(
     rule="circuit_open",

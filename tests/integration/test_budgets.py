@@ -12,15 +12,15 @@ import pytest
 from aiokafka import TopicPartition
 from harness import AGENTS, Stack, assert_exactly_one_outcome_and_audit, worker_stack
 
-from streams import wire
-from streams.budget_client import first_call_maximum
-from streams.budget_report import raise_budget, settled_spend
-from streams.consumers import read_to_end
-from streams.domain import RequestEvent
-from streams.local_stack import simulator_process, worker_process
-from streams.publish import load_samples, publish, take
-from streams.watch import OutcomeWatcher, Tally, outcome_topics
-from streams.wiring import load_runtime
+from streams.apps.wiring import load_runtime
+from streams.apps.worker.budget_client import first_call_maximum
+from streams.cli.budget_report import raise_budget, settled_spend
+from streams.cli.local_stack import simulator_process, worker_process
+from streams.cli.publish import load_samples, publish, take
+from streams.cli.watch import OutcomeWatcher, Tally, outcome_topics
+from streams.core import wire
+from streams.core.domain import RequestEvent
+from streams.kafka.consumers import read_to_end
 
 SCOPE = "agent:support_triage"
 

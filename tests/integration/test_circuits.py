@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness import free_port, get_when_up, run_through, worker_stack
 
-from streams.local_stack import simulator_process
+from streams.cli.local_stack import simulator_process
 
 
 async def test_a_failing_provider_opens_its_circuit_and_it_is_observable(

@@ -20,8 +20,8 @@ from harness import (
     worker_stack,
 )
 
-from streams.local_stack import simulator_process, worker_process
-from streams.watch import Tally
+from streams.cli.local_stack import simulator_process, worker_process
+from streams.cli.watch import Tally
 
 KEYS, PER_KEY = 4, 8
 

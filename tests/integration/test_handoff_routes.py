@@ -11,14 +11,14 @@ import orjson
 import pytest
 from harness import Stack, model_calls, run_through, until, worker_stack
 
-from streams import wire
-from streams.control_keys import load_control_keys
-from streams.handoff import rerun_pass, rerun_record
-from streams.producer import RecordProducer
-from streams.review import DecisionDraft, ReviewItem
-from streams.review_records import ITEM_SUBJECT, decode_item
-from streams.review_serve import build_process, running
-from streams.watch import Observed, Tally
+from streams.apps.review.shell import build_process, running
+from streams.cli.watch import Observed, Tally
+from streams.contracts.control_keys import load_control_keys
+from streams.core import wire
+from streams.core.review_item import DecisionDraft, ReviewItem
+from streams.kafka.producer import RecordProducer
+from streams.pipeline.handoff import rerun_pass, rerun_record
+from streams.review.records import ITEM_SUBJECT, decode_item
 
 THRESHOLD = 50  # the simulator's totals are drawn from 0 to 100
 FLAGGED_TYPES = ["credit_note", "not_an_invoice"]

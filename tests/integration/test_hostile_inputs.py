@@ -9,9 +9,9 @@ import pytest
 from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through
 from hostile_records import NOT_UTF8, send_raw_batch
 
-from streams.decode import encode_request
-from streams.emit import OutRecord
-from streams.producer import RecordProducer
+from streams.contracts.emit import OutRecord
+from streams.kafka.producer import RecordProducer
+from streams.pipeline.decode import encode_request
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ async def test_hostile_headers_and_reused_ids_end_once_and_the_worker_keeps_runn
 
 async def test_a_header_name_that_is_not_utf8_stops_nothing_and_its_batch_ends_once(stack: Stack, make_event) -> None:
     """aiokafka refused every fetch of such a batch: the worker crash-looped and the batch's good events
-    never arrived (streams/kafka_records.py). Now each ends once; the name reads with U+FFFD for its bytes."""
+    never arrived (streams/kafka/kafka_records.py). Now each ends once; the name reads with U+FFFD for its bytes."""
     events = [make_event() for _ in range(3)]
     values = [encode_request(stack.catalogue, e) for e in events]
     hostile = ((NOT_UTF8 + b".name", b"kept"),)

@@ -25,26 +25,27 @@ from review_broker import RESULTS, by_event, outcomes_when, publish_items
 from review_samples import decision_with, review_record
 from sample_alerts import Sink
 
-from streams import faust_app, wire
-from streams.agents import load_agents
-from streams.alert_relay import relay
-from streams.alerts import FIRING, Alert, alert_record
-from streams.budget import Decision
-from streams.budget_client import BudgetClient
-from streams.budget_config import Budgets
-from streams.budget_owner import BudgetOwner, run_owner
-from streams.budget_records import BudgetCodec
-from streams.catalogue import Catalogue
-from streams.clock import SystemClock
-from streams.emit import OutRecord
-from streams.handoff import rerun_pass
-from streams.local_stack import worker_process
-from streams.pricing import Pricing
-from streams.producer import RecordProducer
-from streams.review_records import decision_record
-from streams.settings import Settings
-from streams.skipped import SkippedRecords
-from streams.topics import ALERTS, BUDGET_DECISIONS, BUDGET_REQUESTS, REVIEW_DECISIONS, alert_relay_group
+from streams.agent.definition import load_agents
+from streams.alerts.records import FIRING, Alert, alert_record
+from streams.apps import faust_app
+from streams.apps.relay.alert_relay import relay
+from streams.apps.worker.budget_client import BudgetClient
+from streams.apps.worker.budget_owner import BudgetOwner, run_owner
+from streams.cli.local_stack import worker_process
+from streams.contracts.emit import OutRecord
+from streams.contracts.topics import ALERTS, BUDGET_DECISIONS, BUDGET_REQUESTS, REVIEW_DECISIONS, alert_relay_group
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.ports.clock import SystemClock
+from streams.core.settings import Settings
+from streams.cost.budget import Decision
+from streams.cost.budget_config import Budgets
+from streams.cost.budget_records import BudgetCodec
+from streams.cost.pricing import Pricing
+from streams.kafka.producer import RecordProducer
+from streams.kafka.skipped import SkippedRecords
+from streams.pipeline.handoff import rerun_pass
+from streams.review.records import decision_record
 
 pytestmark = pytest.mark.integration
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

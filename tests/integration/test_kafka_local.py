@@ -1,4 +1,4 @@
-"""The local broker from connectors/kafka_local.py, against real Kafka processes on loopback."""
+"""The local broker from connectors/local/kafka_local.py, against real Kafka processes on loopback."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
-from connectors.kafka_local import (
+from connectors.local.kafka_local import (
     REPO_ROOT,
     KafkaPortInUse,
     LocalKafka,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from harness import Stack, assert_exactly_one_outcome_and_audit, run_through, worker_stack
 
-from connectors import llama_local
-from streams.publish import load_samples, take
-from streams.settings import REPO_ROOT
+from connectors.local import llama_local
+from streams.cli.publish import load_samples, take
+from streams.core.settings import REPO_ROOT
 
 TEST_MODEL_PORT = int(os.environ.get("KEEL_TEST_MODEL_PORT", "28080"))  # below the ephemeral range, as the broker's
 

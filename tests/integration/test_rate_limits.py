@@ -21,9 +21,9 @@ from harness import (
     worker_stack,
 )
 
-from streams.domain import RequestEvent
-from streams.local_stack import simulator_process, worker_process
-from streams.watch import Tally
+from streams.cli.local_stack import simulator_process, worker_process
+from streams.cli.watch import Tally
+from streams.core.domain import RequestEvent
 
 MODEL = "smollm2-135m-instruct"  # the shipped agents' model, served by the simulator
 KEEL_RPM, SIM_RPM = 120, 150  # Keel's declared limit sits just under the simulator's own

@@ -38,7 +38,7 @@ async def test_the_store_survives_a_worker_restart(stack: Stack, sim_url: str, m
 
 
 async def test_a_replayed_dead_letter_is_decided_again(stack: Stack, sim_url: str, make_event) -> None:
-    from streams.dlq import Selection, read_dead_letters, replay, select
+    from streams.cli.dlq import Selection, read_dead_letters, replay, select
 
     event = make_event(payload={"ticket_id": "T-9", "body": "Export broken [[sim:5xx]]"})
     with stack.running_worker():

@@ -19,19 +19,19 @@ from harness import free_port, get_when_up, group_offsets, polled, scrape_metric
 from review_broker import AUDIT, DLQ, RESULTS, by_event, outcomes_when, publish_items, topic_values
 from review_samples import TRIAGE_OUTPUT, review_record
 
-from streams import wire
-from streams.agents import load_agents
-from streams.alert_log import read_alerts
-from streams.alerts import Alert
-from streams.catalogue import Catalogue
-from streams.demo import review_service
-from streams.local_stack import worker_process
-from streams.producer import RecordProducer
-from streams.review import Decision, DecisionDraft, Refused
-from streams.review_applier import applier_group
-from streams.review_records import decision_record, decode_item
-from streams.review_serve import ReviewProcess, build_process, review_stats, running
-from streams.settings import Settings
+from streams.agent.definition import load_agents
+from streams.alerts.records import Alert
+from streams.apps.review.applier import applier_group
+from streams.apps.review.shell import ReviewProcess, build_process, review_stats, running
+from streams.cli.demo import review_service
+from streams.cli.local_stack import worker_process
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.review_item import Decision, DecisionDraft, Refused
+from streams.core.settings import Settings
+from streams.kafka.alert_log import read_alerts
+from streams.kafka.producer import RecordProducer
+from streams.review.records import decision_record, decode_item
 
 pytestmark = pytest.mark.integration
 EDITED = {**TRIAGE_OUTPUT, "priority": "urgent", "summary": "fixed by a human"}

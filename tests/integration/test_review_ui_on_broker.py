@@ -20,10 +20,10 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-from connectors.daemon import run_sync
-from streams.catalogue import Catalogue
-from streams.review_serve import build_process, running
-from streams.settings import Settings
+from connectors.local.daemon import run_sync
+from streams.apps.review.shell import build_process, running
+from streams.core.catalogue import Catalogue
+from streams.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

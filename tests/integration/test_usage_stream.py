@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from harness import Stack, aggregator, committed_offsets, run_through, worker_stack
 
-from streams import wire
-from streams.aggregate import HOUR, MINUTE, WindowSpec
-from streams.catalogue import Catalogue
-from streams.emit import OutRecord
-from streams.local_stack import simulator_process
-from streams.producer import RecordProducer
-from streams.topics import usage_app_id
-from streams.usage_report import WindowRow, read_windows
+from streams.cli.local_stack import simulator_process
+from streams.cli.usage_report import WindowRow, read_windows
+from streams.contracts.emit import OutRecord
+from streams.contracts.topics import usage_app_id
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.cost.usage_windows import HOUR, MINUTE, WindowSpec
+from streams.kafka.producer import RecordProducer
 
 
 def usage_value(agent: str, *, at_ms: int, outcome: str = "ok", cost: float | None = 0.001) -> dict[str, object]:

@@ -17,8 +17,8 @@ from harness import (
     worker_stack,
 )
 
-from streams.local_stack import simulator_process
-from streams.publish import load_samples, take
+from streams.cli.local_stack import simulator_process
+from streams.cli.publish import load_samples, take
 
 
 @pytest.fixture(scope="module")

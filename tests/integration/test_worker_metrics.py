@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from harness import free_port, run_through, scrape_metrics, worker_stack
 
-from streams.local_stack import simulator_process
-from streams.pricing import load_pricing
-from streams.settings import REPO_ROOT
+from streams.cli.local_stack import simulator_process
+from streams.core.settings import REPO_ROOT
+from streams.cost.pricing import load_pricing
 
 MODEL = "smollm2-135m-instruct"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from streams.settings import REPO_ROOT
+from streams.core.settings import REPO_ROOT
 
 
 def test_invalid_agent_definition_is_a_clear_startup_error(tmp_path: Path) -> None:
@@ -32,9 +32,9 @@ def test_invalid_agent_definition_is_a_clear_startup_error(tmp_path: Path) -> No
 def test_a_crashed_app_exits_so_a_supervisor_restarts_it(tmp_path: Path) -> None:
     script = (
         "import asyncio\n"
-        "from streams.settings import Settings\n"
-        "from streams.wiring import load_runtime\n"
-        "from streams.worker import create_app\n"
+        "from streams.core.settings import Settings\n"
+        "from streams.apps.wiring import load_runtime\n"
+        "from streams.apps.worker.shell import create_app\n"
         f"app = create_app(load_runtime(Settings(state_dir={str(tmp_path)!r})))\n"
         "asyncio.run(app.crash(RuntimeError('boom')))\n"
         "print('still running')\n"

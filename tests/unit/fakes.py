@@ -8,16 +8,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from random import Random
 
-from streams.agents import ModelSpec
-from streams.budget import Amount, BudgetLimits, Reservation
-from streams.catalogue import Catalogue
-from streams.circuit import CircuitBreakers
-from streams.domain import Attempt
-from streams.limiter import NO_LIMITS, RateLimiter
-from streams.model import ModelClient, ModelRequest, ModelResponse, ProviderLimits
-from streams.model_slots import NO_SLOTS, ModelSlots
-from streams.ports import Deps
-from streams.rate_limit import Permit, TooLong
+from streams.agent.definition import ModelSpec
+from streams.core.catalogue import Catalogue
+from streams.core.domain import Attempt
+from streams.core.ports.model import ModelClient, ModelRequest, ModelResponse, ProviderLimits
+from streams.cost.budget import Amount, BudgetLimits, Reservation
+from streams.pipeline.circuit import CircuitBreakers
+from streams.pipeline.deps import Deps
+from streams.pipeline.limiter import NO_LIMITS, RateLimiter
+from streams.pipeline.model_slots import NO_SLOTS, ModelSlots
+from streams.pipeline.rate_limit import Permit, TooLong
 
 
 class FakeClock:

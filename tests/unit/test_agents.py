@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.agents import load_agent, load_agents
-from streams.catalogue import Catalogue
-from streams.errors import AgentDefinitionError
-from streams.settings import REPO_ROOT
+from streams.agent.definition import load_agent, load_agents
+from streams.core.catalogue import Catalogue
+from streams.core.errors import AgentDefinitionError
+from streams.core.settings import REPO_ROOT
 
 VALID = yaml.safe_load((REPO_ROOT / "deploy" / "agents" / "support_triage.yaml").read_text())
 

@@ -1,5 +1,5 @@
-from streams.aggregate import Lateness, UsageRecord, UsageStats, split_key
-from streams.usage_report import WindowRow, format_rows
+from streams.cli.usage_report import WindowRow, format_rows
+from streams.cost.usage_windows import Lateness, UsageRecord, UsageStats, split_key
 
 
 def record(offset: int, *, outcome: str = "ok", latency_ms: float = 400, cost: float | None = 0.5, at_ms: int = 0):

@@ -1,7 +1,7 @@
 import pytest
 from sample_alerts import agent_alert
 
-from streams.alert_delivery import (
+from streams.alerts.delivery import (
     Backoff,
     Delivered,
     DeliveryResult,
@@ -10,7 +10,7 @@ from streams.alert_delivery import (
     deliver,
     deliver_everywhere,
 )
-from streams.alerts import Alert
+from streams.alerts.records import Alert
 
 ALERT = agent_alert(
     rule="dead_letters",

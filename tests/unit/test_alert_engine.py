@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from streams.alert_engine import AlertEngine
-from streams.alert_observation import Observation
-from streams.alert_rules import AlertRules
-from streams.alerts import Alert
+from streams.alerts.engine import AlertEngine
+from streams.alerts.observation import Observation
+from streams.alerts.records import Alert
+from streams.alerts.rules import AlertRules
 
 T0 = 1_800_000_000_000
 S = 1000  # ms

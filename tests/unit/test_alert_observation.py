@@ -1,6 +1,6 @@
-from streams.alert_log import describe, open_incidents
-from streams.alert_observation import Observation, from_audit, from_usage, partition_of
-from streams.alerts import Alert
+from streams.alerts.observation import Observation, from_audit, from_usage, partition_of
+from streams.alerts.records import Alert
+from streams.kafka.alert_log import describe, open_incidents
 
 
 def test_usage_and_audit_records_become_observations_that_survive_the_wire() -> None:

@@ -19,20 +19,21 @@ from kafka_stand_in import StandInConsumer
 from prometheus_client import Counter
 from sample_alerts import Sink
 
-from streams import alert_relay, wire
-from streams.alert_engine import AlertEngine
-from streams.alert_evaluator import AlertEvaluator
-from streams.alert_observation import Observation
-from streams.alert_rules import load_rules
-from streams.alert_stream import FORWARDER, Forwarder
-from streams.alerts import FIRING, Alert, alert_record
-from streams.catalogue import Catalogue
-from streams.emit import OutRecord
-from streams.errors import DecodeError
-from streams.settings import Settings
-from streams.skipped import SkippedRecords
-from streams.topics import ALERTS, AUDIT, USAGE, alert_observations_topic
-from streams.usage_stream import read_usage
+from streams.alerts.engine import AlertEngine
+from streams.alerts.observation import Observation
+from streams.alerts.records import FIRING, Alert, alert_record
+from streams.alerts.rules import load_rules
+from streams.apps.aggregator.alert_evaluator import AlertEvaluator
+from streams.apps.aggregator.alert_stream import FORWARDER, Forwarder
+from streams.apps.aggregator.usage_stream import read_usage
+from streams.apps.relay import alert_relay
+from streams.contracts.emit import OutRecord
+from streams.contracts.topics import ALERTS, AUDIT, USAGE, alert_observations_topic
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.errors import DecodeError
+from streams.core.settings import Settings
+from streams.kafka.skipped import SkippedRecords
 
 SETTINGS = Settings(namespace="t1", partitions=1)
 USAGE_TP = TopicPartition(SETTINGS.topic(USAGE), 0)

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.alert_rules import AlertRules, AlertRulesError, CostSpike, format_duration, load_rules
-from streams.alerts import RUNBOOK_ANCHORS
-from streams.settings import Settings
+from streams.alerts.records import RUNBOOK_ANCHORS
+from streams.alerts.rules import AlertRules, AlertRulesError, CostSpike, format_duration, load_rules
+from streams.core.settings import Settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -1,7 +1,5 @@
-from streams import wire
-from streams.agents import Agent
-from streams.alert_rules import MAX_LOOKBACK_S
-from streams.alerts import (
+from streams.agent.definition import Agent
+from streams.alerts.records import (
     FIRING,
     RUNBOOK_ANCHORS,
     Alert,
@@ -10,10 +8,12 @@ from streams.alerts import (
     dedup_key,
     runbook_url,
 )
-from streams.catalogue import Catalogue
-from streams.settings import REPO_ROOT, Settings
-from streams.topics import topic_plan
-from streams.wiring import build_alert_sinks
+from streams.alerts.rules import MAX_LOOKBACK_S
+from streams.apps.wiring import build_alert_sinks
+from streams.contracts.topics import topic_plan
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.settings import REPO_ROOT, Settings
 
 
 def budget_alert(**changes: object) -> Alert:

@@ -1,10 +1,10 @@
-"""The budget ledger's rules (streams/budget.py): holds, settlements, refusals, expiry, raises, alerts."""
+"""The budget ledger's rules (streams/cost/budget.py): holds, settlements, refusals, expiry, raises, alerts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from streams.budget import (
+from streams.cost.budget import (
     Amount,
     BudgetLimits,
     BudgetRequest,

@@ -17,17 +17,19 @@ from fakes import FakeClock
 from hostile_records import budget_reservation, hostile, hostile_budget_requests
 from kafka_stand_in import Record, StandInConsumer
 
-from streams import budget_owner, faust_app, wire
-from streams.budget import Amount, BudgetLimits, BudgetRequest, Decision, Ledger, Limits
-from streams.budget_client import BudgetClient
-from streams.budget_owner import BudgetOwner
-from streams.budget_records import BudgetCodec, encode_ledger
-from streams.catalogue import Catalogue
-from streams.emit import OutRecord
-from streams.pricing import Pricing
-from streams.settings import Settings
-from streams.skipped import SkippedRecords
-from streams.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
+from streams.apps import faust_app
+from streams.apps.worker import budget_owner
+from streams.apps.worker.budget_client import BudgetClient
+from streams.apps.worker.budget_owner import BudgetOwner
+from streams.contracts.emit import OutRecord
+from streams.contracts.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.settings import Settings
+from streams.cost.budget import Amount, BudgetLimits, BudgetRequest, Decision, Ledger, Limits
+from streams.cost.budget_records import BudgetCodec, encode_ledger
+from streams.cost.pricing import Pricing
+from streams.kafka.skipped import SkippedRecords
 
 SETTINGS = Settings(namespace="t1", partitions=2)
 REQUESTS = TopicPartition(SETTINGS.topic(BUDGET_REQUESTS), 0)

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from streams import wire
-from streams.catalogue import Catalogue, load_catalogue
-from streams.errors import SchemaCatalogueError
-from streams.settings import REPO_ROOT
+from streams.core import wire
+from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.errors import SchemaCatalogueError
+from streams.core.settings import REPO_ROOT
 
 
 def test_every_schema_has_a_unique_id_and_parses(catalogue: Catalogue) -> None:

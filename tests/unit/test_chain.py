@@ -11,11 +11,11 @@ import orjson
 import pytest
 from fakes import FakeClock, ScriptedLimiter, ScriptedModel, make_deps, reply
 
-from streams.agents import Agent, ModelSpec
-from streams.catalogue import Catalogue
-from streams.circuit import CircuitBreakers, CircuitState
-from streams.domain import DeadLetter, RequestEvent, Result, RetryLater, Review, SourceRecord, Stage
-from streams.errors import (
+from streams.agent.definition import Agent, ModelSpec
+from streams.agent.prompt import render_prompt
+from streams.core.catalogue import Catalogue
+from streams.core.domain import DeadLetter, RequestEvent, Result, RetryLater, Review, SourceRecord, Stage
+from streams.core.errors import (
     ContextLengthExceeded,
     ModelRefused,
     ProviderAuthError,
@@ -23,11 +23,11 @@ from streams.errors import (
     ProviderServerError,
     ProviderTimeout,
 )
-from streams.limiter import Limiter
-from streams.model import ProviderLimits
-from streams.pipeline import process
-from streams.prompt import render_prompt
-from streams.rate_limit import PerMinute, RateLimits, TooLong, estimate_tokens
+from streams.core.ports.model import ProviderLimits
+from streams.pipeline.circuit import CircuitBreakers, CircuitState
+from streams.pipeline.limiter import Limiter
+from streams.pipeline.process import process
+from streams.pipeline.rate_limit import PerMinute, RateLimits, TooLong, estimate_tokens
 
 GOOD = orjson.dumps(
     {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}

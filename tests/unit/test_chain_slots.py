@@ -1,4 +1,4 @@
-"""The chain under a model's concurrency limit (streams/model_slots.py): a call waits for a slot, its
+"""The chain under a model's concurrency limit (streams/pipeline/model_slots.py): a call waits for a slot, its
 timeout starts when its request is sent, and the wait counts against the event's deadline."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import orjson
 import pytest
 from fakes import GatedModel, ManualClock, RecordingBudgets, make_deps, settled
 
-from streams.agents import Agent, ModelSpec
-from streams.catalogue import Catalogue
-from streams.domain import DeadLetter, Result, SourceRecord
-from streams.model_slots import ModelSlots
-from streams.pipeline import process
-from streams.ports import Deps
+from streams.agent.definition import Agent, ModelSpec
+from streams.core.catalogue import Catalogue
+from streams.core.domain import DeadLetter, Result, SourceRecord
+from streams.pipeline.deps import Deps
+from streams.pipeline.model_slots import ModelSlots
+from streams.pipeline.process import process
 
 GOOD = orjson.dumps(
     {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}

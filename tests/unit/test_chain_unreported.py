@@ -12,14 +12,14 @@ import orjson
 import pytest
 from fakes import FakeClock, GatedModel, RecordingBudgets, ScriptedModel, make_deps, reply, settled
 
-from streams.agents import Agent, ModelSpec
-from streams.catalogue import Catalogue
-from streams.chain import run_chain
-from streams.domain import Attempt, RequestEvent, Result, SourceRecord
-from streams.errors import KeelError, ProviderConnectionError, ProviderServerError, ProviderTimeout
-from streams.model import estimate_prompt_tokens
-from streams.pipeline import process
-from streams.prompt import render_prompt
+from streams.agent.definition import Agent, ModelSpec
+from streams.agent.prompt import render_prompt
+from streams.core.catalogue import Catalogue
+from streams.core.domain import Attempt, RequestEvent, Result, SourceRecord
+from streams.core.errors import KeelError, ProviderConnectionError, ProviderServerError, ProviderTimeout
+from streams.core.ports.model import estimate_prompt_tokens
+from streams.pipeline.chain import run_chain
+from streams.pipeline.process import process
 
 GOOD = orjson.dumps(
     {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}

@@ -1,4 +1,4 @@
-from streams.circuit import CircuitBreakers, CircuitState
+from streams.pipeline.circuit import CircuitBreakers, CircuitState
 
 KEY = "sim/m"
 

@@ -5,11 +5,11 @@ import dataclasses
 import pytest
 from sample_keys import KEYS, OLD_KEYS
 
-from streams.control import H_REPLAY_PASS, H_SIGNATURE, PLAIN, Control, ControlKeys, read_control
-from streams.domain import SourceRecord
-from streams.emit import OutRecord
-from streams.errors import ControlHeaderForged, ControlHeaderMalformed
-from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
+from streams.contracts.control import H_REPLAY_PASS, H_SIGNATURE, PLAIN, Control, ControlKeys, read_control
+from streams.contracts.emit import OutRecord
+from streams.core.domain import SourceRecord
+from streams.core.errors import ControlHeaderForged, ControlHeaderMalformed
+from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
 
 RERUN = ((H_RERUN_OF, b"ev-1"), (H_RERUN_NUMBER, b"2"), (H_SKIP_MODEL, b"sim/a"))
 

@@ -2,13 +2,13 @@
 
 from review_samples import NO_PRICES
 
-from streams import wire
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.dead_letter import H_TRUNCATED, record_size
-from streams.domain import DeadLetter, Failure, SourceRecord, Stage, Trace
-from streams.emit import Emitter
-from streams.settings import Settings
+from streams.agent.definition import Agent
+from streams.contracts.dead_letter import H_TRUNCATED, record_size
+from streams.contracts.emit import Emitter
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.domain import DeadLetter, Failure, SourceRecord, Stage, Trace
+from streams.core.settings import Settings
 
 MAX = 64 * 1024
 

@@ -3,10 +3,9 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.catalogue import Catalogue
-from streams.decode import decode_request, encode_request
-from streams.domain import RequestEvent
-from streams.errors import (
+from streams.core.catalogue import Catalogue
+from streams.core.domain import RequestEvent
+from streams.core.errors import (
     EventTooLarge,
     InvalidPayload,
     InvalidUtf8,
@@ -16,6 +15,7 @@ from streams.errors import (
     UnexpectedSchema,
     UnknownSchemaId,
 )
+from streams.pipeline.decode import decode_request, encode_request
 
 LIMIT = 256 * 1024
 

@@ -2,12 +2,12 @@
 
 from review_samples import review_record
 
-from streams import wire
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.demo import describe
-from streams.settings import Settings
-from streams.watch import Observed
+from streams.agent.definition import Agent
+from streams.cli.demo import describe
+from streams.cli.watch import Observed
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.settings import Settings
 
 
 def _observed(catalogue: Catalogue, agent: Agent, **fields: object) -> Observed:

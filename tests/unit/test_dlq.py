@@ -2,9 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 from sample_keys import KEYS
 
-from streams.control import H_SIGNATURE, Control, read_control
-from streams.dlq import Selection, parse_since, replay_record, select
-from streams.domain import SourceRecord
+from streams.cli.dlq import Selection, parse_since, replay_record, select
+from streams.contracts.control import H_SIGNATURE, Control, read_control
+from streams.core.domain import SourceRecord
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -3,16 +3,16 @@ from collections.abc import Callable
 
 import orjson
 
-from streams import wire
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.domain import Attempt, DeadLetter, Failure, Result, Review, SourceRecord, Stage, Trace
-from streams.emit import Emitter
-from streams.outcome_store import Recorded, decode_entry, encode_entry
-from streams.pricing import Price, PriceTable, Pricing
-from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
-from streams.review_records import decode_item
-from streams.settings import Settings
+from streams.agent.definition import Agent
+from streams.contracts.emit import Emitter
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.domain import Attempt, DeadLetter, Failure, Result, Review, SourceRecord, Stage, Trace
+from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
+from streams.core.settings import Settings
+from streams.cost.pricing import Price, PriceTable, Pricing
+from streams.kafka.outcome_store import Recorded, decode_entry, encode_entry
+from streams.review.records import decode_item
 
 ATTEMPT = Attempt("sim", "m", 1, 1_800_000_000_000, 0.2, 100, 30, "sim-1", "ok")
 PRICING = Pricing(

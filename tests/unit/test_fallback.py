@@ -1,7 +1,7 @@
 import pytest
 
-from streams.agents import ModelSpec, ReliabilityPolicy
-from streams.errors import (
+from streams.agent.definition import ModelSpec, ReliabilityPolicy
+from streams.core.errors import (
     ContextLengthExceeded,
     ModelRefused,
     OutputNotJson,
@@ -13,7 +13,7 @@ from streams.errors import (
     ProviderServerError,
     ProviderTimeout,
 )
-from streams.fallback import Fallback, Position, Reask, Retry, Stop, backoff_s, decide, first_model
+from streams.pipeline.fallback import Fallback, Position, Reask, Retry, Stop, backoff_s, decide, first_model
 
 CHAIN = [
     ModelSpec(provider="a", model="small", max_retries=2, context_window=4096),

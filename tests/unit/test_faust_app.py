@@ -4,9 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from streams import faust_app
-from streams.faust_app import bound_fetch_wait, new_app
-from streams.settings import Settings
+from streams.apps import faust_app
+from streams.apps.faust_app import bound_fetch_wait, new_app
+from streams.core.settings import Settings
 
 
 @pytest.fixture(autouse=True)

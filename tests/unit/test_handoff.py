@@ -8,11 +8,13 @@ import pytest
 from review_samples import item_with
 from sample_keys import KEYS
 
-from streams.agents import Agent
-from streams.control import H_SIGNATURE, Control, read_control
-from streams.domain import SourceRecord
-from streams.emit import OutRecord
-from streams.handoff import (
+from streams.agent.definition import Agent
+from streams.agent.handoff_policy import HandoffPolicy, HandoffRule
+from streams.contracts.control import H_SIGNATURE, Control, read_control
+from streams.contracts.emit import OutRecord
+from streams.core.domain import SourceRecord
+from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, ReviewItem
+from streams.pipeline.handoff import (
     HandoffDecision,
     decide_handoff,
     qa_sampled,
@@ -21,8 +23,6 @@ from streams.handoff import (
     skipped_models,
     without_models,
 )
-from streams.handoff_policy import HandoffPolicy, HandoffRule
-from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, ReviewItem
 
 RULES = (
     HandoffRule(name="large_total", route="review", field="total", above=500),

@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.agents import load_agent
-from streams.catalogue import Catalogue
-from streams.errors import AgentDefinitionError
-from streams.handoff_policy import HandoffPolicy
-from streams.settings import REPO_ROOT
+from streams.agent.definition import load_agent
+from streams.agent.handoff_policy import HandoffPolicy
+from streams.core.catalogue import Catalogue
+from streams.core.errors import AgentDefinitionError
+from streams.core.settings import REPO_ROOT
 
 TRIAGE = yaml.safe_load((REPO_ROOT / "deploy" / "agents" / "support_triage.yaml").read_text())
 INVOICE = yaml.safe_load((REPO_ROOT / "deploy" / "agents" / "invoice_extraction.yaml").read_text())

@@ -13,17 +13,17 @@ from hypothesis import strategies as st
 from review_samples import NO_PRICES, review_record
 from sample_keys import KEYS
 
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.control import CONTROL_HEADERS, H_SIGNATURE, read_control
-from streams.dead_letter import record_size
-from streams.decode import encode_request, read_source, refused
-from streams.domain import DeadLetter, RequestEvent, Result, Review, SourceRecord
-from streams.emit import Emitter, OutRecord
-from streams.errors import DecodeError
-from streams.pipeline import process
-from streams.review_records import decode_item
-from streams.settings import Settings
+from streams.agent.definition import Agent
+from streams.contracts.control import CONTROL_HEADERS, H_SIGNATURE, read_control
+from streams.contracts.dead_letter import record_size
+from streams.contracts.emit import Emitter, OutRecord
+from streams.core.catalogue import Catalogue
+from streams.core.domain import DeadLetter, RequestEvent, Result, Review, SourceRecord
+from streams.core.errors import DecodeError
+from streams.core.settings import Settings
+from streams.pipeline.decode import encode_request, read_source, refused
+from streams.pipeline.process import process
+from streams.review.records import decode_item
 
 ANSWER = {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}
 NAMES = sorted(CONTROL_HEADERS | {H_SIGNATURE, "keel.retry.attempts", "keel.event_id", "trace", "keel.dlq.stage"})

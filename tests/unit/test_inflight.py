@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.inflight import Inflight, Limit, Work, lane_of
+from streams.kafka.inflight import Inflight, Limit, Work, lane_of
 
 TP0, TP1 = ("in", 0), ("in", 1)
 

@@ -13,9 +13,9 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaConnectionError
 
-from streams.inflight import Inflight, Limit
-from streams.intake import Intake
-from streams.settings import Settings
+from streams.core.settings import Settings
+from streams.kafka.inflight import Inflight, Limit
+from streams.kafka.intake import Intake
 
 IN0, IN1, TIER0 = TopicPartition("in", 0), TopicPartition("in", 1), TopicPartition("tier", 0)
 

@@ -1,4 +1,4 @@
-"""Fetched batches with header names that are not UTF-8 (streams/kafka_records.py): read as the Java
+"""Fetched batches with header names that are not UTF-8 (streams/kafka/kafka_records.py): read as the Java
 consumer reads them, every other byte kept; every other batch exactly as aiokafka reads it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hostile_records import NOT_UTF8, raw_batch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams import kafka_records
+from streams.kafka import kafka_records
 
 GZIP = DefaultRecordBatch.CODEC_GZIP
 
@@ -89,6 +89,6 @@ def test_bytes_that_are_not_a_batch_are_refused() -> None:
 
 
 def test_installed_for_every_consumer_of_the_process() -> None:
-    import streams.consumers  # noqa: F401  (installs it)
+    import streams.kafka.consumers  # noqa: F401  (installs it)
 
     assert fetcher.MemoryRecords is kafka_records._Records

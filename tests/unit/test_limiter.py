@@ -8,9 +8,9 @@ import math
 import pytest
 from fakes import FakeClock, RecordingObserver
 
-from streams.limiter import NO_LIMITS, Limiter
-from streams.model import ProviderLimits
-from streams.rate_limit import HOLD, PerMinute, Permit, RateLimits, TooLong
+from streams.core.ports.model import ProviderLimits
+from streams.pipeline.limiter import NO_LIMITS, Limiter
+from streams.pipeline.rate_limit import HOLD, PerMinute, Permit, RateLimits, TooLong
 
 KEY = "sim/m"
 

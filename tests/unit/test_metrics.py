@@ -3,11 +3,11 @@ from collections.abc import Callable
 from fakes import FakeClock
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.circuit import CircuitState, CircuitView
-from streams.domain import Attempt, DeadLetter, Failure, Result, SourceRecord, Stage, Trace
-from streams.metrics import LiveSources, WorkerMetrics
-from streams.model_slots import ModelSlots
-from streams.pricing import Price, PriceTable, Pricing
+from streams.apps.metrics import LiveSources, WorkerMetrics
+from streams.core.domain import Attempt, DeadLetter, Failure, Result, SourceRecord, Stage, Trace
+from streams.cost.pricing import Price, PriceTable, Pricing
+from streams.pipeline.circuit import CircuitState, CircuitView
+from streams.pipeline.model_slots import ModelSlots
 
 PRICING = Pricing(
     PriceTable(version="v1", prices=(Price(provider="sim", model="m", input_usd_per_mtok=1, output_usd_per_mtok=2),))

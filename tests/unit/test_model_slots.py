@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import pytest
 from fakes import ManualClock, settled
 
-from streams.agents import Agent, ModelSpec
-from streams.model_slots import NO_SLOTS, ModelSlots, Slot, slot_limits
-from streams.settings import Settings
-from streams.wiring import build_slots, with_provider
+from streams.agent.definition import Agent, ModelSpec
+from streams.apps.wiring import build_slots, with_provider
+from streams.core.settings import Settings
+from streams.pipeline.model_slots import NO_SLOTS, ModelSlots, Slot, slot_limits
 
 KEY = "local/smollm2"
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.domain import SourceRecord
-from streams.emit import OutRecord
-from streams.outcome_store import Recorded, _Entries, decode_entry, encode_entry, input_digest
+from streams.contracts.emit import OutRecord
+from streams.core.domain import SourceRecord
+from streams.kafka.outcome_store import Recorded, _Entries, decode_entry, encode_entry, input_digest
 
 RECORDS = [
     OutRecord("a.results", b"e1", b"\x00\x00\x00\x00\x66\xff", (("keel.event_id", b"e1"), ("empty", None))),

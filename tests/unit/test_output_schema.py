@@ -1,8 +1,8 @@
 import datetime as dt
 from decimal import Decimal
 
-from streams.agents import Agent
-from streams.output_schema import conform, to_json_schema
+from streams.agent.definition import Agent
+from streams.agent.output_schema import conform, to_json_schema
 
 INVOICE = {
     "document_type": "invoice",

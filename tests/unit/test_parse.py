@@ -1,7 +1,7 @@
 import pytest
 
-from streams.errors import OutputNotJson, OutputSchemaViolation, OutputTruncated
-from streams.parse import parse_json_object, validate_output
+from streams.core.errors import OutputNotJson, OutputSchemaViolation, OutputTruncated
+from streams.pipeline.parse import parse_json_object, validate_output
 
 SCHEMA = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "int"}]}
 

@@ -6,12 +6,12 @@ import orjson
 import pytest
 from fakes import ScriptedModel, make_deps, reply
 
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.domain import DeadLetter, Result, SourceRecord, Stage
-from streams.model import ModelResponse
-from streams.pipeline import process
-from streams.ports import Deps
+from streams.agent.definition import Agent
+from streams.core.catalogue import Catalogue
+from streams.core.domain import DeadLetter, Result, SourceRecord, Stage
+from streams.core.ports.model import ModelResponse
+from streams.pipeline.deps import Deps
+from streams.pipeline.process import process
 
 ANSWER = {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}
 

@@ -7,12 +7,12 @@ from typing import Any
 import orjson
 from fakes import ScriptedModel, make_deps, reply
 
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.domain import DeadLetter, Result, Review, SourceRecord, Stage
-from streams.errors import ModelRefused
-from streams.handoff_policy import HandoffPolicy, HandoffRule
-from streams.pipeline import process
+from streams.agent.definition import Agent
+from streams.agent.handoff_policy import HandoffPolicy, HandoffRule
+from streams.core.catalogue import Catalogue
+from streams.core.domain import DeadLetter, Result, Review, SourceRecord, Stage
+from streams.core.errors import ModelRefused
+from streams.pipeline.process import process
 
 ANSWER = {"category": "billing", "priority": "high", "summary": "Double charge.", "suggested_reply": "Sorry!"}
 FIRST = "local/smollm2-135m-instruct"

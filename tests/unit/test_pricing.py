@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import PricingError
-from streams.pricing import Price, PriceTable, Pricing, load_pricing
-from streams.settings import REPO_ROOT
+from streams.core.errors import PricingError
+from streams.core.settings import REPO_ROOT
+from streams.cost.pricing import Price, PriceTable, Pricing, load_pricing
 
 TABLE = PriceTable(
     version="v7",

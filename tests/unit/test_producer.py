@@ -2,7 +2,7 @@ import random
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.producer import KeyHashCache
+from streams.kafka.producer import KeyHashCache
 
 
 def test_keyed_records_land_where_the_default_partitioner_puts_them() -> None:

@@ -2,9 +2,9 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.domain import RequestEvent
-from streams.errors import PromptRenderError
-from streams.prompt import PromptTemplates, compile_template, render_prompt
+from streams.agent.prompt import PromptTemplates, compile_template, render_prompt
+from streams.core.domain import RequestEvent
+from streams.core.errors import PromptRenderError
 
 
 def _templates(user: str, system: str = "You triage tickets.") -> PromptTemplates:

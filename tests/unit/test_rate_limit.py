@@ -6,8 +6,18 @@ import math
 
 import pytest
 
-from streams.model import ChatMessage, ProviderLimits
-from streams.rate_limit import HOLD, Bucket, PerMinute, Permit, RateLimits, TooLong, estimate_tokens, hold_from, shares
+from streams.core.ports.model import ChatMessage, ProviderLimits
+from streams.pipeline.rate_limit import (
+    HOLD,
+    Bucket,
+    PerMinute,
+    Permit,
+    RateLimits,
+    TooLong,
+    estimate_tokens,
+    hold_from,
+    shares,
+)
 
 KEY = "sim/m"
 

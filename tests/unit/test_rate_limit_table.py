@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.agents import Agent, RateLimitPolicy
-from streams.clock import SystemClock
-from streams.errors import RateLimitTableError
-from streams.rate_limit import Permit
-from streams.rate_limit_table import load_rate_limits
-from streams.settings import REPO_ROOT, Settings
-from streams.wiring import build_limiter
+from streams.agent.definition import Agent, RateLimitPolicy
+from streams.apps.wiring import build_limiter
+from streams.core.errors import RateLimitTableError
+from streams.core.ports.clock import SystemClock
+from streams.core.settings import REPO_ROOT, Settings
+from streams.pipeline.rate_limit import Permit
+from streams.pipeline.rate_limit_table import load_rate_limits
 
 
 def write(tmp_path: Path, document: object) -> Path:

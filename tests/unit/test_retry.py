@@ -5,13 +5,13 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.domain import Attempt, Failure, RetryLater, SourceRecord, Stage, Trace
-from streams.emit import Emitter
-from streams.pricing import Pricing
-from streams.retry import H_ATTEMPTS, H_ORIGIN, H_PASS, H_REASON, H_TIER, Arrival, arrival
-from streams.settings import Settings
+from streams.agent.definition import Agent
+from streams.contracts.emit import Emitter
+from streams.contracts.retry import H_ATTEMPTS, H_ORIGIN, H_PASS, H_REASON, H_TIER, Arrival, arrival
+from streams.core.catalogue import Catalogue
+from streams.core.domain import Attempt, Failure, RetryLater, SourceRecord, Stage, Trace
+from streams.core.settings import Settings
+from streams.cost.pricing import Pricing
 
 EARLIER = Attempt("sim", "m", 1, 1_800_000_000_000, 2.0, 0, 0, None, "provider_5xx")
 NOW = Attempt("sim", "m", 2, 1_800_000_030_000, 2.0, 0, 0, None, "provider_timeout", "tier_retry")

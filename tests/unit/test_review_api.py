@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from review_fakes import TRIAGE_OUTPUT, InMemoryReviewService, make_item
 from review_http import ADMIN, ADMIN_PASSWORD, REVIEWER, REVIEWER_PASSWORD, basic, make_users
 
-from streams.review_sessions import LoginThrottle
-from streams.review_web import build_web_app
+from streams.review.sessions import LoginThrottle
+from streams.review.web.app import build_web_app
 
 AS_ADMIN = basic(ADMIN, ADMIN_PASSWORD)
 AS_REVIEWER = basic(REVIEWER, REVIEWER_PASSWORD)

@@ -16,17 +16,18 @@ from hostile_records import hostile_review_decisions
 from kafka_stand_in import StandInConsumer
 from review_samples import NO_PRICES, decision_with, review_item
 
-from streams import review_applier, wire
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.emit import Emitter, OutRecord
-from streams.review import Decision, ReviewItem
-from streams.review_applier import READER, UNBUILDABLE, ReviewApplier
-from streams.review_metrics import ReviewMetrics
-from streams.review_queue import ReviewQueue
-from streams.review_records import decision_record
-from streams.settings import Settings
-from streams.skipped import SkippedRecords
+from streams.agent.definition import Agent
+from streams.apps.review import applier as review_applier
+from streams.apps.review.applier import READER, UNBUILDABLE, ReviewApplier
+from streams.apps.review.metrics import ReviewMetrics
+from streams.contracts.emit import Emitter, OutRecord
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.review_item import Decision, ReviewItem
+from streams.core.settings import Settings
+from streams.kafka.skipped import SkippedRecords
+from streams.review.queue import ReviewQueue
+from streams.review.records import decision_record
 
 SETTINGS = Settings(namespace="t1", partitions=3)
 DECISIONS = TopicPartition(SETTINGS.topic("keel.review.decisions"), 0)

@@ -6,13 +6,13 @@ import pytest
 from review_samples import NO_PRICES, TRIAGE_OUTPUT, decision_with, review_item
 from sample_keys import KEYS
 
-from streams import wire
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.emit import Emitter, OutRecord
-from streams.review import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, Decision, ReviewItem
-from streams.review_apply import decision_records
-from streams.settings import Settings
+from streams.agent.definition import Agent
+from streams.contracts.emit import Emitter, OutRecord
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, Decision, ReviewItem
+from streams.core.settings import Settings
+from streams.review.apply import decision_records
 
 EDITED = {**TRIAGE_OUTPUT, "priority": "urgent"}
 

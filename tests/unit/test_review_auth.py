@@ -13,9 +13,11 @@ import pytest
 import yaml
 from review_http import TEST_COST
 
-from streams import review_auth, review_users_cli
-from streams.cli import main
-from streams.review_auth import (
+from streams.cli import review_users as review_users_cli
+from streams.cli.main import main
+from streams.review import users as review_auth
+from streams.review.sessions import LoginThrottle, SessionTable, csrf_matches
+from streams.review.users import (
     SCRYPT_COST,
     ScryptCost,
     UserFile,
@@ -24,7 +26,6 @@ from streams.review_auth import (
     hash_password,
     verify_password,
 )
-from streams.review_sessions import LoginThrottle, SessionTable, csrf_matches
 
 
 def test_a_hash_is_salted_and_verifies_only_its_password() -> None:

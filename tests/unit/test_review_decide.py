@@ -2,10 +2,10 @@ import orjson
 import pytest
 from review_samples import TRIAGE_OUTPUT, decision_with, review_item
 
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.review import DecisionDraft, ItemState, Refused
-from streams.review_decide import accept
+from streams.agent.definition import Agent
+from streams.core.catalogue import Catalogue
+from streams.core.review_item import DecisionDraft, ItemState, Refused
+from streams.review.decide import accept
 
 
 @pytest.fixture

@@ -17,14 +17,14 @@ from hostile_records import Hostile, hostile_review_decisions, hostile_review_it
 from kafka_stand_in import StandInConsumer
 from review_samples import decision_with, review_record
 
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.review import ReviewItem
-from streams.review_feed import READER, ReviewFeed
-from streams.review_queue import ReviewQueue
-from streams.review_records import decision_record, decode_item
-from streams.settings import Settings
-from streams.skipped import SkippedRecords
+from streams.agent.definition import Agent
+from streams.apps.review.feed import READER, ReviewFeed
+from streams.core.catalogue import Catalogue
+from streams.core.review_item import ReviewItem
+from streams.core.settings import Settings
+from streams.kafka.skipped import SkippedRecords
+from streams.review.queue import ReviewQueue
+from streams.review.records import decision_record, decode_item
 
 SETTINGS = Settings(namespace="t1")
 REVIEW = TopicPartition(SETTINGS.topic("support_triage.review"), 0)

@@ -17,12 +17,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from review_fakes import InMemoryReviewService, make_item
 from review_http import ADMIN, ADMIN_PASSWORD, basic, make_users
 
-from streams.review_auth import User, UserFile
-from streams.review_context import CONTEXT, forwarded_client
-from streams.review_serve import build_web_app as serve_web_app
-from streams.review_sessions import CheckSlots, LoginThrottle
-from streams.review_web import build_web_app
-from streams.settings import Settings
+from streams.apps.review.shell import build_web_app as serve_web_app
+from streams.core.settings import Settings
+from streams.review.sessions import CheckSlots, LoginThrottle
+from streams.review.users import User, UserFile
+from streams.review.web.app import build_web_app
+from streams.review.web.context import CONTEXT, forwarded_client
 
 PROXY = [ip_network("10.0.0.0/24"), ip_network("2001:db8::/64")]
 

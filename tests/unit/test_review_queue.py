@@ -2,8 +2,8 @@ import time
 
 from review_samples import decision_with, plain_item
 
-from streams.review import Decision
-from streams.review_queue import ReviewQueue
+from streams.core.review_item import Decision
+from streams.review.queue import ReviewQueue
 
 
 def decision(item_id: str, *, decision_id: str = "d1", action: str = "approve") -> Decision:

@@ -2,11 +2,11 @@ import orjson
 import pytest
 from review_samples import TRIAGE_OUTPUT, decision_with, review_item
 
-from streams import wire
-from streams.agents import Agent
-from streams.catalogue import Catalogue
-from streams.errors import DecodeError, UnexpectedSchema
-from streams.review_records import decision_record, decode_decision, decode_item, encode_decision
+from streams.agent.definition import Agent
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.errors import DecodeError, UnexpectedSchema
+from streams.review.records import decision_record, decode_decision, decode_item, encode_decision
 
 
 def test_a_v2_item_written_by_the_worker_reads_back_whole(catalogue: Catalogue, agents: dict[str, Agent]) -> None:

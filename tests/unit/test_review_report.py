@@ -1,8 +1,8 @@
 from sample_review_items import T0_MS, decision, review_item
 
-from streams.review_report import format_stats, review_stats_report
-from streams.review_stats import QA_SAMPLE_RULE, review_stats
-from streams.review_suggest import ThresholdRule
+from streams.cli.review_report import format_stats, review_stats_report
+from streams.review.stats import QA_SAMPLE_RULE, review_stats
+from streams.review.suggest import ThresholdRule
 
 MINUTE_MS = 60_000
 RULE = ThresholdRule(name="large_total", field="total", above=500)

@@ -3,13 +3,13 @@ from collections.abc import Sequence
 from sample_alerts import agent_alert
 from sample_review_items import T0_MS, review_item
 
-from streams import wire
-from streams.alert_log import open_incidents
-from streams.alerts import RUNBOOK_ANCHORS, Alert, alert_record, decode_alert, runbook_url
-from streams.catalogue import Catalogue
-from streams.review import ReviewItem
-from streams.review_sla import SlaPolicy, review_sla_alerts, sla_dedup_key
-from streams.settings import Settings
+from streams.alerts.records import RUNBOOK_ANCHORS, Alert, alert_record, decode_alert, runbook_url
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.review_item import ReviewItem
+from streams.core.settings import Settings
+from streams.kafka.alert_log import open_incidents
+from streams.review.sla import SlaPolicy, review_sla_alerts, sla_dedup_key
 
 MINUTE_MS = 60_000
 POLICY = SlaPolicy(review_sla_s=3_600, escalate_after_s=4 * 3_600)

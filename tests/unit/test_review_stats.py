@@ -1,6 +1,6 @@
 from sample_review_items import T0_MS, decision, review_item
 
-from streams.review_stats import QA_SAMPLE_RULE, ReviewFigures, format_wait_ms, review_stats, rule_key
+from streams.review.stats import QA_SAMPLE_RULE, ReviewFigures, format_wait_ms, review_stats, rule_key
 
 MINUTE_MS = 60_000
 

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 import pytest
 from sample_review_items import decision, review_item
 
-from streams.review import Decision, ReviewItem
-from streams.review_suggest import (
+from streams.core.review_item import Decision, ReviewItem
+from streams.review.suggest import (
     ThresholdRule,
     best_threshold,
     field_value,

@@ -1,9 +1,9 @@
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.agents import Agent
-from streams.review_metrics import ReviewMetrics
-from streams.settings import Settings
-from streams.topics import topic_plan
+from streams.agent.definition import Agent
+from streams.apps.review.metrics import ReviewMetrics
+from streams.contracts.topics import topic_plan
+from streams.core.settings import Settings
 
 
 def test_review_topics_and_decisions_keep_their_records_until_deleted(agents: dict[str, Agent]) -> None:

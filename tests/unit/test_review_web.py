@@ -28,12 +28,12 @@ from review_http import (
     post_login,
 )
 
-from streams.review_auth import ScryptCost, UserFile
-from streams.review_context import CONTEXT
-from streams.review_serve import build_web_app as serve_web_app
-from streams.review_sessions import LoginThrottle, SessionTable
-from streams.review_web import PUBLIC_ROUTES, ROUTE_TABLE, build_web_app
-from streams.settings import Settings
+from streams.apps.review.shell import build_web_app as serve_web_app
+from streams.core.settings import Settings
+from streams.review.sessions import LoginThrottle, SessionTable
+from streams.review.users import ScryptCost, UserFile
+from streams.review.web.app import PUBLIC_ROUTES, ROUTE_TABLE, build_web_app
+from streams.review.web.context import CONTEXT
 
 
 @dataclass

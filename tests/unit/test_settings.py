@@ -1,6 +1,6 @@
 import pytest
 
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 
 def test_environment_lays_over_builtin_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,10 +17,10 @@ from aiokafka.errors import (
 from kafka_stand_in import Record
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams import faust_app
-from streams.consumers import until_read
-from streams.errors import InvalidUtf8, NotConfluentFramed
-from streams.skipped import SkippedRecords
+from streams.apps import faust_app
+from streams.core.errors import InvalidUtf8, NotConfluentFramed
+from streams.kafka.consumers import until_read
+from streams.kafka.skipped import SkippedRecords
 
 
 def at(offset: int, partition: int = 0) -> Record:
@@ -30,7 +30,7 @@ def at(offset: int, partition: int = 0) -> Record:
 def test_every_skip_is_counted_and_the_first_per_partition_and_reason_logged(caplog: pytest.LogCaptureFixture) -> None:
     skipped, registry = SkippedRecords(), CollectorRegistry()
     skipped.register(registry)
-    with caplog.at_level(logging.INFO, logger="streams.skipped"):
+    with caplog.at_level(logging.INFO, logger="streams.kafka.skipped"):
         for offset in range(1000):
             skipped.skip("feed", at(offset), NotConfluentFramed("first byte is 0x7b"))
         skipped.skip("feed", at(0, partition=1), NotConfluentFramed("first byte is 0x7b"))

@@ -10,14 +10,14 @@ from typing import Any
 import fastavro
 import orjson
 
-from streams import wire
-from streams.agents import Agent
-from streams.aggregate import UsageRecord, UsageStats
-from streams.catalogue import Catalogue
-from streams.domain import Attempt, Result, SourceRecord, Trace
-from streams.emit import Emitter
-from streams.pricing import Price, PriceTable, Pricing
-from streams.settings import Settings
+from streams.agent.definition import Agent
+from streams.contracts.emit import Emitter
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.domain import Attempt, Result, SourceRecord, Trace
+from streams.core.settings import Settings
+from streams.cost.pricing import Price, PriceTable, Pricing
+from streams.cost.usage_windows import UsageRecord, UsageStats
 
 PRICING = Pricing(
     PriceTable(version="p-3", prices=(Price(provider="sim", model="m", input_usd_per_mtok=2, output_usd_per_mtok=8),))

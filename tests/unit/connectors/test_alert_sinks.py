@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 import pytest
 from sample_alerts import agent_alert
 
-from connectors.alert_sinks import classify, pagerduty_event, slack_message
 from connectors.http_headers import parse_retry_after
-from streams.alert_delivery import Delivered, Rejected, RetryLater
+from connectors.sinks.alert_sinks import classify, pagerduty_event, slack_message
+from streams.alerts.delivery import Delivered, Rejected, RetryLater
 
 ALERT = agent_alert(
     rule="error_rate",

@@ -18,15 +18,15 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from connectors.http_headers import parse_retry_after
-from connectors.openai_compat import (
+from connectors.models.openai_compat import (
     OpenAICompatClient,
     build_chat_body,
     parse_duration,
     parse_rate_limits,
 )
-from connectors.simulator import RunningSimulator, SimulatorConfig, run_simulator
-from streams import errors
-from streams.model import ChatMessage, ModelRequest, ProviderLimits
+from connectors.simulator.server import RunningSimulator, SimulatorConfig, run_simulator
+from streams.core import errors
+from streams.core.ports.model import ChatMessage, ModelRequest, ProviderLimits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.openai_compat import OpenAICompatClient, parse_duration
-from connectors.sim_limits import SimRateLimits, format_duration
-from connectors.simulator import SimulatorConfig, run_simulator
-from streams import errors
-from streams.model import ChatMessage, ModelRequest
+from connectors.models.openai_compat import OpenAICompatClient, parse_duration
+from connectors.simulator.limits import SimRateLimits, format_duration
+from connectors.simulator.server import SimulatorConfig, run_simulator
+from streams.core import errors
+from streams.core.ports.model import ChatMessage, ModelRequest
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from connectors import sim_outputs
-from connectors.simulator import (
+from connectors.simulator import outputs as sim_outputs
+from connectors.simulator.server import (
     SimulatorConfig,
     choose_fault,
     draw_latency_ms,

@@ -1,0 +1,286 @@
+"""A ``ModelClient`` for OpenAI-compatible chat completions: llama.cpp server, vLLM, Ollama, OpenAI.
+
+The HTTP call is the only I/O here. Building the body, reading ``Retry-After`` and the
+``x-ratelimit-*`` headers, and turning a status or a body into a ``ModelResponse`` or a
+``streams.core.errors.ProviderError`` (both carrying what the headers said) are pure functions below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+from connectors.http_headers import non_negative, parse_retry_after
+from streams.core.errors import (
+    ContextLengthExceeded,
+    ModelRefused,
+    ProviderAuthError,
+    ProviderBadResponse,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRequestRejected,
+    ProviderServerError,
+    ProviderTimeout,
+)
+from streams.core.ports.model import ModelRequest, ModelResponse, ProviderLimits
+
+SNIPPET_CHARS = 300
+
+# How servers say "the prompt does not fit": OpenAI's error code, vLLM, llama.cpp (old and new), Ollama.
+_CONTEXT_TOO_LONG = (
+    "context_length_exceeded",
+    "maximum context length",
+    "exceed context window",
+    "exceeds context window",
+    "exceeds the available context size",
+    "exceed_context_size",
+    "context size has been exceeded",
+    "context length",
+)
+
+
+class OpenAICompatClient:
+    """One OpenAI-compatible endpoint; ``base_url`` includes ``/v1``. One shared connection pool."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        *,
+        api_key: SecretStr | None = None,
+        max_connections: int = 256,
+        response_format: ResponseFormatStyle = "json_schema",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.provider = provider
+        self._style: ResponseFormatStyle = response_format
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._api_key = api_key
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(transport=transport, limits=limits)
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatClient(provider={self.provider!r}, url={self._url!r})"
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        content = orjson.dumps(build_chat_body(request, style=self._style))
+        started = time.perf_counter()
+        try:
+            # httpx bounds each phase; asyncio.timeout bounds the sum, so a body that trickles in
+            # byte by byte cannot outlast the request's budget.
+            async with asyncio.timeout(request.timeout_s):
+                response = await self._http.post(
+                    self._url, content=content, headers=self._headers(), timeout=request.timeout_s
+                )
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            message = f"no complete answer within {request.timeout_s:g} s ({type(exc).__name__})"
+            raise ProviderTimeout(self._describe(request, message), sent=request_sent(exc)) from exc
+        except httpx.DecodingError as exc:
+            raise ProviderBadResponse(self._describe(request, f"undecodable body: {exc}")) from exc
+        except httpx.TransportError as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            raise ProviderConnectionError(self._describe(request, detail), sent=request_sent(exc)) from exc
+        latency_s = time.perf_counter() - started
+        secret = self._api_key.get_secret_value() if self._api_key else None
+        if not 200 <= response.status_code < 300:
+            raise error_for_status(
+                self.provider,
+                request.model,
+                response.status_code,
+                response.headers,
+                response.text,
+                secret=secret,
+            )
+        limits = parse_rate_limits(response.headers)
+        return parse_completion(
+            self.provider, request, response.content, latency_s=latency_s, secret=secret, limits=limits
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+    def _describe(self, request: ModelRequest, detail: str) -> str:
+        secret = self._api_key.get_secret_value() if self._api_key else None
+        return f"{self.provider} model {request.model}: {_redact(detail, secret)}"
+
+
+ResponseFormatStyle = Literal["json_schema", "json_object"]
+# Failures before any byte of the request left: no connection (or no pooled one) was ever had.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError, httpx.UnsupportedProtocol)
+
+
+def request_sent(exc: BaseException) -> bool:
+    """Whether a call that failed with ``exc`` may have reached the server (and been served, and billed).
+    An overall timeout (``TimeoutError``) may come in any phase: it counts as sent."""
+    return not isinstance(exc, _NOT_SENT)
+
+
+def build_chat_body(request: ModelRequest, *, style: ResponseFormatStyle = "json_schema") -> dict[str, Any]:
+    """The JSON body of a chat completion request: parameters first, so they cannot replace the rest.
+
+    ``style`` says how the server takes a JSON Schema: OpenAI, vLLM, Ollama and llama.cpp's own server
+    take ``json_schema``; llama-cpp-python's server takes ``json_object`` with a ``schema`` beside it.
+    """
+    body: dict[str, Any] = dict(request.parameters)
+    body["model"] = request.model
+    body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+    if request.response_schema is not None and style == "json_object":
+        body["response_format"] = {"type": "json_object", "schema": dict(request.response_schema)}
+    elif request.response_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": request.response_schema_name,
+                "schema": dict(request.response_schema),
+                "strict": True,
+            },
+        }
+    return body
+
+
+_NO_LIMITS = ProviderLimits()
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_rate_limits(headers: Mapping[str, str], *, now: dt.datetime | None = None) -> ProviderLimits | None:
+    """OpenAI's ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` and ``Retry-After`` /
+    ``retry-after-ms``, as plain values; None when the answer has none of them (or none readable)."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    limits = ProviderLimits(
+        limit_requests=_whole(lowered.get("x-ratelimit-limit-requests")),
+        remaining_requests=_whole(lowered.get("x-ratelimit-remaining-requests")),
+        reset_requests_s=parse_duration(lowered.get("x-ratelimit-reset-requests")),
+        limit_tokens=_whole(lowered.get("x-ratelimit-limit-tokens")),
+        remaining_tokens=_whole(lowered.get("x-ratelimit-remaining-tokens")),
+        reset_tokens_s=parse_duration(lowered.get("x-ratelimit-reset-tokens")),
+        retry_after_s=parse_retry_after(lowered, now=now),
+    )
+    return None if limits == _NO_LIMITS else limits
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds in OpenAI's reset format (``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``: Go durations) or a
+    plain number of seconds; None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    seconds = non_negative(text)
+    if seconds is not None:
+        return seconds
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+def _whole(value: str | None) -> int | None:
+    number = non_negative(value)
+    return int(number) if number is not None else None
+
+
+def error_for_status(
+    provider: str,
+    model: str,
+    status: int,
+    headers: Mapping[str, str],
+    body_text: str,
+    *,
+    secret: str | None = None,
+) -> ProviderError:
+    """The error a non-2xx answer means; its message names provider, model, status and the body."""
+    message = f"{provider} model {model}: HTTP {status}: {snippet(body_text, secret=secret)}"
+    limits = parse_rate_limits(headers)
+    if status == 429:
+        retry_after_s = limits.retry_after_s if limits else None
+        return ProviderRateLimited(message, retry_after_s=retry_after_s, limits=limits)
+    if status in (401, 403):
+        return ProviderAuthError(message, limits=limits)
+    if status in (400, 413) and any(phrase in body_text.lower() for phrase in _CONTEXT_TOO_LONG):
+        return ContextLengthExceeded(message, limits=limits)
+    if 400 <= status < 500:
+        return ProviderRequestRejected(message, limits=limits)
+    if status >= 500:
+        return ProviderServerError(message, limits=limits)
+    return ProviderBadResponse(message, limits=limits)
+
+
+def parse_completion(
+    provider: str,
+    request: ModelRequest,
+    content: bytes,
+    *,
+    latency_s: float,
+    secret: str | None = None,
+    limits: ProviderLimits | None = None,
+) -> ModelResponse:
+    """The ``ModelResponse`` in a 2xx body, or the error that body means; both carry ``limits``."""
+
+    def fail(error: type[ProviderError], why: str) -> ProviderError:
+        text = content.decode("utf-8", errors="replace")
+        message = f"{provider} model {request.model}: HTTP 200: {why}: {snippet(text, secret=secret)}"
+        return error(message, limits=limits)
+
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise fail(ProviderBadResponse, "body is not JSON") from exc
+    choices = body.get("choices") if isinstance(body, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or not isinstance(message, dict):
+        raise fail(ProviderBadResponse, "no choices[0].message")
+    finish_reason = choice.get("finish_reason")
+    refusal = message.get("refusal")
+    if finish_reason == "content_filter" or (isinstance(refusal, str) and refusal.strip()):
+        raise fail(ModelRefused, "the model refused")
+    text = message.get("content")
+    if not isinstance(text, str):
+        raise fail(ProviderBadResponse, "choices[0].message.content is not a string")
+    usage = body.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    return ModelResponse(
+        text=text,
+        model_version=_model_version(body, request.model),
+        tokens_in=_count(usage.get("prompt_tokens")),
+        tokens_out=_count(usage.get("completion_tokens")),
+        latency_s=latency_s,
+        finish_reason=finish_reason if isinstance(finish_reason, str) else "unknown",
+        rate_limits=limits,
+    )
+
+
+def _model_version(body: Mapping[str, Any], requested: str) -> str:
+    model = body.get("model")
+    version = model if isinstance(model, str) and model else requested
+    fingerprint = body.get("system_fingerprint")
+    return f"{version}+{fingerprint}" if isinstance(fingerprint, str) and fingerprint else version
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def snippet(text: str, *, secret: str | None = None) -> str:
+    """At most ``SNIPPET_CHARS`` of a body for an error message, with the API key blanked out."""
+    text = _redact(" ".join(text.split()), secret)
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 3] + "..."
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text

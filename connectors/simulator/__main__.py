@@ -1,0 +1,7 @@
+"""``python -m connectors.simulator``: the provider simulator's command line."""
+
+import sys
+
+from connectors.simulator.server import main
+
+sys.exit(main())

@@ -1,0 +1,413 @@
+"""A provider SIMULATOR: an OpenAI-compatible HTTP server with dialled-in latency and faults.
+
+It is not a model. Tests and benchmarks point ``OpenAICompatClient`` at it to get answers generated
+from the requested JSON schema, and failures on demand: by probability (``SimulatorConfig``) or per
+request, with a ``[[sim:KIND]]`` or ``[[sim:latency=MS]]`` marker in any message. A
+``[[sim:outage=N]]`` marker plays a provider outage for that prompt: its first N requests get a 500,
+later ones an answer. With ``--requests-per-minute`` / ``--tokens-per-minute`` it enforces rate limits
+the way OpenAI does, with ``x-ratelimit-*`` headers on every answer (``connectors.simulator.limits``);
+``POST /sim/throttle {"seconds": S}`` answers every request with a 429 for S seconds.
+
+    python -m connectors.simulator --port 8090 --latency-ms 200 --p-5xx 0.3 --seed 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import signal
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from random import Random
+from typing import Annotated, Any, Self
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from connectors.simulator import outputs as out
+from connectors.simulator.limits import SimRateLimits, Verdict
+from streams.core.ports.model import max_output_tokens
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+# Faults drawn by probability, in the order their probabilities are stacked on [0, 1).
+RANDOM_FAULTS = ("5xx", "timeout", "hang", "429", "malformed", "schema_violation", "truncated", "auth")
+_INVALID = "invalid_request"
+_RATE_LIMITED = "rate_limited"  # refused by the simulated rate limits or the throttle
+_MAX_HANG_S = 300.0
+
+
+class SimulatorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_ms: float = Field(default=0.0, ge=0.0)
+    latency_sigma: float = Field(default=0.0, ge=0.0)  # > 0: log-normal latency, median latency_ms
+    p_5xx: Probability = 0.0
+    p_timeout: Probability = 0.0  # answer only after slow_s
+    p_hang: Probability = 0.0  # send headers and half the body, then stall until hang_s
+    p_429: Probability = 0.0
+    p_malformed: Probability = 0.0
+    p_schema_violation: Probability = 0.0
+    p_truncated: Probability = 0.0
+    p_auth: Probability = 0.0
+    slow_s: float = Field(default=30.0, gt=0.0)
+    hang_s: float = Field(default=_MAX_HANG_S, gt=0.0, le=_MAX_HANG_S)
+    retry_after_s: float = Field(default=1.0, ge=0.0)
+    requests_per_minute: float = Field(default=0.0, ge=0.0)  # 0: no limit
+    tokens_per_minute: float = Field(default=0.0, ge=0.0)  # prompt tokens + max_tokens; 0: no limit
+    rate_limit_period_s: float = Field(default=60.0, gt=0.0)  # a bucket holds this much of its limit
+    seed: int = 0
+    model_name: str = "keel-simulator-1"
+
+    @model_validator(mode="after")
+    def _probabilities_fit(self) -> Self:
+        total = sum(p for _, p in self.fault_probabilities())
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"fault probabilities add up to {total:.3f}, more than 1")
+        return self
+
+    def fault_probabilities(self) -> tuple[tuple[str, float], ...]:
+        return tuple((kind, float(getattr(self, f"p_{kind}"))) for kind in RANDOM_FAULTS)
+
+
+def choose_fault(config: SimulatorConfig, draw: float) -> str:
+    """The fault a uniform ``draw`` in [0, 1) lands on, or ``"ok"``."""
+    edge = 0.0
+    for kind, probability in config.fault_probabilities():
+        edge += probability
+        if draw < edge:
+            return kind
+    return "ok"
+
+
+def draw_latency_ms(config: SimulatorConfig, rng: Random) -> float:
+    if config.latency_sigma > 0 and config.latency_ms > 0:
+        return rng.lognormvariate(math.log(config.latency_ms), config.latency_sigma)
+    return config.latency_ms
+
+
+def _json(status: int, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+class _Simulator:
+    """The server's state (random stream, counters) and its request handlers."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self._rng = Random(config.seed)  # noqa: S311 - a reproducible fault stream, not a secret
+        self._counts: Counter[str] = Counter()
+        self._outage_calls: Counter[int] = Counter()  # by prompt
+        self._total = 0
+        self._closing = asyncio.Event()
+        self._started = time.monotonic()
+        self._times: deque[float] = deque(maxlen=100_000)  # when requests arrived, seconds since start
+        self._limits = SimRateLimits.configure(
+            requests_per_minute=config.requests_per_minute,
+            tokens_per_minute=config.tokens_per_minute,
+            period_s=config.rate_limit_period_s,
+            now=self._started,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        kinds = (*out.FAULT_KINDS, _INVALID)
+        return {
+            "requests_total": self._total,
+            "faults": {kind: self._counts[kind] for kind in kinds},
+            "rate_limited": self._counts[_RATE_LIMITED],
+        }
+
+    def close(self) -> None:
+        """Wake every request that is sleeping (slow, hanging) so the server stops at once."""
+        self._closing.set()
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/sim/stats", self._stats)
+        app.router.add_post("/sim/reset", self._reset)
+        app.router.add_post("/sim/throttle", self._throttle)
+        app.router.add_get("/sim/requests", self._requests)
+        return app
+
+    async def _health(self, _: web.Request) -> web.Response:
+        return _json(200, {"status": "ok"})
+
+    async def _models(self, _: web.Request) -> web.Response:
+        model = {"id": self.config.model_name, "object": "model", "created": 0, "owned_by": "keel-simulator"}
+        return _json(200, {"object": "list", "data": [model]})
+
+    async def _stats(self, _: web.Request) -> web.Response:
+        return _json(200, self.stats())
+
+    async def _reset(self, _: web.Request) -> web.Response:
+        self._counts.clear()
+        self._total = 0
+        self._times.clear()
+        return _json(200, self.stats())
+
+    async def _throttle(self, request: web.Request) -> web.Response:
+        """Play an exhausted quota: every request gets a 429 for ``seconds``."""
+        try:
+            seconds = float(orjson.loads(await request.read())["seconds"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return _json(400, out.error_body(f'expected {{"seconds": S}}: {exc}', error_type="invalid", code=None))
+        self._limits.throttle(seconds, time.monotonic())
+        return _json(200, {"throttled_for_s": seconds})
+
+    async def _requests(self, _: web.Request) -> web.Response:
+        return _json(200, {"times_s": list(self._times)})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self._total += 1
+        arrived = time.monotonic()
+        self._times.append(arrived - self._started)
+        try:
+            body, texts = _read_chat(await request.read())
+            forced, latency_ms, outage = out.parse_directives(texts)
+            draft = _draft(body, texts, self.config.seed)
+        except ValueError as exc:  # not a chat request, an unknown directive, an unusable schema
+            self._counts[_INVALID] += 1
+            return _json(400, out.error_body(str(exc), error_type="invalid_request_error", code=None))
+        verdict = self._admit(body, texts, arrived)
+        if not verdict.allowed:
+            error = out.error_body(
+                f"{verdict.message} (simulated)", error_type=verdict.unit, code="rate_limit_exceeded"
+            )
+            return _json(429, error, headers=verdict.headers)
+        draw = self._rng.random()
+        drawn_latency_ms = draw_latency_ms(self.config, self._rng)
+        if outage is not None:
+            prompt = hash(tuple(texts))
+            self._outage_calls[prompt] += 1
+            forced = "5xx" if self._outage_calls[prompt] <= outage else forced or "ok"
+        fault = forced or choose_fault(self.config, draw)
+        self._counts[fault] += 1
+        if fault == "hang":
+            return await self._hang(request, draft, texts, verdict.headers)
+        if fault == "timeout":
+            await self._pause(self.config.slow_s)
+        else:
+            await self._pause((drawn_latency_ms if latency_ms is None else latency_ms) / 1000)
+        return self._answer(fault, draft, texts, verdict.headers)
+
+    def _admit(self, body: Mapping[str, Any], texts: Sequence[str], arrived: float) -> Verdict:
+        """Charge the request to the simulated rate limits (when any are set), or refuse it."""
+        tokens = _charged_tokens(body, texts)
+        config = self.config
+        verdict = self._limits.admit(
+            tokens=tokens, now=arrived, model=config.model_name, retry_after_s=config.retry_after_s
+        )
+        if not verdict.allowed:
+            self._counts[_RATE_LIMITED] += 1
+        return verdict
+
+    def _answer(self, fault: str, draft: _Draft, texts: Sequence[str], headers: dict[str, str]) -> web.Response:
+        if fault == "5xx":
+            message = "The server had an error while processing your request (simulated)."
+            return _json(500, out.error_body(message, error_type="server_error", code=None), headers=headers)
+        if fault == "429":
+            message = "Rate limit reached for requests (simulated)."
+            headers = {**headers, "Retry-After": f"{self.config.retry_after_s:g}"}
+            return _json(
+                429, out.error_body(message, error_type="requests", code="rate_limit_exceeded"), headers=headers
+            )
+        if fault == "auth":
+            message = "Incorrect API key provided (simulated)."
+            error = out.error_body(message, error_type="invalid_request_error", code="invalid_api_key")
+            return _json(401, error, headers=headers)
+        if fault == "context_length":
+            message = (
+                "This model's maximum context length is 4096 tokens. However, your messages resulted in "
+                "more tokens. Please reduce the length of the messages. (simulated)"
+            )
+            error = out.error_body(message, error_type="invalid_request_error", code="context_length_exceeded")
+            return _json(400, error, headers=headers)
+        content, finish_reason = _content(fault, draft)
+        return _json(200, self._completion(content, finish_reason, texts), headers=headers)
+
+    def _completion(self, content: str | None, finish_reason: str, texts: Sequence[str]) -> dict[str, Any]:
+        return out.completion_body(
+            completion_id=f"{self._total:08d}",
+            model=self.config.model_name,
+            content=content,
+            finish_reason=finish_reason,
+            prompt_chars=sum(len(t) for t in texts),
+            created=int(time.time()),
+        )
+
+    async def _hang(
+        self, request: web.Request, draft: _Draft, texts: Sequence[str], headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Send the status, the headers and half a completion, then stall until the client gives up."""
+        content, finish_reason = _content("ok", draft)
+        full = orjson.dumps(self._completion(content, finish_reason, texts))
+        response = web.StreamResponse(status=200, headers={**headers, "Content-Type": "application/json"})
+        response.content_length = len(full)
+        await response.prepare(request)
+        await response.write(full[: len(full) // 2])
+        await self._pause(self.config.hang_s)
+        response.force_close()
+        if request.transport is not None:
+            request.transport.close()  # the rest of the body never comes
+        return response
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):  # the pause ran its full length: the usual case
+            async with asyncio.timeout(seconds):
+                await self._closing.wait()
+
+
+def _charged_tokens(body: Mapping[str, Any], texts: Sequence[str]) -> int:
+    """What a request counts against a tokens-per-minute limit before it is answered, as OpenAI
+    counts it: its prompt tokens (as its usage reports them) plus the ``max_tokens`` it asks for."""
+    return out.prompt_tokens_of(sum(len(text) for text in texts)) + (max_output_tokens(body) or 0)
+
+
+def _read_chat(raw: bytes) -> tuple[Mapping[str, Any], list[str]]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"request body is not JSON: {exc}") from exc
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("'messages' must be a non-empty list")
+    texts = [m.get("content") if isinstance(m, dict) else None for m in messages]
+    if not all(isinstance(t, str) for t in texts):
+        raise ValueError("every message needs a string 'content'")
+    return body, [str(t) for t in texts]
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """The valid answer to a request, and the generator that derives its faulty variants."""
+
+    schema: Mapping[str, Any]
+    value: Any
+    rng: Random
+
+
+def _draft(body: Mapping[str, Any], texts: Sequence[str], seed: int) -> _Draft:
+    rng = out.request_rng(seed, body)
+    schema = out.schema_of(body) or out.ANSWER_SCHEMA
+    try:
+        value = out.generate(schema, rng, out.prompt_words(texts))
+    except (TypeError, AttributeError, KeyError, IndexError) as exc:  # a schema outside the supported subset
+        raise ValueError(f"cannot generate an answer from the response schema: {exc!r}") from exc
+    return _Draft(schema, value, rng)
+
+
+def _content(fault: str, draft: _Draft) -> tuple[str | None, str]:
+    """The assistant content and finish reason for a 200 answer of the given kind."""
+    text = orjson.dumps(draft.value).decode()
+    if fault == "refusal":
+        return None, "content_filter"
+    if fault == "malformed":
+        return out.malformed(text, draft.rng), "stop"
+    if fault == "schema_violation":
+        return orjson.dumps(out.violate(draft.schema, draft.value, draft.rng)).decode(), "stop"
+    if fault == "truncated":
+        return out.truncate(text, draft.rng), "length"
+    return text, "stop"
+
+
+class RunningSimulator:
+    """A simulator serving on loopback; ``url`` is the base URL clients take (it ends in ``/v1``)."""
+
+    def __init__(self, simulator: _Simulator, runner: web.AppRunner, host: str, port: int) -> None:
+        self._simulator = simulator
+        self._runner = runner
+        self.host = host
+        self.port = port
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
+
+    def stats(self) -> dict[str, Any]:
+        return self._simulator.stats()
+
+    async def stop(self) -> None:
+        self._simulator.close()
+        await self._runner.cleanup()
+
+
+async def start_simulator(config: SimulatorConfig, *, host: str = "127.0.0.1", port: int = 0) -> RunningSimulator:
+    """Serve the simulator on ``host:port`` (port 0: any free port) until ``stop()``."""
+    simulator = _Simulator(config)
+    runner = web.AppRunner(simulator.build_app(), handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return RunningSimulator(simulator, runner, host, int(runner.addresses[0][1]))
+
+
+@contextlib.asynccontextmanager
+async def run_simulator(
+    config: SimulatorConfig, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RunningSimulator]:
+    simulator = await start_simulator(config, host=host, port=port)
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m connectors.simulator",
+        description="OpenAI-compatible provider SIMULATOR (not a model) for tests and benchmarks.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8090, help="0 picks a free port")
+    for name, field in SimulatorConfig.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default)
+    return parser
+
+
+async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    simulator = await start_simulator(config, host=host, port=port)
+    sys.stdout.write(f"keel-simulator listening on {simulator.url}\n")
+    sys.stdout.flush()
+    try:
+        await stopping.wait()
+    finally:
+        await simulator.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+    host, port = args.pop("host"), args.pop("port")
+    try:
+        config = SimulatorConfig.model_validate(args)
+    except ValidationError as exc:
+        sys.stderr.write(f"invalid simulator settings: {exc}\n")
+        return 2
+    try:
+        asyncio.run(_serve(config, host, port))
+    except OSError as exc:
+        sys.stderr.write(f"keel-simulator cannot listen on {host}:{port}: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The one place that turns settings into concrete parts: catalogue, agents, model clients, emitter,
+alert sinks."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from functools import partial
+from random import Random
+
+from connectors.models.openai_compat import OpenAICompatClient
+from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
+from streams.agent.definition import Agent, RateLimitPolicy, load_agents
+from streams.alerts.delivery import AlertSink
+from streams.contracts.control import ControlKeys
+from streams.contracts.control_keys import load_control_keys
+from streams.contracts.emit import Emitter
+from streams.contracts.topics import agent_topics
+from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.errors import UnknownProvider
+from streams.core.ports.clock import Clock, SystemClock
+from streams.core.ports.model import ModelClient
+from streams.core.settings import Settings
+from streams.cost.budget_config import Budgets, load_budgets
+from streams.cost.pricing import Pricing, load_pricing
+from streams.pipeline.circuit import CircuitBreakers
+from streams.pipeline.deps import Deps
+from streams.pipeline.limiter import Limiter
+from streams.pipeline.model_slots import ModelSlots, slot_limits
+from streams.pipeline.rate_limit import PerMinute, RateLimits
+from streams.pipeline.rate_limit_table import load_rate_limits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    catalogue: Catalogue
+    agents: list[Agent]
+    deps: Deps
+    emitter: Emitter
+    pricing: Pricing
+    budgets: Budgets
+    limiter: Limiter  # also in deps; the worker gives it its share of each limit on every rebalance
+    slots: ModelSlots  # also in deps; the worker gives it its metrics
+    control_keys: ControlKeys  # verify re-run and replay headers (streams/contracts/control.py)
+
+    async def aclose(self) -> None:
+        for client in self.deps.models.values():
+            await client.aclose()
+
+
+def load_runtime(settings: Settings) -> Runtime:
+    catalogue = load_catalogue(settings.schemas_dir)
+    agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
+    if settings.provider_override:
+        agents = [with_provider(agent, settings.provider_override) for agent in agents]
+    models = build_models(settings, agents)
+    pricing = load_pricing(settings.pricing_file)
+    chains = [(spec.provider, spec.model) for agent in agents for spec in agent.definition.model_chain]
+    for unpriced in pricing.unpriced(chains):
+        log.warning("%s has no price in %s: its usage records carry no cost", unpriced, settings.pricing_file)
+    clock = SystemClock()
+    limiter = build_limiter(settings, agents, clock)
+    slots = build_slots(settings, agents, clock)
+    deps = Deps(
+        catalogue=catalogue,
+        models=models,
+        clock=clock,
+        breakers=CircuitBreakers(
+            failure_threshold=settings.circuit_failure_threshold, cooldown_s=settings.circuit_cooldown_s
+        ),
+        rng=Random(),  # noqa: S311  (jitter, not secrets)
+        max_event_bytes=settings.max_event_bytes,
+        limiter=limiter,
+        slots=slots,
+    )
+    emitter = Emitter(catalogue, settings, agents, pricing=pricing)
+    budgets = load_budgets(settings.budgets_file, agents, pricing)
+    keys = load_control_keys(settings)
+    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter, slots, keys)
+
+
+def build_slots(settings: Settings, agents: list[Agent], clock: Clock) -> ModelSlots:
+    """Each model's concurrency limit: the lowest of its provider's and its chain entries' (any agent's)."""
+    providers = {name: endpoint.max_concurrent for name, endpoint in settings.provider_endpoints().items()}
+    limits = slot_limits(providers, (spec for agent in agents for spec in agent.definition.model_chain))
+    if limits:
+        log.info("model concurrency: %s", ", ".join(f"{key} {n} at a time" for key, n in sorted(limits.items())))
+    return ModelSlots(limits, clock)
+
+
+def build_limiter(settings: Settings, agents: list[Agent], clock: Clock) -> Limiter:
+    """The agents' own limits and the table's limits of the models they use; each limit's share
+    follows the partitions of the topics its agents read (their input and retry tier topics)."""
+    declared = load_rate_limits(settings.rate_limits_file).by_model()
+    chains = {agent.name: {spec.key for spec in agent.definition.model_chain} for agent in agents}
+    topics = {agent.name: frozenset(_topics_read(agent, settings)) for agent in agents}
+    used = set().union(*chains.values())
+    limits = RateLimits.declare(
+        agents={agent.name: _per_minute(agent.definition.rate_limit) for agent in agents},
+        models={key: _per_minute(limit) for key, limit in declared.items() if key in used},
+        burst_s=settings.rate_limit_burst_s,
+        now=clock.monotonic(),
+    )
+    by_model = {key: frozenset().union(*(topics[a] for a, keys in chains.items() if key in keys)) for key in used}
+    return Limiter(limits, clock, reads={**topics, **by_model}, partitions=settings.partitions)
+
+
+def _topics_read(agent: Agent, settings: Settings) -> tuple[str, ...]:
+    names = agent_topics(agent, settings)
+    return (names.input, *names.retries)
+
+
+def _per_minute(policy: RateLimitPolicy) -> PerMinute:
+    return PerMinute(requests=policy.requests_per_minute, tokens=policy.tokens_per_minute)
+
+
+def with_provider(agent: Agent, provider: str) -> Agent:
+    """The same agent with every model in its chain served by ``provider`` (demo, tests)."""
+    chain = [spec.model_copy(update={"provider": provider}) for spec in agent.definition.model_chain]
+    definition = agent.definition.model_copy(update={"model_chain": chain})
+    return replace(agent, definition=definition, config_version=f"{agent.config_version}-{provider}")
+
+
+def build_models(settings: Settings, agents: list[Agent]) -> dict[str, ModelClient]:
+    endpoints = settings.provider_endpoints()
+    models: dict[str, ModelClient] = {}
+    for agent in agents:
+        for spec in agent.definition.model_chain:
+            if spec.provider in models:
+                continue
+            endpoint = endpoints.get(spec.provider)
+            if endpoint is None:
+                raise UnknownProvider(
+                    f"{agent.source_path}: model_chain uses provider {spec.provider!r}, which is not configured; "
+                    f"known: {', '.join(sorted(endpoints))} (set KEEL_PROVIDERS__{spec.provider.upper()}__BASE_URL)"
+                )
+            models[spec.provider] = OpenAICompatClient(
+                spec.provider,
+                endpoint.base_url,
+                api_key=endpoint.api_key,
+                max_connections=endpoint.max_connections,
+                response_format=endpoint.response_format,
+            )
+    return models
+
+
+def build_alert_sinks(settings: Settings) -> list[AlertSink]:
+    """The sinks `keel alerts relay` sends to: Slack and/or a PagerDuty-style webhook, as configured."""
+    sinks: list[AlertSink] = []
+    timeout_s = settings.alert_sink_timeout_s
+    if settings.alert_slack_webhook_url is not None:
+        url = settings.alert_slack_webhook_url.get_secret_value()
+        sinks.append(HttpAlertSink("slack", url, slack_message, timeout_s=timeout_s))
+    if settings.alert_webhook_url is not None:
+        key = settings.alert_webhook_routing_key
+        body = partial(pagerduty_event, routing_key=key.get_secret_value() if key else None)
+        sinks.append(HttpAlertSink("webhook", settings.alert_webhook_url, body, timeout_s=timeout_s))
+    return sinks

@@ -1,0 +1,7 @@
+"""``python -m streams.cli``: the `keel` command."""
+
+import sys
+
+from streams.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""Child processes of a local stack: the provider simulator and the worker (demo, `make run`, tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from streams.core.errors import KeelError
+from streams.core.settings import REPO_ROOT, Settings
+
+
+class SimulatorDidNotStart(KeelError):
+    reason = "simulator_did_not_start"
+
+
+@contextlib.contextmanager
+def simulator_process(state_dir: Path, *options: str) -> Iterator[str]:
+    """Run the provider simulator in a child process; yield its base URL."""
+    log_path = state_dir / "logs" / "simulator.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "connectors.simulator", "--port", "0", *options]
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log_file, cwd=REPO_ROOT)  # noqa: S603
+    try:
+        assert process.stdout is not None
+        first_line = process.stdout.readline().decode().strip()
+        if "listening on " not in first_line:
+            raise SimulatorDidNotStart(f"the provider simulator did not start: {first_line!r} (see {log_path})")
+        yield first_line.split("listening on ", 1)[1]
+    finally:
+        terminate(process)
+
+
+@contextlib.contextmanager
+def worker_process(
+    settings: Settings, extra_env: dict[str, str], *, command: str = "worker", args: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``keel worker`` (or another long-running ``keel`` command, e.g. ``aggregate`` or ``review serve``)
+    in a child process."""
+    log_path = settings.state_dir / "logs" / f"{'-'.join((command, *args))}-{settings.namespace or 'default'}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        **extra_env,
+        "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "KEEL_STATE_DIR": str(settings.state_dir),
+    }
+    if settings.namespace:
+        env["KEEL_NAMESPACE"] = settings.namespace
+    say(f"starting `keel {' '.join((command, *args))}` (log: {log_path}) ...")
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(  # noqa: S603  (our own command, no shell)
+            [sys.executable, "-m", "streams.cli", command, *args],
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+            cwd=REPO_ROOT,
+        )
+    try:
+        yield process
+    finally:
+        terminate(process)
+
+
+def terminate(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def say(message: str) -> None:
+    print(f"keel: {message}", file=sys.stderr, flush=True)

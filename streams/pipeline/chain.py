@@ -1,0 +1,404 @@
+"""Run an event's model chain: attempts, retries, re-asks and fallbacks, within the event's deadline.
+
+The decisions come from ``streams.pipeline.fallback`` (pure); this module carries them out through the ports
+(``ModelClient``, ``Clock``), the shared circuit breakers, rate limiter and model slots, and records
+every attempt that was sent, whatever its purpose, so each becomes a usage record (with Keel's
+estimate of its prompt when the provider may have served it without saying what it used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+
+from streams.agent.definition import Agent, ModelSpec
+from streams.agent.prompt import RenderedPrompt
+from streams.core.domain import Attempt, Stage
+from streams.core.errors import (
+    BudgetExhausted,
+    CircuitOpen,
+    ContextLengthExceeded,
+    DeadlineExceeded,
+    KeelError,
+    ModelRefused,
+    NoModelAvailable,
+    OutputError,
+    OutputNotJson,
+    OutputTruncated,
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRequestRejected,
+    ProviderTimeout,
+    RateLimitWait,
+)
+from streams.core.ports.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse, estimate_prompt_tokens
+from streams.cost.budget import Reservation
+from streams.pipeline.circuit import CircuitState
+from streams.pipeline.deps import Deps
+from streams.pipeline.fallback import Fallback, Position, Reask, Retry, Stop, Trim, decide, first_model
+from streams.pipeline.model_slots import Slot
+from streams.pipeline.parse import ValidatedOutput, parse_json_object, validate_output
+from streams.pipeline.rate_limit import Permit, estimate_tokens
+
+log = logging.getLogger(__name__)
+HOLD_GRACE_S = 60.0  # a budget hold outlives its call by this much before it counts as spent in full
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSuccess:
+    response: ModelResponse
+    validated: ValidatedOutput
+    prompt: RenderedPrompt  # the one the answer came from: the full prompt, or the trimmed one
+
+
+class ChainStopped(Exception):
+    """Nothing more to try: the event takes ``route`` because of ``error``."""
+
+    def __init__(self, route: str, error: KeelError) -> None:
+        super().__init__(str(error))
+        self.route = route
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    response: ModelResponse | None
+    validated: ValidatedOutput | None
+    error: KeelError | None
+
+
+def stage_of(error: KeelError) -> Stage:
+    if isinstance(error, OutputNotJson | OutputTruncated):
+        return Stage.PARSE
+    if isinstance(error, OutputError):
+        return Stage.VALIDATE
+    return Stage.MODEL
+
+
+async def run_chain(
+    agent: Agent,
+    prompt: RenderedPrompt,
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    started: float,
+    trimmed: RenderedPrompt | None = None,
+    purpose: str = "initial",
+    tenant: str | None = None,
+) -> ChainSuccess:
+    """Try the agent's chain until an answer validates or nothing is left; append every attempt.
+
+    ``attempts`` holds the event's attempts so far (from earlier retry tiers), so numbering continues;
+    ``trimmed`` is the prompt without its optional context, when the agent allows trimming; ``purpose``
+    is the first attempt's (``tier_retry`` in a retry tier); ``tenant`` picks the budgets that apply
+    besides the agent's."""
+    chain = agent.definition.model_chain
+    policy = agent.definition.reliability
+    deadline = started + policy.deadline_s
+    index, prompt, trimmed = _start(chain, prompt, trimmed, _open_circuits(chain, deps))
+    position, messages = Position(index), list(prompt.messages)
+    last_error: KeelError | None = None
+    while True:
+        remaining_s = deadline - deps.clock.monotonic()
+        if remaining_s <= 0:
+            raise ChainStopped(policy.on_deadline, _deadline_passed(policy.deadline_s, attempts, last_error))
+        spec = chain[position.index]
+        if not deps.breakers.allows(spec.key, deps.clock.monotonic()):
+            answer = _Answer(None, None, CircuitOpen(f"the circuit of {spec.key} is open"))
+        else:
+            answer = await _budgeted_attempt(
+                agent, spec, messages, deps, attempts, tenant=tenant, purpose=purpose, timeout_s=remaining_s
+            )
+            _record_health(deps, spec, answer.error)
+        if answer.error is None and answer.response is not None and answer.validated is not None:
+            return ChainSuccess(answer.response, answer.validated, prompt)
+        assert answer.error is not None
+        last_error = answer.error
+        if isinstance(answer.error, DeadlineExceeded):  # it queued for its model until the deadline
+            raise ChainStopped(policy.on_deadline, _deadline_passed(policy.deadline_s, attempts, answer.error))
+        remaining_s = deadline - deps.clock.monotonic()
+        if remaining_s <= 0:
+            continue  # the deadline route, above
+        decision = decide(
+            answer.error,
+            chain=chain,
+            position=position,
+            policy=policy,
+            remaining_s=remaining_s,
+            unavailable=_open_circuits(chain, deps),
+            jitter=deps.rng.random(),
+            can_trim=trimmed is not None,
+        )
+        if isinstance(decision, Stop):
+            raise ChainStopped(decision.route, answer.error)
+        if isinstance(decision, Retry):
+            await deps.clock.sleep(decision.delay_s)
+            position, purpose = dataclasses.replace(position, retries=position.retries + 1), "retry"
+        elif isinstance(decision, Reask):
+            assert answer.response is not None
+            messages += [ChatMessage("assistant", answer.response.text), ChatMessage("user", decision.feedback)]
+            position, purpose = dataclasses.replace(position, reasks=position.reasks + 1), "reask"
+        elif isinstance(decision, Trim):
+            assert trimmed is not None
+            prompt, trimmed = trimmed, None
+            position, messages, purpose = Position(position.index), list(prompt.messages), "trim"
+        elif isinstance(decision, Fallback):
+            position, messages, purpose = Position(decision.index), list(prompt.messages), "fallback"
+
+
+def _start(
+    chain: list[ModelSpec], prompt: RenderedPrompt, trimmed: RenderedPrompt | None, unavailable: frozenset[int]
+) -> tuple[int, RenderedPrompt, RenderedPrompt | None]:
+    """The first model to try, with the prompt to send it (trimmed when only that fits any model)."""
+    index = first_model(chain, prompt_tokens=_tokens(prompt), unavailable=unavailable)
+    if index is None and trimmed is not None:
+        prompt, trimmed = trimmed, None
+        index = first_model(chain, prompt_tokens=_tokens(prompt), unavailable=unavailable)
+    if index is None:
+        raise ChainStopped("dead_letter", _no_model(chain, _tokens(prompt)))
+    return index, prompt, trimmed
+
+
+async def _budgeted_attempt(
+    agent: Agent,
+    spec: ModelSpec,
+    messages: list[ChatMessage],
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    tenant: str | None,
+    purpose: str,
+    timeout_s: float,
+) -> _Answer:
+    """One attempt, its maximum cost reserved in the event's budgets first and settled after (with
+    the attempt's tokens: estimated when the provider sent none), or released when no call was made."""
+    reservation = await _reserve(agent, spec, messages, deps, tenant, timeout_s=timeout_s)
+    if reservation is None or deps.budgets is None:
+        return await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
+    made = len(attempts)
+    try:
+        answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
+    except BaseException:  # cancelled mid-call (a rebalance, a shutdown): it may have been paid for
+        if len(attempts) > made:
+            deps.budgets.abandon(reservation)
+        else:  # cancelled while it waited for the rate limiter or a slot: nothing was sent
+            deps.budgets.release(reservation)
+        raise
+    if len(attempts) > made:
+        deps.budgets.settle(reservation, attempts[-1])
+    else:  # no rate-limit room or model slot in time: the call was not made
+        deps.budgets.release(reservation)
+    return answer
+
+
+async def _reserve(
+    agent: Agent, spec: ModelSpec, messages: list[ChatMessage], deps: Deps, tenant: str | None, *, timeout_s: float
+) -> Reservation | None:
+    """Hold the call's maximum cost in the event's budgets; a refusal parks the event."""
+    if deps.budgets is None or not deps.budgets.applies(agent.name, tenant):
+        return None
+    chars = sum(len(m.content) for m in messages)
+    # the call's timeout; for a model with a concurrency limit, the time left: it may queue first
+    longest_s = timeout_s if deps.slots.limit(spec.key) else min(spec.timeout_s, timeout_s)
+    expires_in_s = longest_s + HOLD_GRACE_S
+    reservation = await deps.budgets.reserve(
+        agent.name, tenant, spec, prompt_chars=chars, messages=len(messages), expires_in_s=expires_in_s
+    )
+    refusal = reservation.refusal
+    if refusal is not None:
+        limit = refusal.limit
+        shown = f"{limit.usd:g} USD" if limit.usd is not None else f"{limit.tokens} tokens"
+        error = BudgetExhausted(
+            f"the budget of {refusal.scope} for {refusal.period} ({shown}) has no room for a call to {spec.key}",
+            scope=refusal.scope,
+            period=refusal.period,
+            until_ms=refusal.until_ms,
+        )
+        raise ChainStopped("park", error)
+    return reservation
+
+
+def _tokens(prompt: RenderedPrompt) -> int:
+    return prompt.chars // CHARS_PER_TOKEN
+
+
+async def _attempt(
+    agent: Agent,
+    spec: ModelSpec,
+    messages: list[ChatMessage],
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    purpose: str,
+    timeout_s: float,
+) -> _Answer:
+    """One call, once the rate limiter and the model's concurrency limit let it go. The rate limiter
+    is asked first (no call and no attempt when it would wait too long) and told after; then the call
+    queues for a slot of its model (streams/pipeline/model_slots.py) for at most the time left: none in time
+    means no call and a deadline exceeded. The call's timeout starts when its request is sent."""
+    permit: Permit | None = None
+    if not deps.limiter.idle:  # while no limit or hold applies, nothing is awaited or allocated here
+        granted = await _acquire(agent, spec, messages, deps, remaining_s=timeout_s)
+        if isinstance(granted, RateLimitWait):
+            return _Answer(None, None, granted)
+        permit, timeout_s = granted, timeout_s - granted.waited_s
+    slot = await _slot(spec, deps, permit, max_wait_s=timeout_s)
+    if slot is None:
+        limit = deps.slots.limit(spec.key)
+        message = f"no call slot of {spec.key} (max_concurrent {limit}) came free before the event's deadline"
+        return _Answer(None, None, DeadlineExceeded(message))
+    try:
+        timeout_s -= slot.waited_s
+        return await _call(
+            agent,
+            spec,
+            messages,
+            deps,
+            attempts,
+            purpose=purpose,
+            timeout_s=timeout_s,
+            permit=permit,
+            queued_s=slot.waited_s,
+        )
+    finally:
+        deps.slots.release(slot)
+
+
+async def _slot(spec: ModelSpec, deps: Deps, permit: Permit | None, *, max_wait_s: float) -> Slot | None:
+    """A slot of the model; when none comes (in time, or the wait is cancelled) the call is not made,
+    and the rate limiter gets its permit back."""
+    slot: Slot | None = None
+    try:
+        slot = await deps.slots.acquire(spec.key, max_wait_s=max_wait_s)
+    finally:
+        if slot is None and permit is not None:
+            deps.limiter.settle(permit, spec.key, tokens_used=0, limits=None)
+    return slot
+
+
+async def _call(
+    agent: Agent,
+    spec: ModelSpec,
+    messages: list[ChatMessage],
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    purpose: str,
+    timeout_s: float,
+    permit: Permit | None,
+    queued_s: float,
+) -> _Answer:
+    """The call and the validation of its answer; recorded as an attempt whatever happens."""
+    request = ModelRequest(
+        model=spec.model,
+        messages=tuple(messages),
+        timeout_s=min(spec.timeout_s, timeout_s),
+        parameters=spec.parameters,
+        response_schema=agent.response_schema,
+        response_schema_name=agent.name,
+    )
+    started_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
+    response: ModelResponse | None = None
+    validated: ValidatedOutput | None = None
+    error: KeelError | None = None
+    outcome = "interrupted"  # a bug or a cancellation: recorded too, the call may have been paid for
+    try:
+        response = await deps.models[spec.provider].complete(request)
+        parsed = parse_json_object(response.text, finish_reason=response.finish_reason)
+        validated = validate_output(agent.output_schema.raw, parsed)
+        outcome = "ok"
+    except KeelError as exc:
+        error, outcome = exc, exc.reason
+    finally:
+        estimated = response is None and _maybe_served(error)
+        attempts.append(
+            Attempt(
+                provider=spec.provider,
+                model=spec.model,
+                number=len(attempts) + 1,
+                started_at_ms=started_ms,
+                latency_s=response.latency_s if response else deps.clock.monotonic() - started,
+                tokens_in=response.tokens_in if response else estimate_prompt_tokens(messages) if estimated else 0,
+                tokens_out=response.tokens_out if response else 0,
+                model_version=response.model_version if response else None,
+                outcome=outcome,
+                purpose=purpose,
+                queued_s=queued_s,
+                tokens_estimated=estimated,
+            )
+        )
+        _settle(deps, spec, permit, response, error)
+    return _Answer(response, validated, error)
+
+
+def _maybe_served(error: KeelError | None) -> bool:
+    """Whether a call that brought no answer may still have been served, and billed, by the provider:
+    it timed out or lost its connection after the request went out, or it was cut short (``None``: a
+    cancellation or a bug mid-call). Its usage is then Keel's estimate, never silently nothing."""
+    if error is None:
+        return True
+    return isinstance(error, ProviderTimeout | ProviderConnectionError) and error.sent
+
+
+async def _acquire(
+    agent: Agent, spec: ModelSpec, messages: list[ChatMessage], deps: Deps, *, remaining_s: float
+) -> Permit | RateLimitWait:
+    """Wait for the rate limiter, but leave the call its timeout (or half the time left, if less)."""
+    reserve_s = min(spec.timeout_s, remaining_s / 2)
+    tokens = estimate_tokens(messages, spec.parameters)
+    granted = await deps.limiter.acquire(agent.name, spec.key, tokens=tokens, max_wait_s=remaining_s - reserve_s)
+    if isinstance(granted, Permit):
+        return granted
+    wait = "this worker has no share of it" if math.isinf(granted.wait_s) else f"waiting {granted.wait_s:.1f} s"
+    message = f"{spec.key}: {granted.limit} limit: {wait}, and the event's deadline does not leave that"
+    return RateLimitWait(message, retry_after_s=granted.wait_s + reserve_s)  # when the call could be done
+
+
+def _settle(
+    deps: Deps, spec: ModelSpec, permit: Permit | None, response: ModelResponse | None, error: KeelError | None
+) -> None:
+    """Tell the limiter what the call used and what the provider said about its limits."""
+    limits = response.rate_limits if response else error.limits if isinstance(error, ProviderError) else None
+    if permit is not None or limits is not None:
+        used = response.tokens_in + response.tokens_out if response else 0
+        deps.limiter.settle(permit, spec.key, tokens_used=used or None, limits=limits)
+
+
+def _deadline_passed(deadline_s: float, attempts: list[Attempt], last_error: KeelError | None) -> DeadlineExceeded:
+    last = f"; last failure: {last_error.reason}: {last_error}" if last_error else ""
+    return DeadlineExceeded(f"the {deadline_s:g} s deadline passed after {len(attempts)} attempt(s){last}")
+
+
+def _record_health(deps: Deps, spec: ModelSpec, error: KeelError | None) -> None:
+    """Provider failures count against the circuit; a provider that answered (even badly) is healthy."""
+    if isinstance(error, ProviderRateLimited):  # not broken, only busy: the limiter holds its calls instead
+        deps.breakers.release(spec.key)
+        return
+    if error is None or isinstance(error, OutputError | ModelRefused | ContextLengthExceeded | ProviderRequestRejected):
+        deps.breakers.record_success(spec.key)
+    elif isinstance(error, ProviderError):
+        auth = isinstance(error, ProviderAuthError)
+        if auth:  # an operator must act: a key is wrong, revoked or out of quota
+            log.error("provider %s rejected Keel's credentials for %s: %s", spec.provider, spec.key, error)
+        deps.breakers.record_failure(spec.key, deps.clock.monotonic(), reason=error.reason, trip=auth)
+    else:
+        deps.breakers.release(spec.key)
+
+
+def _open_circuits(chain: list[ModelSpec], deps: Deps) -> frozenset[int]:
+    now = deps.clock.monotonic()
+    return frozenset(i for i, spec in enumerate(chain) if deps.breakers.state(spec.key, now) is CircuitState.OPEN)
+
+
+def _no_model(chain: list[ModelSpec], prompt_tokens: int) -> NoModelAvailable:
+    """Why no model can start: only open circuits (they will close), or context windows too small."""
+    windows = ", ".join(f"{s.key} ({s.context_window or 'any'} tokens)" for s in chain)
+    if first_model(chain, prompt_tokens=prompt_tokens, unavailable=frozenset()) is not None:
+        return CircuitOpen(f"every model that fits this event has an open circuit (chain: {windows})")
+    return NoModelAvailable(
+        f"no model in the chain has a context window for this event (prompt ~{prompt_tokens} tokens; chain: {windows})"
+    )

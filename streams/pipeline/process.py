@@ -1,0 +1,206 @@
+"""process(raw) -> Outcome: decode, render the prompt, run the model chain, parse, validate.
+
+No Kafka and no HTTP here: models are reached through the ``ModelClient`` port and time through the
+``Clock`` port (see ``streams.pipeline.deps.Deps``). Expected failures become a ``DeadLetter`` (or a ``Review``
+when the agent's policy says so) naming the stage, or a ``RetryLater`` when the failure is transient
+and the agent has a retry tier left; anything unexpected is a bug that is still turned
+into a dead letter here, so the worker keeps running and the event is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from streams.agent.definition import Agent
+from streams.agent.prompt import RenderedPrompt, render_prompt
+from streams.core.domain import (
+    Attempt,
+    DeadLetter,
+    Failure,
+    Outcome,
+    Parked,
+    RequestEvent,
+    Result,
+    RetryLater,
+    Review,
+    SourceRecord,
+    Stage,
+    Trace,
+)
+from streams.core.errors import BudgetExhausted, KeelError, NoModelLeftForRerun
+from streams.core.ports.clock import Clock
+from streams.pipeline.chain import ChainStopped, ChainSuccess, run_chain, stage_of
+from streams.pipeline.decode import Decoded, read_source
+from streams.pipeline.deps import Deps
+from streams.pipeline.fallback import next_tier
+from streams.pipeline.handoff import decide_handoff, without_models
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Run:
+    """Mutable progress of one event; frozen into a ``Trace`` when the event ends."""
+
+    source: SourceRecord
+    clock: Clock
+    received_at_ms: int
+    started: float
+    tier: int
+    attempts: list[Attempt]
+    earlier_attempts: int
+    pass_number: int
+    skipped_models: tuple[str, ...] = ()
+    stage: Stage = Stage.DECODE
+    event: RequestEvent | None = None
+    prompt: RenderedPrompt | None = None
+    decode_ms: float = 0.0
+
+    def trace(self) -> Trace:
+        return Trace(
+            source=self.source,
+            received_at_ms=self.received_at_ms,
+            event=self.event,
+            prompt_hash=self.prompt.hash if self.prompt else None,
+            attempts=tuple(self.attempts),
+            earlier_attempts=self.earlier_attempts,
+            tier=self.tier,
+            pass_number=self.pass_number,
+            skipped_models=self.skipped_models,
+            decode_ms=self.decode_ms,
+            total_ms=(self.clock.monotonic() - self.started) * 1000,
+        )
+
+    def failure(self, error: KeelError) -> Failure:
+        return Failure(self.stage, type(error).__name__, error.reason, str(error))
+
+    def dead_letter(self, error: KeelError) -> DeadLetter:
+        return DeadLetter(self.trace(), self.failure(error))
+
+
+async def process(
+    source: SourceRecord,
+    agent: Agent,
+    deps: Deps,
+    *,
+    tier: int = 0,
+    earlier: tuple[Attempt, ...] = (),
+    decoded: Decoded | None = None,
+    pass_number: int = 0,
+    skip_models: tuple[str, ...] = (),
+) -> Outcome:
+    """``source`` is the record as it first arrived; ``tier`` the retry tier this pass runs in (0: the
+    input topic), after the ``earlier`` attempts of the passes before it (see streams/contracts/retry.py), and
+    ``pass_number`` its number; ``decoded``: the record already decoded (by the worker, which needs
+    its event id first); ``skip_models``: provider/models left out of the chain (a re-run after a
+    reviewer rejected their outputs, streams/pipeline/handoff.py)."""
+    now_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
+    run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier), pass_number, skip_models)
+    try:
+        decoded = decoded or read_source(deps.catalogue, source, max_event_bytes=deps.max_event_bytes, clock=deps.clock)
+        run.decode_ms = decoded.ms
+        if decoded.error is not None:
+            raise decoded.error
+        run.event = decoded.event
+        assert run.event is not None
+        run.stage = Stage.PROMPT
+        run.prompt = render_prompt(agent.templates, run.event)
+        trimmed = _trimmed(agent, run.event, run.prompt)
+        run.stage = Stage.MODEL
+        success = await run_chain(
+            _chain_of(agent, skip_models),
+            run.prompt,
+            deps,
+            run.attempts,
+            started=run.started,
+            trimmed=trimmed,
+            purpose="tier_retry" if tier else "initial",
+            tenant=run.event.tenant,
+        )
+        run.prompt = success.prompt
+    except ChainStopped as stop:
+        run.stage = stage_of(stop.error)
+        if isinstance(stop.error, BudgetExhausted):
+            error = stop.error
+            return Parked(run.trace(), run.failure(error), error.scope, error.period, error.until_ms)
+        if stop.route == "review":
+            return Review(run.trace(), stop.error.reason, str(stop.error), _messages(run.prompt))
+        retry_tier = next_tier(stop.error, tier=tier, delays_s=agent.definition.reliability.retry_delays_s)
+        if retry_tier is not None:
+            return RetryLater(run.trace(), run.failure(stop.error), retry_tier)
+        return run.dead_letter(stop.error)
+    except KeelError as exc:
+        return run.dead_letter(exc)
+    except Exception as exc:  # a bug: keep the event and the worker, say what broke
+        log.exception("internal error processing %s for agent %s", source.position, agent.name)
+        run.stage = Stage.INTERNAL
+        return DeadLetter(
+            run.trace(), Failure(Stage.INTERNAL, type(exc).__name__, "internal_error", f"{type(exc).__name__}: {exc}")
+        )
+    return _routed(agent, run, success)
+
+
+def _messages(prompt: RenderedPrompt | None) -> tuple[tuple[str, str], ...]:
+    """The rendered messages as a review item shows them: (role, content)."""
+    return tuple((m.role, m.content) for m in prompt.messages) if prompt else ()
+
+
+def _chain_of(agent: Agent, skip_models: tuple[str, ...]) -> Agent:
+    if not skip_models:
+        return agent
+    remaining = without_models(agent, skip_models)
+    if remaining is None:
+        skipped = ", ".join(skip_models)
+        raise NoModelLeftForRerun(f"a re-run without {skipped} has no other model in {agent.name}'s chain")
+    return remaining
+
+
+def _routed(agent: Agent, run: _Run, success: ChainSuccess) -> Result | Review:
+    """The validated output as the agent's handoff policy routes it: a result, a review item held for a
+    human, or a result that is also flagged for one."""
+    assert run.event is not None
+    answered = run.attempts[-1]  # the chain returns on the attempt whose answer validated
+    output_model = f"{answered.provider}/{answered.model}"
+    validated, trace = success.validated, run.trace()
+    decision = decide_handoff(
+        agent.definition.handoff,
+        validated.value,
+        warnings=validated.warnings,
+        used_fallback=output_model != agent.definition.model_chain[0].key,
+        event_id=run.event.event_id,
+    )
+    model_version = success.response.model_version
+    if decision.route == "autonomous":
+        return Result(trace, validated.value, validated.json, model_version, warnings=validated.warnings)
+    review = Review(
+        trace,
+        decision.reason,
+        decision.why,
+        _messages(success.prompt),
+        output_json=validated.json,
+        route=decision.route,
+        rule=decision.rule,
+        output_model=output_model,
+        output_model_version=model_version,
+        warnings=validated.warnings,
+    )
+    if decision.route == "review":
+        return review
+    return Result(
+        trace,
+        validated.value,
+        validated.json,
+        model_version,
+        route="flag",
+        warnings=validated.warnings,
+        flagged=review,
+    )
+
+
+def _trimmed(agent: Agent, event: RequestEvent, prompt: RenderedPrompt) -> RenderedPrompt | None:
+    """The prompt without its optional context, when the agent allows it and it is any shorter."""
+    if not agent.definition.prompt.trim_optional_context:
+        return None
+    trimmed = render_prompt(agent.templates, event, trim=True)
+    return trimmed if trimmed.chars < prompt.chars else None
