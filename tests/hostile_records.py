@@ -22,9 +22,9 @@ from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from review_samples import decision_with, review_record
 
 from streams.agent.definition import Agent
+from streams.contracts.headers import H_RERUN_NUMBER, H_SKIP_MODEL
 from streams.core import wire
 from streams.core.catalogue import Catalogue, CatalogueSchema
-from streams.core.review_item import H_RERUN_NUMBER, H_SKIP_MODEL
 from streams.core.settings import Settings
 from streams.cost.budget import Amount, BudgetLimits, BudgetRequest, Limits
 from streams.cost.budget_records import BudgetCodec

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 
 from streams.agent.definition import Agent
-from streams.contracts.emit import Emitter, OutRecord
+from streams.contracts.emit import Emitter
+from streams.contracts.out_record import OutRecord
 from streams.core.catalogue import Catalogue
 from streams.core.domain import Attempt, RequestEvent, Review, SourceRecord, Trace
 from streams.core.review_item import Decision, ReviewItem

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from streams.alerts.delivery import Delivered, DeliveryResult
-from streams.alerts.records import Alert, Severity, dedup_key
+from streams.alerts.records import dedup_key
+from streams.core.alert import Alert, Severity
+from streams.core.ports.alert_sink import Delivered, DeliveryResult
 
 
 def agent_alert(

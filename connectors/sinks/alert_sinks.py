@@ -16,8 +16,8 @@ import httpx
 import orjson
 
 from connectors.http_headers import parse_retry_after
-from streams.alerts.delivery import Delivered, DeliveryResult, Rejected, RetryLater
-from streams.alerts.records import FIRING, Alert
+from streams.core.alert import FIRING, Alert
+from streams.core.ports.alert_sink import Delivered, DeliveryResult, Rejected, RetryLater
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _SLACK_ICON = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}

@@ -1,9 +1,7 @@
-"""Sending an alert to its sinks: the ``AlertSink`` port, what a delivery attempt can come to, and
-retrying with exponential backoff until each sink has taken the alert or refused it for good.
+"""Sending an alert to its sinks: retrying with exponential backoff until each sink has taken the alert
+or refused it for good.
 
-A sink answers each attempt with data, never an exception: ``Delivered``; ``RetryLater`` (down,
-timing out, 5xx, 429, with the ``Retry-After`` it asked for); ``Rejected`` (a 4xx other than 429: the
-request itself is wrong, and sending it again would not help). Connectors implement the port
+The port and its answers are streams/core/ports/alert_sink.py. Connectors implement the port
 (connectors/sinks/alert_sinks.py); the relay (streams/apps/relay/alert_relay.py) decides nothing else.
 """
 
@@ -13,39 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from streams.alerts.records import Alert
+from streams.core.alert import Alert
+from streams.core.ports.alert_sink import AlertSink, Final, Rejected, RetryLater
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class RetryLater:
-    reason: str
-    retry_after_s: float | None = None  # what the sink asked for (429, 503 with Retry-After)
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    reason: str
-
-
-DeliveryResult = Delivered | RetryLater | Rejected
-Final = Delivered | Rejected
-
-
-class AlertSink(Protocol):
-    name: str  # for logs; never the URL, which may hold a secret
-
-    async def deliver(self, alert: Alert) -> DeliveryResult: ...
-
-    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 
 from streams.alerts.conditions import Reading, ScopeView, is_sample, label, needs, read, slow_thresholds
 from streams.alerts.observation import Observation, split_scope_key
-from streams.alerts.records import FIRING, MAX_SAMPLES, RESOLVED, Alert, Dimension, Status, dedup_key
+from streams.alerts.records import MAX_SAMPLES, dedup_key
 from streams.alerts.rules import AlertRules, ConsecutiveFailures, Rule
 from streams.alerts.window import Series
+from streams.core.alert import FIRING, RESOLVED, Alert, Dimension, Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
-from streams.alerts.records import Dimension
+from streams.core.alert import Dimension
 
 _VERSION = 1
 Source = Literal["usage", "audit"]

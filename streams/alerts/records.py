@@ -9,21 +9,17 @@ every record to the configured sinks (Slack, a PagerDuty-style webhook). An inci
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from streams.contracts.emit import H_AGENT, OutRecord
+from streams.contracts.headers import H_AGENT
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import ALERTS
 from streams.core import wire
+from streams.core.alert import FIRING, RESOLVED, Alert
 from streams.core.catalogue import Catalogue
 from streams.core.settings import Settings
 
 SUBJECT = "keel.alerts-value"
-FIRING: Literal["firing"] = "firing"
-RESOLVED: Literal["resolved"] = "resolved"
-Status = Literal["firing", "resolved"]
-Severity = Literal["critical", "error", "warning", "info"]  # PagerDuty Events v2's severities
-Dimension = Literal["agent", "model", "tenant"]
 H_ALERT_RULE = "keel.alert.rule"
 H_ALERT_STATUS = "keel.alert.status"
 MAX_SAMPLES = 5
@@ -42,30 +38,6 @@ RUNBOOK_ANCHORS = {
     "unpriced_model": "runbook-unpriced-model",
     "review_sla": "runbook-review-sla",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """What an on-call engineer is told. Build the key with ``dedup_key`` and the link with
-    ``runbook_url`` so that every alert reads the same in Slack and PagerDuty."""
-
-    dedup_key: str
-    status: Status
-    rule: str
-    severity: Severity
-    dimension: Dimension
-    scope: str  # the dimension's value
-    observed: float
-    threshold: float
-    unit: str  # events | ratio | ms | usd_per_hour | count | usd
-    window: str  # "5m", "1h", "consecutive", ...
-    summary: str
-    runbook_url: str
-    at_ms: int
-    started_at_ms: int
-    agent: str | None = None
-    sample_event_ids: tuple[str, ...] = ()
-    details: dict[str, str] = field(default_factory=dict)
 
 
 def dedup_key(rule: str, dimension: str, scope: str) -> str:

@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from streams.alerts.records import RUNBOOK_ANCHORS, Dimension, Severity
+from streams.alerts.records import RUNBOOK_ANCHORS
+from streams.core.alert import Dimension, Severity
 from streams.core.config_file import load_model
 from streams.core.errors import ConfigError
 

@@ -11,13 +11,13 @@ from random import Random
 from connectors.models.openai_compat import OpenAICompatClient
 from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
 from streams.agent.definition import Agent, RateLimitPolicy, load_agents
-from streams.alerts.delivery import AlertSink
 from streams.contracts.control import ControlKeys
 from streams.contracts.control_keys import load_control_keys
 from streams.contracts.emit import Emitter
 from streams.contracts.topics import agent_topics
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.errors import UnknownProvider
+from streams.core.ports.alert_sink import AlertSink
 from streams.core.ports.clock import Clock, SystemClock
 from streams.core.ports.model import ModelClient
 from streams.core.settings import Settings

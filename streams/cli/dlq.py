@@ -20,7 +20,7 @@ import orjson
 from streams.cli.watch import Observed, OutcomeWatcher
 from streams.contracts.control import CONTROL_HEADERS, H_REPLAY, H_REPLAY_OF, H_REPLAY_PASS, H_SIGNATURE, ControlKeys
 from streams.contracts.control_keys import load_control_keys
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import outcome_topic
 from streams.core.catalogue import load_catalogue
 from streams.core.settings import Settings

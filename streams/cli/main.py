@@ -230,7 +230,8 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _review(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.apps.review.shell import review_stats, serve  # noqa: PLC0415
+    from streams.apps.review.shell import serve  # noqa: PLC0415
+    from streams.cli.review import review_stats  # noqa: PLC0415
 
     if args.action == "stats":
         print(asyncio.run(review_stats(settings)))

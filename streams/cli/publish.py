@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from streams.contracts.emit import H_EVENT_ID, OutRecord
+from streams.contracts.headers import H_EVENT_ID
+from streams.contracts.out_record import OutRecord
 from streams.core.catalogue import Catalogue
 from streams.core.domain import RequestEvent
 from streams.kafka.producer import RecordProducer

@@ -28,10 +28,10 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from streams.contracts.emit import OutRecord
+from streams.contracts.headers import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
+from streams.contracts.out_record import OutRecord
 from streams.core.domain import SourceRecord
 from streams.core.errors import ControlHeaderForged, ControlHeaderMalformed
-from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
 
 H_REPLAY = "keel.replay"  # on a record re-published from a dead letter: decide it again
 H_REPLAY_OF = "keel.replay.of"  # where the replayed record first arrived

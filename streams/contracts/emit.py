@@ -14,6 +14,16 @@ from typing import Any
 from streams.agent.definition import Agent
 from streams.contracts import park, retry
 from streams.contracts.dead_letter import bounded, dead_letter_headers, dead_letter_value, record_size
+from streams.contracts.headers import (
+    H_AGENT,
+    H_CONFIG_VERSION,
+    H_EVENT_ID,
+    H_OUTCOME,
+    H_RERUN_NUMBER,
+    H_SKIP_MODEL,
+    H_TRACE_ID,
+)
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import AUDIT, USAGE, AgentTopics, agent_topics
 from streams.core import wire
 from streams.core.catalogue import Catalogue
@@ -31,26 +41,8 @@ from streams.core.domain import (
     Trace,
     outcome_name,
 )
-from streams.core.review_item import H_RERUN_NUMBER, H_SKIP_MODEL
 from streams.core.settings import Settings
 from streams.cost.pricing import Pricing
-
-# Header names (documented in the README). Dead-letter headers mirror Kafka Connect / Spring Kafka.
-H_EVENT_ID = "keel.event_id"
-H_TRACE_ID = "keel.trace_id"
-H_AGENT = "keel.agent"
-H_CONFIG_VERSION = "keel.config_version"
-H_OUTCOME = "keel.outcome"
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    topic: str
-    key: bytes | None  # None only when re-publishing an input record that had no key
-    value: bytes
-    headers: Headers
-    partition: int | None = None  # None: by key
-    timestamp_ms: int | None = None  # None: when it is sent
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,11 +142,3 @@ class ReviewService(Protocol):
         """Validate (an edit against the agent's output schema), write to the decisions topic and wait
         until the broker has it. Raises ``Refused``."""
         ...
-
-
-# A re-run after a rejection (the agent's ``handoff.on_reject: rerun``): the review service writes the
-# item's original key and value back to the agent's input topic with these headers; the worker runs the
-# event again as a new pass, skipping the models whose outputs were rejected (this one's and earlier re-runs').
-H_RERUN_OF = "keel.review.rerun_of"  # the rejected item's id
-H_SKIP_MODEL = "keel.review.skip_model"  # provider/models to leave out of the chain, comma-separated
-H_RERUN_NUMBER = "keel.review.pass"  # the pass the re-run is (decimal): earlier passes' records are not it

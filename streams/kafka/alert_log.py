@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 
-from streams.alerts.records import FIRING, Alert, decode_alert
+from streams.alerts.records import decode_alert
 from streams.contracts.topics import ALERTS
+from streams.core.alert import FIRING, Alert
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError
 from streams.core.settings import Settings

@@ -38,7 +38,6 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
-from streams.apps.faust_app import exit_for_restart
 from streams.core.settings import Settings
 from streams.kafka.consumers import group_consumer, until_read
 from streams.kafka.inflight import Inflight
@@ -48,6 +47,8 @@ log = logging.getLogger(__name__)
 Ack = Callable[[], None]
 # hands one record to the in-flight tracker (after any wait the record needs) and returns once it is taken
 Deliver = Callable[[Any, Ack], Awaitable[None]]
+# what the process does when handing a partition's records on failed (a bug): the worker exits for a restart
+Fatal = Callable[[str, BaseException], None]
 
 
 class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abstract base is untyped
@@ -55,6 +56,7 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
 
     ``assigned`` hears each new assignment (the whole of it); ``revoked`` hears revoked partitions
     after their in-flight work has ended or been abandoned, before their offsets are committed.
+    ``fatal`` hears a failure to hand a partition's records on (the worker's ``exit_for_restart``).
     ``consumer``: one to use instead of the worker group's own (tests)."""
 
     def __init__(
@@ -65,6 +67,7 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
         *,
         assigned: Callable[[set[TopicPartition]], None],
         revoked: Callable[[set[TopicPartition]], Awaitable[None]],
+        fatal: Fatal,
         consumer: Any = None,
     ) -> None:
         self._settings = settings
@@ -72,6 +75,7 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
         self._inflight = inflight
         self._assigned = assigned
         self._revoked = revoked
+        self._fatal = fatal
         self._feeders: dict[TopicPartition, _Feeder] = {}
         self._acked: dict[TopicPartition, int] = {}  # the next offset to read, past every ended event
         self._committed: dict[TopicPartition, int] = {}  # the group's offset: committed, or read from
@@ -140,7 +144,7 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
     def _feed(self, tp: TopicPartition, records: list[Any]) -> None:
         feeder = self._feeders.get(tp)
         if feeder is None:
-            feeder = self._feeders[tp] = _Feeder(tp, self._routes[tp.topic], self._acked, self._consumer)
+            feeder = self._feeders[tp] = _Feeder(tp, self._routes[tp.topic], self._acked, self._consumer, self._fatal)
             self._committed.setdefault(tp, records[0].offset)  # assigned just now: read from the group's offset
         feeder.take(records)
 
@@ -164,8 +168,11 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
 class _Feeder:
     """One partition's records, handed on in offset order by a task of its own while there are any."""
 
-    def __init__(self, tp: TopicPartition, deliver: Deliver, acked: dict[TopicPartition, int], consumer: Any) -> None:
+    def __init__(
+        self, tp: TopicPartition, deliver: Deliver, acked: dict[TopicPartition, int], consumer: Any, fatal: Fatal
+    ) -> None:
         self._tp = tp
+        self._fatal = fatal
         self._deliver = deliver
         self._acked = acked
         self._consumer = consumer
@@ -195,7 +202,7 @@ class _Feeder:
                 record = backlog.popleft()
                 await self._deliver(record, functools.partial(acked.__setitem__, tp, record.offset + 1))
         except Exception as exc:  # a bug: the partition would stop for good
-            exit_for_restart(f"handing on {tp.topic}/{tp.partition}'s records failed", exc)
+            self._fatal(f"handing on {tp.topic}/{tp.partition}'s records failed", exc)
         self._task = None
         if self._paused:
             self._paused = False

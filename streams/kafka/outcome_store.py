@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from aiokafka import TopicPartition
 
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.core.domain import SourceRecord
 from streams.kafka.consumers import read_to_end
 

@@ -24,7 +24,7 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.core.errors import WriteRejected
 
 log = logging.getLogger(__name__)

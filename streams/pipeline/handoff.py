@@ -24,10 +24,11 @@ from typing import Any
 from streams.agent.definition import Agent
 from streams.agent.handoff_policy import QA_SAMPLE, HandoffPolicy, HandoffRule, Route
 from streams.contracts.control import ControlKeys, parse_models, parse_pass
-from streams.contracts.emit import OutRecord
+from streams.contracts.headers import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
+from streams.contracts.out_record import OutRecord
 from streams.core.domain import Headers
 from streams.core.errors import ControlHeaderMalformed
-from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, ReviewItem
+from streams.core.review_item import ReviewItem
 
 REASON_RULE = "handoff_rule"  # a rule matched
 REASON_QA = QA_SAMPLE  # sampled from the would-be-autonomous outputs

@@ -24,7 +24,8 @@ import orjson
 
 from streams.agent.definition import Agent
 from streams.contracts.control import ControlKeys
-from streams.contracts.emit import Emitter, OutRecord, ReviewMark
+from streams.contracts.emit import Emitter, ReviewMark
+from streams.contracts.out_record import OutRecord
 from streams.core.domain import Attempt, DeadLetter, Failure, RequestEvent, Result, SourceRecord, Stage, Trace
 from streams.core.review_item import Decision, ReviewItem
 from streams.pipeline.handoff import rerun_record

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.contracts.emit import H_AGENT, H_EVENT_ID, OutRecord
+from streams.contracts.headers import H_AGENT, H_EVENT_ID
+from streams.contracts.out_record import OutRecord
 from streams.core import wire
 from streams.core.catalogue import Catalogue
 from streams.core.domain import Headers

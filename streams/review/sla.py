@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from streams.alerts.records import FIRING, MAX_SAMPLES, RESOLVED, Alert, Severity, Status, dedup_key
+from streams.alerts.records import MAX_SAMPLES, dedup_key
+from streams.core.alert import FIRING, RESOLVED, Alert, Severity, Status
 from streams.review.stats import format_wait_ms
 
 RULE = "review_sla"

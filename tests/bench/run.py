@@ -42,7 +42,7 @@ from agent_files import write_agents
 from connectors.local import kafka_local
 from streams.agent.definition import load_agents
 from streams.cli.local_stack import terminate
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import topic_plan
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.domain import RequestEvent

@@ -11,7 +11,8 @@ from receivers import Answer, receiver
 from sample_alerts import agent_alert
 
 from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
-from streams.alerts.delivery import Backoff, Delivered, Rejected, RetryLater, deliver
+from streams.alerts.delivery import Backoff, deliver
+from streams.core.ports.alert_sink import Delivered, Rejected, RetryLater
 
 ALERT = agent_alert(
     rule="circuit_open",

@@ -19,11 +19,12 @@ from harness import Stack, aggregator, committed_offsets, free_port, run_through
 from receivers import Answer, receiver
 from sample_alerts import agent_alert
 
-from streams.alerts.records import RUNBOOK_ANCHORS, Alert, alert_record, runbook_url
+from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, runbook_url
 from streams.cli.local_stack import simulator_process, worker_process
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import alert_relay_group
 from streams.core import wire
+from streams.core.alert import Alert
 from streams.core.catalogue import Catalogue
 from streams.core.settings import REPO_ROOT
 from streams.kafka.alert_log import read_alerts

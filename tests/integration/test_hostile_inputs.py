@@ -9,7 +9,7 @@ import pytest
 from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through
 from hostile_records import NOT_UTF8, send_raw_batch
 
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.kafka.producer import RecordProducer
 from streams.pipeline.decode import encode_request
 

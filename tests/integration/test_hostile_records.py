@@ -26,15 +26,16 @@ from review_samples import decision_with, review_record
 from sample_alerts import Sink
 
 from streams.agent.definition import load_agents
-from streams.alerts.records import FIRING, Alert, alert_record
+from streams.alerts.records import alert_record
 from streams.apps import faust_app
 from streams.apps.relay.alert_relay import relay
 from streams.apps.worker.budget_client import BudgetClient
 from streams.apps.worker.budget_owner import BudgetOwner, run_owner
 from streams.cli.local_stack import worker_process
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import ALERTS, BUDGET_DECISIONS, BUDGET_REQUESTS, REVIEW_DECISIONS, alert_relay_group
 from streams.core import wire
+from streams.core.alert import FIRING, Alert
 from streams.core.catalogue import Catalogue
 from streams.core.ports.clock import SystemClock
 from streams.core.settings import Settings

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, only_outcome, run_through, worker_stack
 
 from streams.cli.local_stack import simulator_process
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.kafka.producer import RecordProducer
 
 TIERS_S = [2, 4]

@@ -11,7 +11,7 @@ from harness import Stack, aggregator, committed_offsets, run_through, worker_st
 
 from streams.cli.local_stack import simulator_process
 from streams.cli.usage_report import WindowRow, read_windows
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import usage_app_id
 from streams.core import wire
 from streams.core.catalogue import Catalogue

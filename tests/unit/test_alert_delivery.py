@@ -1,16 +1,9 @@
 import pytest
 from sample_alerts import agent_alert
 
-from streams.alerts.delivery import (
-    Backoff,
-    Delivered,
-    DeliveryResult,
-    Rejected,
-    RetryLater,
-    deliver,
-    deliver_everywhere,
-)
-from streams.alerts.records import Alert
+from streams.alerts.delivery import Backoff, deliver, deliver_everywhere
+from streams.core.alert import Alert
+from streams.core.ports.alert_sink import Delivered, DeliveryResult, Rejected, RetryLater
 
 ALERT = agent_alert(
     rule="dead_letters",

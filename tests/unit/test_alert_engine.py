@@ -9,8 +9,8 @@ import pytest
 
 from streams.alerts.engine import AlertEngine
 from streams.alerts.observation import Observation
-from streams.alerts.records import Alert
 from streams.alerts.rules import AlertRules
+from streams.core.alert import Alert
 
 T0 = 1_800_000_000_000
 S = 1000  # ms

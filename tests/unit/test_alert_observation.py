@@ -1,5 +1,5 @@
 from streams.alerts.observation import Observation, from_audit, from_usage, partition_of
-from streams.alerts.records import Alert
+from streams.core.alert import Alert
 from streams.kafka.alert_log import describe, open_incidents
 
 

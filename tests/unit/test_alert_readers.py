@@ -21,15 +21,16 @@ from sample_alerts import Sink
 
 from streams.alerts.engine import AlertEngine
 from streams.alerts.observation import Observation
-from streams.alerts.records import FIRING, Alert, alert_record
+from streams.alerts.records import alert_record
 from streams.alerts.rules import load_rules
 from streams.apps.aggregator.alert_evaluator import AlertEvaluator
 from streams.apps.aggregator.alert_stream import FORWARDER, Forwarder
 from streams.apps.aggregator.usage_stream import read_usage
 from streams.apps.relay import alert_relay
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import ALERTS, AUDIT, USAGE, alert_observations_topic
 from streams.core import wire
+from streams.core.alert import FIRING, Alert
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError
 from streams.core.settings import Settings

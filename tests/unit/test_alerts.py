@@ -1,17 +1,10 @@
 from streams.agent.definition import Agent
-from streams.alerts.records import (
-    FIRING,
-    RUNBOOK_ANCHORS,
-    Alert,
-    alert_record,
-    decode_alert,
-    dedup_key,
-    runbook_url,
-)
+from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, decode_alert, dedup_key, runbook_url
 from streams.alerts.rules import MAX_LOOKBACK_S
 from streams.apps.wiring import build_alert_sinks
 from streams.contracts.topics import topic_plan
 from streams.core import wire
+from streams.core.alert import FIRING, Alert
 from streams.core.catalogue import Catalogue
 from streams.core.settings import REPO_ROOT, Settings
 

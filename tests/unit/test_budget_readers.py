@@ -21,7 +21,7 @@ from streams.apps import faust_app
 from streams.apps.worker import budget_owner
 from streams.apps.worker.budget_client import BudgetClient
 from streams.apps.worker.budget_owner import BudgetOwner
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
 from streams.core import wire
 from streams.core.catalogue import Catalogue

@@ -6,10 +6,10 @@ import pytest
 from sample_keys import KEYS, OLD_KEYS
 
 from streams.contracts.control import H_REPLAY_PASS, H_SIGNATURE, PLAIN, Control, ControlKeys, read_control
-from streams.contracts.emit import OutRecord
+from streams.contracts.headers import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
+from streams.contracts.out_record import OutRecord
 from streams.core.domain import SourceRecord
 from streams.core.errors import ControlHeaderForged, ControlHeaderMalformed
-from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
 
 RERUN = ((H_RERUN_OF, b"ev-1"), (H_RERUN_NUMBER, b"2"), (H_SKIP_MODEL, b"sim/a"))
 

@@ -5,10 +5,10 @@ import orjson
 
 from streams.agent.definition import Agent
 from streams.contracts.emit import Emitter
+from streams.contracts.headers import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
 from streams.core import wire
 from streams.core.catalogue import Catalogue
 from streams.core.domain import Attempt, DeadLetter, Failure, Result, Review, SourceRecord, Stage, Trace
-from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
 from streams.core.settings import Settings
 from streams.cost.pricing import Price, PriceTable, Pricing
 from streams.kafka.outcome_store import Recorded, decode_entry, encode_entry

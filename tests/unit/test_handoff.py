@@ -11,9 +11,10 @@ from sample_keys import KEYS
 from streams.agent.definition import Agent
 from streams.agent.handoff_policy import HandoffPolicy, HandoffRule
 from streams.contracts.control import H_SIGNATURE, Control, read_control
-from streams.contracts.emit import OutRecord
+from streams.contracts.headers import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
+from streams.contracts.out_record import OutRecord
 from streams.core.domain import SourceRecord
-from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, ReviewItem
+from streams.core.review_item import ReviewItem
 from streams.pipeline.handoff import (
     HandoffDecision,
     decide_handoff,

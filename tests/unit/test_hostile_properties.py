@@ -16,7 +16,8 @@ from sample_keys import KEYS
 from streams.agent.definition import Agent
 from streams.contracts.control import CONTROL_HEADERS, H_SIGNATURE, read_control
 from streams.contracts.dead_letter import record_size
-from streams.contracts.emit import Emitter, OutRecord
+from streams.contracts.emit import Emitter
+from streams.contracts.out_record import OutRecord
 from streams.core.catalogue import Catalogue
 from streams.core.domain import DeadLetter, RequestEvent, Result, Review, SourceRecord
 from streams.core.errors import DecodeError

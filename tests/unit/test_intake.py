@@ -120,12 +120,14 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     async def on_revoke(tps: set[TopicPartition]) -> None:
         revoked.append(tps)
 
+    fatal: list[tuple[str, BaseException]] = []  # the worker would exit for a restart
     intake = Intake(
         Settings(**{"commit_interval_s": 0.05, "revoke_grace_s": 0.1, **getattr(request, "param", {})}),
         {"in": deliver(False), "tier": deliver(True)},
         inflight,
         assigned=lambda _: None,
         revoked=on_revoke,
+        fatal=lambda what, exc: fatal.append((what, exc)),
         consumer=consumer,
     )
     reading = asyncio.create_task(intake.run())
@@ -133,6 +135,7 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     await inflight.drain(grace_s=0)
     await intake.stop()
     await reading
+    assert not fatal
 
 
 async def settle(seconds: float = 0.15) -> None:

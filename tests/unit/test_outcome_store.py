@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.core.domain import SourceRecord
 from streams.kafka.outcome_store import Recorded, _Entries, decode_entry, encode_entry, input_digest
 

@@ -20,7 +20,8 @@ from streams.agent.definition import Agent
 from streams.apps.review import applier as review_applier
 from streams.apps.review.applier import READER, UNBUILDABLE, ReviewApplier
 from streams.apps.review.metrics import ReviewMetrics
-from streams.contracts.emit import Emitter, OutRecord
+from streams.contracts.emit import Emitter
+from streams.contracts.out_record import OutRecord
 from streams.core import wire
 from streams.core.catalogue import Catalogue
 from streams.core.review_item import Decision, ReviewItem

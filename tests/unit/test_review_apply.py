@@ -7,10 +7,12 @@ from review_samples import NO_PRICES, TRIAGE_OUTPUT, decision_with, review_item
 from sample_keys import KEYS
 
 from streams.agent.definition import Agent
-from streams.contracts.emit import Emitter, OutRecord
+from streams.contracts.emit import Emitter
+from streams.contracts.headers import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
+from streams.contracts.out_record import OutRecord
 from streams.core import wire
 from streams.core.catalogue import Catalogue
-from streams.core.review_item import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL, Decision, ReviewItem
+from streams.core.review_item import Decision, ReviewItem
 from streams.core.settings import Settings
 from streams.review.apply import decision_records
 

@@ -3,8 +3,9 @@ from collections.abc import Sequence
 from sample_alerts import agent_alert
 from sample_review_items import T0_MS, review_item
 
-from streams.alerts.records import RUNBOOK_ANCHORS, Alert, alert_record, decode_alert, runbook_url
+from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, decode_alert, runbook_url
 from streams.core import wire
+from streams.core.alert import Alert
 from streams.core.catalogue import Catalogue
 from streams.core.review_item import ReviewItem
 from streams.core.settings import Settings

@@ -33,8 +33,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from streams.alerts.engine import AlertEngine
 from streams.alerts.observation import Observation, partition_of, scope_key
-from streams.alerts.records import Alert, alert_record
+from streams.alerts.records import alert_record
 from streams.contracts.topics import alert_evaluator_group, alert_observations_topic
+from streams.core.alert import Alert
 from streams.core.catalogue import Catalogue
 from streams.core.errors import UnexpectedValue
 from streams.core.ports.clock import Clock

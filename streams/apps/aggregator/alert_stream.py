@@ -19,13 +19,14 @@ from prometheus_client import CollectorRegistry, Counter
 
 from streams.alerts.engine import AlertEngine
 from streams.alerts.observation import Observation, from_audit, from_usage, partition_of
-from streams.alerts.records import Alert, runbook_url
+from streams.alerts.records import runbook_url
 from streams.alerts.rules import AlertRules
 from streams.apps.aggregator.alert_evaluator import AlertEvaluator
 from streams.apps.faust_app import exit_for_restart
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import AUDIT, USAGE, alert_forwarder_group, alert_observations_topic
 from streams.core import wire
+from streams.core.alert import Alert
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError, UnexpectedValue
 from streams.core.ports.clock import SystemClock

@@ -25,12 +25,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
-from streams.alerts.delivery import AlertSink, Backoff, Sleep, deliver_everywhere
+from streams.alerts.delivery import Backoff, Sleep, deliver_everywhere
 from streams.alerts.records import decode_alert
 from streams.apps.faust_app import exit_for_restart
 from streams.contracts.topics import ALERTS, alert_relay_group
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError
+from streams.core.ports.alert_sink import AlertSink
 from streams.core.settings import Settings
 from streams.kafka.consumers import PATIENT_POLL_MS, group_consumer, until_read
 from streams.kafka.skipped import SkippedRecords

@@ -32,7 +32,8 @@ from streams.agent.definition import Agent
 from streams.apps.review.kafka_service import KafkaReviewService
 from streams.apps.review.metrics import ReviewMetrics
 from streams.contracts.control_keys import load_control_keys
-from streams.contracts.emit import Emitter, OutRecord
+from streams.contracts.emit import Emitter
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import REVIEW_DECISIONS, agent_topics
 from streams.core.errors import DecodeError, KeelError
 from streams.core.review_item import Decision, ReviewItem

@@ -23,7 +23,6 @@ from streams.apps.review.applier import ReviewApplier
 from streams.apps.review.kafka_service import KafkaReviewService
 from streams.apps.review.metrics import ReviewMetrics
 from streams.apps.review.sla_watch import watch_slas
-from streams.cli.review_report import review_stats_report
 from streams.contracts.emit import Emitter
 from streams.contracts.topics import topic_plan
 from streams.core.catalogue import load_catalogue
@@ -34,7 +33,6 @@ from streams.cost.pricing import load_pricing
 from streams.kafka.admin import ensure_topics
 from streams.kafka.skipped import SkippedRecords
 from streams.review.sessions import SessionTable
-from streams.review.suggest import ThresholdRule
 from streams.review.users import UserFile
 from streams.review.web import app as review_web
 
@@ -131,29 +129,3 @@ async def serve(settings: Settings) -> None:
 async def _metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS_KEY].render()
     return web.Response(body=body, headers={"Content-Type": EXPOSITION_TYPE})
-
-
-async def review_stats(settings: Settings) -> str:
-    """`keel review stats`: the review topics read to their end, measured (streams/cli/review_report.py)."""
-    process = build_process(settings)
-    await process.service.start()
-    try:
-        queue = process.service.queue
-        return review_stats_report(
-            queue.items(),
-            queue.decisions(),
-            now_ms=SystemClock().now_ms(),
-            threshold_rules={agent.name: threshold_rules(agent) for agent in process.agents},
-            config_versions={agent.name: agent.config_version for agent in process.agents},
-        )
-    finally:
-        await process.service.stop()
-
-
-def threshold_rules(agent: Agent) -> list[ThresholdRule]:
-    """The agent's "field above X goes to review" rules: the ones a suggestion can move."""
-    return [
-        ThresholdRule(rule.name, rule.field, rule.above)
-        for rule in agent.definition.handoff.rules
-        if rule.route == "review" and rule.field is not None and rule.above is not None
-    ]

@@ -8,7 +8,8 @@ import asyncio
 import logging
 
 from streams.agent.definition import Agent
-from streams.alerts.records import RUNBOOK_ANCHORS, Alert, alert_record, runbook_url
+from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, runbook_url
+from streams.core.alert import Alert
 from streams.core.catalogue import Catalogue
 from streams.core.ports.clock import Clock
 from streams.core.settings import Settings

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.agent.definition import Agent, ModelSpec
 from streams.agent.prompt import render_prompt
 from streams.apps import faust_app
-from streams.contracts.emit import OutRecord
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import BUDGET_DECISIONS, BUDGET_REQUESTS
 from streams.core.catalogue import Catalogue
 from streams.core.domain import Attempt, RequestEvent

@@ -25,9 +25,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.alerts.records import RUNBOOK_ANCHORS, Alert, Dimension, Severity, alert_record, dedup_key, runbook_url
-from streams.contracts.emit import OutRecord
+from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, dedup_key, runbook_url
+from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
+from streams.core.alert import Alert, Dimension, Severity
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError, UnexpectedValue
 from streams.core.ports.clock import Clock

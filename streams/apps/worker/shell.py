@@ -77,6 +77,7 @@ def create_app(runtime: Runtime) -> faust.App:
         inflight,
         assigned=_on_assign(runtime.limiter),
         revoked=_on_revoke(stores, producer),
+        fatal=exit_for_restart,
     )
 
     async def read_topics() -> None:

@@ -6,7 +6,7 @@ from sample_alerts import agent_alert
 
 from connectors.http_headers import parse_retry_after
 from connectors.sinks.alert_sinks import classify, pagerduty_event, slack_message
-from streams.alerts.delivery import Delivered, Rejected, RetryLater
+from streams.core.ports.alert_sink import Delivered, Rejected, RetryLater
 
 ALERT = agent_alert(
     rule="error_rate",
