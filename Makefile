@@ -20,7 +20,7 @@ help:
 	@echo "make demo     the same path, bounded, on the provider simulator (prints a JSON summary)"
 	@echo "make chaos    fault injection on a real broker: kills, restarts, provider faults (JSON summary)"
 	@echo "make bench    throughput and overhead on a real broker: raw aiokafka, faust, Keel (JSON summary)"
-	@echo "make lint     ruff + mypy (strict on streams/ and connectors/)"
+	@echo "make lint     ruff + mypy (strict on streams/ and connectors/) + lint-imports (the import direction)"
 	@echo "make test-e2e the browser tests alone (headless Chromium against the review UI)"
 
 venv: $(STAMP)
@@ -88,6 +88,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 format: $(STAMP)
 	$(BIN)/ruff format .
