@@ -2,6 +2,6 @@
 
 import sys
 
-from connectors.simulator.server import main
+from connectors.simulator.cli import main
 
 sys.exit(main())

@@ -13,12 +13,9 @@ the way OpenAI does, with ``x-ratelimit-*`` headers on every answer (``connector
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import math
-import signal
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -28,7 +25,7 @@ from typing import Annotated, Any, Self
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.simulator import outputs as out
 from connectors.simulator.limits import SimRateLimits, Verdict
@@ -361,53 +358,3 @@ async def run_simulator(
         yield simulator
     finally:
         await simulator.stop()
-
-
-# --- command line ----------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m connectors.simulator",
-        description="OpenAI-compatible provider SIMULATOR (not a model) for tests and benchmarks.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8090, help="0 picks a free port")
-    for name, field in SimulatorConfig.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default)
-    return parser
-
-
-async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    simulator = await start_simulator(config, host=host, port=port)
-    sys.stdout.write(f"keel-simulator listening on {simulator.url}\n")
-    sys.stdout.flush()
-    try:
-        await stopping.wait()
-    finally:
-        await simulator.stop()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(_parser().parse_args(argv))
-    host, port = args.pop("host"), args.pop("port")
-    try:
-        config = SimulatorConfig.model_validate(args)
-    except ValidationError as exc:
-        sys.stderr.write(f"invalid simulator settings: {exc}\n")
-        return 2
-    try:
-        asyncio.run(_serve(config, host, port))
-    except OSError as exc:
-        sys.stderr.write(f"keel-simulator cannot listen on {host}:{port}: {exc}\n")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiokafka.errors import KafkaConnectionError
 
+from streams.cli.alerts import alerts_command
 from streams.core.errors import ConfigError, KeelError
 from streams.core.settings import Settings
 
@@ -18,9 +19,9 @@ from streams.core.settings import Settings
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["kafka"]:
-        from connectors.local import kafka_local  # noqa: PLC0415  (only the kafka command needs it)
+        from connectors.local import kafka_cli  # noqa: PLC0415  (only the kafka command needs it)
 
-        return int(kafka_local.main(args[1:]))
+        return int(kafka_cli.main(args[1:]))
     if args[:1] == ["model"]:
         from connectors.local import llama_local  # noqa: PLC0415
 
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("action", nargs="?", choices=["list", "relay"], default="list")
     alerts.add_argument("--open", action="store_true", help="list: only the incidents still firing")
     alerts.add_argument("--limit", type=int, default=50, help="list: the latest N")
-    alerts.set_defaults(command=_alerts)
+    alerts.set_defaults(command=alerts_command)
 
     usage = sub.add_parser("usage", help="calls, tokens, cost and latency per window, from the aggregation stream")
     usage.add_argument("--by", choices=["agent", "model", "tenant"], default="agent")
@@ -205,28 +206,6 @@ def _budget(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"{args.scope}: this {kind}'s budget raised" if decision.granted else f"{args.scope}: refused")
     return 0 if decision.granted else 1
-
-
-def _alerts(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.core.catalogue import load_catalogue  # noqa: PLC0415
-    from streams.kafka.alert_log import describe, open_incidents, read_alerts  # noqa: PLC0415
-
-    catalogue = load_catalogue(settings.schemas_dir)
-    if args.action == "relay":
-        from streams.apps.relay.alert_relay import run_relay  # noqa: PLC0415
-        from streams.apps.wiring import build_alert_sinks  # noqa: PLC0415
-
-        sinks = build_alert_sinks(settings)
-        if not sinks:
-            raise ConfigError("no alert sinks: set KEEL_ALERT_SLACK_WEBHOOK_URL and/or KEEL_ALERT_WEBHOOK_URL")
-        asyncio.run(run_relay(settings, catalogue, sinks))
-        return 0
-    alerts = asyncio.run(read_alerts(settings, catalogue))
-    chosen = open_incidents(alerts) if args.open else alerts
-    for alert in chosen[-args.limit :]:
-        print(describe(alert))
-    print(f"{len(chosen)} {'open incident' if args.open else 'alert'}(s)")
-    return 0
 
 
 def _review(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,10 +1,10 @@
-"""``keel.alerts`` read back: the open incidents an evaluator takes over, and `keel alerts list`."""
+"""``keel.alerts`` read back: the open incidents an evaluator takes over, and what `keel alerts list` shows
+(streams/cli/alerts.py)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 
@@ -38,19 +38,3 @@ def open_incidents(alerts: Iterable[Alert]) -> list[Alert]:
     for alert in alerts:
         latest[alert.dedup_key] = alert
     return [alert for alert in latest.values() if alert.status == FIRING]
-
-
-def describe(alert: Alert) -> str:
-    at = datetime.fromtimestamp(alert.at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    values = f"{_value(alert.observed, alert.unit)} / {_value(alert.threshold, alert.unit)}"
-    return f"{at}  {alert.status:<8} {alert.severity:<8} {alert.dedup_key:<48} {values:<24} {alert.summary}"
-
-
-def _value(value: float, unit: str) -> str:
-    if unit == "ratio":
-        return f"{value:.0%}"
-    if unit == "ms":
-        return f"{value / 1000:.1f}s"
-    if unit in ("usd", "usd_per_hour"):
-        return f"{value:.2f}{'/h' if unit == 'usd_per_hour' else ''} USD"
-    return f"{value:g}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 
 from streams.agent.definition import Agent, ModelSpec
@@ -19,30 +18,23 @@ from streams.core.domain import Attempt, Stage
 from streams.core.errors import (
     BudgetExhausted,
     CircuitOpen,
-    ContextLengthExceeded,
     DeadlineExceeded,
     KeelError,
-    ModelRefused,
     NoModelAvailable,
     OutputError,
     OutputNotJson,
     OutputTruncated,
-    ProviderAuthError,
     ProviderConnectionError,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderRequestRejected,
     ProviderTimeout,
     RateLimitWait,
 )
 from streams.core.ports.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse, estimate_prompt_tokens
 from streams.cost.budget import Reservation
-from streams.pipeline.circuit import CircuitState
+from streams.pipeline.capacity import acquire_permit, open_circuits, record_health, settle_permit, take_slot
 from streams.pipeline.deps import Deps
 from streams.pipeline.fallback import Fallback, Position, Reask, Retry, Stop, Trim, decide, first_model
-from streams.pipeline.model_slots import Slot
 from streams.pipeline.parse import ValidatedOutput, parse_json_object, validate_output
-from streams.pipeline.rate_limit import Permit, estimate_tokens
+from streams.pipeline.rate_limit import Permit
 
 log = logging.getLogger(__name__)
 HOLD_GRACE_S = 60.0  # a budget hold outlives its call by this much before it counts as spent in full
@@ -99,7 +91,7 @@ async def run_chain(
     chain = agent.definition.model_chain
     policy = agent.definition.reliability
     deadline = started + policy.deadline_s
-    index, prompt, trimmed = _start(chain, prompt, trimmed, _open_circuits(chain, deps))
+    index, prompt, trimmed = _start(chain, prompt, trimmed, open_circuits(chain, deps))
     position, messages = Position(index), list(prompt.messages)
     last_error: KeelError | None = None
     while True:
@@ -113,7 +105,7 @@ async def run_chain(
             answer = await _budgeted_attempt(
                 agent, spec, messages, deps, attempts, tenant=tenant, purpose=purpose, timeout_s=remaining_s
             )
-            _record_health(deps, spec, answer.error)
+            record_health(deps, spec, answer.error)
         if answer.error is None and answer.response is not None and answer.validated is not None:
             return ChainSuccess(answer.response, answer.validated, prompt)
         assert answer.error is not None
@@ -129,7 +121,7 @@ async def run_chain(
             position=position,
             policy=policy,
             remaining_s=remaining_s,
-            unavailable=_open_circuits(chain, deps),
+            unavailable=open_circuits(chain, deps),
             jitter=deps.rng.random(),
             can_trim=trimmed is not None,
         )
@@ -242,11 +234,11 @@ async def _attempt(
     means no call and a deadline exceeded. The call's timeout starts when its request is sent."""
     permit: Permit | None = None
     if not deps.limiter.idle:  # while no limit or hold applies, nothing is awaited or allocated here
-        granted = await _acquire(agent, spec, messages, deps, remaining_s=timeout_s)
+        granted = await acquire_permit(agent, spec, messages, deps, remaining_s=timeout_s)
         if isinstance(granted, RateLimitWait):
             return _Answer(None, None, granted)
         permit, timeout_s = granted, timeout_s - granted.waited_s
-    slot = await _slot(spec, deps, permit, max_wait_s=timeout_s)
+    slot = await take_slot(spec, deps, permit, max_wait_s=timeout_s)
     if slot is None:
         limit = deps.slots.limit(spec.key)
         message = f"no call slot of {spec.key} (max_concurrent {limit}) came free before the event's deadline"
@@ -266,18 +258,6 @@ async def _attempt(
         )
     finally:
         deps.slots.release(slot)
-
-
-async def _slot(spec: ModelSpec, deps: Deps, permit: Permit | None, *, max_wait_s: float) -> Slot | None:
-    """A slot of the model; when none comes (in time, or the wait is cancelled) the call is not made,
-    and the rate limiter gets its permit back."""
-    slot: Slot | None = None
-    try:
-        slot = await deps.slots.acquire(spec.key, max_wait_s=max_wait_s)
-    finally:
-        if slot is None and permit is not None:
-            deps.limiter.settle(permit, spec.key, tokens_used=0, limits=None)
-    return slot
 
 
 async def _call(
@@ -331,7 +311,7 @@ async def _call(
                 tokens_estimated=estimated,
             )
         )
-        _settle(deps, spec, permit, response, error)
+        settle_permit(deps, spec, permit, response, error)
     return _Answer(response, validated, error)
 
 
@@ -344,54 +324,9 @@ def _maybe_served(error: KeelError | None) -> bool:
     return isinstance(error, ProviderTimeout | ProviderConnectionError) and error.sent
 
 
-async def _acquire(
-    agent: Agent, spec: ModelSpec, messages: list[ChatMessage], deps: Deps, *, remaining_s: float
-) -> Permit | RateLimitWait:
-    """Wait for the rate limiter, but leave the call its timeout (or half the time left, if less)."""
-    reserve_s = min(spec.timeout_s, remaining_s / 2)
-    tokens = estimate_tokens(messages, spec.parameters)
-    granted = await deps.limiter.acquire(agent.name, spec.key, tokens=tokens, max_wait_s=remaining_s - reserve_s)
-    if isinstance(granted, Permit):
-        return granted
-    wait = "this worker has no share of it" if math.isinf(granted.wait_s) else f"waiting {granted.wait_s:.1f} s"
-    message = f"{spec.key}: {granted.limit} limit: {wait}, and the event's deadline does not leave that"
-    return RateLimitWait(message, retry_after_s=granted.wait_s + reserve_s)  # when the call could be done
-
-
-def _settle(
-    deps: Deps, spec: ModelSpec, permit: Permit | None, response: ModelResponse | None, error: KeelError | None
-) -> None:
-    """Tell the limiter what the call used and what the provider said about its limits."""
-    limits = response.rate_limits if response else error.limits if isinstance(error, ProviderError) else None
-    if permit is not None or limits is not None:
-        used = response.tokens_in + response.tokens_out if response else 0
-        deps.limiter.settle(permit, spec.key, tokens_used=used or None, limits=limits)
-
-
 def _deadline_passed(deadline_s: float, attempts: list[Attempt], last_error: KeelError | None) -> DeadlineExceeded:
     last = f"; last failure: {last_error.reason}: {last_error}" if last_error else ""
     return DeadlineExceeded(f"the {deadline_s:g} s deadline passed after {len(attempts)} attempt(s){last}")
-
-
-def _record_health(deps: Deps, spec: ModelSpec, error: KeelError | None) -> None:
-    """Provider failures count against the circuit; a provider that answered (even badly) is healthy."""
-    if isinstance(error, ProviderRateLimited):  # not broken, only busy: the limiter holds its calls instead
-        deps.breakers.release(spec.key)
-        return
-    if error is None or isinstance(error, OutputError | ModelRefused | ContextLengthExceeded | ProviderRequestRejected):
-        deps.breakers.record_success(spec.key)
-    elif isinstance(error, ProviderError):
-        auth = isinstance(error, ProviderAuthError)
-        if auth:  # an operator must act: a key is wrong, revoked or out of quota
-            log.error("provider %s rejected Keel's credentials for %s: %s", spec.provider, spec.key, error)
-        deps.breakers.record_failure(spec.key, deps.clock.monotonic(), reason=error.reason, trip=auth)
-    else:
-        deps.breakers.release(spec.key)
-
-
-def _open_circuits(chain: list[ModelSpec], deps: Deps) -> frozenset[int]:
-    now = deps.clock.monotonic()
-    return frozenset(i for i, spec in enumerate(chain) if deps.breakers.state(spec.key, now) is CircuitState.OPEN)
 
 
 def _no_model(chain: list[ModelSpec], prompt_tokens: int) -> NoModelAvailable:

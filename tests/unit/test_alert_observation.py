@@ -1,6 +1,7 @@
 from streams.alerts.observation import Observation, from_audit, from_usage, partition_of
+from streams.cli.alerts import describe
 from streams.core.alert import Alert
-from streams.kafka.alert_log import describe, open_incidents
+from streams.kafka.alert_log import open_incidents
 
 
 def test_usage_and_audit_records_become_observations_that_survive_the_wire() -> None:

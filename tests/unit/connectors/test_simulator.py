@@ -23,11 +23,11 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.simulator import outputs as sim_outputs
+from connectors.simulator.cli import main
 from connectors.simulator.server import (
     SimulatorConfig,
     choose_fault,
     draw_latency_ms,
-    main,
     run_simulator,
     start_simulator,
 )
