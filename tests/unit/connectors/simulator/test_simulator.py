@@ -32,7 +32,7 @@ from connectors.simulator.server import (
     start_simulator,
 )
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 TICKET = {
     "type": "object",
