@@ -13,7 +13,7 @@ from streams.settings import Settings
 
 MINUTE_MS = 60_000
 POLICY = SlaPolicy(review_sla_s=3_600, escalate_after_s=4 * 3_600)
-RUNBOOK = "README.md#runbook-review-sla"
+RUNBOOK = "docs/runbooks.md#runbook-review-sla"
 WARNING_KEY = "review_sla:agent=invoice"
 CRITICAL_KEY = "review_sla:agent=invoice|escalated"
 
