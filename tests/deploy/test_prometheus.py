@@ -81,3 +81,10 @@ def test_every_alert_links_a_runbook_that_exists() -> None:
     assert links and all(link.startswith("docs/runbooks.md#runbook-") for link in links)
     missing = [link for link in links if f'<a id="{link.partition("#")[2]}"></a>' not in runbooks]
     assert not missing
+
+
+def test_every_exported_metric_is_in_the_metrics_table_of_the_operations_page() -> None:
+    operations = (REPO_ROOT / "docs" / "operations.md").read_text()
+    table = {_base(name) for name in re.findall(r"^\| `(keel_[a-z_]+)`", operations, re.MULTILINE)}
+    missing = sorted(_exported() - table)
+    assert table and not missing

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from streams.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.MULTILINE | re.DOTALL)
@@ -79,3 +81,9 @@ def test_the_docs_are_there() -> None:
 def test_every_relative_link_and_anchor_in_the_readme_and_docs_resolves() -> None:
     broken = [link for page in pages() for link in broken_links(page)]
     assert not broken, "\n".join(broken)
+
+
+def test_every_setting_is_named_on_the_operations_page() -> None:
+    operations = (REPO / "docs" / "operations.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`KEEL_{name.upper()}" not in operations]
+    assert not missing
