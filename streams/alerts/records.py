@@ -24,7 +24,7 @@ H_ALERT_RULE = "keel.alert.rule"
 H_ALERT_STATUS = "keel.alert.status"
 MAX_SAMPLES = 5
 
-# The README section each rule's runbook is in (README.md, "Runbooks"); `budget` is raised by budgets,
+# The anchor of each rule's runbook in docs/runbooks.md; `budget` is raised by budgets,
 # `review_sla` by the review service (streams/review/sla.py).
 RUNBOOK_ANCHORS = {
     "consecutive_failures": "runbook-consecutive-failures",
@@ -46,7 +46,7 @@ def dedup_key(rule: str, dimension: str, scope: str) -> str:
 
 
 def runbook_url(settings: Settings, anchor: str) -> str:
-    """A link to a runbook: an anchor of the README (``runbook-budget``) under the configured base,
+    """A link to a runbook: an anchor of docs/runbooks.md (``runbook-budget``) under the configured base,
     or a full URL kept as it is."""
     if "://" in anchor:
         return anchor

@@ -58,7 +58,9 @@ class _Rule(BaseModel):
     by: Dimension = "agent"
     severity: Severity = "warning"
     clear_after_s: Seconds | None = Field(default=None, description="Quiet this long before resolving")
-    runbook: str | None = Field(default=None, description="A README anchor or a full URL; default: the kind's")
+    runbook: str | None = Field(
+        default=None, description="A docs/runbooks.md anchor or a full URL; default: the kind's"
+    )
 
     @property
     def window_s(self) -> int:

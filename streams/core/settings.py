@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     )
     alert_eval_interval_s: float = Field(default=5.0, gt=0, description="How often `keel aggregate` evaluates them")
     alert_runbook_base_url: str = Field(
-        default="README.md", description="Prefix of every alert's runbook link (#runbook-... is appended)"
+        default="docs/runbooks.md", description="Prefix of every alert's runbook link (#runbook-... is appended)"
     )
     alert_slack_webhook_url: SecretStr | None = Field(default=None, description="A Slack incoming webhook")
     alert_webhook_url: str | None = Field(default=None, description="A webhook taking PagerDuty Events v2 events")

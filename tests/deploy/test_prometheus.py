@@ -72,3 +72,19 @@ def test_every_metric_the_dashboard_uses_is_exported() -> None:
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     used = {_base(name) for expr in exprs for name in _METRIC.findall(expr)}
     assert used and used <= _exported()
+
+
+def test_every_alert_links_a_runbook_that_exists() -> None:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    links = [rule["annotations"]["runbook_url"] for group in rules["groups"] for rule in group["rules"]]
+    runbooks = (REPO_ROOT / "docs" / "runbooks.md").read_text()
+    assert links and all(link.startswith("docs/runbooks.md#runbook-") for link in links)
+    missing = [link for link in links if f'<a id="{link.partition("#")[2]}"></a>' not in runbooks]
+    assert not missing
+
+
+def test_every_exported_metric_is_in_the_metrics_table_of_the_operations_page() -> None:
+    operations = (REPO_ROOT / "docs" / "operations.md").read_text()
+    table = {_base(name) for name in re.findall(r"^\| `(keel_[a-z_]+)`", operations, re.MULTILINE)}
+    missing = sorted(_exported() - table)
+    assert table and not missing

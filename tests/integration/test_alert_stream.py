@@ -150,7 +150,7 @@ async def test_an_incident_fires_once_resolves_once_and_reaches_slack_and_the_we
     fired, resolved = both
     assert fired.observed == 3 and fired.threshold == 3 and fired.severity == "critical" and fired.agent == "probe"
     assert set(fired.sample_event_ids) == set(failed[:3])  # keyed by event id: spread over partitions, any order
-    assert fired.runbook_url == "README.md#runbook-consecutive-failures"
+    assert fired.runbook_url == "docs/runbooks.md#runbook-consecutive-failures"
     assert resolved.started_at_ms == fired.started_at_ms and resolved.at_ms - fired.at_ms >= 3000
     assert [b["text"].split(" ")[1] for b in slack_bodies] == ["FIRING", "RESOLVED"]
     assert [r.status for r in pager_hook.received] == [503, 202, 202]
@@ -272,7 +272,7 @@ async def test_the_relay_commits_an_alert_only_once_every_sink_took_it(
                         await asyncio.sleep(0.5)
                     assert await relayed(stack) == 1
     assert event["event_action"] == "trigger" and event["payload"]["class"] == "budget"
-    assert event["links"] == [{"href": "README.md#runbook-budget", "text": "Runbook: budget"}]
+    assert event["links"] == [{"href": "docs/runbooks.md#runbook-budget", "text": "Runbook: budget"}]
     assert "routing_key" not in event and len(slack_hook.received) == 1
 
 

@@ -246,7 +246,7 @@ def an_alert(summary: str) -> Alert:
         unit="ratio",
         window="day",
         summary=summary,
-        runbook_url="README.md#runbook-budget",
+        runbook_url="docs/runbooks.md#runbook-budget",
         at_ms=now_ms,
         started_at_ms=now_ms,
         agent="support_triage",

@@ -14,7 +14,7 @@ ALERT = agent_alert(
     unit="count",
     window="10m",
     summary="a: 6 dead letters in 10m (threshold 5)",
-    runbook_url="README.md#runbook-dead-letters",
+    runbook_url="docs/runbooks.md#runbook-dead-letters",
     at_ms=1,
 )
 

@@ -41,7 +41,7 @@ def usage(outcome: str = "ok", *, at: int = T0, cost: float | None = 0.001, **fi
 
 def engine(*rules: dict[str, Any], clear_after_s: int = 60, **options: Any) -> AlertEngine:
     spec = AlertRules.model_validate({"resolution_s": 1, "clear_after_s": clear_after_s, "rules": list(rules)})
-    return AlertEngine(spec, runbook=lambda anchor: f"README.md#{anchor}", **options)
+    return AlertEngine(spec, runbook=lambda anchor: f"docs/runbooks.md#{anchor}", **options)
 
 
 def feed(alerts: AlertEngine, *observations: Observation) -> None:
@@ -72,7 +72,7 @@ def test_consecutive_failures_fire_once_stay_quiet_and_resolve_after_the_clear_p
     )
     assert firing.agent == "triage" and firing.severity == "critical" and firing.window == "consecutive"
     assert firing.sample_event_ids == tuple(f.event_id for f in failures[:5])
-    assert firing.runbook_url == "README.md#runbook-consecutive-failures" and firing.started_at_ms == T0 + 5 * S
+    assert firing.runbook_url == "docs/runbooks.md#runbook-consecutive-failures" and firing.started_at_ms == T0 + 5 * S
     feed(alerts, *failures[5:])
     assert tick(alerts, T0 + 20 * S) == []  # still failing: quiet
     feed(alerts, audit("result", at=T0 + 21 * S))
@@ -196,7 +196,7 @@ def firing_alert(rule: str = "consecutive_failures", **changes: Any) -> Alert:
         "unit": "events",
         "window": "consecutive",
         "summary": "...",
-        "runbook_url": "README.md#x",
+        "runbook_url": "docs/runbooks.md#x",
         "at_ms": T0 - 3600 * S,
         "started_at_ms": T0 - 3600 * S,
         "agent": "triage",

@@ -14,7 +14,7 @@ from streams.review.sla import SlaPolicy, review_sla_alerts, sla_dedup_key
 
 MINUTE_MS = 60_000
 POLICY = SlaPolicy(review_sla_s=3_600, escalate_after_s=4 * 3_600)
-RUNBOOK = "README.md#runbook-review-sla"
+RUNBOOK = "docs/runbooks.md#runbook-review-sla"
 WARNING_KEY = "review_sla:agent=invoice"
 CRITICAL_KEY = "review_sla:agent=invoice|escalated"
 

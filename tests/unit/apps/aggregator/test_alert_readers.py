@@ -89,7 +89,7 @@ class Producer:
 
 
 def engine() -> AlertEngine:
-    return AlertEngine(load_rules(SETTINGS.alert_rules_file), runbook=lambda anchor: f"README.md#{anchor}")
+    return AlertEngine(load_rules(SETTINGS.alert_rules_file), runbook=lambda anchor: f"docs/runbooks.md#{anchor}")
 
 
 async def until_read(consumer: StandInConsumer, run: Callable[[], Awaitable[None]], *tps: TopicPartition) -> None:
@@ -208,7 +208,7 @@ def alert(**changes: Any) -> Alert:
         "unit": "ratio",
         "window": "day",
         "summary": "s",
-        "runbook_url": "README.md#runbook-budget",
+        "runbook_url": "docs/runbooks.md#runbook-budget",
         "at_ms": NOW,
         "started_at_ms": NOW,
         "agent": "support_triage",
