@@ -4,7 +4,7 @@ Counters and histograms are updated once per event, from its outcome; gauges (in
 consumer lag, budgets) are read when Prometheus scrapes. Labels stay bounded: agents, providers and
 models come from the agent definitions, outcomes and failure reasons from Keel's own codes
 (streams/core/errors.py), partitions from the topic plan, budget scopes from the declared budgets. Never event
-ids, other tenants or record keys. The README lists every metric.
+ids, other tenants or record keys. docs/operations.md lists every metric.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The names of the headers Keel writes on its records (documented in the README).
+"""The names of the headers Keel writes on its records (documented in docs/topics.md).
 
 Dead-letter headers (streams/contracts/dead_letter.py) mirror Kafka Connect / Spring Kafka; the control
 headers that steer a run are streams/contracts/control.py; an alert's are streams/alerts/records.py.

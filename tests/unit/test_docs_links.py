@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
