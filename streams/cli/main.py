@@ -99,12 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--tokens", type=int, help="raise: the new token limit")
     budget.set_defaults(command=_budget)
 
-    review = sub.add_parser(
-        "review", help="the human review queue: serve its web UI, API and decision applier; stats: measured handoff"
-    )
-    review.add_argument("action", choices=["serve", "stats"])
-    review.set_defaults(command=_review)
-
+    _add_services(sub)
     for name, help_text in (
         ("demo", "run the whole path bounded and non-interactively; last line is a JSON summary"),
         ("run", "the `make run` flow: start everything, publish samples, show outcomes live"),
@@ -119,6 +114,21 @@ def _parser() -> argparse.ArgumentParser:
             )
         demo.set_defaults(command=_demo, live=name == "run")
     return parser
+
+
+def _add_services(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands that serve HTTP: the review service and the schema registry API."""
+    review = sub.add_parser(
+        "review", help="the human review queue: serve its web UI, API and decision applier; stats: measured handoff"
+    )
+    review.add_argument("action", choices=["serve", "stats"])
+    review.set_defaults(command=_review)
+
+    registry = sub.add_parser(
+        "registry", help="serve: the schema catalogue over the Confluent Schema Registry REST API (read-only)"
+    )
+    registry.add_argument("action", choices=["serve"])
+    registry.set_defaults(command=_registry)
 
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
@@ -215,6 +225,14 @@ def _review(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "stats":
         print(asyncio.run(review_stats(settings)))
         return 0
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _registry(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.apps.registry.serve import serve  # noqa: PLC0415
+
+    logging.getLogger("streams").setLevel(logging.INFO)
     asyncio.run(serve(settings))
     return 0
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,65 @@ class CatalogueSchema:
     output: str | None  # for composed result schemas: the agent output file placed in `output`
     raw: dict[str, Any]  # the schema as JSON
     parsed: Any  # fastavro's parsed form, ready for the writer and reader
+    fingerprint: str = ""  # sha256 of the parsing canonical form (see ``fingerprint``)
+
+
+# Looks up an id the catalogue does not know (a Schema Registry's, streams/apps/registry/client_mode.py);
+# None: no such schema. Called once per id: what it returns is kept.
+Resolver = Callable[[int], "CatalogueSchema | None"]
 
 
 class Catalogue:
-    def __init__(self, schemas_dir: Path, entries: list[CatalogueSchema]) -> None:
+    """The schemas by id and by subject. Embedded: ids are the catalogue's own. With a Schema Registry
+    (``with_registry_ids``): the entries Keel writes carry the registry's ids, and any other id is read
+    through ``resolver``, matched to a catalogue schema by fingerprint when it is one."""
+
+    def __init__(
+        self,
+        schemas_dir: Path,
+        entries: list[CatalogueSchema],
+        *,
+        readable: Mapping[int, CatalogueSchema] | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
         self.schemas_dir = schemas_dir
-        self._by_id = {entry.id: entry for entry in entries}
+        self._entries = entries
+        self._by_id = dict(readable) if readable is not None else {entry.id: entry for entry in entries}
         self._by_subject = {entry.subject: entry for entry in entries}
+        self._resolver = resolver
+
+    @property
+    def from_registry(self) -> bool:
+        return self._resolver is not None
 
     def by_id(self, schema_id: int) -> CatalogueSchema | None:
-        return self._by_id.get(schema_id)
+        entry = self._by_id.get(schema_id)
+        if entry is None and self._resolver is not None:
+            entry = self._resolver(schema_id)
+            if entry is not None:
+                self._by_id[schema_id] = entry
+        return entry
+
+    def by_fingerprint(self, value: str) -> CatalogueSchema | None:
+        """The catalogue's schema with this canonical form (the latest entry when two share it)."""
+        return next((e for e in reversed(self._entries) if e.fingerprint == value), None)
+
+    def with_registry_ids(self, ids: Mapping[int, int], resolver: Resolver) -> Catalogue:
+        """This catalogue with the registry's ids: ``ids`` maps catalogue ids to registry ids for the
+        schemas Keel writes. Catalogue ids mean nothing any more: every id read is a registry id."""
+        entries = [replace(e, id=ids[e.id]) if e.id in ids else e for e in self._entries]
+        readable = {ids[old.id]: new for old, new in zip(self._entries, entries, strict=True) if old.id in ids}
+        return Catalogue(self.schemas_dir, entries, readable=readable, resolver=resolver)
+
+    def adopt(self, schema_id: int, raw: dict[str, Any]) -> CatalogueSchema:
+        """The entry for a schema read from a registry under ``schema_id``: the catalogue's own parsed
+        schema when the canonical forms match, else the schema parsed (its subject ``registry:<id>``,
+        which no Keel decoder expects)."""
+        known = self.by_fingerprint(fingerprint(raw))
+        if known is not None:
+            return replace(known, id=schema_id)
+        parsed = fastavro.parse_schema(copy.deepcopy(raw))
+        return CatalogueSchema(schema_id, f"registry:{schema_id}", "", None, raw, parsed, fingerprint(raw))
 
     def by_subject(self, subject: str) -> CatalogueSchema:
         try:
@@ -55,7 +105,7 @@ class Catalogue:
         return next((e for e in self._by_id.values() if e.file == output_file and e.output is None), None)
 
     def entries(self) -> list[CatalogueSchema]:
-        return sorted(self._by_id.values(), key=lambda e: e.id)
+        return sorted(self._entries, key=lambda e: e.id)
 
 
 def fingerprint(raw: dict[str, Any]) -> str:
@@ -93,7 +143,7 @@ def load_catalogue(schemas_dir: Path) -> Catalogue:
                 "Published schemas are immutable: add the changed schema as a new file with a new id."
             )
         parsed = fastavro.parse_schema(copy.deepcopy(raw))
-        entries.append(CatalogueSchema(schema_id, subject, file, output, raw, parsed))
+        entries.append(CatalogueSchema(schema_id, subject, file, output, raw, parsed, actual))
     return Catalogue(schemas_dir, entries)
 
 

@@ -45,6 +45,22 @@ class Settings(BaseSettings):
     namespace: str = Field(default="", description="Prefix for every topic and the consumer group")
     agents_dir: Path = REPO_ROOT / "deploy" / "agents"
     schemas_dir: Path = REPO_ROOT / "schemas"
+    # The Schema Registry (docs/topics.md#schema-ids-and-the-registry): client mode, and Keel's own endpoint.
+    registry_web_host: str = Field(
+        default="127.0.0.1", description="`keel registry serve` binds here (the catalogue over the registry API)"
+    )
+    registry_web_port: int = Field(default=6071, ge=0, le=65535, description="`keel registry serve`'s port")
+    schema_registry_url: str | None = Field(
+        default=None, description="A Confluent-compatible Schema Registry: its ids go in the wire format (client mode)"
+    )
+    schema_registry_user: str | None = Field(default=None, description="Basic auth user for the registry")
+    schema_registry_password: SecretStr | None = Field(default=None, description="Basic auth password")
+    schema_registry_token: SecretStr | None = Field(default=None, description="A bearer token, instead of basic auth")
+    schema_registry_logical_cluster: str | None = Field(
+        default=None, description="Sent as target-sr-cluster with the bearer token (Confluent Cloud: lsrc-...)"
+    )
+    schema_registry_ca_file: Path | None = Field(default=None, description="CA bundle the registry's TLS must chain to")
+    schema_registry_timeout_s: float = Field(default=10.0, gt=0, description="One registry request")
     pricing_file: Path = Field(
         default=REPO_ROOT / "deploy" / "pricing.yaml", description="The price table (streams/cost/pricing.py)"
     )
