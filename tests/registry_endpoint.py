@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from aiohttp import web
 from loopback import app_server
 
 from streams.agent.definition import Agent
@@ -19,9 +20,9 @@ STAND_IN_FIRST_ID = 10_001  # far from the catalogue's ids, so a test sees which
 
 
 @contextmanager
-def serving(store: SchemaStore) -> Iterator[str]:
-    """The endpoint over ``store``; yields its base URL."""
-    with app_server(build_app(store)) as server:
+def serving(store: SchemaStore, *, app: web.Application | None = None) -> Iterator[str]:
+    """The endpoint over ``store`` (or ``app``, built on it); yields its base URL."""
+    with app_server(app or build_app(store)) as server:
         yield server.base_url
 
 

@@ -10,12 +10,13 @@ from random import Random
 
 from connectors.models.openai_compat import OpenAICompatClient
 from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
-from streams.agent.definition import Agent, RateLimitPolicy, load_agents
+from streams.agent.definition import Agent, RateLimitPolicy
+from streams.apps.registry.client_mode import load_schemas
 from streams.contracts.control import ControlKeys
 from streams.contracts.control_keys import load_control_keys
 from streams.contracts.emit import Emitter
 from streams.contracts.topics import agent_topics
-from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.catalogue import Catalogue
 from streams.core.errors import UnknownProvider
 from streams.core.ports.alert_sink import AlertSink
 from streams.core.ports.clock import Clock, SystemClock
@@ -52,8 +53,7 @@ class Runtime:
 
 
 def load_runtime(settings: Settings) -> Runtime:
-    catalogue = load_catalogue(settings.schemas_dir)
-    agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
+    catalogue, agents = load_schemas(settings)  # with a Schema Registry: its ids, or a refusal to start
     if settings.provider_override:
         agents = [with_provider(agent, settings.provider_override) for agent in agents]
     models = build_models(settings, agents)

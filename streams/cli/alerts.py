@@ -8,7 +8,6 @@ import asyncio
 from datetime import UTC, datetime
 
 from streams.core.alert import Alert
-from streams.core.catalogue import load_catalogue
 from streams.core.errors import ConfigError
 from streams.core.settings import Settings
 from streams.kafka.alert_log import open_incidents, read_alerts
@@ -16,7 +15,9 @@ from streams.kafka.alert_log import open_incidents, read_alerts
 
 def alerts_command(args: argparse.Namespace, settings: Settings) -> int:
     """`keel alerts [list|relay] [--open] [--limit N]`."""
-    catalogue = load_catalogue(settings.schemas_dir)
+    from streams.apps.registry.client_mode import load_schemas  # noqa: PLC0415
+
+    catalogue, _ = load_schemas(settings)
     if args.action == "relay":
         from streams.apps.relay.alert_relay import run_relay  # noqa: PLC0415
         from streams.apps.wiring import build_alert_sinks  # noqa: PLC0415

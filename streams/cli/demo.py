@@ -23,13 +23,13 @@ import orjson
 
 from connectors.local import kafka_local, llama_local
 from connectors.local.daemon import run_sync
-from streams.agent.definition import load_agents
+from streams.apps.registry.client_mode import load_schemas
 from streams.apps.wiring import load_runtime
 from streams.cli.local_stack import say, simulator_process, worker_process
 from streams.cli.publish import load_samples, publish, take
 from streams.cli.watch import Observed, OutcomeWatcher, Tally, outcome_topics
 from streams.contracts.topics import agent_topics, topic_plan
-from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.catalogue import Catalogue
 from streams.core.settings import REPO_ROOT, Settings
 from streams.kafka.admin import ensure_topics
 from streams.review.users import UserFile
@@ -69,8 +69,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
 
 
 async def publish_samples(settings: Settings, agent_name: str, count: int) -> list[str]:
-    catalogue = load_catalogue(settings.schemas_dir)
-    agents = load_agents(settings.agents_dir, catalogue, only=[agent_name])
+    catalogue, agents = load_schemas(settings.model_copy(update={"agents": [agent_name]}))
     samples = load_samples(SAMPLES_DIR / f"{agent_name}.jsonl")
     topic = agent_topics(agents[0], settings).input
     return await publish(settings.bootstrap_servers, topic, catalogue, take(samples, count))

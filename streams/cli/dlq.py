@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
+from streams.apps.registry.client_mode import load_schemas
 from streams.cli.watch import Observed, OutcomeWatcher
 from streams.contracts.control import CONTROL_HEADERS, H_REPLAY, H_REPLAY_OF, H_REPLAY_PASS, H_SIGNATURE, ControlKeys
 from streams.contracts.control_keys import load_control_keys
 from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import outcome_topic
-from streams.core.catalogue import load_catalogue
 from streams.core.settings import Settings
 from streams.kafka.producer import RecordProducer
 
@@ -94,7 +94,7 @@ def as_json(dead: dict[str, Any]) -> str:
 
 
 async def read_dead_letters(settings: Settings, agents: list[str]) -> list[dict[str, Any]]:
-    catalogue = load_catalogue(settings.schemas_dir)
+    catalogue, _ = load_schemas(settings)
     watcher = OutcomeWatcher(
         settings.bootstrap_servers, catalogue, {outcome_topic(settings, a, "dlq"): "dead_letter" for a in agents}
     )

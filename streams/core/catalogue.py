@@ -99,10 +99,10 @@ class Catalogue:
             raise SchemaCatalogueError(f"no schema with subject {subject!r} in the catalogue") from None
 
     def result_for_output(self, output_file: str) -> CatalogueSchema | None:
-        return next((e for e in self._by_id.values() if e.output == output_file), None)
+        return next((e for e in self._entries if e.output == output_file), None)
 
     def output_by_file(self, output_file: str) -> CatalogueSchema | None:
-        return next((e for e in self._by_id.values() if e.file == output_file and e.output is None), None)
+        return next((e for e in self._entries if e.file == output_file and e.output is None), None)
 
     def entries(self) -> list[CatalogueSchema]:
         return sorted(self._entries, key=lambda e: e.id)

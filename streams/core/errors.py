@@ -41,6 +41,25 @@ class SchemaCatalogueError(ConfigError):
     reason = "schema_catalogue_invalid"
 
 
+class SchemaRegistryRefused(ConfigError):
+    """The Schema Registry refused Keel at start-up (credentials, permissions, a schema it rejects)."""
+
+    reason = "schema_registry_refused"
+
+
+class IncompatibleSchema(ConfigError):
+    """A schema Keel writes is not backward compatible with its subject's latest version."""
+
+    reason = "schema_incompatible"
+
+
+class SchemaRegistryUnavailable(KeelError):
+    """The Schema Registry could not be reached (or answered 5xx) after the client's retries."""
+
+    reason = "schema_registry_unavailable"
+    retriable = True
+
+
 class PricingError(ConfigError):
     reason = "pricing_invalid"
 

@@ -50,7 +50,8 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="`keel registry serve` binds here (the catalogue over the registry API)"
     )
     registry_web_port: int = Field(default=6071, ge=0, le=65535, description="`keel registry serve`'s port")
-    schema_registry_url: str | None = Field(
+    # A secret: a registry URL may carry user info (https://user:password@host), as Confluent's client takes it.
+    schema_registry_url: SecretStr | None = Field(
         default=None, description="A Confluent-compatible Schema Registry: its ids go in the wire format (client mode)"
     )
     schema_registry_user: str | None = Field(default=None, description="Basic auth user for the registry")

@@ -22,13 +22,13 @@ import faust
 from faust.serializers import codecs
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from streams.agent.definition import load_agents
 from streams.alerts.rules import AlertRules, load_rules
 from streams.apps import faust_app
 from streams.apps.aggregator.alert_stream import add_alerting
+from streams.apps.registry.client_mode import load_schemas
 from streams.contracts.topics import USAGE, topic_plan, usage_app_id
 from streams.core import wire
-from streams.core.catalogue import Catalogue, load_catalogue
+from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError, UnexpectedValue
 from streams.core.settings import Settings
 from streams.cost.usage_windows import WINDOWS, Lateness, UsageRecord, UsageStats, WindowSpec
@@ -118,9 +118,8 @@ class UsageMetrics:
 
 
 def run_aggregator(settings: Settings) -> NoReturn:
-    catalogue = load_catalogue(settings.schemas_dir)
+    catalogue, agents = load_schemas(settings)  # it writes alerts: with a Schema Registry, under its ids
     rules = load_rules(settings.alert_rules_file)
-    agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
     asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(agents, settings)))
     app, _ = create_usage_app(settings, catalogue, rules)
     faust_app.run(app, settings, what="usage aggregator")

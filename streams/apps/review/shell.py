@@ -16,16 +16,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from streams.agent.definition import Agent, load_agents
+from streams.agent.definition import Agent
 from streams.apps import faust_app
 from streams.apps.metrics import EXPOSITION_TYPE
+from streams.apps.registry.client_mode import load_schemas
 from streams.apps.review.applier import ReviewApplier
 from streams.apps.review.kafka_service import KafkaReviewService
 from streams.apps.review.metrics import ReviewMetrics
 from streams.apps.review.sla_watch import watch_slas
 from streams.contracts.emit import Emitter
 from streams.contracts.topics import topic_plan
-from streams.core.catalogue import load_catalogue
 from streams.core.ports.clock import SystemClock
 from streams.core.review_item import ReviewService
 from streams.core.settings import Settings
@@ -62,8 +62,7 @@ class ReviewProcess:
 
 
 def build_process(settings: Settings) -> ReviewProcess:
-    catalogue = load_catalogue(settings.schemas_dir)
-    agents = load_agents(settings.agents_dir, catalogue, only=settings.agents or None)
+    catalogue, agents = load_schemas(settings)
     emitter = Emitter(catalogue, settings, agents, pricing=load_pricing(settings.pricing_file))
     skipped = SkippedRecords()
     service = KafkaReviewService(settings, catalogue, agents, skipped=skipped)
