@@ -3,10 +3,14 @@ client mode is tested against), for tests that drive it with confluent-kafka's s
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from aiohttp import web
+from confluent_kafka import Consumer
 from loopback import app_server
 
 from streams.agent.definition import Agent
@@ -32,3 +36,22 @@ def catalogue_store(catalogue: Catalogue, agents: list[Agent], settings: Setting
 
 def stand_in_store() -> SchemaStore:
     return SchemaStore(writable=True, first_id=STAND_IN_FIRST_ID)
+
+
+def read_all(bootstrap: str, topics: list[str], count: int, *, timeout_s: float = 30) -> list[Any]:
+    """At least ``count`` messages of ``topics``, raw, with a plain librdkafka consumer."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"downstream-{uuid.uuid4().hex[:8]}",
+         "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    )  # fmt: skip
+    consumer.subscribe(topics)
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(messages) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages

@@ -22,6 +22,7 @@ from fastavro.schema import to_parsing_canonical_form
 from streams.core.errors import SchemaCatalogueError
 
 OUTPUT_PLACEHOLDER = "AGENT_OUTPUT"
+_MAX_MISSING = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class Catalogue:
         self._by_id = dict(readable) if readable is not None else {entry.id: entry for entry in entries}
         self._by_subject = {entry.subject: entry for entry in entries}
         self._resolver = resolver
+        self._missing: set[int] = set()  # ids the resolver found nothing under (bounded: hostile input)
 
     @property
     def from_registry(self) -> bool:
@@ -65,11 +67,19 @@ class Catalogue:
 
     def by_id(self, schema_id: int) -> CatalogueSchema | None:
         entry = self._by_id.get(schema_id)
-        if entry is None and self._resolver is not None:
+        if entry is None and self._resolver is not None and schema_id not in self._missing:
             entry = self._resolver(schema_id)
             if entry is not None:
                 self._by_id[schema_id] = entry
+            else:
+                if len(self._missing) >= _MAX_MISSING:
+                    self._missing.clear()
+                self._missing.add(schema_id)
         return entry
+
+    def knows(self, schema_id: int) -> bool:
+        """Whether ``by_id`` answers without asking the resolver."""
+        return self._resolver is None or schema_id in self._by_id or schema_id in self._missing
 
     def by_fingerprint(self, value: str) -> CatalogueSchema | None:
         """The catalogue's schema with this canonical form (the latest entry when two share it)."""

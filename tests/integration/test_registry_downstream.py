@@ -4,19 +4,15 @@ SchemaRegistryClient read ``<agent>.results`` and ``<agent>.dlq`` through Keel's
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from harness import Stack, run_through
-from registry_endpoint import catalogue_store, serving
+from registry_endpoint import catalogue_store, read_all, serving
 
 from streams.agent.definition import load_agents
 from streams.cli.publish import load_samples, take
@@ -28,25 +24,6 @@ def registry_url(stack: Stack) -> Iterator[str]:
     agents = load_agents(stack.settings.agents_dir, stack.catalogue)
     with serving(catalogue_store(stack.catalogue, agents, stack.settings)) as url:
         yield url
-
-
-def read_all(bootstrap: str, topics: list[str], count: int, *, timeout_s: float = 30) -> list[Any]:
-    """At least ``count`` messages of ``topics``, raw, with a plain librdkafka consumer."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"downstream-{uuid.uuid4().hex[:8]}",
-         "auto.offset.reset": "earliest", "enable.auto.commit": False}
-    )  # fmt: skip
-    consumer.subscribe(topics)
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(messages) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                messages.append(message)
-    finally:
-        consumer.close()
-    return messages
 
 
 async def test_a_confluent_consumer_decodes_results_and_dead_letters(

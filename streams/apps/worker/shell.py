@@ -27,6 +27,7 @@ from streams.agent.definition import Agent
 from streams.apps import faust_app
 from streams.apps.faust_app import exit_for_restart
 from streams.apps.metrics import LiveSources, WorkerMetrics
+from streams.apps.registry.lookup import resolve_schema_id
 from streams.apps.wiring import Runtime, load_runtime
 from streams.apps.worker.budget_client import BudgetClient
 from streams.apps.worker.budget_owner import BudgetOwner, run_owner
@@ -264,6 +265,7 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
     same partition whatever the topic it is read from."""
     agent, runtime, store, producer = shell.agent, shell.runtime, shell.store, shell.producer
     source, clock = arrived.source, runtime.deps.clock
+    await resolve_schema_id(runtime.catalogue, source.value, clock)  # client mode: a new id, off the loop
     admitted = await _admit(shell, arrived)
     recorded, control = admitted.recorded, admitted.control
     if recorded is not None and recorded.settles(admitted.pass_number, replay=control.replay):  # seen before
