@@ -60,3 +60,23 @@ async def test_a_confluent_consumer_decodes_results_and_dead_letters(
         ("decode", "unknown_schema_id"),
         ("decode", "wrong_magic_byte"),
     }
+
+
+def test_keel_registry_serve_answers_a_standard_client(tmp_path: Path) -> None:
+    """The command itself: `keel registry serve` on its port, in the namespace it is given."""
+    import os
+    import subprocess
+    import sys
+
+    port = int(os.environ.get("KEEL_TEST_REGISTRY_PORT", "29795"))  # the broker's test port moves the same way
+    env = {**os.environ, "KEEL_NAMESPACE": "ns2", "KEEL_REGISTRY_WEB_PORT": str(port), "KEEL_STATE_DIR": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "registry", "serve"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        client = SchemaRegistryClient({"url": f"http://127.0.0.1:{port}", "max.retries": 10, "retries.wait.ms": 200})
+        assert client.get_latest_version("ns2.support_triage.results-value").schema_id == 102
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode in (0, -15), output
+    assert f"schema registry API on http://127.0.0.1:{port}/" in output
