@@ -155,3 +155,16 @@ def test_a_refusal_names_what_was_refused() -> None:
     assert "42205" in str(refused.value) and "refused registering" in str(refused.value)
     served = catalogue_store(Settings(namespace="ns"))
     assert "ns.keel.audit-value" in served.subjects()
+
+
+def test_wrong_credentials_are_one_clear_error_naming_the_settings() -> None:
+    async def unauthorized(_request: web.Request) -> web.Response:
+        body = {"error_code": 40101, "message": "Unauthorized"}
+        return web.json_response(body, status=401, content_type="application/vnd.schemaregistry.v1+json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", unauthorized)
+    with serving(SchemaStore(), app=app) as base_url, pytest.raises(SchemaRegistryRefused) as refused:
+        load_schemas(settings_for(base_url, schema_registry_user="keel", schema_registry_password=CANARY))
+    message = str(refused.value)
+    assert "(401)" in message and "KEEL_SCHEMA_REGISTRY_USER" in message and CANARY not in message
