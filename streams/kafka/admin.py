@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.contracts.topics import TopicSpec
 from streams.core.errors import KeelError
+from streams.core.kafka_client import ClientConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +20,11 @@ class TopicSetupError(KeelError):
     retriable = True
 
 
-async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[str]:
+async def ensure_topics(kafka: ClientConfig, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Topics that exist must have
     the planned partition count: an event's store entry and retry tier records use its input
     partition's number."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(**kafka.kwargs(), request_timeout_ms=15_000)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -36,7 +37,7 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[
             await _wait_for_leaders(admin, [spec.name for spec in missing])
         return [spec.name for spec in missing]
     except KafkaError as exc:
-        raise TopicSetupError(f"cannot create topics on {bootstrap_servers}: {exc!r}") from exc
+        raise TopicSetupError(f"cannot create topics on {kafka.describe()}: {exc!r}") from exc
     finally:
         await admin.close()
 

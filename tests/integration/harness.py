@@ -28,6 +28,7 @@ from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.domain import RequestEvent
 from streams.core.settings import Settings
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import client_config
 
 AGENTS = ["support_triage", "invoice_extraction"]
 T = TypeVar("T")
@@ -101,7 +102,7 @@ def worker_stack(
     )
     catalogue = load_catalogue(settings.schemas_dir)
     plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
-    run_sync(lambda: ensure_topics(bootstrap, plan))  # works inside an async test too
+    run_sync(lambda: ensure_topics(client_config(settings), plan))  # works inside an async test too
     env = {
         **(env or {}),
         "KEEL_AGENTS_DIR": str(agents_dir),
@@ -136,17 +137,17 @@ async def run_through(
     """Publish (or run ``action``), then read outcomes until every published or ``expect``-ed event has
     ended, or the wait runs out; ``during`` sees the tally after each read. An ``action`` that returns a
     list of event ids expects those too."""
-    bootstrap = stack.settings.bootstrap_servers
-    watcher = OutcomeWatcher(bootstrap, stack.catalogue, outcome_topics(stack.settings, AGENTS))
+    kafka = client_config(stack.settings)
+    watcher = OutcomeWatcher(kafka, stack.catalogue, outcome_topics(stack.settings, AGENTS))
     await watcher.start()
     try:
         ids: list[str] = list(expect)
         if action is not None and isinstance(acted := await action(), list):
             ids += acted
         for topic, batch in (events or {}).items():
-            ids += await publish(bootstrap, stack.topic(topic), stack.catalogue, batch)
+            ids += await publish(kafka, stack.topic(topic), stack.catalogue, batch)
         if raw:
-            positions = await publish_raw(bootstrap, stack.topic("support.tickets"), raw)
+            positions = await publish_raw(kafka, stack.topic("support.tickets"), raw)
             ids += [f"undecodable:{t}/{p}/{o}" for t, p, o in positions]
         tally = Tally()
         loop = asyncio.get_running_loop()
@@ -200,10 +201,10 @@ async def group_offsets(
     """``group``'s committed offsets of ``topic``'s partitions (-1: none) and their end offsets, once
     they are equal or ``wait_s`` has passed (one reading if it is under half a second). ``nonempty``:
     only the partitions that had records when this started."""
-    bootstrap = settings.bootstrap_servers
+    kafka = client_config(settings)
     partitions = [TopicPartition(settings.topic(topic), p) for p in range(settings.partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.kwargs())
+    admin = AIOKafkaAdminClient(**kafka.kwargs())
     await consumer.start()
     await admin.start()
     try:

@@ -38,6 +38,7 @@ from streams.contracts.topics import REVIEW_DECISIONS, agent_topics
 from streams.core.errors import DecodeError, KeelError
 from streams.core.review_item import Decision, ReviewItem
 from streams.core.settings import Settings
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import PATIENT_POLL_MS, group_consumer, until_read
 from streams.kafka.producer import RecordProducer, until_written
 from streams.review.apply import decision_records
@@ -79,7 +80,7 @@ class ReviewApplier:
         settings = self._settings
         consumer = consumer or group_consumer(settings, applier_group(settings), max_poll_interval_ms=PATIENT_POLL_MS)
         consumer.subscribe([settings.topic(REVIEW_DECISIONS)])
-        producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
+        producer = RecordProducer(client_config(settings), request_timeout_s=settings.produce_timeout_s)
         await consumer.start()
         try:
             while True:

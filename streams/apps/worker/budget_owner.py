@@ -35,6 +35,7 @@ from streams.core.ports.clock import Clock
 from streams.core.settings import Settings
 from streams.cost.budget import KINDS, BudgetAlert, BudgetLimits, BudgetRequest, Ledger, apply, limits_in, period_of
 from streams.cost.budget_records import BudgetCodec, decode_ledger, encode_ledger
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import group_consumer, read_to_end, until_read
 from streams.kafka.producer import RecordProducer, until_written
 from streams.kafka.skipped import SkippedRecords
@@ -197,7 +198,7 @@ class BudgetOwner:
     async def load(self, partitions: list[int]) -> None:
         """The ledgers of newly owned partitions, as their last snapshots left them."""
         tps = [TopicPartition(self._ledger_topic, p) for p in partitions]
-        async for message in read_to_end(self._settings.bootstrap_servers, tps):
+        async for message in read_to_end(client_config(self._settings), tps):
             self._load_one(message)
         self._owned.update(partitions)
 
