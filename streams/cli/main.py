@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiokafka.errors import KafkaConnectionError
 
+from streams.cli import acl
 from streams.cli.alerts import alerts_command
 from streams.core.errors import ConfigError, KeelError
 from streams.core.settings import Settings
@@ -115,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("action", choices=["serve", "stats"])
     review.set_defaults(command=_review)
 
+    acl.add_parser(sub)
+
+    _add_demo_parsers(sub)
+    return parser
+
+
+def _add_demo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, help_text in (
         ("demo", "run the whole path bounded and non-interactively; last line is a JSON summary"),
         ("run", "the `make run` flow: start everything, publish samples, show outcomes live"),
@@ -129,7 +137,6 @@ def _parser() -> argparse.ArgumentParser:
             )
         # checks once the local broker runs: it may start it (streams/cli/demo.py)
         demo.set_defaults(command=_demo, live=name == "run", checks_access=False)
-    return parser
 
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:

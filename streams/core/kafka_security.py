@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from streams.core.errors import ConfigError
 
@@ -59,6 +59,17 @@ class KafkaSecuritySettings(BaseModel):
     kafka_connect_check_s: float = Field(
         default=10.0, gt=0, description="How long the start-up check may take to connect and authenticate"
     )
+
+    @field_validator(
+        "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password", "kafka_sasl_password_file",
+        "kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file", "kafka_ssl_key_password",
+        "kafka_ssl_key_password_file", "kafka_oauth_token_url", "kafka_oauth_client_id", "kafka_oauth_client_secret",
+        "kafka_oauth_client_secret_file", "kafka_oauth_scope", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``KEEL_KAFKA_SSL_CA_FILE=`` means no CA file, not the current directory."""
+        return None if value == "" else value
 
     @property
     def kafka_uses_tls(self) -> bool:

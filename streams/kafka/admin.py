@@ -6,7 +6,12 @@ import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
 from streams.contracts.topics import TopicSpec
 from streams.core.errors import KeelError
@@ -69,6 +74,11 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], *, tim
 
 def _raise_for_errors(response: object) -> None:
     for name, code, message in getattr(response, "topic_errors", []) or []:
+        if code in (TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno):
+            raise TopicSetupError(
+                f"this principal may not create topic {name} (no CREATE ACL): run `keel topics` as the operator "
+                "principal first (`keel acl plan`)"
+            )
         if code and code != TopicAlreadyExistsError.errno:
             raise TopicSetupError(f"creating topic {name} failed with error {code}: {message}")
     log.debug("topics created")

@@ -18,12 +18,13 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
     IllegalSaslStateError,
+    KafkaConnectionError,
     KafkaError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
 
-from streams.core.errors import KafkaAuthRejected, KafkaTlsRejected
+from streams.core.errors import KafkaAccessError, KafkaAuthRejected, KafkaTlsRejected
 from streams.core.kafka_client import ClientConfig, build_client_config
 from streams.core.kafka_security import read_secret
 from streams.core.settings import Settings
@@ -54,7 +55,8 @@ async def check_access(config: ClientConfig, *, timeout_s: float = 10.0) -> bool
     Raises ``KafkaTlsRejected`` or ``KafkaAuthRejected`` when one refused this client."""
     security = config.kwargs()
     del security["bootstrap_servers"]
-    for server in config.bootstrap_servers.split(","):
+    servers, closed = config.bootstrap_servers.split(","), 0
+    for server in servers:
         host, _, port = server.strip().rpartition(":")
         try:
             async with asyncio.timeout(timeout_s):
@@ -70,11 +72,20 @@ async def check_access(config: ClientConfig, *, timeout_s: float = 10.0) -> bool
             raise KafkaAuthRejected(
                 f"{server} does not offer KEEL_KAFKA_SASL_MECHANISM={config.sasl_mechanism} on this listener"
             ) from exc
+        except KafkaConnectionError as exc:
+            closed += "closed" in str(exc)  # accepted, then closed: a listener that speaks another protocol
+            log.warning("the start-up check could not connect to %s (%s)", server, exc)
+            continue
         except (OSError, KafkaError, TimeoutError, ValueError) as exc:
             log.warning("the start-up check could not reach %s (%s); the clients will keep trying", server, exc)
             continue
         connection.close()
         return True
+    if closed == len(servers):
+        raise KafkaAccessError(
+            f"every bootstrap server closed the connection as {config.describe()} began: does "
+            f"KEEL_KAFKA_SECURITY_PROTOCOL={config.security_protocol} match the cluster's listener?"
+        )
     return False
 
 

@@ -20,11 +20,11 @@ from review_broker import AUDIT, DLQ, RESULTS, by_event, outcomes_when, publish_
 from review_samples import TRIAGE_OUTPUT, review_record
 
 from streams.agent.definition import load_agents
-from streams.apps.review.applier import applier_group
 from streams.apps.review.shell import ReviewProcess, build_process, running
 from streams.cli.demo import review_service
 from streams.cli.local_stack import worker_process
 from streams.cli.review import review_stats
+from streams.contracts.topics import applier_group
 from streams.core import wire
 from streams.core.alert import Alert
 from streams.core.catalogue import Catalogue

@@ -34,7 +34,7 @@ from streams.apps.review.metrics import ReviewMetrics
 from streams.contracts.control_keys import load_control_keys
 from streams.contracts.emit import Emitter
 from streams.contracts.out_record import OutRecord
-from streams.contracts.topics import REVIEW_DECISIONS, agent_topics
+from streams.contracts.topics import REVIEW_DECISIONS, agent_topics, applier_group
 from streams.core.errors import DecodeError, KeelError
 from streams.core.review_item import Decision, ReviewItem
 from streams.core.settings import Settings
@@ -48,11 +48,6 @@ log = logging.getLogger(__name__)
 WAIT_LOG_S = 30.0
 READER = "review-applier"
 UNBUILDABLE = "unbuildable_item"  # the refusal of a decision whose item's records cannot be built
-
-
-def applier_group(settings: Settings) -> str:
-    """The applier's consumer group: its committed offsets are the decisions already applied."""
-    return f"{settings.app_id}-review-applier"
 
 
 @dataclass(frozen=True, slots=True)

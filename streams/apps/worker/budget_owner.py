@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 
 from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, dedup_key, runbook_url
 from streams.contracts.out_record import OutRecord
-from streams.contracts.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
+from streams.contracts.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic, budget_owner_group
 from streams.core.alert import Alert, Dimension, Severity
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError, UnexpectedValue
@@ -43,10 +43,6 @@ from streams.kafka.skipped import SkippedRecords
 log = logging.getLogger(__name__)
 READER = "budget-owner"
 Remaining = tuple[str, str, str, float]  # scope, period kind, unit (usd | tokens), what is left
-
-
-def budget_owner_group(settings: Settings) -> str:
-    return f"{settings.app_id}-budget-owners"
 
 
 def budget_alert(settings: Settings, alert: BudgetAlert, *, now_ms: int) -> Alert:

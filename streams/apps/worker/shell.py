@@ -30,6 +30,7 @@ from streams.apps.metrics import LiveSources, WorkerMetrics
 from streams.apps.wiring import Runtime, load_runtime
 from streams.apps.worker.budget_client import BudgetClient
 from streams.apps.worker.budget_owner import BudgetOwner, run_owner
+from streams.contracts import acls
 from streams.contracts.control import PLAIN, Control, read_control
 from streams.contracts.emit import oversized
 from streams.contracts.park import parked_arrival
@@ -38,6 +39,7 @@ from streams.contracts.topics import agent_topics, outcomes_topic, topic_plan
 from streams.core.domain import DeadLetter, SourceRecord
 from streams.core.errors import DecodeError, EventIdConflict
 from streams.core.settings import Settings
+from streams.kafka.acl_admin import check_grants
 from streams.kafka.admin import ensure_topics
 from streams.kafka.connection import client_config
 from streams.kafka.inflight import Inflight, Limit, lane_of
@@ -350,6 +352,11 @@ def run_worker(settings: Settings, runtime: Runtime | None = None) -> NoReturn:
     """Load and check everything, create the topics, then hand over to the faust app until stopped. A
     ``runtime`` given (the benchmark's, with a model stand-in) is used as it is."""
     runtime = runtime or load_runtime(settings)
-    asyncio.run(ensure_topics(client_config(settings), topic_plan(runtime.agents, settings)))
+    kafka = client_config(settings)
+    # before anything retries: a missing ACL is one error naming it (streams/contracts/acls.py)
+    check_grants(
+        kafka, [g for agent in runtime.agents for g in acls.worker(agent, settings).grants], what="keel worker"
+    )
+    asyncio.run(ensure_topics(kafka, topic_plan(runtime.agents, settings)))
     app = create_app(runtime)
     faust_app.run(app, settings, what=f"worker: agents {', '.join(agent.name for agent in runtime.agents)}")
