@@ -100,7 +100,7 @@ def worker(agent: Agent, settings: Settings) -> Principal:
     topics, t = agent_topics(agent, settings), settings.topic
     waiting = [topics.parked, *topics.retries]
     grants = [
-        *_groups([intake_group(settings), budget_owner_group(settings)]),
+        *_groups([intake_group(settings.model_copy(update={"agents": [agent.name]})), budget_owner_group(settings)]),
         *_topics(["READ"], [topics.input, *waiting]),
         *_topics(["WRITE"], [topics.results, topics.review, topics.dlq, *waiting, t(AUDIT), t(USAGE), t(ALERTS)]),
         *_topics(["READ", "WRITE"], [outcomes_topic(settings, agent)]),

@@ -95,8 +95,13 @@ def alert_relay_group(settings: Settings) -> str:
 
 
 def intake_group(settings: Settings) -> str:
-    """The workers' consumer group of the input, retry and parked topics (streams/kafka/intake.py)."""
-    return settings.app_id
+    """The workers' consumer group of the input, retry and parked topics (streams/kafka/intake.py): one
+    per set of agents (``KEEL_AGENTS``), so that workers of one agent, running as its principal
+    (streams/contracts/acls.py), never share a group with another agent's, whose topics they may not
+    describe; a worker of every agent keeps the app id."""
+    if not settings.agents:
+        return settings.app_id
+    return f"{settings.app_id}-worker-{'-'.join(sorted(set(settings.agents)))}"
 
 
 def budget_owner_group(settings: Settings) -> str:

@@ -26,6 +26,7 @@ from streams.cli.watch import Observed, OutcomeWatcher, Tally, outcome_topics
 from streams.contracts.topics import topic_plan
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.domain import RequestEvent
+from streams.core.kafka_security import KafkaSecuritySettings
 from streams.core.settings import Settings
 from streams.kafka.admin import ensure_topics
 from streams.kafka.connection import client_config
@@ -78,12 +79,14 @@ def worker_stack(
     budget: dict[str, Any] | None = None,
     handoff: dict[str, dict[str, Any]] | None = None,
     fallback_model: str | None = None,
+    namespace: str | None = None,
+    security: KafkaSecuritySettings | None = None,
 ) -> Iterator[Stack]:
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``, running
     the shipped agents with ``reliability`` fields changed: by default without retry tiers, so that a
     transient failure ends in a dead letter at once (tests that want tiers declare short ones). Handoff
     policies are autonomous unless ``handoff`` gives an agent's (see ``write_agents``)."""
-    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    namespace = namespace or f"it-{uuid.uuid4().hex[:8]}"
     agents_dir = write_agents(
         state_dir / f"agents-{namespace}",
         reliability={"retry_delays_s": [], **(reliability or {})},
@@ -99,6 +102,7 @@ def worker_stack(
         provider_override=provider,
         web_port=0,
         state_dir=state_dir,
+        **(security.model_dump() if security is not None else {}),  # the stack's own clients (topics, watching)
     )
     catalogue = load_catalogue(settings.schemas_dir)
     plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)

@@ -37,7 +37,7 @@ def test_a_worker_reads_its_own_input_and_writes_its_own_outcomes_only(agents: d
     assert ops(worker, "keel-prod-support_triage-outcomes") == {"READ", "WRITE"}
     assert ops(worker, "prod.keel.audit") == ops(worker, "prod.keel.usage") == {"WRITE"}
     assert {g.resource_name for g in worker.grants if g.resource_type == "GROUP"} == {
-        "keel-prod",
+        "keel-prod-worker-support_triage",  # its own intake group (streams/contracts/topics.py intake_group)
         "keel-prod-budget-owners",
     }
     assert not ops(worker, "prod.finance.invoices") and not ops(worker, "prod.invoice_extraction.results")
@@ -83,7 +83,7 @@ def test_strimzi_users_carry_the_plan(agents: dict[str, Agent]) -> None:
     acls = {(a["resource"]["type"], a["resource"]["name"]): a for a in worker["spec"]["authorization"]["acls"]}
     retry = acls[("topic", "prod.support_triage.retry.1")]
     assert retry["operations"] == ["Read", "Write"] and retry["resource"]["patternType"] == "literal"
-    assert acls[("group", "keel-prod")]["operations"] == ["Read"]
+    assert acls[("group", "keel-prod-worker-support_triage")]["operations"] == ["Read"]
     lines = plan_lines(principals)
     assert "User:keel-prod-review  (keel review serve)" in lines
     assert "  topic  prod.keel.review.decisions: READ, WRITE" in lines
