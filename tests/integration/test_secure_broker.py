@@ -17,15 +17,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAuthorizationFailedError
-from harness import Stack, assert_exactly_one_outcome_and_audit, run_through, worker_stack
+from harness import Stack, aggregator, assert_exactly_one_outcome_and_audit, run_through, worker_stack
 from secure_cluster import SecureCluster, text_files
 
 from streams.agent.definition import load_agents
 from streams.cli.local_stack import worker_process
 from streams.cli.publish import load_samples, take
+from streams.cli.usage_report import WindowRow, read_windows
 from streams.contracts.acls import acl_plan
 from streams.core.kafka_client import ClientConfig
 from streams.core.settings import REPO_ROOT
+from streams.cost.usage_windows import MINUTE
 from streams.kafka.acl_admin import apply_plan
 from streams.kafka.consumers import read_to_end
 
@@ -57,6 +59,15 @@ def as_worker(cluster: SecureCluster, agent: str, *, user: str | None = None) ->
     return {"KEEL_AGENTS": f'["{agent}"]', **cluster.environment(user or cluster.principal(f"worker-{agent}"))}
 
 
+async def windows_of(stack: Stack, agent: str, *, wait_s: float) -> list[WindowRow]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        rows = [r for r in await read_windows(stack.settings, MINUTE, dimension="agent") if r.value == agent]
+        if sum(r.stats.calls for r in rows) >= 12 or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(1)
+
+
 @contextlib.contextmanager
 def workers(stack: Stack, cluster: SecureCluster) -> Iterator[list[subprocess.Popen[bytes]]]:
     with contextlib.ExitStack() as running:
@@ -78,8 +89,12 @@ async def test_the_main_path_runs_with_a_principal_per_worker(
         "support.tickets": take(load_samples(samples_dir / "support_triage.jsonl"), 12),
         "finance.invoices": take(load_samples(samples_dir / "invoice_extraction.jsonl"), 12),
     }
-    with workers(stack, secure_kafka):
+    aggregating = aggregator(stack, **secure_kafka.environment(secure_kafka.principal("aggregator")))
+    with workers(stack, secure_kafka), aggregating as aggregate:
         ids, tally = await run_through(stack, events=events, raw=[(b"k", b"not an Avro request")])
+        windows = await windows_of(stack, "support_triage", wait_s=60)  # faust, as the aggregator's principal
+        assert aggregate.poll() is None, f"keel aggregate exited: see {stack.settings.state_dir}/logs"
+    assert sum(row.stats.calls for row in windows) >= 12
     assert_exactly_one_outcome_and_audit(ids, tally)
     summary = tally.summary(ids)
     assert summary["events"] == 25 and summary["missing"] == 0
