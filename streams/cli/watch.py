@@ -12,10 +12,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from streams.contracts.topics import AUDIT, USAGE, outcome_topic
 from streams.core import wire
 from streams.core.catalogue import Catalogue
+from streams.core.errors import KafkaAclMissing
 from streams.core.kafka_client import ClientConfig
 from streams.core.settings import Settings
 
@@ -105,6 +107,9 @@ class OutcomeWatcher:
             described = await admin.describe_topics(list(self._kinds))
         finally:
             await admin.close()
+        refused = sorted(t["topic"] for t in described if t["error_code"] == TopicAuthorizationFailedError.errno)
+        if refused:  # not "nothing there": a principal without the ACLs would otherwise see an empty topic
+            raise KafkaAclMissing(f"{self._kafka.describe()} may not read {', '.join(refused)} (`keel acl plan`)")
         return {t["topic"]: len(t["partitions"]) for t in described if not t["error_code"]}
 
     async def poll(self, *, timeout_s: float = 0.5) -> list[Observed]:

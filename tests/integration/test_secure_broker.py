@@ -7,20 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAuthorizationFailedError
-from harness import Stack, aggregator, assert_exactly_one_outcome_and_audit, run_through, worker_stack
+from harness import (
+    Stack,
+    aggregator,
+    assert_exactly_one_outcome_and_audit,
+    free_port,
+    get_when_up,
+    run_through,
+    worker_stack,
+)
 from secure_cluster import SecureCluster, text_files
 
 from streams.agent.definition import load_agents
+from streams.cli.demo import review_service
 from streams.cli.local_stack import worker_process
 from streams.cli.publish import load_samples, take
 from streams.cli.usage_report import WindowRow, read_windows
@@ -102,6 +113,32 @@ async def test_the_main_path_runs_with_a_principal_per_worker(
     assert summary["audit"] == 25 and summary["usage"] >= 24
 
 
+async def count(kafka: ClientConfig, topic: str, partitions: int) -> int:
+    return len([m async for m in read_to_end(kafka, [TopicPartition(topic, p) for p in range(partitions)])])
+
+
+async def test_the_review_service_decides_as_its_own_principal(stack: Stack, secure_kafka: SecureCluster) -> None:
+    """After the main path: its held invoices are decided through the API; the decision is written and
+    applied (a result) by the review service's principal, the only one that may."""
+    settings = stack.settings.model_copy(update={"review_web_port": free_port()})
+    results = stack.topic("invoice_extraction.results")
+    before = await count(secure_kafka.client(), results, settings.partitions)
+    env = {**stack.worker_env, **secure_kafka.environment(secure_kafka.principal("review"))}
+    with review_service(settings, env) as sign_in:
+        url, rest = sign_in.split(" ", 1)
+        user, password = re.fullmatch(r"\(user (\S+), password (\S+)\)", rest).groups()  # type: ignore[union-attr]
+        listed = await get_when_up(f"{url}api/v1/items", auth=(user, password))
+        assert listed.status_code == 200 and listed.json()["items"], listed.text
+        item = listed.json()["items"][0]["id"]
+        async with httpx.AsyncClient(auth=(user, password), timeout=30) as client:
+            decided = await client.post(f"{url}api/v1/items/{item}/decision", json={"action": "approve"})
+        assert decided.status_code == 201, decided.text
+        deadline = time.monotonic() + 30
+        while await count(secure_kafka.client(), results, settings.partitions) == before:
+            assert time.monotonic() < deadline, "the approved item never became a result"
+            await asyncio.sleep(1)
+
+
 def subscriber(kafka: ClientConfig, topic: str) -> AIOKafkaConsumer:
     """No group: it reads every partition from the start (a group would need an ACL of its own)."""
     return AIOKafkaConsumer(topic, **kafka.kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
@@ -177,6 +214,16 @@ def stack_environment(stack: Stack) -> dict[str, str]:
     return {**os.environ, **security_environment(stack.settings), **stack.worker_env,
             "KEEL_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers, "KEEL_NAMESPACE": stack.settings.namespace,
             "KEEL_STATE_DIR": str(stack.settings.state_dir)}  # fmt: skip
+
+
+def test_the_operator_runs_the_commands_of_its_plan(stack: Stack, secure_kafka: SecureCluster) -> None:
+    operator = secure_kafka.environment(secure_kafka.principal("operator"))
+    for command in (["topics"], ["dlq", "list"], ["alerts", "list"], ["usage"]):
+        done = keel(stack, operator, *command)
+        assert done.returncode == 0, f"keel {' '.join(command)}: {done.stderr[-2000:]}"
+    assert "not an Avro request" not in keel(stack, operator, "dlq", "list").stderr
+    refused = keel(stack, secure_kafka.environment(secure_kafka.principal("relay")), "dlq", "list", timeout_s=60)
+    assert refused.returncode == 2 and "may not read" in refused.stderr  # the relay may not read dead letters
 
 
 def test_a_worker_whose_principal_lacks_an_acl_names_it_at_start_up(stack: Stack, secure_kafka: SecureCluster) -> None:
