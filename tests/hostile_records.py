@@ -25,6 +25,7 @@ from streams.agent.definition import Agent
 from streams.contracts.headers import H_RERUN_NUMBER, H_SKIP_MODEL
 from streams.core import wire
 from streams.core.catalogue import Catalogue, CatalogueSchema
+from streams.core.kafka_client import ClientConfig
 from streams.core.settings import Settings
 from streams.cost.budget import Amount, BudgetLimits, BudgetRequest, Limits
 from streams.cost.budget_records import BudgetCodec
@@ -213,10 +214,10 @@ def raw_batch(records: list[tuple[bytes | None, bytes | None, RawHeaders]], *, c
 
 
 async def send_raw_batch(
-    bootstrap: str, topic: str, partition: int, records: list[tuple[bytes | None, bytes | None, RawHeaders]]
+    kafka: ClientConfig, topic: str, partition: int, records: list[tuple[bytes | None, bytes | None, RawHeaders]]
 ) -> int:
     """Write ``records`` as one batch to ``topic``/``partition``; the first one's offset."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    producer = AIOKafkaProducer(**kafka.kwargs(), enable_idempotence=False)
     await producer.start()
     try:
         batch = producer.create_batch()

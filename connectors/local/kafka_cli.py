@@ -18,11 +18,17 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--port", type=int, default=9092, help="client port (controller: port+1)")
     common.add_argument("--state-dir", type=Path, default=None, help="default: <repo>/.keel/kafka-<port>")
+    common.add_argument(
+        "--secure", action="store_true", help="SASL_SSL + SCRAM users + ACLs (connectors/local/kafka_secure.py)"
+    )
     parser = argparse.ArgumentParser(prog="keel kafka", description="A local single-node Kafka broker.")
     commands = parser.add_subparsers(dest="command", required=True)
     start_cmd = commands.add_parser("start", parents=[common], help="start and wait until ready")
     start_cmd.add_argument("--wipe", action="store_true", help="delete the old state first")
     start_cmd.add_argument("--wait-s", type=float, default=90.0, help="readiness timeout")
+    start_cmd.add_argument(
+        "--user", action="append", default=[], help="--secure: a SCRAM user to create besides admin (repeatable)"
+    )
     commands.add_parser("status", parents=[common], help="exit 0 when running, 3 when not")
     stop_cmd = commands.add_parser("stop", parents=[common], help="stop gracefully")
     stop_cmd.add_argument("--force", action="store_true", help="SIGKILL instead of SIGTERM")
@@ -39,6 +45,11 @@ def _start_command(cfg: LocalKafka, args: argparse.Namespace) -> int:
     start(cfg, wait_s=args.wait_s)
     print(f"Kafka is ready at {cfg.bootstrap} (pid {cfg.daemon.find_pid()}, {time.monotonic() - began:.1f} s)")
     print(f"log: {cfg.server_log}")
+    if cfg.secure:
+        files = cfg.secure_files
+        print(f"secured: SASL_SSL, {', '.join(files.users())} (passwords in {files.secrets_dir}); as admin:")
+        for name, value in files.environment("admin").items():
+            print(f"  export {name}={value}")
     return 0
 
 
@@ -75,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     # Readiness probes expect refused connections; aiokafka would log each one as an error.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
-        cfg = LocalKafka(port=args.port, state_dir=args.state_dir)
+        cfg = LocalKafka(
+            port=args.port, state_dir=args.state_dir, secure=args.secure, users=tuple(getattr(args, "user", ()))
+        )
         return _COMMANDS[args.command](cfg, args)
     except KeelError as exc:
         print(f"error: {exc}", file=sys.stderr)

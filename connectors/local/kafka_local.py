@@ -37,13 +37,15 @@ from connectors.local.daemon import (
     run_sync,
     tail,
 )
+from connectors.local.kafka_secure import SecureFiles, secure_setup, write_private
 from streams.core.errors import ConfigError
+from streams.core.kafka_client import ClientConfig, plaintext
 from streams.core.settings import REPO_ROOT
 
 DEFAULT_DEPLOY_DIR = REPO_ROOT / "deploy" / "kafka"
 _LOCK_FILE = "start.lock"
 # Everything start() may create in a state dir; wipe() refuses to delete a folder holding anything else.
-_STATE_ENTRIES = frozenset({"data", "logs", "server.properties", "kafka.pid", _LOCK_FILE})
+_STATE_ENTRIES = frozenset({"data", "logs", "server.properties", "kafka.pid", _LOCK_FILE, "tls", "secrets"})
 
 T = TypeVar("T")
 
@@ -83,6 +85,8 @@ class LocalKafka:
     state_dir: Path
     deploy_dir: Path
     heap_mb: int
+    secure: bool  # SASL_SSL, SCRAM users, ACLs (connectors/local/kafka_secure.py)
+    users: tuple[str, ...]  # SCRAM users besides admin, created when the storage is formatted
 
     def __init__(
         self,
@@ -92,6 +96,8 @@ class LocalKafka:
         state_dir: Path | None = None,
         deploy_dir: Path = DEFAULT_DEPLOY_DIR,
         heap_mb: int = 512,
+        secure: bool = False,
+        users: tuple[str, ...] = (),
     ) -> None:
         controller_port = port + 1 if controller_port is None else controller_port
         if not (0 < port < 65536 and 0 < controller_port < 65536) or port == controller_port:
@@ -104,10 +110,21 @@ class LocalKafka:
         object.__setattr__(self, "state_dir", state_dir.resolve())
         object.__setattr__(self, "deploy_dir", deploy_dir.resolve())
         object.__setattr__(self, "heap_mb", heap_mb)
+        object.__setattr__(self, "secure", secure)
+        object.__setattr__(self, "users", tuple(users))
 
     @property
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def secure_files(self) -> SecureFiles:
+        return SecureFiles(self.state_dir)
+
+    @property
+    def client(self) -> ClientConfig:
+        """How Keel's tooling reaches this broker: plaintext, or as ``admin`` over SASL_SSL."""
+        return self.secure_files.client(self.bootstrap) if self.secure else plaintext(self.bootstrap)
 
     @property
     def data_dir(self) -> Path:
@@ -249,10 +266,10 @@ def _is_broker_command(cfg: LocalKafka, args: list[str]) -> bool:
 # --- readiness -----------------------------------------------------------------------------------
 
 
-async def probe(bootstrap: str, *, timeout_s: float = 2.0) -> bool:
-    """Whether the broker at ``bootstrap`` answers a metadata request and names an active controller."""
+async def probe(kafka: ClientConfig, *, timeout_s: float = 2.0) -> bool:
+    """Whether the broker ``kafka`` names answers a metadata request and names an active controller."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="keel-kafka-local", request_timeout_ms=int(timeout_s * 1000)
+        **kafka.kwargs(), client_id="keel-kafka-local", request_timeout_ms=int(timeout_s * 1000)
     )
     client_log = logging.getLogger("aiokafka")
     level = client_log.level
@@ -279,7 +296,7 @@ async def _wait_until_ready(cfg: LocalKafka, pid: int, *, wait_s: float) -> None
                 f"--- {cfg.server_log} ---\n{tail(cfg.server_log)}\n"
                 f"--- {cfg.console_log} ---\n{tail(cfg.console_log)}"
             )
-        if await probe(cfg.bootstrap, timeout_s=min(3.0, max(0.5, deadline - time.monotonic()))):
+        if await probe(cfg.client, timeout_s=min(3.0, max(0.5, deadline - time.monotonic()))):
             return
         await asyncio.sleep(0.5)
     raise KafkaStartFailed(
@@ -291,11 +308,11 @@ async def _wait_until_ready(cfg: LocalKafka, pid: int, *, wait_s: float) -> None
 # --- start, status, stop, wipe -------------------------------------------------------------------
 
 
-def _format_storage(cfg: LocalKafka, *, java: str, lib: Path) -> None:
+def _format_storage(cfg: LocalKafka, *, java: str, lib: Path, scram: list[str]) -> None:
     if (cfg.data_dir / "meta.properties").exists():
         return
     command = [java, "-cp", f"{lib}/*", *_logging_options(cfg), "kafka.tools.StorageTool", "format",
-               "--config", str(cfg.config_file), "--cluster-id", new_cluster_id()]  # fmt: skip
+               "--config", str(cfg.config_file), "--cluster-id", new_cluster_id(), *scram]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
     if done.returncode != 0:
         output = "\n".join((done.stdout + done.stderr).splitlines()[-TAIL_LINES:])
@@ -334,8 +351,12 @@ def start(cfg: LocalKafka, *, wait_s: float = 90) -> None:
             _check_ports_free(cfg)
             cfg.log_dir.mkdir(parents=True, exist_ok=True)
             template = (cfg.deploy_dir / "server.properties").read_text()
-            cfg.config_file.write_text(render_server_properties(template, cfg))
-            _format_storage(cfg, java=java, lib=lib)
+            properties, scram = render_server_properties(template, cfg), list[str]()
+            if cfg.secure:
+                overlay, scram = secure_setup(cfg.secure_files, list(cfg.users), cfg.port, cfg.controller_port)
+                properties += overlay
+            write_private(cfg.config_file, properties.encode())  # secured, it holds the admin's password
+            _format_storage(cfg, java=java, lib=lib, scram=scram)
             pid = _launch(cfg, java=java, lib=lib)
         cfg.pid_file.write_text(f"{pid}\n")
         try:
@@ -348,7 +369,7 @@ def start(cfg: LocalKafka, *, wait_s: float = 90) -> None:
 
 def status(cfg: LocalKafka, *, timeout_s: float = 2.0) -> BrokerStatus:
     pid = cfg.daemon.find_pid()
-    ready = pid is not None and run_sync(lambda: probe(cfg.bootstrap, timeout_s=timeout_s))
+    ready = pid is not None and run_sync(lambda: probe(cfg.client, timeout_s=timeout_s))
     return BrokerStatus(
         running=pid is not None, pid=pid, bootstrap=cfg.bootstrap, ready=ready,
         data_dir=cfg.data_dir, log_file=cfg.server_log,

@@ -16,10 +16,13 @@ from typing import Any, NoReturn
 
 import faust
 from faust.app.base import BootStrategy
+from faust.auth import Credentials, OAuthCredentials, SASLCredentials, SSLCredentials
 
 from streams.apps.metrics import EXPOSITION_TYPE
+from streams.core.kafka_client import ClientConfig
 from streams.core.settings import Settings
 from streams.kafka import kafka_records
+from streams.kafka.connection import client_config
 
 kafka_records.install()  # a header name that is not UTF-8 stops no reader (streams/kafka/kafka_records.py)
 
@@ -30,9 +33,11 @@ def new_app(settings: Settings, *, app_id: str, web_port: int, consumes: bool = 
     """Topics are created by Keel (never declared by faust), the web server listens on loopback only
     (``web_port`` 0: none). An app that does not ``consume`` (the worker, which reads with Keel's own
     consumer: streams/kafka/intake.py) starts no faust consumer or producer: its web server and tasks only."""
+    kafka = client_config(settings)
     app = faust.App(
         app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
+        broker=[f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(kafka),
         key_serializer="raw",
         value_serializer="raw",
         topic_disable_leader=True,
@@ -54,6 +59,23 @@ def new_app(settings: Settings, *, app_id: str, web_port: int, consumes: bool = 
     else:
         app.boot_strategy = BootStrategy(app, enable_kafka=False)
     return app
+
+
+def broker_credentials(kafka: ClientConfig) -> Credentials | None:
+    """faust's form of the process's client settings (the same kwargs reach aiokafka through faust's
+    driver: faust/transport/drivers/aiokafka.py ``credentials_to_aiokafka_auth``)."""
+    kwargs = kafka.kwargs()
+    mechanism, context = kwargs.get("sasl_mechanism"), kwargs.get("ssl_context")
+    if mechanism == "OAUTHBEARER":
+        return OAuthCredentials(oauth_cb=kwargs["sasl_oauth_token_provider"], ssl_context=context)
+    if mechanism is not None:
+        return SASLCredentials(
+            username=kwargs["sasl_plain_username"],
+            password=kwargs["sasl_plain_password"],
+            ssl_context=context,
+            mechanism=mechanism,
+        )
+    return SSLCredentials(context) if context is not None else None
 
 
 def _bound_fetch_wait(app: faust.App, max_wait_ms: int) -> None:
@@ -110,7 +132,7 @@ def serve_metrics(app: faust.App, exposition: Callable[[], bytes]) -> None:
 def run(app: faust.App, settings: Settings, *, what: str) -> NoReturn:
     """Hand over to faust until stopped."""
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
-    log.warning("keel %s starting on %s", what, settings.bootstrap_servers)
+    log.warning("keel %s starting on %s", what, client_config(settings).describe())
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per model call is too much at info
     logging.getLogger("aiokafka").setLevel(logging.INFO)  # its per-record debug lines cost ~10% of a worker's CPU

@@ -34,6 +34,7 @@ from streams.cost.budget import (
 from streams.cost.budget import period_of as period_at
 from streams.cost.budget_config import Budgets
 from streams.cost.budget_records import decode_ledger
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import read_to_end
 from streams.kafka.producer import RecordProducer
 
@@ -51,7 +52,7 @@ async def read_ledgers(settings: Settings) -> dict[str, Ledger]:
     topic = budget_ledger_topic(settings)
     ledgers: dict[str, Ledger] = {}
     tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-    async for message in read_to_end(settings.bootstrap_servers, tps):
+    async for message in read_to_end(client_config(settings), tps):
         if message.key is not None and message.value is not None:
             ledgers[message.key.decode()] = decode_ledger(message.value)
     return ledgers
@@ -109,7 +110,7 @@ async def raise_budget(
     if scope not in declared:
         raise BudgetConfigError(f"no budget is declared for {scope!r}; declared: {', '.join(sorted(declared)) or '-'}")
     clock = SystemClock()
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         client = BudgetClient(
             settings, runtime.catalogue, producer, budgets=runtime.budgets, pricing=runtime.pricing, clock=clock
         )

@@ -32,6 +32,7 @@ from streams.contracts.topics import agent_topics, topic_plan
 from streams.core.catalogue import Catalogue
 from streams.core.settings import REPO_ROOT, Settings
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import check_access, client_config
 from streams.review.users import UserFile
 
 SAMPLES_DIR = REPO_ROOT / "deploy" / "samples"
@@ -72,7 +73,7 @@ async def publish_samples(settings: Settings, agent_name: str, count: int) -> li
     catalogue, agents = load_schemas(settings.model_copy(update={"agents": [agent_name]}))
     samples = load_samples(SAMPLES_DIR / f"{agent_name}.jsonl")
     topic = agent_topics(agents[0], settings).input
-    return await publish(settings.bootstrap_servers, topic, catalogue, take(samples, count))
+    return await publish(client_config(settings), topic, catalogue, take(samples, count))
 
 
 @contextlib.contextmanager
@@ -101,13 +102,15 @@ def local_services(settings: Settings, provider: str) -> Iterator[dict[str, str]
     stack = contextlib.ExitStack()
     with stack:
         env = {"KEEL_PROVIDER_OVERRIDE": provider, "KEEL_WEB_PORT": "0"}
-        answers = run_sync(lambda: kafka_local.probe(settings.bootstrap_servers))
+        answers = run_sync(lambda: kafka_local.probe(client_config(settings)))
         if not answers and settings.bootstrap_servers == DEFAULT_BOOTSTRAP:
             broker = kafka_local.LocalKafka()
             if not kafka_local.status(broker).ready:
                 say("starting local Kafka (first run downloads its jars with Maven) ...")
                 kafka_local.start(broker)
                 stack.callback(kafka_local.stop, broker)
+        # an existing cluster that refuses this client's credentials: one clear error, not a retry loop
+        run_sync(lambda: check_access(client_config(settings), timeout_s=settings.kafka_connect_check_s))
         if provider == "sim":
             env["KEEL_PROVIDERS__SIM__BASE_URL"] = stack.enter_context(
                 simulator_process(settings.state_dir, "--latency-ms", "20")
@@ -124,9 +127,9 @@ def local_services(settings: Settings, provider: str) -> Iterator[dict[str, str]
 
 async def _publish_and_watch(settings: Settings, options: DemoOptions) -> dict[str, int]:
     runtime = load_runtime(settings)
-    await ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings))
+    await ensure_topics(client_config(settings), topic_plan(runtime.agents, settings))
     watcher = OutcomeWatcher(
-        settings.bootstrap_servers, runtime.catalogue, outcome_topics(settings, [a.name for a in runtime.agents])
+        client_config(settings), runtime.catalogue, outcome_topics(settings, [a.name for a in runtime.agents])
     )
     await watcher.start()
     try:

@@ -30,6 +30,7 @@ from streams.core.catalogue import Catalogue
 from streams.core.settings import REPO_ROOT, Settings
 from streams.kafka.admin import ensure_topics
 from streams.kafka.alert_log import read_alerts
+from streams.kafka.connection import client_config
 
 AGENT = "support_triage"
 SCOPE = f"agent:{AGENT}"
@@ -58,8 +59,8 @@ def run_budget_demo(settings: Settings, options: DemoOptions) -> int:
 
 async def _drive(settings: Settings, options: DemoOptions, limit_usd: float) -> dict[str, float | int]:
     runtime = load_runtime(settings)
-    await ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings))
-    watcher = OutcomeWatcher(settings.bootstrap_servers, runtime.catalogue, outcome_topics(settings, [AGENT]))
+    await ensure_topics(client_config(settings), topic_plan(runtime.agents, settings))
+    watcher = OutcomeWatcher(client_config(settings), runtime.catalogue, outcome_topics(settings, [AGENT]))
     await watcher.start()
     try:
         ids = await publish_samples(settings, AGENT, options.events)

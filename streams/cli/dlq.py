@@ -24,6 +24,7 @@ from streams.contracts.control_keys import load_control_keys
 from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import outcome_topic
 from streams.core.settings import Settings
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 
 
@@ -96,7 +97,7 @@ def as_json(dead: dict[str, Any]) -> str:
 async def read_dead_letters(settings: Settings, agents: list[str]) -> list[dict[str, Any]]:
     catalogue, _ = load_schemas(settings)
     watcher = OutcomeWatcher(
-        settings.bootstrap_servers, catalogue, {outcome_topic(settings, a, "dlq"): "dead_letter" for a in agents}
+        client_config(settings), catalogue, {outcome_topic(settings, a, "dlq"): "dead_letter" for a in agents}
     )
     await watcher.start(from_beginning=True)
     found: list[Observed] = []
@@ -118,6 +119,6 @@ async def replay(settings: Settings, dead_letters: list[dict[str, Any]], *, inpu
         for d in dead_letters
         if d["original"]["topic"] in input_topics and not d.get("original_truncated")
     ]
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         await producer.send_all(records)
     return len(records)

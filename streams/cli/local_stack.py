@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from streams.core.errors import KeelError
+from streams.core.kafka_security import security_environment
 from streams.core.settings import REPO_ROOT, Settings
 
 
@@ -46,6 +47,7 @@ def worker_process(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
+        **security_environment(settings),  # the child connects as these settings do, unless extra_env says
         **extra_env,
         "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "KEEL_STATE_DIR": str(settings.state_dir),

@@ -11,9 +11,11 @@ from collections.abc import Callable
 
 from aiokafka.errors import KafkaConnectionError
 
+from streams.cli import acl
 from streams.cli.alerts import alerts_command
 from streams.core.errors import ConfigError, KeelError
 from streams.core.settings import Settings
+from streams.kafka.connection import check_access, client_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command: Callable[[argparse.Namespace, Settings], int] = parsed.command
     try:
-        return command(parsed, Settings())
+        settings = Settings()
+        if getattr(parsed, "checks_access", True):
+            check_kafka_access(settings)
+        return command(parsed, settings)
     except ConfigError as exc:
         print(f"keel: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -47,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def check_kafka_access(settings: Settings) -> None:
+    """Before a command's clients start retrying: a refused password or certificate is one error
+    here, naming the setting (streams/kafka/connection.py)."""
+    asyncio.run(check_access(client_config(settings), timeout_s=settings.kafka_connect_check_s))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     budget.set_defaults(command=_budget)
 
     _add_services(sub)
+    acl.add_parser(sub)
+    _add_demo_parsers(sub)
+    return parser
+
+
+def _add_demo_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, help_text in (
         ("demo", "run the whole path bounded and non-interactively; last line is a JSON summary"),
         ("run", "the `make run` flow: start everything, publish samples, show outcomes live"),
@@ -112,8 +129,8 @@ def _parser() -> argparse.ArgumentParser:
             demo.add_argument(
                 "--scenario", choices=["outcomes", "budget"], default="outcomes", help="budget: past a hard budget"
             )
-        demo.set_defaults(command=_demo, live=name == "run")
-    return parser
+        # checks once the local broker runs: it may start it (streams/cli/demo.py)
+        demo.set_defaults(command=_demo, live=name == "run", checks_access=False)
 
 
 def _add_services(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -128,7 +145,7 @@ def _add_services(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "registry", help="serve: the schema catalogue over the Confluent Schema Registry REST API (read-only)"
     )
     registry.add_argument("action", choices=["serve"])
-    registry.set_defaults(command=_registry)
+    registry.set_defaults(command=_registry, checks_access=False)  # serves the catalogue: no Kafka
 
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
@@ -149,7 +166,7 @@ def _topics(_args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka.admin import ensure_topics  # noqa: PLC0415
 
     runtime = load_runtime(settings)
-    created = asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings)))
+    created = asyncio.run(ensure_topics(client_config(settings), topic_plan(runtime.agents, settings)))
     print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
     return 0
 

@@ -14,6 +14,7 @@ from streams.contracts.headers import H_EVENT_ID
 from streams.contracts.out_record import OutRecord
 from streams.core.catalogue import Catalogue
 from streams.core.domain import RequestEvent
+from streams.core.kafka_client import ClientConfig
 from streams.kafka.producer import RecordProducer
 from streams.pipeline.decode import encode_request
 
@@ -42,23 +43,21 @@ def take(samples: list[dict[str, Any]], count: int) -> list[RequestEvent]:
     return [to_request(samples[i % len(samples)]) for i in range(count)]
 
 
-async def publish(
-    bootstrap_servers: str, topic: str, catalogue: Catalogue, events: Iterable[RequestEvent]
-) -> list[str]:
+async def publish(kafka: ClientConfig, topic: str, catalogue: Catalogue, events: Iterable[RequestEvent]) -> list[str]:
     """Encode and produce the events keyed by business key; return their event ids once all are acked."""
     batch = list(events)
     records = [
         OutRecord(topic, e.business_key.encode(), encode_request(catalogue, e), ((H_EVENT_ID, e.event_id.encode()),))
         for e in batch
     ]
-    async with RecordProducer(bootstrap_servers) as producer:
+    async with RecordProducer(kafka) as producer:
         await producer.send_all(records)
     return [e.event_id for e in batch]
 
 
 async def publish_raw(
-    bootstrap_servers: str, topic: str, values: Iterable[tuple[bytes, bytes]]
+    kafka: ClientConfig, topic: str, values: Iterable[tuple[bytes, bytes]]
 ) -> list[tuple[str, int, int]]:
     """Produce raw (key, value) pairs as they are, e.g. bad input; return each one's (topic, partition, offset)."""
-    async with RecordProducer(bootstrap_servers) as producer:
+    async with RecordProducer(kafka) as producer:
         return await producer.send_all(OutRecord(topic, key, value, ()) for key, value in values)

@@ -14,8 +14,10 @@ import orjson
 from aiokafka import TopicPartition
 
 from streams.contracts.topics import usage_changelog
+from streams.core.kafka_client import ClientConfig
 from streams.core.settings import Settings
 from streams.cost.usage_windows import HOUR, MINUTE, UsageStats, WindowSpec, split_key
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import read_to_end
 
 PERIODS = {"minute": MINUTE, "hour": HOUR}
@@ -33,7 +35,7 @@ async def read_windows(settings: Settings, spec: WindowSpec, *, dimension: str) 
     """Every window of ``spec`` kept in its changelog for ``dimension``, latest first."""
     topic = usage_changelog(settings, spec)
     parts = await _read_changelog(
-        settings.bootstrap_servers, [TopicPartition(topic, p) for p in range(settings.partitions)]
+        client_config(settings), [TopicPartition(topic, p) for p in range(settings.partitions)]
     )
     summed: dict[tuple[float, str], UsageStats] = {}
     for (key, start_s), stats in parts.items():
@@ -45,9 +47,9 @@ async def read_windows(settings: Settings, spec: WindowSpec, *, dimension: str) 
     return sorted(rows, key=lambda row: (-row.start_s, row.value))
 
 
-async def _read_changelog(bootstrap: str, tps: list[TopicPartition]) -> dict[tuple[str, float], UsageStats]:
+async def _read_changelog(kafka: ClientConfig, tps: list[TopicPartition]) -> dict[tuple[str, float], UsageStats]:
     latest: dict[tuple[str, float], UsageStats] = {}
-    async for message in read_to_end(bootstrap, tps):
+    async for message in read_to_end(kafka, tps):
         key, (start_s, _end_s) = orjson.loads(message.key or b"null")
         if message.value is None:
             latest.pop((key, start_s), None)

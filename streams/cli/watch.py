@@ -12,10 +12,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from streams.contracts.topics import AUDIT, USAGE, outcome_topic
 from streams.core import wire
 from streams.core.catalogue import Catalogue
+from streams.core.errors import KafkaAclMissing
+from streams.core.kafka_client import ClientConfig
 from streams.core.settings import Settings
 
 
@@ -81,11 +84,11 @@ def outcome_topics(settings: Settings, agent_names: list[str]) -> dict[str, str]
 
 
 class OutcomeWatcher:
-    def __init__(self, bootstrap_servers: str, catalogue: Catalogue, topic_kinds: dict[str, str]) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, kafka: ClientConfig, catalogue: Catalogue, topic_kinds: dict[str, str]) -> None:
+        self._kafka = kafka
         self._catalogue = catalogue
         self._kinds = topic_kinds
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**kafka.kwargs(), enable_auto_commit=False)
 
     async def start(self, *, from_beginning: bool = False) -> None:
         await self._consumer.start()
@@ -98,12 +101,15 @@ class OutcomeWatcher:
             self._consumer.seek(tp, offset)  # explicit and immediate: seek_to_*() can race the fetcher
 
     async def _partition_counts(self) -> dict[str, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        admin = AIOKafkaAdminClient(**self._kafka.kwargs())
         await admin.start()
         try:
             described = await admin.describe_topics(list(self._kinds))
         finally:
             await admin.close()
+        refused = sorted(t["topic"] for t in described if t["error_code"] == TopicAuthorizationFailedError.errno)
+        if refused:  # not "nothing there": a principal without the ACLs would otherwise see an empty topic
+            raise KafkaAclMissing(f"{self._kafka.describe()} may not read {', '.join(refused)} (`keel acl plan`)")
         return {t["topic"]: len(t["partitions"]) for t in described if not t["error_code"]}
 
     async def poll(self, *, timeout_s: float = 0.5) -> list[Observed]:

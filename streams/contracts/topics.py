@@ -94,6 +94,26 @@ def alert_relay_group(settings: Settings) -> str:
     return f"{settings.app_id}-alerts-relay"
 
 
+def intake_group(settings: Settings) -> str:
+    """The workers' consumer group of the input, retry and parked topics (streams/kafka/intake.py): one
+    per set of agents (``KEEL_AGENTS``), so that workers of one agent, running as its principal
+    (streams/contracts/acls.py), never share a group with another agent's, whose topics they may not
+    describe; a worker of every agent keeps the app id."""
+    if not settings.agents:
+        return settings.app_id
+    return f"{settings.app_id}-worker-{'-'.join(sorted(set(settings.agents)))}"
+
+
+def budget_owner_group(settings: Settings) -> str:
+    """The budget owners' consumer group of the budget requests (streams/apps/worker/budget_owner.py)."""
+    return f"{settings.app_id}-budget-owners"
+
+
+def applier_group(settings: Settings) -> str:
+    """The review applier's consumer group: its committed offsets are the decisions already applied."""
+    return f"{settings.app_id}-review-applier"
+
+
 def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     names: list[str] = [settings.topic(name) for name in (AUDIT, USAGE, BUDGET_REQUESTS, BUDGET_DECISIONS)]
     for agent in agents:

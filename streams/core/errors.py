@@ -72,6 +72,29 @@ class RateLimitTableError(ConfigError):
     reason = "rate_limits_invalid"
 
 
+# --- joining the Kafka cluster (one clear error at start-up, naming the setting; never a secret) ---------
+
+
+class KafkaAccessError(ConfigError):
+    """The cluster refused this client: not a retry loop, one error at start-up naming the setting."""
+
+    reason = "kafka_access_refused"
+
+
+class KafkaAuthRejected(KafkaAccessError):
+    reason = "kafka_auth_failed"
+
+
+class KafkaTlsRejected(KafkaAccessError):
+    reason = "kafka_tls_failed"
+
+
+class KafkaAclMissing(KafkaAccessError):
+    """The principal authenticated, but lacks an ACL it needs; the message names each one."""
+
+    reason = "kafka_acl_missing"
+
+
 # --- decoding input events ------------------------------------------------------------------------
 
 

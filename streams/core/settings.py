@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.core.kafka_security import KafkaSecuritySettings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,7 +40,10 @@ BUILTIN_PROVIDERS = {
 }
 
 
-class Settings(BaseSettings):
+class Settings(KafkaSecuritySettings, BaseSettings):
+    """Every ``KEEL_...`` setting (docs/operations.md); the ``KEEL_KAFKA_...`` security block is
+    streams/core/kafka_security.py."""
+
     model_config = SettingsConfigDict(env_prefix="KEEL_", env_nested_delimiter="__", extra="ignore")
 
     bootstrap_servers: str = "127.0.0.1:9092"

@@ -6,10 +6,16 @@ import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
 from streams.contracts.topics import TopicSpec
 from streams.core.errors import KeelError
+from streams.core.kafka_client import ClientConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +25,11 @@ class TopicSetupError(KeelError):
     retriable = True
 
 
-async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[str]:
+async def ensure_topics(kafka: ClientConfig, specs: list[TopicSpec]) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Topics that exist must have
     the planned partition count: an event's store entry and retry tier records use its input
     partition's number."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(**kafka.kwargs(), request_timeout_ms=15_000)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -36,7 +42,7 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> list[
             await _wait_for_leaders(admin, [spec.name for spec in missing])
         return [spec.name for spec in missing]
     except KafkaError as exc:
-        raise TopicSetupError(f"cannot create topics on {bootstrap_servers}: {exc!r}") from exc
+        raise TopicSetupError(f"cannot create topics on {kafka.describe()}: {exc!r}") from exc
     finally:
         await admin.close()
 
@@ -68,6 +74,11 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], *, tim
 
 def _raise_for_errors(response: object) -> None:
     for name, code, message in getattr(response, "topic_errors", []) or []:
+        if code in (TopicAuthorizationFailedError.errno, ClusterAuthorizationFailedError.errno):
+            raise TopicSetupError(
+                f"this principal may not create topic {name} (no CREATE ACL): run `keel topics` as the operator "
+                "principal first (`keel acl plan`)"
+            )
         if code and code != TopicAlreadyExistsError.errno:
             raise TopicSetupError(f"creating topic {name} failed with error {code}: {message}")
     log.debug("topics created")

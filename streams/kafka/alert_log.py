@@ -14,6 +14,7 @@ from streams.core.alert import FIRING, Alert
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError
 from streams.core.settings import Settings
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import read_to_end
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ async def read_alerts(settings: Settings, catalogue: Catalogue) -> list[Alert]:
     topic = settings.topic(ALERTS)
     alerts: list[Alert] = []
     tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
-    async for message in read_to_end(settings.bootstrap_servers, tps):
+    async for message in read_to_end(client_config(settings), tps):
         try:
             alerts.append(decode_alert(catalogue, message.value or b""))
         except DecodeError as exc:  # not an alert: nothing to take over or show

@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
+from streams.core.kafka_client import ClientConfig
 from streams.core.settings import Settings
 from streams.kafka import kafka_records
+from streams.kafka.connection import client_config
 
 kafka_records.install()  # a header name that is not UTF-8 stops no reader (streams/kafka/kafka_records.py)
 
@@ -23,9 +25,9 @@ T = TypeVar("T")
 PATIENT_POLL_MS = 86_400_000
 
 
-async def read_to_end(bootstrap_servers: str, tps: list[TopicPartition]) -> AsyncIterator[Any]:
+async def read_to_end(kafka: ClientConfig, tps: list[TopicPartition]) -> AsyncIterator[Any]:
     """Every record of ``tps``, in order per partition, up to each partition's end when the read starts."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.kwargs(), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -76,7 +78,7 @@ def group_consumer(
     """A member of ``group_id`` that commits by hand, from the earliest offset when the group has none,
     with the worker's session and heartbeat settings."""
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_config(settings).kwargs(),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -38,6 +38,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
+from streams.contracts.topics import intake_group
 from streams.core.settings import Settings
 from streams.kafka.consumers import group_consumer, until_read
 from streams.kafka.inflight import Inflight
@@ -85,7 +86,7 @@ class Intake(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's abs
         """Read until stopped (``stop``)."""
         settings = self._settings
         consumer = self._consumer = self._consumer or group_consumer(
-            settings, settings.app_id, fetch_max_wait_ms=settings.fetch_max_wait_ms
+            settings, intake_group(settings), fetch_max_wait_ms=settings.fetch_max_wait_ms
         )  # built here: aiokafka binds a consumer to the running loop
         consumer.subscribe(list(self._routes), listener=self)
         await consumer.start()

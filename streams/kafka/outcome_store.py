@@ -39,6 +39,7 @@ from aiokafka import TopicPartition
 
 from streams.contracts.out_record import OutRecord
 from streams.core.domain import SourceRecord
+from streams.core.kafka_client import ClientConfig
 from streams.kafka.consumers import read_to_end
 
 log = logging.getLogger(__name__)
@@ -140,9 +141,9 @@ class _Reader:
 
 
 class OutcomeStore:
-    def __init__(self, bootstrap_servers: str, topic: str, send: Send) -> None:
+    def __init__(self, kafka: ClientConfig, topic: str, send: Send) -> None:
         self.topic = topic
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._send = send
         self._entries = _Entries()
         self._loaded: set[int] = set()
@@ -189,7 +190,7 @@ class OutcomeStore:
     async def _read(self, partition: int) -> None:
         """Everything in one store partition, up to its end as of now (later entries win)."""
         self._entries.drop(partition)
-        async for message in read_to_end(self._bootstrap, [TopicPartition(self.topic, partition)]):
+        async for message in read_to_end(self._kafka, [TopicPartition(self.topic, partition)]):
             if message.key is not None:
                 self._entries.put(partition, ((message.key, message.value),))
 

@@ -26,6 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from streams.contracts.out_record import OutRecord
 from streams.core.errors import WriteRejected
+from streams.core.kafka_client import ClientConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,8 +37,8 @@ NEVER_WRITTEN = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLar
 class RecordProducer:
     """Long-lived in the worker; ``async with RecordProducer(...)`` for one batch (publishing, replay)."""
 
-    def __init__(self, bootstrap_servers: str, *, request_timeout_s: float = 30.0) -> None:
-        self._bootstrap = bootstrap_servers
+    def __init__(self, kafka: ClientConfig, *, request_timeout_s: float = 30.0) -> None:
+        self._kafka = kafka
         self._request_timeout_ms = int(request_timeout_s * 1000)
         self._producer: AIOKafkaProducer | None = None
         self._lock: asyncio.Lock | None = None
@@ -83,7 +84,7 @@ class RecordProducer:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self._bootstrap,
+                    **self._kafka.kwargs(),
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=2,

@@ -48,6 +48,7 @@ from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.domain import RequestEvent
 from streams.core.settings import REPO_ROOT, Settings
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 from streams.pipeline.decode import decode_request, encode_request
 
@@ -104,9 +105,7 @@ async def variant_process(
     bench: Bench, variant: str, namespace: str, *, latency_ms: float, c: int
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
     settings = settings_for(bench, namespace)
-    await ensure_topics(
-        settings.bootstrap_servers, topic_plan(load_agents(bench.agents_dir, bench.catalogue), settings)
-    )
+    await ensure_topics(client_config(settings), topic_plan(load_agents(bench.agents_dir, bench.catalogue), settings))
     env = {
         **os.environ,
         "KEEL_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
@@ -150,7 +149,7 @@ async def delete_namespace(bench: Bench, namespace: str) -> None:
 
 
 async def publish(bench: Bench, topic: str, events: list[tuple[bytes, bytes]]) -> None:
-    async with RecordProducer(bench.broker.bootstrap) as producer:
+    async with RecordProducer(bench.broker.client) as producer:
         for start in range(0, len(events), 5000):
             await producer.send_all(OutRecord(topic, k, v, ()) for k, v in events[start : start + 5000])
 
@@ -236,7 +235,7 @@ async def latency(bench: Bench, capacity_eps: float, share: float, *, seconds: f
         while await results.count() < len(warmup) and process.poll() is None:
             await asyncio.sleep(0.1)
         await asyncio.sleep(5)  # steady state: the store partitions are loaded, the first commits done
-        async with RecordProducer(bench.broker.bootstrap) as producer:
+        async with RecordProducer(bench.broker.client) as producer:
             started = time.monotonic()
             for index in range(0, len(paced), per_tick):
                 await asyncio.sleep(max(0.0, started + index / rate - time.monotonic()))

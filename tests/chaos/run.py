@@ -33,6 +33,7 @@ from streams.contracts.topics import topic_plan
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.settings import REPO_ROOT, Settings
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import client_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, run as a script
 from agent_files import write_agents
@@ -129,7 +130,7 @@ async def outcome_topic_missing(run: Run) -> None:
     finally:
         await admin.close()
     await asyncio.sleep(6)
-    await ensure_topics(run.settings.bootstrap_servers, [s for s in plan(run) if s.name == results])
+    await ensure_topics(client_config(run.settings), [s for s in plan(run) if s.name == results])
 
 
 SCENARIOS = [
@@ -179,7 +180,7 @@ def plan(run: Run) -> list:
 @contextlib.asynccontextmanager
 async def watching(run: Run) -> AsyncIterator[Tally]:
     tally = Tally()
-    watcher = OutcomeWatcher(run.settings.bootstrap_servers, run.catalogue, outcome_topics(run.settings, AGENTS))
+    watcher = OutcomeWatcher(client_config(run.settings), run.catalogue, outcome_topics(run.settings, AGENTS))
     await watcher.start(from_beginning=True)
     stop = asyncio.Event()
 
@@ -220,7 +221,7 @@ async def run_scenario(scenario: Scenario, broker: kafka_local.LocalKafka, agent
     }
     run = Run(scenario, settings, catalogue, broker, env)
     started = time.monotonic()
-    await ensure_topics(settings.bootstrap_servers, plan(run))
+    await ensure_topics(client_config(settings), plan(run))
     with run.stack:
         sim_url = run.stack.enter_context(simulator_process(state_dir, *scenario.sim))
         env["KEEL_PROVIDERS__SIM__BASE_URL"] = sim_url
@@ -253,11 +254,11 @@ async def seed(run: Run) -> list[str]:
         events = take(load_samples(SAMPLES / f"{agent}.jsonl"), per_agent)
         step = run.scenario.poison_every or len(events)
         for start in range(0, len(events), step):
-            ids += await publish(run.settings.bootstrap_servers, run.settings.topic(topic), run.catalogue,
+            ids += await publish(client_config(run.settings), run.settings.topic(topic), run.catalogue,
                                  events[start : start + step])  # fmt: skip
             if run.scenario.poison_every:
                 garbage = [(b"poison", b"\x00\x00\x00\x00\x01" + uuid.uuid4().bytes)]
-                positions = await publish_raw(run.settings.bootstrap_servers, run.settings.topic(topic), garbage)
+                positions = await publish_raw(client_config(run.settings), run.settings.topic(topic), garbage)
                 ids += [f"undecodable:{t}/{p}/{o}" for t, p, o in positions]
     run.scenario.events = len(ids)
     return ids

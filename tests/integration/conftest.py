@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from harness import Stack, worker_stack
 from review_broker import review_namespace
+from secure_cluster import SecureCluster, secure_broker, write_canary_passwords
 
 from connectors.local.kafka_local import REPO_ROOT, LocalKafka, start, stop, wipe
 from streams.cli.local_stack import simulator_process
@@ -27,6 +28,8 @@ from streams.core.settings import Settings
 # Below Linux's ephemeral range (32768-60999): a port in it can be taken for a while by any client
 # connection's source port, and Kafka would then fail to bind.
 TEST_BROKER_PORT = int(os.environ.get("KEEL_TEST_BROKER_PORT", "29092"))
+# The secured broker (tests/integration/secure_cluster.py) and its controller: the next two ports by default.
+SECURE_BROKER_PORT = int(os.environ.get("KEEL_TEST_SECURE_BROKER_PORT", str(TEST_BROKER_PORT + 4)))
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +45,22 @@ def kafka_bootstrap() -> Iterator[str]:
         start(broker)
         try:
             yield broker.bootstrap
+        finally:
+            stop(broker)
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureCluster]:
+    """A secured single-node broker of its own (SASL_SSL, SCRAM users, ACLs enforced), for the session."""
+    cluster = secure_broker(SECURE_BROKER_PORT)
+    broker = cluster.broker
+    with _session_lock(broker.state_dir.with_name(broker.state_dir.name + ".lock")):
+        stop(broker, force=True)
+        wipe(broker)
+        write_canary_passwords(cluster.files, list(broker.users))
+        start(broker)
+        try:
+            yield cluster
         finally:
             stop(broker)
 

@@ -26,8 +26,10 @@ from streams.cli.watch import Observed, OutcomeWatcher, Tally, outcome_topics
 from streams.contracts.topics import topic_plan
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.domain import RequestEvent
+from streams.core.kafka_security import KafkaSecuritySettings
 from streams.core.settings import Settings
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import client_config
 
 AGENTS = ["support_triage", "invoice_extraction"]
 T = TypeVar("T")
@@ -77,12 +79,14 @@ def worker_stack(
     budget: dict[str, Any] | None = None,
     handoff: dict[str, dict[str, Any]] | None = None,
     fallback_model: str | None = None,
+    namespace: str | None = None,
+    security: KafkaSecuritySettings | None = None,
 ) -> Iterator[Stack]:
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``, running
     the shipped agents with ``reliability`` fields changed: by default without retry tiers, so that a
     transient failure ends in a dead letter at once (tests that want tiers declare short ones). Handoff
     policies are autonomous unless ``handoff`` gives an agent's (see ``write_agents``)."""
-    namespace = f"it-{uuid.uuid4().hex[:8]}"
+    namespace = namespace or f"it-{uuid.uuid4().hex[:8]}"
     agents_dir = write_agents(
         state_dir / f"agents-{namespace}",
         reliability={"retry_delays_s": [], **(reliability or {})},
@@ -98,10 +102,11 @@ def worker_stack(
         provider_override=provider,
         web_port=0,
         state_dir=state_dir,
+        **(security.model_dump() if security is not None else {}),  # the stack's own clients (topics, watching)
     )
     catalogue = load_catalogue(settings.schemas_dir)
     plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
-    run_sync(lambda: ensure_topics(bootstrap, plan))  # works inside an async test too
+    run_sync(lambda: ensure_topics(client_config(settings), plan))  # works inside an async test too
     env = {
         **(env or {}),
         "KEEL_AGENTS_DIR": str(agents_dir),
@@ -136,17 +141,17 @@ async def run_through(
     """Publish (or run ``action``), then read outcomes until every published or ``expect``-ed event has
     ended, or the wait runs out; ``during`` sees the tally after each read. An ``action`` that returns a
     list of event ids expects those too."""
-    bootstrap = stack.settings.bootstrap_servers
-    watcher = OutcomeWatcher(bootstrap, stack.catalogue, outcome_topics(stack.settings, AGENTS))
+    kafka = client_config(stack.settings)
+    watcher = OutcomeWatcher(kafka, stack.catalogue, outcome_topics(stack.settings, AGENTS))
     await watcher.start()
     try:
         ids: list[str] = list(expect)
         if action is not None and isinstance(acted := await action(), list):
             ids += acted
         for topic, batch in (events or {}).items():
-            ids += await publish(bootstrap, stack.topic(topic), stack.catalogue, batch)
+            ids += await publish(kafka, stack.topic(topic), stack.catalogue, batch)
         if raw:
-            positions = await publish_raw(bootstrap, stack.topic("support.tickets"), raw)
+            positions = await publish_raw(kafka, stack.topic("support.tickets"), raw)
             ids += [f"undecodable:{t}/{p}/{o}" for t, p, o in positions]
         tally = Tally()
         loop = asyncio.get_running_loop()
@@ -200,10 +205,10 @@ async def group_offsets(
     """``group``'s committed offsets of ``topic``'s partitions (-1: none) and their end offsets, once
     they are equal or ``wait_s`` has passed (one reading if it is under half a second). ``nonempty``:
     only the partitions that had records when this started."""
-    bootstrap = settings.bootstrap_servers
+    kafka = client_config(settings)
     partitions = [TopicPartition(settings.topic(topic), p) for p in range(settings.partitions)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.kwargs())
+    admin = AIOKafkaAdminClient(**kafka.kwargs())
     await consumer.start()
     await admin.start()
     try:

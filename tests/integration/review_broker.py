@@ -22,6 +22,7 @@ from streams.core import wire
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.settings import REPO_ROOT, Settings
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import read_to_end
 from streams.kafka.producer import RecordProducer
 
@@ -39,7 +40,7 @@ def review_namespace(kafka_bootstrap: str, state_dir: Path) -> Settings:
     )
     catalogue = load_catalogue(settings.schemas_dir)
     plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
-    run_sync(lambda: ensure_topics(kafka_bootstrap, plan))
+    run_sync(lambda: ensure_topics(client_config(settings), plan))
     return settings
 
 
@@ -50,14 +51,14 @@ async def publish_items(settings: Settings, catalogue: Catalogue, routes: list[s
         review_record(catalogue, settings, agent, route=route, created_at_ms=now_ms - 60_000 + n, offset=n)
         for n, route in enumerate(routes)
     ]
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         await producer.send_all(records)
     return [record.key.decode() for record in records if record.key]
 
 
 async def topic_values(settings: Settings, catalogue: Catalogue, name: str) -> list[dict[str, Any]]:
     tps = [TopicPartition(settings.topic(name), p) for p in range(settings.partitions)]
-    return [wire.decode(catalogue, m.value) async for m in read_to_end(settings.bootstrap_servers, tps)]
+    return [wire.decode(catalogue, m.value) async for m in read_to_end(client_config(settings), tps)]
 
 
 async def outcomes_when(

@@ -28,6 +28,7 @@ from streams.core.alert import Alert
 from streams.core.catalogue import Catalogue
 from streams.core.settings import REPO_ROOT
 from streams.kafka.alert_log import read_alerts
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 
 RULES = """
@@ -69,7 +70,7 @@ async def publish_audit(stack: Stack, catalogue: Catalogue, values: list[dict[st
     schema = catalogue.by_subject("keel.audit-value")
     topic = stack.topic("keel.audit")
     records = [OutRecord(topic, v["event_id"].encode(), wire.encode(schema, v), ()) for v in values]
-    async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(stack.settings)) as producer:
         await producer.send_all(records)
     return [v["event_id"] for v in values]
 
@@ -251,7 +252,7 @@ async def test_the_relay_commits_an_alert_only_once_every_sink_took_it(
             at_ms=now_ms,
             agent="support_triage",
         )
-        async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+        async with RecordProducer(client_config(stack.settings)) as producer:
             await producer.send_all([alert_record(catalogue, stack.settings, budget)])
         listing = keel(stack, "alerts", "list", "--open")
         assert "firing   warning  budget:agent=support_triage" in listing and "1 open incident(s)" in listing

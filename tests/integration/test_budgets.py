@@ -20,6 +20,7 @@ from streams.cli.publish import load_samples, publish, take
 from streams.cli.watch import OutcomeWatcher, Tally, outcome_topics
 from streams.core import wire
 from streams.core.domain import RequestEvent
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import read_to_end
 
 SCOPE = "agent:support_triage"
@@ -50,11 +51,11 @@ async def _publish_and_watch(
     stack: Stack, events: list[RequestEvent], until: Callable[[Tally, list[str]], bool]
 ) -> Tally:
     """Publish ``events`` (none: watch only) and read outcomes until ``until`` holds or the wait runs out."""
-    watcher = OutcomeWatcher(stack.settings.bootstrap_servers, stack.catalogue, outcome_topics(stack.settings, AGENTS))
+    watcher = OutcomeWatcher(client_config(stack.settings), stack.catalogue, outcome_topics(stack.settings, AGENTS))
     await watcher.start(from_beginning=True)
     try:
         ids = [e.event_id for e in events]
-        await publish(stack.settings.bootstrap_servers, stack.topic("support.tickets"), stack.catalogue, events)
+        await publish(client_config(stack.settings), stack.topic("support.tickets"), stack.catalogue, events)
         tally = Tally()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + stack.wait_s
@@ -85,7 +86,7 @@ async def _settled_spend_usd(stack: Stack) -> float:
 async def _usage_spend_usd(stack: Stack) -> float:
     """The cost of every usage record written so far."""
     tps = [TopicPartition(stack.topic("keel.usage"), p) for p in range(stack.settings.partitions)]
-    records = [m async for m in read_to_end(stack.settings.bootstrap_servers, tps)]
+    records = [m async for m in read_to_end(client_config(stack.settings), tps)]
     return sum(wire.decode(stack.catalogue, m.value)["cost_usd"] or 0.0 for m in records)
 
 

@@ -16,6 +16,7 @@ from streams.cli.watch import Observed, Tally
 from streams.contracts.control_keys import load_control_keys
 from streams.core import wire
 from streams.core.review_item import DecisionDraft, ReviewItem
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 from streams.pipeline.handoff import rerun_pass, rerun_record
 from streams.review.records import ITEM_SUBJECT, decode_item
@@ -125,7 +126,7 @@ async def test_a_rerun_runs_the_event_again_without_the_rejected_model(
     calls = model_calls(sim_url)
 
     async def rerun() -> None:
-        async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+        async with RecordProducer(client_config(stack.settings)) as producer:
             await producer.send_all([record])
 
     _, second = await run_through(stack, action=rerun, expect=[event_id])

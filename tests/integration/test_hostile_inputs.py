@@ -10,6 +10,7 @@ from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, on
 from hostile_records import NOT_UTF8, send_raw_batch
 
 from streams.contracts.out_record import OutRecord
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 from streams.pipeline.decode import encode_request
 
@@ -53,7 +54,7 @@ async def test_hostile_headers_and_reused_ids_end_once_and_the_worker_keeps_runn
         ]
 
         async def send() -> list[str]:
-            async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+            async with RecordProducer(client_config(stack.settings)) as producer:
                 positions = await producer.send_all(records)
             return [f"undecodable:{t}/{p}/{o}" for t, p, o in (positions[-4], positions[-3], positions[-1])]
 
@@ -90,7 +91,7 @@ async def test_a_header_name_that_is_not_utf8_stops_nothing_and_its_batch_ends_o
 
         async def send() -> list[str]:
             batch = [(b"k", values[0], ()), (b"k", values[1], hostile), (b"k", garbage, hostile), (b"k", values[2], ())]
-            first = await send_raw_batch(stack.settings.bootstrap_servers, stack.topic("support.tickets"), 0, batch)
+            first = await send_raw_batch(client_config(stack.settings), stack.topic("support.tickets"), 0, batch)
             return [f"undecodable:{stack.topic('support.tickets')}/0/{first + 2}"]
 
         expect = [e.event_id for e in events]

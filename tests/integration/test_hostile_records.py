@@ -43,6 +43,7 @@ from streams.cost.budget import Decision
 from streams.cost.budget_config import Budgets
 from streams.cost.budget_records import BudgetCodec
 from streams.cost.pricing import Pricing
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 from streams.kafka.skipped import SkippedRecords
 from streams.pipeline.handoff import rerun_pass
@@ -133,7 +134,7 @@ async def test_keel_review_serve_reads_past_hostile_records_and_applies_the_deci
     unbuildable = {**wire.decode(catalogue, template.value), "event_id": "not-json-1", "request_payload": "{not"}
     schema = catalogue.by_id(wire.read_header(template.value))
     assert schema is not None
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         await producer.send_all(
             [OutRecord(review_topic, b"not-json-1", wire.encode(schema, unbuildable), template.headers)]
         )
@@ -191,7 +192,7 @@ async def test_the_budget_owner_and_client_answer_past_hostile_records(
 ) -> None:
     exits: list[BaseException] = []
     monkeypatch.setattr(faust_app, "exit_for_restart", lambda _what, exc: exits.append(exc))  # never this test run
-    counted, producer, clock = SkippedRecords(), RecordProducer(settings.bootstrap_servers), SystemClock()
+    counted, producer, clock = SkippedRecords(), RecordProducer(client_config(settings)), SystemClock()
     now_ms = clock.now_ms()
     bad_requests = hostile_budget_requests(catalogue, now_ms=now_ms, partitions=settings.partitions)
     bad_decisions = hostile(
@@ -258,7 +259,7 @@ async def test_the_alert_relay_sends_past_hostile_records(settings: Settings, ca
     good = wire.decode(catalogue, alert_record(catalogue, settings, an_alert("template")).value)
     bad = fits(hostile(catalogue, "keel.alerts-value", good, timestamp="at_ms", text="summary"))
     await write_raw(settings, topic, bad, every_partition=True)
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         await producer.send_all([alert_record(catalogue, settings, an_alert("first"))])
     relaying = asyncio.create_task(relay(settings, catalogue, [sink], asyncio.sleep, skipped=counted))
     try:
@@ -266,7 +267,7 @@ async def test_the_alert_relay_sends_past_hostile_records(settings: Settings, ca
             while "first" not in [a.summary for a in sink.alerts]:
                 await asyncio.sleep(0.2)
             await write_raw(settings, topic, bad, every_partition=True)
-            async with RecordProducer(settings.bootstrap_servers) as producer:
+            async with RecordProducer(client_config(settings)) as producer:
                 await producer.send_all([alert_record(catalogue, settings, an_alert("second"))])
             while "second" not in [a.summary for a in sink.alerts]:
                 await asyncio.sleep(0.2)

@@ -11,6 +11,7 @@ from harness import Stack, assert_exactly_one_outcome_and_audit, model_calls, on
 
 from streams.cli.local_stack import simulator_process
 from streams.contracts.out_record import OutRecord
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 
 TIERS_S = [2, 4]
@@ -82,7 +83,7 @@ async def test_a_tier_record_delivered_again_costs_no_model_call(stack: Stack, s
     assert len(tier_records) == 1
 
     async def deliver_again() -> None:
-        async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+        async with RecordProducer(client_config(stack.settings)) as producer:
             await producer.send_all(tier_records)
 
     _, second = await run_through(stack, events={"support.tickets": [event]}, action=deliver_again, expect=ids)

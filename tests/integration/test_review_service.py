@@ -20,17 +20,18 @@ from review_broker import AUDIT, DLQ, RESULTS, by_event, outcomes_when, publish_
 from review_samples import TRIAGE_OUTPUT, review_record
 
 from streams.agent.definition import load_agents
-from streams.apps.review.applier import applier_group
 from streams.apps.review.shell import ReviewProcess, build_process, running
 from streams.cli.demo import review_service
 from streams.cli.local_stack import worker_process
 from streams.cli.review import review_stats
+from streams.contracts.topics import applier_group
 from streams.core import wire
 from streams.core.alert import Alert
 from streams.core.catalogue import Catalogue
 from streams.core.review_item import Decision, DecisionDraft, Refused
 from streams.core.settings import Settings
 from streams.kafka.alert_log import read_alerts
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 from streams.review.records import decision_record, decode_item
 
@@ -129,7 +130,7 @@ async def test_a_restart_shows_the_same_queue_and_applies_nothing_twice(
     # A second decision on the decided item, written past the service's checks (another tool, a race
     # between two services), and a physical copy of the first: neither may become an outcome.
     later = replace(decision, decision_id="later", action="reject", reviewer="eve", decided_at_ms=1, reason="x")
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         topic = settings.topic("keel.review.decisions")
         copy = decision_record(catalogue, topic, decision)
         orphan = replace(
@@ -205,7 +206,7 @@ async def test_ten_thousand_items_load_and_page_fast(settings: Settings, catalog
     records = [
         replace(template, key=i.item_id.encode(), value=_encode_item(catalogue, template.value, i)) for i in items
     ]
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         await producer.send_all(records)
     process = build_process(settings)
     started = time.monotonic()
@@ -235,7 +236,7 @@ async def test_an_item_waiting_past_its_sla_fires_escalates_and_resolves_when_de
     assert agent.definition.handoff.review_sla_s == 1800 and agent.definition.handoff.escalate_after_s == 7200
     three_hours_ago = int(time.time() * 1000) - 3 * 3_600_000
     record = review_record(catalogue, settings, agent, created_at_ms=three_hours_ago)
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         await producer.send_all([record])
     settings = settings.model_copy(update={"review_sla_check_s": 0.2})
     keys = ["review_sla:agent=support_triage", "review_sla:agent=support_triage|escalated"]

@@ -16,6 +16,7 @@ from streams.contracts.topics import usage_app_id
 from streams.core import wire
 from streams.core.catalogue import Catalogue
 from streams.cost.usage_windows import HOUR, MINUTE, WindowSpec
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 
 
@@ -44,7 +45,7 @@ async def publish_usage(stack: Stack, catalogue: Catalogue, values: list[dict[st
     """In order, into one partition, each record timestamped with its ``at``."""
     schema = catalogue.by_subject("keel.usage-value")
     topic = stack.topic("keel.usage")
-    async with RecordProducer(stack.settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(stack.settings)) as producer:
         for value in values:  # one at a time: the order within the partition is the test's
             record = OutRecord(topic, b"k", wire.encode(schema, value), (), 0, timestamp_ms=int(value["at"]))  # type: ignore[call-overload]
             await producer.send_all([record])

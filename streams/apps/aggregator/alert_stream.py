@@ -31,6 +31,7 @@ from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError, UnexpectedValue
 from streams.core.ports.clock import SystemClock
 from streams.core.settings import Settings
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import group_consumer, until_read
 from streams.kafka.producer import RecordProducer, until_written
 from streams.kafka.skipped import SkippedRecords
@@ -58,7 +59,7 @@ def add_alerting(
     forwarded = Counter(
         "keel_alert_observations", "Usage and audit records forwarded to the alert rules", ["source"], registry=registry
     )
-    producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
+    producer = RecordProducer(client_config(settings), request_timeout_s=settings.produce_timeout_s)
     skipped = skipped or SkippedRecords()
     forwarder = Forwarder(settings, catalogue, engine, producer, forwarded, skipped=skipped)
 

@@ -33,6 +33,7 @@ from streams.core.errors import DecodeError, UnexpectedValue
 from streams.core.settings import Settings
 from streams.cost.usage_windows import WINDOWS, Lateness, UsageRecord, UsageStats, WindowSpec
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import client_config
 from streams.kafka.skipped import SkippedRecords
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class UsageMetrics:
 def run_aggregator(settings: Settings) -> NoReturn:
     catalogue, agents = load_schemas(settings)  # it writes alerts: with a Schema Registry, under its ids
     rules = load_rules(settings.alert_rules_file)
-    asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(agents, settings)))
+    asyncio.run(ensure_topics(client_config(settings), topic_plan(agents, settings)))
     app, _ = create_usage_app(settings, catalogue, rules)
     faust_app.run(app, settings, what="usage aggregator")
 

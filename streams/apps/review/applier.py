@@ -34,10 +34,11 @@ from streams.apps.review.metrics import ReviewMetrics
 from streams.contracts.control_keys import load_control_keys
 from streams.contracts.emit import Emitter
 from streams.contracts.out_record import OutRecord
-from streams.contracts.topics import REVIEW_DECISIONS, agent_topics
+from streams.contracts.topics import REVIEW_DECISIONS, agent_topics, applier_group
 from streams.core.errors import DecodeError, KeelError
 from streams.core.review_item import Decision, ReviewItem
 from streams.core.settings import Settings
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import PATIENT_POLL_MS, group_consumer, until_read
 from streams.kafka.producer import RecordProducer, until_written
 from streams.review.apply import decision_records
@@ -47,11 +48,6 @@ log = logging.getLogger(__name__)
 WAIT_LOG_S = 30.0
 READER = "review-applier"
 UNBUILDABLE = "unbuildable_item"  # the refusal of a decision whose item's records cannot be built
-
-
-def applier_group(settings: Settings) -> str:
-    """The applier's consumer group: its committed offsets are the decisions already applied."""
-    return f"{settings.app_id}-review-applier"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +75,7 @@ class ReviewApplier:
         settings = self._settings
         consumer = consumer or group_consumer(settings, applier_group(settings), max_poll_interval_ms=PATIENT_POLL_MS)
         consumer.subscribe([settings.topic(REVIEW_DECISIONS)])
-        producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
+        producer = RecordProducer(client_config(settings), request_timeout_s=settings.produce_timeout_s)
         await consumer.start()
         try:
             while True:

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError
+from streams.core.kafka_client import ClientConfig
 from streams.kafka.consumers import seek_to_beginnings, until_read
 from streams.kafka.skipped import SkippedRecords
 from streams.review.queue import ReviewQueue
@@ -35,7 +36,7 @@ READER = "review-feed"
 class ReviewFeed:
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: ClientConfig,
         catalogue: Catalogue,
         queue: ReviewQueue,
         *,
@@ -50,9 +51,7 @@ class ReviewFeed:
         self._decisions_topic = decisions_topic
         self._skipped = skipped or SkippedRecords()
         self._tps = [TopicPartition(t, p) for t in [*review_topics, decisions_topic] for p in range(partitions)]
-        self._consumer = consumer or AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=100
-        )
+        self._consumer = consumer or AIOKafkaConsumer(**kafka.kwargs(), enable_auto_commit=False, fetch_max_wait_ms=100)
         self._positions: dict[TopicPartition, int] = {}
         self._moved = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None

@@ -21,6 +21,7 @@ from streams.core.errors import KeelError
 from streams.core.ports.clock import wall_clock_ms
 from streams.core.review_item import Decision, DecisionDraft, ItemState, Page, Refused
 from streams.core.settings import Settings
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer, until_written
 from streams.kafka.skipped import SkippedRecords
 from streams.review.decide import accept
@@ -55,7 +56,7 @@ class KafkaReviewService:
         self.decisions_topic = settings.topic(REVIEW_DECISIONS)
         self.queue = ReviewQueue()
         self.feed = ReviewFeed(
-            settings.bootstrap_servers,
+            client_config(settings),
             catalogue,
             self.queue,
             review_topics=[agent_topics(agent, settings).review for agent in agents],
@@ -63,7 +64,7 @@ class KafkaReviewService:
             partitions=settings.partitions,
             skipped=skipped,
         )
-        self._producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
+        self._producer = RecordProducer(client_config(settings), request_timeout_s=settings.produce_timeout_s)
         self._deciding: set[str] = set()
 
     async def start(self) -> None:

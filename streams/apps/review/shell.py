@@ -31,6 +31,7 @@ from streams.core.review_item import ReviewService
 from streams.core.settings import Settings
 from streams.cost.pricing import load_pricing
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import client_config
 from streams.kafka.skipped import SkippedRecords
 from streams.review.sessions import SessionTable
 from streams.review.users import UserFile
@@ -119,7 +120,7 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     process = build_process(settings)
-    await ensure_topics(settings.bootstrap_servers, topic_plan(process.agents, settings))  # it may start first
+    await ensure_topics(client_config(settings), topic_plan(process.agents, settings))  # it may start first
     async with running(settings, process) as served:
         log.warning("review service on http://%s:%d/ (metrics at /metrics)", settings.review_web_host, served.port)
         await stop.wait()  # a failing feed, applier or SLA watch ends the process before (see ``running``)

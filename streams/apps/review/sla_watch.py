@@ -14,6 +14,7 @@ from streams.core.catalogue import Catalogue
 from streams.core.ports.clock import Clock
 from streams.core.settings import Settings
 from streams.kafka.alert_log import open_incidents, read_alerts
+from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer, until_written
 from streams.review.queue import ReviewQueue
 from streams.review.sla import SlaPolicy, review_sla_alerts
@@ -38,7 +39,7 @@ async def watch_slas(
         return
     incidents = open_incidents(await read_alerts(settings, catalogue))
     runbook = runbook_url(settings, RUNBOOK_ANCHORS["review_sla"])
-    async with RecordProducer(settings.bootstrap_servers) as producer:
+    async with RecordProducer(client_config(settings)) as producer:
         while True:
             alerts = review_sla_alerts(
                 queue.waiting(),

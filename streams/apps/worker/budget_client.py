@@ -37,6 +37,7 @@ from streams.cost.budget import Amount, BudgetRequest, Decision, Reservation
 from streams.cost.budget_config import Budgets, Scope
 from streams.cost.budget_records import BudgetCodec
 from streams.cost.pricing import Pricing
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import until_read
 from streams.kafka.producer import RecordProducer, until_written
 from streams.kafka.skipped import SkippedRecords
@@ -207,7 +208,7 @@ class BudgetClient:
             self._reader.add_done_callback(faust_app.exit_when_failed("reading budget decisions failed"))
 
     def _consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(bootstrap_servers=self._settings.bootstrap_servers, enable_auto_commit=False)
+        return AIOKafkaConsumer(**client_config(self._settings).kwargs(), enable_auto_commit=False)
 
     async def _read(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         try:

@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 
 from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, dedup_key, runbook_url
 from streams.contracts.out_record import OutRecord
-from streams.contracts.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic
+from streams.contracts.topics import BUDGET_DECISIONS, BUDGET_REQUESTS, budget_ledger_topic, budget_owner_group
 from streams.core.alert import Alert, Dimension, Severity
 from streams.core.catalogue import Catalogue
 from streams.core.errors import DecodeError, UnexpectedValue
@@ -35,6 +35,7 @@ from streams.core.ports.clock import Clock
 from streams.core.settings import Settings
 from streams.cost.budget import KINDS, BudgetAlert, BudgetLimits, BudgetRequest, Ledger, apply, limits_in, period_of
 from streams.cost.budget_records import BudgetCodec, decode_ledger, encode_ledger
+from streams.kafka.connection import client_config
 from streams.kafka.consumers import group_consumer, read_to_end, until_read
 from streams.kafka.producer import RecordProducer, until_written
 from streams.kafka.skipped import SkippedRecords
@@ -42,10 +43,6 @@ from streams.kafka.skipped import SkippedRecords
 log = logging.getLogger(__name__)
 READER = "budget-owner"
 Remaining = tuple[str, str, str, float]  # scope, period kind, unit (usd | tokens), what is left
-
-
-def budget_owner_group(settings: Settings) -> str:
-    return f"{settings.app_id}-budget-owners"
 
 
 def budget_alert(settings: Settings, alert: BudgetAlert, *, now_ms: int) -> Alert:
@@ -197,7 +194,7 @@ class BudgetOwner:
     async def load(self, partitions: list[int]) -> None:
         """The ledgers of newly owned partitions, as their last snapshots left them."""
         tps = [TopicPartition(self._ledger_topic, p) for p in partitions]
-        async for message in read_to_end(self._settings.bootstrap_servers, tps):
+        async for message in read_to_end(client_config(self._settings), tps):
             self._load_one(message)
         self._owned.update(partitions)
 

@@ -31,6 +31,7 @@ from streams.apps.registry.lookup import resolve_schema_id
 from streams.apps.wiring import Runtime, load_runtime
 from streams.apps.worker.budget_client import BudgetClient
 from streams.apps.worker.budget_owner import BudgetOwner, run_owner
+from streams.contracts import acls
 from streams.contracts.control import PLAIN, Control, read_control
 from streams.contracts.emit import oversized
 from streams.contracts.park import parked_arrival
@@ -39,7 +40,9 @@ from streams.contracts.topics import agent_topics, outcomes_topic, topic_plan
 from streams.core.domain import DeadLetter, SourceRecord
 from streams.core.errors import DecodeError, EventIdConflict
 from streams.core.settings import Settings
+from streams.kafka.acl_admin import check_grants
 from streams.kafka.admin import ensure_topics
+from streams.kafka.connection import client_config
 from streams.kafka.inflight import Inflight, Limit, lane_of
 from streams.kafka.intake import Ack, Deliver, Intake
 from streams.kafka.outcome_store import OutcomeStore, Recorded, input_digest
@@ -55,7 +58,8 @@ log = logging.getLogger(__name__)
 def create_app(runtime: Runtime) -> faust.App:
     settings = runtime.settings
     app = faust_app.new_app(settings, app_id=settings.app_id, web_port=settings.web_port, consumes=False)
-    producer = RecordProducer(settings.bootstrap_servers, request_timeout_s=settings.produce_timeout_s)
+    kafka = client_config(settings)
+    producer = RecordProducer(kafka, request_timeout_s=settings.produce_timeout_s)
     inflight = Inflight(settings.max_in_flight)
     metrics = WorkerMetrics(runtime.pricing)
     runtime, budgets = _with_budgets(app, runtime, producer, metrics.skipped)
@@ -64,7 +68,7 @@ def create_app(runtime: Runtime) -> faust.App:
     shells: list[_Shell] = []
     for agent in runtime.agents:
         topics = agent_topics(agent, settings)
-        store = OutcomeStore(settings.bootstrap_servers, outcomes_topic(settings, agent), producer.send_one)
+        store = OutcomeStore(kafka, outcomes_topic(settings, agent), producer.send_one)
         limit = Limit(agent.definition.concurrency.max_in_flight or settings.max_in_flight)
         shell = _Shell(agent, runtime, store, producer, inflight, limit, metrics)
         shells.append(shell)
@@ -350,6 +354,11 @@ def run_worker(settings: Settings, runtime: Runtime | None = None) -> NoReturn:
     """Load and check everything, create the topics, then hand over to the faust app until stopped. A
     ``runtime`` given (the benchmark's, with a model stand-in) is used as it is."""
     runtime = runtime or load_runtime(settings)
-    asyncio.run(ensure_topics(settings.bootstrap_servers, topic_plan(runtime.agents, settings)))
+    kafka = client_config(settings)
+    # before anything retries: a missing ACL is one error naming it (streams/contracts/acls.py)
+    check_grants(
+        kafka, [g for agent in runtime.agents for g in acls.worker(agent, settings).grants], what="keel worker"
+    )
+    asyncio.run(ensure_topics(kafka, topic_plan(runtime.agents, settings)))
     app = create_app(runtime)
     faust_app.run(app, settings, what=f"worker: agents {', '.join(agent.name for agent in runtime.agents)}")
