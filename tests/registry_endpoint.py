@@ -38,10 +38,13 @@ def stand_in_store() -> SchemaStore:
     return SchemaStore(writable=True, first_id=STAND_IN_FIRST_ID)
 
 
-def read_all(bootstrap: str, topics: list[str], count: int, *, timeout_s: float = 30) -> list[Any]:
-    """At least ``count`` messages of ``topics``, raw, with a plain librdkafka consumer."""
+def read_all(
+    bootstrap: str, topics: list[str], count: int, *, timeout_s: float = 30, connection: dict[str, str] | None = None
+) -> list[Any]:
+    """At least ``count`` messages of ``topics``, raw, with a plain librdkafka consumer; ``connection``:
+    librdkafka's security properties for a secured cluster (``ClientConfig.confluent()``)."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"downstream-{uuid.uuid4().hex[:8]}",
+        {"bootstrap.servers": bootstrap, **(connection or {}), "group.id": f"downstream-{uuid.uuid4().hex[:8]}",
          "auto.offset.reset": "earliest", "enable.auto.commit": False}
     )  # fmt: skip
     consumer.subscribe(topics)

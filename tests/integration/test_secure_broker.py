@@ -19,6 +19,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAuthorizationFailedError
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 from harness import (
     Stack,
     aggregator,
@@ -28,6 +31,7 @@ from harness import (
     run_through,
     worker_stack,
 )
+from registry_endpoint import catalogue_store, read_all, serving
 from secure_cluster import SecureCluster, text_files
 
 from streams.agent.definition import load_agents
@@ -36,6 +40,7 @@ from streams.cli.local_stack import worker_process
 from streams.cli.publish import load_samples, take
 from streams.cli.usage_report import WindowRow, read_windows
 from streams.contracts.acls import acl_plan
+from streams.core import wire
 from streams.core.kafka_client import ClientConfig
 from streams.core.settings import REPO_ROOT
 from streams.cost.usage_windows import MINUTE
@@ -111,6 +116,27 @@ async def test_the_main_path_runs_with_a_principal_per_worker(
     assert summary["events"] == 25 and summary["missing"] == 0
     assert summary["results"] > 0 and summary["review"] > 0 and summary["dead_letters"] == 1
     assert summary["audit"] == 25 and summary["usage"] >= 24
+
+
+def test_a_confluent_consumer_decodes_the_results_through_the_registry_api(
+    stack: Stack, secure_kafka: SecureCluster
+) -> None:
+    """Downstream, with no Keel code: librdkafka over SASL_SSL (as the cluster's admin: a downstream
+    team's principal and its ACLs are the estate's, not Keel's plan) and confluent-kafka's AvroDeserializer
+    through Keel's registry endpoint read what the main path above wrote, every field as Keel reads it."""
+    results, dlq = stack.topic("support_triage.results"), stack.topic("support_triage.dlq")
+    connection = secure_kafka.client().confluent()
+    messages = [
+        *read_all(secure_kafka.bootstrap, [results], 1, timeout_s=60, connection=connection),
+        *read_all(secure_kafka.bootstrap, [dlq], 1, timeout_s=60, connection=connection),
+    ]
+    assert {m.topic() for m in messages} == {results, dlq}, "the main path's results and dead letter"
+    agents = load_agents(stack.settings.agents_dir, stack.catalogue)
+    with serving(catalogue_store(stack.catalogue, agents, stack.settings)) as url:
+        deserialize = AvroDeserializer(SchemaRegistryClient({"url": url}))
+        for message in messages:
+            decoded = deserialize(message.value(), SerializationContext(message.topic(), MessageField.VALUE))
+            assert decoded == wire.decode(stack.catalogue, message.value()), message.topic()
 
 
 async def count(kafka: ClientConfig, topic: str, partitions: int) -> int:
