@@ -31,10 +31,12 @@ from harness import (
     run_through,
     worker_stack,
 )
+from receivers import receiver
 from registry_endpoint import catalogue_store, read_all, serving
 from secure_cluster import SecureCluster, text_files
 
 from streams.agent.definition import load_agents
+from streams.cli.budget_report import settled_spend
 from streams.cli.demo import review_service
 from streams.cli.local_stack import worker_process
 from streams.cli.publish import load_samples, take
@@ -50,6 +52,13 @@ from streams.kafka.consumers import read_to_end
 pytestmark = pytest.mark.integration
 HANDOFF = {"invoice_extraction": {"rules": [{"name": "large", "route": "review", "field": "total", "above": 50}]}}
 AGENTS = ("support_triage", "invoice_extraction")
+RULES = """
+version: 1
+resolution_s: 1s
+clear_after_s: 3s
+rules:
+  - {name: dead_letters, kind: dead_letters, window: 30s, threshold: 1, severity: warning}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +66,8 @@ def stack(secure_kafka: SecureCluster, sim_url: str, tmp_path_factory: pytest.Te
     """Topics created as the admin, then the plan's ACLs applied (twice: idempotent)."""
     with worker_stack(
         secure_kafka.bootstrap, tmp_path_factory.mktemp("keel-secure"), provider="sim", base_url=sim_url,
-        start=False, handoff=HANDOFF, namespace=secure_kafka.namespace, security=secure_kafka.security(),
+        start=False, handoff=HANDOFF, budget={"daily_usd": 100.0}, namespace=secure_kafka.namespace,
+        security=secure_kafka.security(),
     ) as stack:  # fmt: skip
         principals = acl_plan(load_agents(stack.settings.agents_dir, stack.catalogue), stack.settings)
         created, existing = apply_plan(secure_kafka.client(), principals)
@@ -101,21 +111,40 @@ def workers(stack: Stack, cluster: SecureCluster) -> Iterator[list[subprocess.Po
 async def test_the_main_path_runs_with_a_principal_per_worker(
     stack: Stack, secure_kafka: SecureCluster, samples_dir: Path
 ) -> None:
+    """Workers (each with its budget owner and client), the aggregator (usage windows and alert rules) and
+    the alert relay, each as its own principal; the budget ledger read back as the operator."""
     events = {
         "support.tickets": take(load_samples(samples_dir / "support_triage.jsonl"), 12),
         "finance.invoices": take(load_samples(samples_dir / "invoice_extraction.jsonl"), 12),
     }
-    aggregating = aggregator(stack, **secure_kafka.environment(secure_kafka.principal("aggregator")))
-    with workers(stack, secure_kafka), aggregating as aggregate:
-        ids, tally = await run_through(stack, events=events, raw=[(b"k", b"not an Avro request")])
-        windows = await windows_of(stack, "support_triage", wait_s=60)  # faust, as the aggregator's principal
-        assert aggregate.poll() is None, f"keel aggregate exited: see {stack.settings.state_dir}/logs"
+    rules = stack.settings.state_dir / "alert_rules.yaml"
+    rules.write_text(RULES)
+    principal = secure_kafka.principal
+    alerting = {"KEEL_ALERT_RULES_FILE": str(rules), "KEEL_ALERT_EVAL_INTERVAL_S": "0.5"}
+    async with receiver() as hook:
+        relaying = worker_process(
+            stack.settings, {**stack.worker_env, "KEEL_ALERT_WEBHOOK_URL": hook.url,
+                             **secure_kafka.environment(principal("relay"))},
+            command="alerts", args=("relay",),
+        )  # fmt: skip
+        aggregating = aggregator(stack, **alerting, **secure_kafka.environment(principal("aggregator")))
+        with workers(stack, secure_kafka), aggregating as aggregate, relaying as relay:
+            ids, tally = await run_through(stack, events=events, raw=[(b"k", b"not an Avro request")])
+            windows = await windows_of(stack, "support_triage", wait_s=60)  # faust, as the aggregator's principal
+            delivered = await hook.wait_for(1, wait_s=90)  # the dead letter's alert, through the relay
+            for name, process in (("aggregate", aggregate), ("alerts relay", relay)):
+                assert process.poll() is None, f"keel {name} exited: see {stack.settings.state_dir}/logs"
     assert sum(row.stats.calls for row in windows) >= 12
     assert_exactly_one_outcome_and_audit(ids, tally)
     summary = tally.summary(ids)
     assert summary["events"] == 25 and summary["missing"] == 0
     assert summary["results"] > 0 and summary["review"] > 0 and summary["dead_letters"] == 1
     assert summary["audit"] == 25 and summary["usage"] >= 24
+    assert [body["event_action"] for body in delivered[:1]] == ["trigger"]
+    assert delivered[0]["dedup_key"] == "dead_letters:agent=support_triage"
+    operator = stack.settings.model_copy(update=secure_kafka.security(principal("operator")).model_dump())
+    for agent in AGENTS:  # what the budget owners settled, read back as the operator
+        assert (await settled_spend(operator, f"agent:{agent}")).usd > 0, agent
 
 
 def test_a_confluent_consumer_decodes_the_results_through_the_registry_api(
