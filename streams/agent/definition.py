@@ -145,8 +145,14 @@ class Agent:
 
 
 def load_agent(path: Path, catalogue: Catalogue) -> Agent:
-    definition = parse_definition(path)
-    where = str(path)
+    return compile_agent(parse_definition(path), catalogue, source_path=path)
+
+
+def compile_agent(definition: AgentDefinition, catalogue: Catalogue, *, source_path: Path) -> Agent:
+    """``definition`` checked against the catalogue and compiled; its config version digests the
+    definition and its output schema, so that equal versions (from a file or ``keel.agent-configs``)
+    have equal ids."""
+    where = str(source_path)
     output = catalogue.output_by_file(definition.output_schema)
     if output is None:
         raise AgentDefinitionError(
@@ -163,18 +169,32 @@ def load_agent(path: Path, catalogue: Catalogue) -> Agent:
     if handoff_problems:
         raise AgentDefinitionError(where, handoff_problems)
     templates = PromptTemplates(compile_template(definition.prompt.system), compile_template(definition.prompt.user))
-    fingerprint_source = orjson.dumps(
-        {"definition": definition.model_dump(mode="json"), "output": output.raw}, option=orjson.OPT_SORT_KEYS
-    )
     return Agent(
         definition=definition,
-        source_path=path,
+        source_path=source_path,
         templates=templates,
         output_schema=output,
         result_schema=result,
         response_schema=to_json_schema(output.raw),
-        config_version=hashlib.sha256(fingerprint_source).hexdigest()[:12],
+        config_version=config_digest(definition, output.raw),
     )
+
+
+def config_digest(definition: AgentDefinition, output_schema: dict[str, Any]) -> str:
+    source = orjson.dumps(
+        {"definition": definition.model_dump(mode="json"), "output": output_schema}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(source).hexdigest()[:12]
+
+
+def definition_from_document(document: object, where: str) -> AgentDefinition:
+    """A definition from its parsed YAML or JSON document; ``where`` names it in errors."""
+    if not isinstance(document, dict):
+        raise AgentDefinitionError(where, ["the file must contain a YAML mapping of agent fields"])
+    try:
+        return AgentDefinition.model_validate(document)
+    except ValidationError as exc:
+        raise AgentDefinitionError(where, validation_problems(exc)) from exc
 
 
 def parse_definition(path: Path) -> AgentDefinition:
@@ -185,12 +205,7 @@ def parse_definition(path: Path) -> AgentDefinition:
         raise AgentDefinitionError(where, [f"cannot read file: {exc}"]) from exc
     except yaml.YAMLError as exc:
         raise AgentDefinitionError(where, [f"not valid YAML: {exc}"]) from exc
-    if not isinstance(document, dict):
-        raise AgentDefinitionError(where, ["the file must contain a YAML mapping of agent fields"])
-    try:
-        return AgentDefinition.model_validate(document)
-    except ValidationError as exc:
-        raise AgentDefinitionError(where, validation_problems(exc)) from exc
+    return definition_from_document(document, where)
 
 
 def load_agents(agents_dir: Path, catalogue: Catalogue, *, only: list[str] | None = None) -> list[Agent]:

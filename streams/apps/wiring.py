@@ -4,6 +4,7 @@ alert sinks."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from random import Random
@@ -54,8 +55,7 @@ class Runtime:
 
 def load_runtime(settings: Settings) -> Runtime:
     catalogue, agents = load_schemas(settings)  # with a Schema Registry: its ids, or a refusal to start
-    if settings.provider_override:
-        agents = [with_provider(agent, settings.provider_override) for agent in agents]
+    agents = [adapted(settings)(agent) for agent in agents]
     models = build_models(settings, agents)
     pricing = load_pricing(settings.pricing_file)
     chains = [(spec.provider, spec.model) for agent in agents for spec in agent.definition.model_chain]
@@ -115,6 +115,12 @@ def _topics_read(agent: Agent, settings: Settings) -> tuple[str, ...]:
 
 def _per_minute(policy: RateLimitPolicy) -> PerMinute:
     return PerMinute(requests=policy.requests_per_minute, tokens=policy.tokens_per_minute)
+
+
+def adapted(settings: Settings) -> Callable[[Agent], Agent]:
+    """What the worker does to every agent it runs, from its file or from ``keel.agent-configs``."""
+    override = settings.provider_override
+    return (lambda agent: with_provider(agent, override)) if override else (lambda agent: agent)
 
 
 def with_provider(agent: Agent, provider: str) -> Agent:

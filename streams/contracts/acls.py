@@ -19,6 +19,7 @@ from typing import Literal
 
 from streams.agent.definition import Agent
 from streams.contracts.topics import (
+    AGENT_CONFIGS,
     ALERTS,
     AUDIT,
     BUDGET_DECISIONS,
@@ -101,7 +102,7 @@ def worker(agent: Agent, settings: Settings) -> Principal:
     waiting = [topics.parked, *topics.retries]
     grants = [
         *_groups([intake_group(settings.model_copy(update={"agents": [agent.name]})), budget_owner_group(settings)]),
-        *_topics(["READ"], [topics.input, *waiting]),
+        *_topics(["READ"], [topics.input, *waiting, t(AGENT_CONFIGS)]),
         *_topics(["WRITE"], [topics.results, topics.review, topics.dlq, *waiting, t(AUDIT), t(USAGE), t(ALERTS)]),
         *_topics(["READ", "WRITE"], [outcomes_topic(settings, agent)]),
         # budget clients ask and read answers; the budget owner (in every worker) answers and keeps a ledger
@@ -155,8 +156,9 @@ def operator(agents: list[Agent], settings: Settings) -> Principal:
         *_topics(["READ"], [t(ALERTS), budget_ledger_topic(settings), t(BUDGET_DECISIONS)]),
         *_topics(["WRITE"], [t(BUDGET_REQUESTS)]),  # budget raise
         *_topics(["READ"], [usage_changelog(settings, spec) for spec in WINDOWS]),
+        *_topics(["READ", "WRITE"], [t(AGENT_CONFIGS)]),  # keel agent: the only writer of versions and labels
     ]
-    return Principal(principal_name(settings, "operator"), "keel topics, dlq, budget, usage, alerts list",
+    return Principal(principal_name(settings, "operator"), "keel topics, dlq, budget, usage, alerts list, agent",
                      tuple(sorted(set(grants))))  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from streams.agent.definition import Agent
 from streams.contracts.topics import (
+    AGENT_CONFIGS,
     ALERTS,
     AUDIT,
     BUDGET_DECISIONS,
@@ -32,6 +33,7 @@ _SHARED = {
     BUDGET_DECISIONS: "keel.budget-decisions-value",
     ALERTS: "keel.alerts-value",
     REVIEW_DECISIONS: "keel.review-decisions-value",
+    AGENT_CONFIGS: "keel.agent-configs-value",
 }
 REQUEST = "keel.request-value"
 

@@ -14,6 +14,7 @@ BUDGET_REQUESTS = "keel.budget.requests"  # keyed by budget scope (streams/cost/
 BUDGET_DECISIONS = "keel.budget.decisions"
 ALERTS = "keel.alerts"
 REVIEW_DECISIONS = "keel.review.decisions"  # keyed by review item id (streams/review/records.py)
+AGENT_CONFIGS = "keel.agent-configs"  # agent versions and labels, one partition (streams/contracts/agent_configs.py)
 ALERTS_RETENTION_S = 7 * 86_400  # `keel alerts list` shows this far back; open incidents are read back from it
 OBSERVATIONS_RETENTION_S = 25 * 3600  # longer than any rule looks back (streams/alerts/rules.py: MAX_LOOKBACK_S)
 
@@ -137,7 +138,9 @@ def topic_plan(agents: list[Agent], settings: Settings) -> list[TopicSpec]:
     # service rebuilds its queue by reading these topics from the beginning (streams/apps/review/feed.py).
     review = [_retained(settings, agent_topics(agent, settings).review, None) for agent in agents]
     review.append(_retained(settings, settings.topic(REVIEW_DECISIONS), None))
-    return [*plain, *stores, *changelogs, ledger, *alerting, *review]
+    # One partition: a label names a version written before it, and every worker reads both in that order.
+    configs = TopicSpec(settings.topic(AGENT_CONFIGS), 1, settings.replication_factor, _COMPACT)
+    return [*plain, *stores, *changelogs, ledger, *alerting, *review, configs]
 
 
 _COMPACT = {"cleanup.policy": "compact"}  # a ledger per budget scope, kept for as long as the scope exists

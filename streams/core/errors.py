@@ -72,6 +72,12 @@ class RateLimitTableError(ConfigError):
     reason = "rate_limits_invalid"
 
 
+class AgentConfigRefused(ConfigError):
+    """A change of an agent's live configuration that cannot be made (streams/agent/versions.py)."""
+
+    reason = "agent_config_refused"
+
+
 # --- joining the Kafka cluster (one clear error at start-up, naming the setting; never a secret) ---------
 
 

@@ -28,9 +28,10 @@ from streams.apps import faust_app
 from streams.apps.faust_app import exit_for_restart
 from streams.apps.metrics import LiveSources, WorkerMetrics
 from streams.apps.registry.lookup import resolve_schema_id
-from streams.apps.wiring import Runtime, load_runtime
+from streams.apps.wiring import Runtime, adapted, load_runtime
 from streams.apps.worker.budget_client import BudgetClient
 from streams.apps.worker.budget_owner import BudgetOwner, run_owner
+from streams.apps.worker.live_agents import LiveAgents
 from streams.contracts import acls
 from streams.contracts.control import PLAIN, Control, read_control
 from streams.contracts.emit import oversized
@@ -42,6 +43,7 @@ from streams.core.errors import DecodeError, EventIdConflict
 from streams.core.settings import Settings
 from streams.kafka.acl_admin import check_grants
 from streams.kafka.admin import ensure_topics
+from streams.kafka.agent_configs import ConfigFeed
 from streams.kafka.connection import client_config
 from streams.kafka.inflight import Inflight, Limit, lane_of
 from streams.kafka.intake import Ack, Deliver, Intake
@@ -66,11 +68,13 @@ def create_app(runtime: Runtime) -> faust.App:
     stores: dict[str, OutcomeStore] = {}  # by every topic the store's agent reads
     routes: dict[str, Deliver] = {}
     shells: list[_Shell] = []
+    live = LiveAgents(runtime.agents, runtime.catalogue, providers=runtime.deps.models, adapt=adapted(settings))
+    configs = ConfigFeed(kafka, runtime.catalogue, settings, live.take, metrics.skipped)
     for agent in runtime.agents:
         topics = agent_topics(agent, settings)
         store = OutcomeStore(kafka, outcomes_topic(settings, agent), producer.send_one)
         limit = Limit(agent.definition.concurrency.max_in_flight or settings.max_in_flight)
-        shell = _Shell(agent, runtime, store, producer, inflight, limit, metrics)
+        shell = _Shell(agent, live, runtime, store, producer, inflight, limit, metrics)
         shells.append(shell)
         waits = [(name, _tier_wait(shell, tier)) for tier, name in enumerate((topics.input, *topics.retries))]
         for name, wait in [*waits, (topics.parked, _parked_wait(shell, budgets))]:
@@ -85,13 +89,7 @@ def create_app(runtime: Runtime) -> faust.App:
         fatal=exit_for_restart,
     )
 
-    async def read_topics() -> None:
-        try:
-            await intake.run()
-        except Exception as exc:  # a bug, or a consumer that cannot go on: never carry on without reading
-            exit_for_restart("reading the agents' topics failed", exc)
-
-    app.task(read_topics)
+    app.task(functools.partial(_read_topics, configs, intake))
     runtime.limiter.observer = metrics.rate_limits
     runtime.slots.observer = metrics.model_queue
     deps = runtime.deps
@@ -118,6 +116,7 @@ def create_app(runtime: Runtime) -> faust.App:
         if abandoned:
             log.warning("stopping: %d in-flight events did not end in time; they run again after a restart", abandoned)
         await intake.stop()
+        await configs.stop()
         await runtime.aclose()
         if budgets is not None:
             await budgets.client.stop()
@@ -190,11 +189,27 @@ def _on_assign(limiter: Limiter) -> Callable[[set[TopicPartition]], None]:
     return assigned
 
 
+async def _read_topics(configs: ConfigFeed, intake: Intake) -> None:
+    try:
+        await configs.start()  # the live versions first: no event runs on a version it should not
+        configs.following.add_done_callback(_config_feed_ended)  # type: ignore[union-attr]
+        await intake.run()
+    except Exception as exc:  # a bug, or a consumer that cannot go on: never carry on without reading
+        exit_for_restart("reading the agents' topics failed", exc)
+
+
+def _config_feed_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        exit_for_restart("following keel.agent-configs failed", task.exception() or RuntimeError("it ended"))
+
+
 @dataclass(frozen=True, slots=True)
 class _Shell:
-    """What the topics of one Keel agent (input, retry tiers, parking) share."""
+    """What the topics of one Keel agent (input, retry tiers, parking) share. ``agent``: as its file
+    declares it (topics, lanes, limits); ``live``: the version that decides each event."""
 
     agent: Agent
+    live: LiveAgents
     runtime: Runtime
     store: OutcomeStore
     producer: RecordProducer
@@ -277,6 +292,7 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
         await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
         shell.metrics.re_emitted.labels(agent.name).inc()
         return
+    agent = shell.live.pick(agent.name, admitted.decoded.event_id)  # kept until the event ends
     outcome = await process(
         source,
         agent,

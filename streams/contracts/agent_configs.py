@@ -1,0 +1,152 @@
+"""``keel.agent-configs``: agent versions and labels as Kafka values, and the state they add up to.
+
+A version is keyed ``version/<agent>/<version_id>`` and never changes; an agent's labels are keyed
+``labels/<agent>``, so compaction keeps every version and the latest labels. The topic has one
+partition: a labels record comes after the version it names, for every reader. Anyone who may write
+the topic can write anything to it, so every value is checked as it is read: a record that is not a
+well-formed version (its id the digest of its content) or labels record is a ``DecodeError``, and
+labels that name a version the topic does not hold are refused when applied (``ConfigLog.apply``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.agent.definition import AgentDefinition, config_digest, definition_from_document
+from streams.agent.versions import AgentVersion, Labels, definition_json
+from streams.contracts.out_record import OutRecord
+from streams.contracts.topics import AGENT_CONFIGS
+from streams.core import wire
+from streams.core.catalogue import Catalogue
+from streams.core.errors import AgentConfigRefused, AgentDefinitionError, DecodeError, UnexpectedValue
+from streams.core.settings import Settings
+
+SUBJECT = "keel.agent-configs-value"
+MAX_VALUE_BYTES = 512 * 1024  # a definition and its schema; a larger value is not read
+
+
+def version_key(agent: str, version_id: str) -> bytes:
+    return f"version/{agent}/{version_id}".encode()
+
+
+def labels_key(agent: str) -> bytes:
+    return f"labels/{agent}".encode()
+
+
+def version_record(catalogue: Catalogue, settings: Settings, version: AgentVersion) -> OutRecord:
+    value = {
+        "kind": "VERSION",
+        "agent": version.agent,
+        "at_ms": version.at_ms,
+        "author": version.author,
+        "message": version.message,
+        "version": {
+            "version_id": version.version_id,
+            "parent": version.parent,
+            "definition_json": definition_json(version.definition),
+            "output_schema_json": orjson.dumps(version.output_schema, option=orjson.OPT_SORT_KEYS).decode(),
+            "source": version.source,
+        },
+        "labels": None,
+    }
+    return _record(catalogue, settings, version_key(version.agent, version.version_id), value)
+
+
+def labels_record(catalogue: Catalogue, settings: Settings, labels: Labels) -> OutRecord:
+    value = {
+        "kind": "LABELS",
+        "agent": labels.agent,
+        "at_ms": labels.at_ms,
+        "author": labels.author,
+        "message": labels.message,
+        "version": None,
+        "labels": {
+            "stable": labels.stable,
+            "canary": labels.canary,
+            "canary_percent": labels.canary_percent,
+            "stable_history": list(labels.stable_history),
+            "change": labels.change,
+            "previous_stable": labels.previous_stable,
+            "previous_canary": labels.previous_canary,
+        },
+    }
+    return _record(catalogue, settings, labels_key(labels.agent), value)
+
+
+def _record(catalogue: Catalogue, settings: Settings, key: bytes, value: dict[str, Any]) -> OutRecord:
+    return OutRecord(settings.topic(AGENT_CONFIGS), key, wire.encode(catalogue.by_subject(SUBJECT), value), ())
+
+
+def decode_config(catalogue: Catalogue, key: bytes | None, data: bytes | None) -> AgentVersion | Labels:
+    """A record of the topic, checked: its key names what its value holds, a version's id is the digest
+    of its definition and schema. Raises ``DecodeError``."""
+    if data is None:
+        raise DecodeError("a record with no value")
+    if len(data) > MAX_VALUE_BYTES:
+        raise UnexpectedValue(
+            f"a value of {len(data):,} bytes; an agent configuration takes at most {MAX_VALUE_BYTES:,}"
+        )
+    v = wire.decode(catalogue, data, subject=SUBJECT)
+    agent, stamp = v["agent"], {"author": v["author"], "at_ms": v["at_ms"], "message": v["message"]}
+    if v["kind"] == "LABELS" and v["labels"] is not None and key == labels_key(agent):
+        labels = v["labels"]
+        return Labels(
+            agent, labels["stable"], labels["canary"], float(labels["canary_percent"]),
+            tuple(labels["stable_history"]), labels["change"], labels["previous_stable"], labels["previous_canary"],
+            **stamp,
+        )  # fmt: skip
+    version = v["version"]
+    if v["kind"] != "VERSION" or version is None or key != version_key(agent, version["version_id"]):
+        raise UnexpectedValue(f"a {v['kind']} record of agent {agent!r} under key {key!r}")
+    definition, schema = _version_content(agent, version)
+    if config_digest(definition, schema) != version["version_id"]:
+        raise UnexpectedValue(f"version {version['version_id']!r} of {agent!r} is not the digest of its content")
+    return AgentVersion(agent, version["version_id"], definition, schema, version["parent"], version["source"], **stamp)
+
+
+def _version_content(agent: str, version: dict[str, Any]) -> tuple[AgentDefinition, dict[str, Any]]:
+    try:
+        document, schema = orjson.loads(version["definition_json"]), orjson.loads(version["output_schema_json"])
+        definition = definition_from_document(document, f"version {version['version_id']} of {agent}")
+    except (orjson.JSONDecodeError, AgentDefinitionError) as exc:
+        raise UnexpectedValue(
+            f"version {version['version_id']!r} of {agent!r} is not a valid definition: {exc}"
+        ) from exc
+    if definition.name != agent or not isinstance(schema, dict):
+        raise UnexpectedValue(f"version {version['version_id']!r} is not a version of {agent!r}")
+    return definition, schema
+
+
+@dataclass
+class ConfigLog:
+    """What the topic holds so far: every version, and each agent's labels."""
+
+    versions: dict[str, dict[str, AgentVersion]] = field(default_factory=dict)  # agent -> id -> version
+    labels: dict[str, Labels] = field(default_factory=dict)
+
+    def apply(self, entry: AgentVersion | Labels) -> None:
+        """Raises ``AgentConfigRefused`` for labels that name a version the topic does not hold."""
+        if isinstance(entry, AgentVersion):
+            self.versions.setdefault(entry.agent, {}).setdefault(entry.version_id, entry)
+            return
+        known = self.versions.get(entry.agent, {})
+        missing = [v for v in (entry.stable, entry.canary) if v is not None and v not in known]
+        if missing:
+            raise AgentConfigRefused(f"labels of {entry.agent} name versions the topic does not hold: {missing}")
+        self.labels[entry.agent] = entry
+
+    def version(self, agent: str, version_id: str) -> AgentVersion:
+        """By id or a prefix of it that names one version."""
+        known = self.versions.get(agent, {})
+        matches = [v for key, v in known.items() if key.startswith(version_id)] if version_id else []
+        if len(matches) != 1:
+            found = "no version" if not matches else f"{len(matches)} versions"
+            raise AgentConfigRefused(f"{found} of {agent} match {version_id!r}; see keel agent versions {agent}")
+        return matches[0]
+
+    def history(self, agent: str) -> list[AgentVersion]:
+        """The agent's versions, oldest first."""
+        return sorted(self.versions.get(agent, {}).values(), key=lambda v: (v.at_ms, v.version_id))
