@@ -104,9 +104,9 @@ def deploy(settings: Settings, catalogue: Catalogue, log: ConfigLog, path: Path,
     if labels is None:
         first = version_of(_file_agent(settings, catalogue, new.name), parent=None, change=change)
         records.append(version_record(catalogue, settings, first))
-        records.append(
-            _labels(settings, catalogue, promoted(None, new.name, first.version_id, change, canary_percent=None))
-        )
+        labels = promoted(None, new.name, first.version_id, change, canary_percent=None)
+        records.append(labels_record(catalogue, settings, labels))
+        print(f"{new.name}: its file {first.source} is its first version, {first.version_id}, stable")
         base = first
     else:
         base = log.version(new.name, labels.stable)

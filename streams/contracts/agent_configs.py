@@ -148,5 +148,6 @@ class ConfigLog:
         return matches[0]
 
     def history(self, agent: str) -> list[AgentVersion]:
-        """The agent's versions, oldest first."""
-        return sorted(self.versions.get(agent, {}).values(), key=lambda v: (v.at_ms, v.version_id))
+        """The agent's versions in the order they were published (versions never change, so compaction
+        keeps that order)."""
+        return list(self.versions.get(agent, {}).values())

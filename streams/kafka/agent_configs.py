@@ -54,14 +54,15 @@ class ConfigFeed:
         take: Callable[[Entry], None],
         skipped: SkippedRecords,
     ) -> None:
-        self._catalogue, self._take, self._skipped = catalogue, take, skipped
+        self._kafka, self._catalogue, self._take, self._skipped = kafka, catalogue, take, skipped
         self._tp = TopicPartition(settings.topic(AGENT_CONFIGS), 0)
-        self._consumer = AIOKafkaConsumer(**kafka.kwargs(), enable_auto_commit=False, fetch_max_wait_ms=100)
+        self._consumer: AIOKafkaConsumer | None = None  # made in ``start``: aiokafka wants a running loop
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Read to the end the topic has now, then follow it in the background."""
-        consumer = self._consumer
+        consumer = AIOKafkaConsumer(**self._kafka.kwargs(), enable_auto_commit=False, fetch_max_wait_ms=100)
+        self._consumer = consumer
         await consumer.start()
         consumer.assign([self._tp])
         await seek_to_beginnings(consumer, [self._tp])
@@ -79,7 +80,8 @@ class ConfigFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     async def _follow(self) -> None:
         while True:
@@ -87,6 +89,7 @@ class ConfigFeed:
 
     async def _read_once(self) -> None:
         consumer = self._consumer
+        assert consumer is not None
         batch = await until_read(lambda: consumer.getmany(timeout_ms=500), what="reading the agent configs")
         for message in batch.get(self._tp, ()):
             try:
