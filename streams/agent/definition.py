@@ -100,6 +100,25 @@ class BudgetPolicy(_Strict):
     soft_fraction: float = Field(default=0.8, gt=0, lt=1, description="This share of a limit raises an alert")
 
 
+class CanaryPolicy(_Strict):
+    """When `keel aggregate` rolls a canary back, or promotes it (streams/alerts/canary.py). Rates are
+    shares of events; increases are the canary's rate minus the stable version's."""
+
+    min_events: int = Field(default=30, ge=5, description="Events each version must have decided before a verdict")
+    max_dead_letter_increase: float = Field(default=0.05, ge=0, le=1)
+    max_invalid_increase: float = Field(
+        default=0.05, ge=0, le=1, description="Model answers failing parsing or the output schema, per model call"
+    )
+    max_rejection_increase: float = Field(
+        default=0.1, ge=0, le=1, description="Reviewers' rejections per reviewed item"
+    )
+    max_cost_ratio: float = Field(default=1.5, gt=1, description="Mean cost per event, canary over stable")
+    max_latency_ratio: float = Field(default=1.5, gt=1, description="Mean latency per event, canary over stable")
+    promote_after_s: float | None = Field(
+        default=None, gt=0, description="A canary that holds this long (with enough events) is promoted; unset: by hand"
+    )
+
+
 class AgentDefinition(_Strict):
     name: str
     version: str = Field(min_length=1)
@@ -113,6 +132,7 @@ class AgentDefinition(_Strict):
     rate_limit: RateLimitPolicy = RateLimitPolicy()
     handoff: HandoffPolicy = HandoffPolicy()
     budget: BudgetPolicy = BudgetPolicy()
+    canary: CanaryPolicy = CanaryPolicy()
 
     @field_validator("name")
     @classmethod

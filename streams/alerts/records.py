@@ -37,6 +37,7 @@ RUNBOOK_ANCHORS = {
     "circuit_open": "runbook-circuit-open",
     "unpriced_model": "runbook-unpriced-model",
     "review_sla": "runbook-review-sla",
+    "canary_rollback": "runbook-canary-rollback",
 }
 
 

@@ -20,7 +20,8 @@ from streams.core.config_file import load_model
 from streams.core.errors import ConfigError
 
 MAX_LOOKBACK_S = 24 * 3600  # the observation topic keeps 25 hours (streams/contracts/topics.py)
-RESERVED = frozenset({"budget", "review_sla"})  # raised by budgets and the review service, not by this engine
+# raised by budgets, the review service and the canary judge, not by this engine
+RESERVED = frozenset({"budget", "review_sla", "canary_rollback"})
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 

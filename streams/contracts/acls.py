@@ -119,6 +119,7 @@ def aggregator(agents: list[Agent], settings: Settings) -> Principal:
         *_groups([usage_app_id(settings), alert_forwarder_group(settings), alert_evaluator_group(settings)]),
         *_topics(["READ"], [t(USAGE), t(AUDIT)]),
         *_topics(["READ", "WRITE"], [*changelogs, observations, t(ALERTS)]),
+        *_topics(["READ", "WRITE"], [t(AGENT_CONFIGS)]),  # the canary judge rolls a worse canary back
     ]
     return Principal(principal_name(settings, "aggregator"), "keel aggregate",
                      _with_describe(grants, _planned(agents, settings)))  # fmt: skip
@@ -156,7 +157,7 @@ def operator(agents: list[Agent], settings: Settings) -> Principal:
         *_topics(["READ"], [t(ALERTS), budget_ledger_topic(settings), t(BUDGET_DECISIONS)]),
         *_topics(["WRITE"], [t(BUDGET_REQUESTS)]),  # budget raise
         *_topics(["READ"], [usage_changelog(settings, spec) for spec in WINDOWS]),
-        *_topics(["READ", "WRITE"], [t(AGENT_CONFIGS)]),  # keel agent: the only writer of versions and labels
+        *_topics(["READ", "WRITE"], [t(AGENT_CONFIGS)]),  # keel agent (and the aggregator's canary judge)
     ]
     return Principal(principal_name(settings, "operator"), "keel topics, dlq, budget, usage, alerts list, agent",
                      tuple(sorted(set(grants))))  # fmt: skip

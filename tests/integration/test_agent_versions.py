@@ -19,7 +19,7 @@ import yaml
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
-from harness import Stack, worker_stack
+from harness import Stack, aggregator, worker_stack
 
 from streams.agent.versions import routed_version
 from streams.cli.local_stack import worker_process
@@ -30,6 +30,7 @@ from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import AGENT_CONFIGS, intake_group
 from streams.core.settings import REPO_ROOT
 from streams.kafka.agent_configs import read_config_log
+from streams.kafka.alert_log import read_alerts
 from streams.kafka.connection import client_config
 from streams.kafka.consumers import read_to_end
 from streams.kafka.producer import RecordProducer
@@ -50,10 +51,10 @@ def keel(stack: Stack, *args: str) -> str:
     return done.stdout
 
 
-def second_version(stack: Stack, folder: Path) -> Path:
-    """The shipped agent with another system prompt: what a prompt fix looks like."""
+def second_version(stack: Stack, folder: Path, *, line: str = "Answer in as few words as the schema allows.") -> Path:
+    """The shipped agent with another line in its system prompt: what a prompt fix looks like."""
     document = yaml.safe_load((stack.settings.agents_dir / f"{AGENT}.yaml").read_text())
-    document["prompt"]["system"] += "\nAnswer in as few words as the schema allows."
+    document["prompt"]["system"] += f"\n{line}"
     path = folder / f"{AGENT}-v2.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -203,3 +204,48 @@ async def test_deploy_canary_promote_and_rollback_reach_running_workers(
     window = {i: v for i, v in versions.items() if start <= flow.tally.by_kind["result"][i][0].timestamp_ms < end}
     assert len(window) >= 20, f"{len(window)} events decided in the canary's window"
     assert {i: routed_version(canary, i) for i in window} == {i: v.split("-")[0] for i, v in window.items()}
+
+
+async def test_a_canary_worse_than_stable_is_rolled_back_with_an_alert(
+    kafka_bootstrap: str, sim_url: str, tmp_path: Path
+) -> None:
+    """The canary's prompt makes the model answer with prose around its JSON (the simulator's
+    ``malformed``): its events end as dead letters, the judge in `keel aggregate` rolls it back."""
+    broken = "[[sim:malformed]]"
+    with (
+        worker_stack(kafka_bootstrap, tmp_path, provider="sim", base_url=sim_url, start=False) as stack,
+        worker_process(stack.settings, stack.worker_env) as worker,
+        aggregator(stack, KEEL_ALERT_EVAL_INTERVAL_S="0.5") as aggregate,
+    ):
+        flow = Flow(stack)
+        async with flowing(stack, flow, every_s=0.1):
+            keel(stack, "agent", "deploy", str(second_version(stack, tmp_path, line=broken)))
+            log = await read_config_log(client_config(stack.settings), stack.catalogue, stack.settings)
+            first, second = (v.version_id for v in log.history(AGENT))
+            keel(stack, "agent", "promote", AGENT, second, "--canary", "20")
+            deadline = time.monotonic() + 240
+            while (labels := log.labels[AGENT]).change != "rollback_canary":
+                assert worker.poll() is None and aggregate.poll() is None, f"see {stack.settings.state_dir}/logs"
+                assert time.monotonic() < deadline, f"no rollback; labels: {labels}"
+                await asyncio.sleep(1)
+                log = await read_config_log(client_config(stack.settings), stack.catalogue, stack.settings)
+            rolled_back_at = labels.at_ms
+            await asyncio.sleep(3)
+        alerts = [a for a in await read_alerts(stack.settings, stack.catalogue) if a.rule == "canary_rollback"]
+    assert (labels.stable, labels.canary, labels.previous_canary, labels.author) == (
+        first,
+        None,
+        second,
+        "keel aggregate",
+    )
+    assert labels.message.startswith("automatic rollback: dead letters per event: canary 100.0%")
+    assert len(alerts) == 1 and alerts[0].agent == AGENT and alerts[0].severity == "error"
+    assert alerts[0].runbook_url.endswith("docs/runbooks.md#runbook-canary-rollback")
+    assert second in alerts[0].summary and "dead letters per event" in alerts[0].details["reasons"]
+    for event_id in flow.partition_of:
+        assert len(flow.tally.outcomes(event_id)) == 1, f"{event_id}: {flow.tally.outcome_kinds(event_id)}"
+    decided = {i: o[0] for i in flow.partition_of for o in [flow.tally.outcomes(i)]}
+    by_canary = [o for o in decided.values() if o.value["config_version"].startswith(second)]
+    assert by_canary and all(o.kind == "dead_letter" for o in by_canary)
+    late = [o for o in decided.values() if o.timestamp_ms > rolled_back_at + 2_000]
+    assert late and all(o.value["config_version"].startswith(first) for o in late)  # stable only, after it

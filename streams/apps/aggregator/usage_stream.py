@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from streams.alerts.rules import AlertRules, load_rules
 from streams.apps import faust_app
 from streams.apps.aggregator.alert_stream import add_alerting
+from streams.apps.aggregator.canary_judge import add_canary_judge
 from streams.apps.registry.client_mode import load_schemas
 from streams.contracts.topics import USAGE, topic_plan, usage_app_id
 from streams.core import wire
@@ -60,6 +61,7 @@ def create_usage_app(settings: Settings, catalogue: Catalogue, rules: AlertRules
 
     faust_app.serve_metrics(app, lambda: generate_latest(metrics.registry))
     add_alerting(app, settings, catalogue, rules, metrics.registry, skipped=metrics.records_skipped)
+    add_canary_judge(app, settings, catalogue, metrics.records_skipped)
 
     @app.agent(topic, name="keel.usage-aggregation")
     async def aggregate(stream: Any) -> None:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from streams.alerts.records import RUNBOOK_ANCHORS
-from streams.alerts.rules import AlertRules, AlertRulesError, CostSpike, format_duration, load_rules
+from streams.alerts.rules import RESERVED, AlertRules, AlertRulesError, CostSpike, format_duration, load_rules
 from streams.core.settings import Settings
 
 
@@ -16,7 +16,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_default_rules_load_and_cover_every_kind() -> None:
     rules = load_rules(Settings().alert_rules_file)
     kinds = {rule.kind for rule in rules.rules}
-    assert kinds == set(RUNBOOK_ANCHORS) - {"budget", "review_sla"}
+    assert kinds == set(RUNBOOK_ANCHORS) - RESERVED
     [spike] = [rule for rule in rules.rules if isinstance(rule, CostSpike)]
     assert (spike.window, spike.baseline, spike.threshold) == (900, 6 * 3600, 3)
     assert rules.lookback_s == 15 * 60 + 6 * 3600 + 10
