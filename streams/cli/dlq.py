@@ -9,6 +9,7 @@ dead letter. A replay record delivered again, or copied, re-emits what that pass
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,11 +20,21 @@ import orjson
 
 from streams.apps.registry.client_mode import load_schemas
 from streams.cli.watch import Observed, OutcomeWatcher
-from streams.contracts.control import CONTROL_HEADERS, H_REPLAY, H_REPLAY_OF, H_REPLAY_PASS, H_SIGNATURE, ControlKeys
+from streams.contracts.control import (
+    CONTROL_HEADERS,
+    H_REPLAY,
+    H_REPLAY_CONFIG,
+    H_REPLAY_OF,
+    H_REPLAY_PASS,
+    H_SIGNATURE,
+    ControlKeys,
+)
 from streams.contracts.control_keys import load_control_keys
 from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import outcome_topic
+from streams.core.errors import ConfigError
 from streams.core.settings import Settings
+from streams.kafka.agent_configs import read_config_log
 from streams.kafka.connection import client_config
 from streams.kafka.producer import RecordProducer
 
@@ -60,13 +71,16 @@ def parse_since(text: str | None, *, now: datetime) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def replay_record(dead: dict[str, Any], keys: ControlKeys) -> OutRecord:
+def replay_record(dead: dict[str, Any], keys: ControlKeys, *, config_version: str | None = None) -> OutRecord:
     """The original record again, in its partition, with its own control headers left out and signed
-    replay headers added. A dead letter written before passes were recorded on it replays as pass 1."""
+    replay headers added (``config_version``: the agent version to decide it). A dead letter written
+    before passes were recorded on it replays as pass 1."""
     original = dead["original"]
     kept = tuple((h["key"], h["value"]) for h in original["headers"] if h["key"] not in CONTROL_HEADERS | {H_SIGNATURE})
     position = f"{original['topic']}/{original['partition']}/{original['offset']}"
-    marks = ((H_REPLAY, b"1"), (H_REPLAY_OF, position.encode()), (H_REPLAY_PASS, str(replay_pass(dead)).encode()))
+    marks = [(H_REPLAY, b"1"), (H_REPLAY_OF, position.encode()), (H_REPLAY_PASS, str(replay_pass(dead)).encode())]
+    if config_version is not None:
+        marks.append((H_REPLAY_CONFIG, config_version.encode()))
     record = OutRecord(original["topic"], original["key"], original["value"], (*kept, *marks), original["partition"])
     return keys.sign(record)
 
@@ -109,16 +123,27 @@ async def read_dead_letters(settings: Settings, agents: list[str]) -> list[dict[
     return [o.value for o in found]
 
 
-async def replay(settings: Settings, dead_letters: list[dict[str, Any]], *, input_topics: set[str]) -> int:
+async def replay(
+    settings: Settings, dead_letters: list[dict[str, Any]], *, input_topics: set[str], config_version: str | None = None
+) -> int:
     """Re-publish the originals; only to input topics of this deployment, never anywhere else. A dead
     letter whose original was cut to fit (``original_truncated``) is not replayed: its record would not
     be the original."""
     keys = load_control_keys(settings)
     records = [
-        replay_record(d, keys)
+        replay_record(d, keys, config_version=config_version)
         for d in dead_letters
         if d["original"]["topic"] in input_topics and not d.get("original_truncated")
     ]
     async with RecordProducer(client_config(settings)) as producer:
         await producer.send_all(records)
     return len(records)
+
+
+def pinned_version(settings: Settings, agent: str | None, version: str) -> str:
+    """The full id of ``agent``'s version ``version`` (or a prefix of it), from keel.agent-configs."""
+    if agent is None:
+        raise ConfigError("--config-version needs --agent: a version belongs to one agent")
+    catalogue, _ = load_schemas(settings)
+    log = asyncio.run(read_config_log(client_config(settings), catalogue, settings))
+    return log.version(agent, version).version_id

@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("--since", help="30m, 2h, 7d, or an ISO-8601 time")
     dlq.add_argument("--limit", type=int, default=50)
     dlq.add_argument("--dry-run", action="store_true", help="replay: only list what would be replayed")
+    dlq.add_argument("--config-version", help="replay: decide them with this version of --agent, not the live one")
     dlq.set_defaults(command=_dlq)
 
     alerts = sub.add_parser("alerts", help="recent alerts (list), or send keel.alerts to Slack and a webhook (relay)")
@@ -203,7 +204,9 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{len(chosen)} dead letter(s)" + (" would be replayed" if args.dry_run else ""))
         return 0
     inputs = {agent_topics(a, settings).input for a in agents}
-    print(f"replayed {asyncio.run(dlq.replay(settings, chosen, input_topics=inputs))} of {len(chosen)} dead letter(s)")
+    version = dlq.pinned_version(settings, args.agent, args.config_version) if args.config_version else None
+    replayed = asyncio.run(dlq.replay(settings, chosen, input_topics=inputs, config_version=version))
+    print(f"replayed {replayed} of {len(chosen)} dead letter(s)" + (f" with version {version}" if version else ""))
     return 0
 
 

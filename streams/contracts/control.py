@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,8 +37,12 @@ from streams.core.errors import ControlHeaderForged, ControlHeaderMalformed
 H_REPLAY = "keel.replay"  # on a record re-published from a dead letter: decide it again
 H_REPLAY_OF = "keel.replay.of"  # where the replayed record first arrived
 H_REPLAY_PASS = "keel.replay.pass"  # noqa: S105  # the pass the replay is: one after the dead letter's
+H_REPLAY_CONFIG = "keel.replay.config_version"  # the agent version that decides the replay (else the live one)
+_VERSION_ID = re.compile(rb"[0-9a-f]{12}")  # streams/agent/definition.py: config_digest
 H_SIGNATURE = "keel.control.sig"  # v1.<key id>.<hex HMAC-SHA256>
-CONTROL_HEADERS = frozenset({H_REPLAY, H_REPLAY_OF, H_REPLAY_PASS, H_RERUN_OF, H_RERUN_NUMBER, H_SKIP_MODEL})
+CONTROL_HEADERS = frozenset(
+    {H_REPLAY, H_REPLAY_OF, H_REPLAY_PASS, H_REPLAY_CONFIG, H_RERUN_OF, H_RERUN_NUMBER, H_SKIP_MODEL}
+)
 MAX_PASS_DIGITS = 9  # a pass is a small count; thousands of digits would cost int() more than the event
 _VERSION = "v1"
 _LENGTH = struct.Struct(">I")
@@ -91,6 +96,7 @@ class Control:
     skip_models: tuple[str, ...] = ()  # provider/models to leave out of the chain
     replay: bool = False  # an engineer's replay of a dead letter (else a reviewer's re-run)
     ignored: bool = False  # it carried control headers without a signature, and they were ignored
+    config_version: str | None = None  # a replay pinned to this agent version (streams/agent/versions.py)
 
 
 PLAIN = Control()
@@ -119,7 +125,13 @@ def _parsed(found: Mapping[str, bytes | None]) -> Control:
     pass_number = parse_pass(found[H_RERUN_NUMBER if rerun else H_REPLAY_PASS])
     if pass_number is None or pass_number < 1:
         raise ControlHeaderMalformed("the control record's pass is not a number from 1")
-    return Control(pass_number, parse_models(found.get(H_SKIP_MODEL)), replay=replay)
+    pinned = found.get(H_REPLAY_CONFIG)
+    if pinned is not None and (not replay or not _VERSION_ID.fullmatch(pinned)):
+        raise ControlHeaderMalformed(f"{H_REPLAY_CONFIG} is not a version id of a replay")
+    return Control(
+        pass_number, parse_models(found.get(H_SKIP_MODEL)), replay=replay,
+        config_version=pinned.decode() if pinned is not None else None,
+    )  # fmt: skip
 
 
 def parse_pass(raw: bytes | None) -> int | None:

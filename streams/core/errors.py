@@ -164,6 +164,12 @@ class ControlHeaderMalformed(DecodeError):
     reason = "control_header_malformed"
 
 
+class ConfigVersionUnavailable(DecodeError):
+    """A replay pinned to an agent version this worker cannot run (unknown, or refused)."""
+
+    reason = "config_version_unavailable"
+
+
 class EventIdConflict(DecodeError):
     """A record that reuses the event id of another, already recorded input: it never receives that
     event's outcome (streams/kafka/outcome_store.py)."""

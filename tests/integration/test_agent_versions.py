@@ -230,6 +230,19 @@ async def test_a_canary_worse_than_stable_is_rolled_back_with_an_alert(
                 await asyncio.sleep(1)
                 log = await read_config_log(client_config(stack.settings), stack.catalogue, stack.settings)
             rolled_back_at = labels.at_ms
+            # Its dead letters re-decided: one by the stable version (as live), one pinned to the canary's
+            dead = [
+                i
+                for i, o in flow.tally.by_kind["dead_letter"].items()
+                if o[0].value["config_version"].startswith(second)
+            ]
+            keel(stack, "dlq", "replay", dead[0], "--agent", AGENT)
+            keel(stack, "dlq", "replay", dead[1], "--agent", AGENT, "--config-version", second[:6])
+            replayed = dead[:2]
+            deadline = time.monotonic() + 60
+            while not all(len(flow.tally.outcomes(i)) == 2 for i in replayed):
+                assert time.monotonic() < deadline, [flow.tally.outcome_kinds(i) for i in replayed]
+                await asyncio.sleep(0.5)
             await asyncio.sleep(3)
         alerts = [a for a in await read_alerts(stack.settings, stack.catalogue) if a.rule == "canary_rollback"]
     assert (labels.stable, labels.canary, labels.previous_canary, labels.author) == (
@@ -243,7 +256,13 @@ async def test_a_canary_worse_than_stable_is_rolled_back_with_an_alert(
     assert alerts[0].runbook_url.endswith("docs/runbooks.md#runbook-canary-rollback")
     assert second in alerts[0].summary and "dead letters per event" in alerts[0].details["reasons"]
     for event_id in flow.partition_of:
-        assert len(flow.tally.outcomes(event_id)) == 1, f"{event_id}: {flow.tally.outcome_kinds(event_id)}"
+        expected = 2 if event_id in replayed else 1
+        assert len(flow.tally.outcomes(event_id)) == expected, f"{event_id}: {flow.tally.outcome_kinds(event_id)}"
+    [stable_replay], [pinned_replay] = (flow.tally.outcomes(i)[1:] for i in replayed)
+    assert stable_replay.kind == "result", {k: stable_replay.value.get(k) for k in ("reason", "message", "config_version")}
+    assert stable_replay.value["config_version"].startswith(first)
+    assert pinned_replay.kind == "dead_letter" and pinned_replay.value["config_version"].startswith(second)
+    assert pinned_replay.value["pass_number"] == 1
     decided = {i: o[0] for i in flow.partition_of for o in [flow.tally.outcomes(i)]}
     by_canary = [o for o in decided.values() if o.value["config_version"].startswith(second)]
     assert by_canary and all(o.kind == "dead_letter" for o in by_canary)

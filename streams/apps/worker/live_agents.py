@@ -16,7 +16,7 @@ from streams.agent.definition import Agent, compile_agent
 from streams.agent.versions import AgentVersion, Labels, fixed_changes, routed_version
 from streams.contracts.agent_configs import ConfigLog
 from streams.core.catalogue import Catalogue, fingerprint
-from streams.core.errors import AgentConfigRefused, AgentDefinitionError
+from streams.core.errors import AgentConfigRefused, AgentDefinitionError, ConfigVersionUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,13 @@ class LiveAgents:
             return self._files[name]
         labels, stable, canary = live
         return canary if canary is not None and routed_version(labels, event_id) == labels.canary else stable
+
+    def pinned(self, name: str, version_id: str) -> Agent:
+        """Version ``version_id`` of agent ``name``. Raises ``ConfigVersionUnavailable``."""
+        try:
+            return self._compile(name, version_id)
+        except AgentConfigRefused as exc:
+            raise ConfigVersionUnavailable(f"the replay asks for {exc}") from exc
 
     def labels(self, name: str) -> Labels | None:
         live = self._live.get(name)

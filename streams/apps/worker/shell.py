@@ -292,7 +292,7 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
         await until_written(lambda: producer.send_all(recorded.records), what="recorded outcome records")
         shell.metrics.re_emitted.labels(agent.name).inc()
         return
-    agent = shell.live.pick(agent.name, admitted.decoded.event_id)  # kept until the event ends
+    agent = admitted.agent or shell.live.pick(agent.name, admitted.decoded.event_id)  # kept until the event ends
     outcome = await process(
         source,
         agent,
@@ -324,6 +324,7 @@ class _Admitted:
     control: Control
     pass_number: int
     recorded: Recorded | None
+    agent: Agent | None = None  # the version a replay is pinned to
 
 
 async def _admit(shell: _Shell, arrived: Arrival) -> _Admitted:
@@ -333,12 +334,14 @@ async def _admit(shell: _Shell, arrived: Arrival) -> _Admitted:
     decoded = read_source(
         runtime.catalogue, source, max_event_bytes=runtime.settings.max_event_bytes, clock=runtime.deps.clock
     )
-    control = PLAIN
+    control, pinned = PLAIN, None
     if decoded.event is not None:  # an undecodable record is a dead letter whatever its headers ask
         try:
             control = read_control(runtime.control_keys, source)
+            if control.config_version is not None:
+                pinned = shell.live.pinned(shell.agent.name, control.config_version)
         except DecodeError as exc:
-            decoded = refused(source, exc, ms=decoded.ms)
+            decoded, control = refused(source, exc, ms=decoded.ms), PLAIN
     if control.ignored:
         shell.metrics.control_ignored.labels(shell.agent.name).inc()
     recorded = await store.recorded(decoded.event_id, partition=source.partition)
@@ -347,10 +350,10 @@ async def _admit(shell: _Shell, arrived: Arrival) -> _Admitted:
         conflict = EventIdConflict(
             f"event id {decoded.event_id!r} at {source.position} is recorded for another input, first at {first}"
         )
-        decoded, control = refused(source, conflict, ms=decoded.ms), PLAIN
+        decoded, control, pinned = refused(source, conflict, ms=decoded.ms), PLAIN, None
         recorded = await store.recorded(decoded.event_id, partition=source.partition)
     # A waiting record's pass is in its own headers (streams/contracts/retry.py); a re-run or replay asks for its own.
-    return _Admitted(decoded, control, max(arrived.pass_number, control.pass_number), recorded)
+    return _Admitted(decoded, control, max(arrived.pass_number, control.pass_number), recorded, pinned)
 
 
 def source_record(record: Any) -> SourceRecord:

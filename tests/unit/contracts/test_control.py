@@ -5,7 +5,15 @@ import dataclasses
 import pytest
 from sample_keys import KEYS, OLD_KEYS
 
-from streams.contracts.control import H_REPLAY_PASS, H_SIGNATURE, PLAIN, Control, ControlKeys, read_control
+from streams.contracts.control import (
+    H_REPLAY_CONFIG,
+    H_REPLAY_PASS,
+    H_SIGNATURE,
+    PLAIN,
+    Control,
+    ControlKeys,
+    read_control,
+)
 from streams.contracts.headers import H_RERUN_NUMBER, H_RERUN_OF, H_SKIP_MODEL
 from streams.contracts.out_record import OutRecord
 from streams.core.domain import SourceRecord
@@ -99,3 +107,14 @@ def test_a_signed_record_needs_a_partition_and_a_listed_signing_key() -> None:
         KEYS.sign(OutRecord("t", b"k", b"v", RERUN))
     with pytest.raises(ValueError, match="signing key"):
         ControlKeys("k3", {"k1": b"x" * 32})
+
+
+def test_a_replay_may_be_pinned_to_a_version_and_only_a_replay() -> None:
+    replay = ((H_REPLAY_PASS, b"2"), (H_REPLAY_CONFIG, b"0123456789ab"))
+    assert read_control(KEYS, signed(replay)) == Control(2, replay=True, config_version="0123456789ab")
+    for headers in (
+        ((H_REPLAY_PASS, b"2"), (H_REPLAY_CONFIG, b"../../etc")),
+        (*RERUN, (H_REPLAY_CONFIG, b"0123456789ab")),
+    ):
+        with pytest.raises(ControlHeaderMalformed, match="version id"):
+            read_control(KEYS, signed(headers))
