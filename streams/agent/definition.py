@@ -24,6 +24,7 @@ from streams.core.config_file import validation_problems
 from streams.core.errors import AgentDefinitionError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+_LATER_FIELDS = ("evaluation",)  # optional fields a digest leaves out while unset (``definition_document``)
 
 
 class _Strict(BaseModel):
@@ -119,6 +120,24 @@ class CanaryPolicy(_Strict):
     )
 
 
+class EvaluationPolicy(_Strict):
+    """What a candidate version must reach in `keel eval` (streams/eval/) for the gate to pass; every
+    threshold is optional. Rates are shares in [0, 1]; the baseline's and the candidate's thresholds
+    both apply (the stricter of each, streams/eval/thresholds.py)."""
+
+    min_schema_valid_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Outputs that validate, of the events that ended valid or invalid"
+    )
+    min_agreement: float | None = Field(
+        default=None, ge=0, le=1, description="Top-level output fields equal to the expected ones (golden, reviews)"
+    )
+    max_cost_per_event_usd: float | None = Field(default=None, ge=0)
+    max_reasks_per_event: float | None = Field(default=None, ge=0)
+    max_error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Events that ended neither valid nor invalid (provider errors)"
+    )
+
+
 class AgentDefinition(_Strict):
     name: str
     version: str = Field(min_length=1)
@@ -133,6 +152,7 @@ class AgentDefinition(_Strict):
     handoff: HandoffPolicy = HandoffPolicy()
     budget: BudgetPolicy = BudgetPolicy()
     canary: CanaryPolicy = CanaryPolicy()
+    evaluation: EvaluationPolicy | None = None
 
     @field_validator("name")
     @classmethod
@@ -202,9 +222,19 @@ def compile_agent(definition: AgentDefinition, catalogue: Catalogue, *, source_p
 
 def config_digest(definition: AgentDefinition, output_schema: dict[str, Any]) -> str:
     source = orjson.dumps(
-        {"definition": definition.model_dump(mode="json"), "output": output_schema}, option=orjson.OPT_SORT_KEYS
+        {"definition": definition_document(definition), "output": output_schema}, option=orjson.OPT_SORT_KEYS
     )
     return hashlib.sha256(source).hexdigest()[:12]
+
+
+def definition_document(definition: AgentDefinition) -> dict[str, Any]:
+    """The definition as JSON data. Fields added later are left out while unset, so that a definition
+    without them keeps the digest (and the version id) it had before they existed."""
+    document = definition.model_dump(mode="json")
+    for later in _LATER_FIELDS:
+        if document.get(later) is None:
+            document.pop(later, None)
+    return document
 
 
 def definition_from_document(document: object, where: str) -> AgentDefinition:

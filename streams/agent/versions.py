@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import yaml
 
-from streams.agent.definition import Agent, AgentDefinition
+from streams.agent.definition import Agent, AgentDefinition, definition_document
 from streams.core.errors import AgentConfigRefused
 
 HISTORY = 50  # stable versions a label record remembers
@@ -79,7 +79,7 @@ def routed_version(labels: Labels, event_id: str) -> str:
 
 def fixed_changes(old: AgentDefinition, new: AgentDefinition) -> list[str]:
     """The fields of ``FIXED`` that differ between ``old`` and ``new``."""
-    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    before, after = definition_document(old), definition_document(new)
     return [path for path in FIXED if _at(before, path) != _at(after, path)]
 
 
@@ -150,7 +150,7 @@ class Section:
 
 def sections(version: AgentVersion) -> list[Section]:
     """What a reader compares between versions, each as YAML."""
-    document = version.definition.model_dump(mode="json")
+    document = definition_document(version.definition)
     rest = {k: v for k, v in document.items() if k not in ("prompt", "model_chain", "handoff", "output_schema")}
     parts = {
         "prompt": document["prompt"],
@@ -176,7 +176,7 @@ def diff(old: AgentVersion, new: AgentVersion) -> str:
 
 
 def definition_json(definition: AgentDefinition) -> str:
-    return orjson.dumps(definition.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS).decode()
+    return orjson.dumps(definition_document(definition), option=orjson.OPT_SORT_KEYS).decode()
 
 
 def version_of(agent: Agent, *, parent: str | None, change: Change) -> AgentVersion:

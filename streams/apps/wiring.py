@@ -56,30 +56,40 @@ class Runtime:
 def load_runtime(settings: Settings) -> Runtime:
     catalogue, agents = load_schemas(settings)  # with a Schema Registry: its ids, or a refusal to start
     agents = [adapted(settings)(agent) for agent in agents]
-    models = build_models(settings, agents)
+    pricing = priced(settings, agents)
+    deps = build_deps(settings, catalogue, agents)
+    assert isinstance(deps.limiter, Limiter)  # build_deps makes one; the Runtime hands it its shares
+    emitter = Emitter(catalogue, settings, agents, pricing=pricing)
+    budgets = load_budgets(settings.budgets_file, agents, pricing)
+    keys = load_control_keys(settings)
+    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, deps.limiter, deps.slots, keys)
+
+
+def priced(settings: Settings, agents: list[Agent]) -> Pricing:
+    """The price table, with a warning for every model of the agents' chains it has no price for."""
     pricing = load_pricing(settings.pricing_file)
     chains = [(spec.provider, spec.model) for agent in agents for spec in agent.definition.model_chain]
     for unpriced in pricing.unpriced(chains):
         log.warning("%s has no price in %s: its usage records carry no cost", unpriced, settings.pricing_file)
+    return pricing
+
+
+def build_deps(settings: Settings, catalogue: Catalogue, agents: list[Agent]) -> Deps:
+    """What ``process`` needs to run ``agents`` (a worker's, `keel eval`'s): model clients, breakers,
+    rate limits and model slots, from settings. Budgets are the worker's to add."""
     clock = SystemClock()
-    limiter = build_limiter(settings, agents, clock)
-    slots = build_slots(settings, agents, clock)
-    deps = Deps(
+    return Deps(
         catalogue=catalogue,
-        models=models,
+        models=build_models(settings, agents),
         clock=clock,
         breakers=CircuitBreakers(
             failure_threshold=settings.circuit_failure_threshold, cooldown_s=settings.circuit_cooldown_s
         ),
         rng=Random(),  # noqa: S311  (jitter, not secrets)
         max_event_bytes=settings.max_event_bytes,
-        limiter=limiter,
-        slots=slots,
+        limiter=build_limiter(settings, agents, clock),
+        slots=build_slots(settings, agents, clock),
     )
-    emitter = Emitter(catalogue, settings, agents, pricing=pricing)
-    budgets = load_budgets(settings.budgets_file, agents, pricing)
-    keys = load_control_keys(settings)
-    return Runtime(settings, catalogue, agents, deps, emitter, pricing, budgets, limiter, slots, keys)
 
 
 def build_slots(settings: Settings, agents: list[Agent], clock: Clock) -> ModelSlots:

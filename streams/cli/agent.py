@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     promote.add_argument("name")
     promote.add_argument("version")
     promote.add_argument("--canary", type=float, metavar="PERCENT", help="the share of events the canary decides")
+    promote.add_argument(
+        "--require-eval", action="store_true", help="refuse unless the version's latest `keel eval` passed"
+    )
     rollback = actions.add_parser("rollback", help="end the canary, or go back to the previous stable version")
     rollback.add_argument("name")
     rollback.add_argument("--to", metavar="VERSION", help="the stable version to go back to")
@@ -72,6 +75,8 @@ def agent_command(args: argparse.Namespace, settings: Settings) -> int:
         records = deploy(settings, catalogue, log, args.file, change)
     elif args.action == "promote":
         version = log.version(args.name, args.version).version_id
+        if args.require_eval:
+            print(require_eval(log, args.name, version))
         records = [_labels(settings, catalogue, promoted(log.labels.get(args.name), args.name, version, change,
                                                           canary_percent=args.canary))]  # fmt: skip
     elif args.action == "rollback":
@@ -82,6 +87,21 @@ def agent_command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     asyncio.run(publish_configs(client_config(settings), records))
     return 0
+
+
+def require_eval(log: ConfigLog, name: str, version: str) -> str:
+    """What the latest evaluation of ``version`` says, when it passed. Raises ``AgentConfigRefused``."""
+    evaluation = log.evaluations.get((name, version))
+    if evaluation is None:
+        raise AgentConfigRefused(
+            f"{name} {version} has not been evaluated: run `keel eval {name} --candidate {version}` first"
+        )
+    when = f"{evaluation.inputs}, against {evaluation.baseline}, at {_when(evaluation.at_ms)} UTC"
+    if not evaluation.passed:
+        raise AgentConfigRefused(
+            f"{name} {version} failed its latest evaluation ({when}): {'; '.join(evaluation.reasons)}"
+        )
+    return f"{name}: {version} passed its latest evaluation ({when}, run {evaluation.run_id})"
 
 
 def _labels(settings: Settings, catalogue: Catalogue, labels: Labels) -> OutRecord:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from aiokafka.errors import KafkaConnectionError
 
-from streams.cli import acl, agent
+from streams.cli import acl, agent, evaluation
 from streams.cli.alerts import alerts_command
 from streams.core.errors import ConfigError, KeelError
 from streams.core.settings import Settings
@@ -114,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_services(sub)
     acl.add_parser(sub)
     agent.add_parser(sub)
+    evaluation.add_parser(sub)
     _add_demo_parsers(sub)
     return parser
 

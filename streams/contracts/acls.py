@@ -163,6 +163,19 @@ def operator(agents: list[Agent], settings: Settings) -> Principal:
                      tuple(sorted(set(grants))))  # fmt: skip
 
 
+def evaluator(agents: list[Agent], settings: Settings) -> Principal:
+    """`keel eval`: it reads what it runs on (the audit trail, the agents' review items and the decisions on
+    them) and the agent versions, and writes its calls' usage records and its evaluations (on
+    ``keel.agent-configs``). Apart from the operator: the audit holds every event's payload."""
+    t, served = settings.topic, [agent_topics(agent, settings) for agent in agents]
+    grants = [
+        *_topics(["READ"], [t(AUDIT), t(REVIEW_DECISIONS), *(tp.review for tp in served)]),
+        *_topics(["READ", "WRITE"], [t(AGENT_CONFIGS)]),
+        *_topics(["WRITE"], [t(USAGE)]),
+    ]
+    return Principal(principal_name(settings, "evaluator"), "keel eval", tuple(sorted(set(grants))))
+
+
 def acl_plan(agents: list[Agent], settings: Settings) -> list[Principal]:
     """Every Keel principal of these agents in this namespace, with its grants."""
     principals = [
@@ -171,6 +184,7 @@ def acl_plan(agents: list[Agent], settings: Settings) -> list[Principal]:
         relay(settings),
         review(agents, settings),
         operator(agents, settings),
+        evaluator(agents, settings),
     ]
     names = [p.name for p in principals]
     if len(set(names)) != len(names):

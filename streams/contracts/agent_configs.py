@@ -1,7 +1,10 @@
 """``keel.agent-configs``: agent versions and labels as Kafka values, and the state they add up to.
 
 A version is keyed ``version/<agent>/<version_id>`` and never changes; an agent's labels are keyed
-``labels/<agent>``, so compaction keeps every version and the latest labels. The topic has one
+``labels/<agent>``, and the latest evaluation of a version (`keel eval`) ``eval/<agent>/<version_id>``,
+so compaction keeps every version, the latest labels and each version's latest evaluation. Versions
+and labels are written with the first schema (``agent_config.avsc``), which every worker reads;
+evaluations need the second (``agent_config_v2.avsc``), and both are read. The topic has one
 partition: a labels record comes after the version it names, for every reader. Anyone who may write
 the topic can write anything to it, so every value is checked as it is read: a record that is not a
 well-formed version (its id the digest of its content) or labels record is a ``DecodeError``, and
@@ -10,22 +13,25 @@ labels that name a version the topic does not hold are refused when applied (``C
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
 from streams.agent.definition import AgentDefinition, config_digest, definition_from_document
+from streams.agent.evaluation import EvalFigures, Evaluation
 from streams.agent.versions import AgentVersion, Labels, definition_json
 from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import AGENT_CONFIGS
 from streams.core import wire
-from streams.core.catalogue import Catalogue
+from streams.core.catalogue import Catalogue, CatalogueSchema
 from streams.core.errors import AgentConfigRefused, AgentDefinitionError, DecodeError, UnexpectedValue
 from streams.core.settings import Settings
 
 SUBJECT = "keel.agent-configs-value"
 MAX_VALUE_BYTES = 512 * 1024  # a definition and its schema; a larger value is not read
+FIRST_SCHEMA = "agent_config.avsc"  # versions and labels: readable by workers that predate evaluations
+Entry = AgentVersion | Labels | Evaluation
 
 
 def version_key(agent: str, version_id: str) -> bytes:
@@ -34,6 +40,10 @@ def version_key(agent: str, version_id: str) -> bytes:
 
 def labels_key(agent: str) -> bytes:
     return f"labels/{agent}".encode()
+
+
+def eval_key(agent: str, version_id: str) -> bytes:
+    return f"eval/{agent}/{version_id}".encode()
 
 
 def version_record(catalogue: Catalogue, settings: Settings, version: AgentVersion) -> OutRecord:
@@ -52,7 +62,7 @@ def version_record(catalogue: Catalogue, settings: Settings, version: AgentVersi
         },
         "labels": None,
     }
-    return _record(catalogue, settings, version_key(version.agent, version.version_id), value)
+    return _record(_first(catalogue), settings, version_key(version.agent, version.version_id), value)
 
 
 def labels_record(catalogue: Catalogue, settings: Settings, labels: Labels) -> OutRecord:
@@ -73,14 +83,45 @@ def labels_record(catalogue: Catalogue, settings: Settings, labels: Labels) -> O
             "previous_canary": labels.previous_canary,
         },
     }
-    return _record(catalogue, settings, labels_key(labels.agent), value)
+    return _record(_first(catalogue), settings, labels_key(labels.agent), value)
 
 
-def _record(catalogue: Catalogue, settings: Settings, key: bytes, value: dict[str, Any]) -> OutRecord:
-    return OutRecord(settings.topic(AGENT_CONFIGS), key, wire.encode(catalogue.by_subject(SUBJECT), value), ())
+def eval_record(catalogue: Catalogue, settings: Settings, evaluation: Evaluation) -> OutRecord:
+    value = {
+        "kind": "EVAL",
+        "agent": evaluation.agent,
+        "at_ms": evaluation.at_ms,
+        "author": evaluation.author,
+        "message": evaluation.message,
+        "version": None,
+        "labels": None,
+        "evaluation": {
+            "version_id": evaluation.version_id,
+            "baseline": evaluation.baseline,
+            "inputs": evaluation.inputs,
+            "run_id": evaluation.run_id,
+            "passed": evaluation.passed,
+            "reasons": list(evaluation.reasons),
+            "candidate": asdict(evaluation.candidate),
+            "baseline_figures": asdict(evaluation.baseline_figures),
+        },
+    }
+    schema = catalogue.by_subject(SUBJECT)  # the latest: the one with evaluations
+    return _record(schema, settings, eval_key(evaluation.agent, evaluation.version_id), value)
 
 
-def decode_config(catalogue: Catalogue, key: bytes | None, data: bytes | None) -> AgentVersion | Labels:
+def _first(catalogue: Catalogue) -> CatalogueSchema:
+    entry = catalogue.output_by_file(FIRST_SCHEMA)  # any plain entry by its file
+    if entry is None or entry.subject != SUBJECT:
+        return catalogue.by_subject(SUBJECT)  # a catalogue without it: its own schema for the subject
+    return entry
+
+
+def _record(schema: CatalogueSchema, settings: Settings, key: bytes, value: dict[str, Any]) -> OutRecord:
+    return OutRecord(settings.topic(AGENT_CONFIGS), key, wire.encode(schema, value), ())
+
+
+def decode_config(catalogue: Catalogue, key: bytes | None, data: bytes | None) -> Entry:
     """A record of the topic, checked: its key names what its value holds, a version's id is the digest
     of its definition and schema. Raises ``DecodeError``."""
     if data is None:
@@ -98,6 +139,9 @@ def decode_config(catalogue: Catalogue, key: bytes | None, data: bytes | None) -
             tuple(labels["stable_history"]), labels["change"], labels["previous_stable"], labels["previous_canary"],
             **stamp,
         )  # fmt: skip
+    evaluation = v.get("evaluation")
+    if v["kind"] == "EVAL" and evaluation is not None and key == eval_key(agent, evaluation["version_id"]):
+        return _evaluation(agent, evaluation, stamp)
     version = v["version"]
     if v["kind"] != "VERSION" or version is None or key != version_key(agent, version["version_id"]):
         raise UnexpectedValue(f"a {v['kind']} record of agent {agent!r} under key {key!r}")
@@ -105,6 +149,13 @@ def decode_config(catalogue: Catalogue, key: bytes | None, data: bytes | None) -
     if config_digest(definition, schema) != version["version_id"]:
         raise UnexpectedValue(f"version {version['version_id']!r} of {agent!r} is not the digest of its content")
     return AgentVersion(agent, version["version_id"], definition, schema, version["parent"], version["source"], **stamp)
+
+
+def _evaluation(agent: str, e: dict[str, Any], stamp: dict[str, Any]) -> Evaluation:
+    return Evaluation(
+        agent, e["version_id"], e["baseline"], e["inputs"], e["run_id"], e["passed"], tuple(e["reasons"]),
+        EvalFigures(**e["candidate"]), EvalFigures(**e["baseline_figures"]), **stamp,
+    )  # fmt: skip
 
 
 def _version_content(agent: str, version: dict[str, Any]) -> tuple[AgentDefinition, dict[str, Any]]:
@@ -126,11 +177,15 @@ class ConfigLog:
 
     versions: dict[str, dict[str, AgentVersion]] = field(default_factory=dict)  # agent -> id -> version
     labels: dict[str, Labels] = field(default_factory=dict)
+    evaluations: dict[tuple[str, str], Evaluation] = field(default_factory=dict)  # (agent, id) -> the latest
 
-    def apply(self, entry: AgentVersion | Labels) -> None:
+    def apply(self, entry: Entry) -> None:
         """Raises ``AgentConfigRefused`` for labels that name a version the topic does not hold."""
         if isinstance(entry, AgentVersion):
             self.versions.setdefault(entry.agent, {}).setdefault(entry.version_id, entry)
+            return
+        if isinstance(entry, Evaluation):
+            self.evaluations[entry.agent, entry.version_id] = entry  # of a version read or not: kept either way
             return
         known = self.versions.get(entry.agent, {})
         missing = [v for v in (entry.stable, entry.canary) if v is not None and v not in known]

@@ -114,10 +114,7 @@ class Emitter:
         trace = outcome.trace
         key = trace.event_id.encode()
         headers = _common_headers(trace, agent)
-        usage = tuple(  # timestamped with the attempt's start: the aggregation stream's event time
-            OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers, timestamp_ms=value["at"])
-            for value in _usage_values(trace, agent, self._pricing)
-        )
+        usage = self.usage_records(self.usage_values(trace, agent), trace, agent)
         next_pass = trace.pass_number + 1  # a reviewer's re-run of this pass
         if isinstance(outcome, RetryLater | Parked):
             source = trace.source
@@ -139,6 +136,22 @@ class Emitter:
         audit_value = _audit_value(outcome, agent, topics, now_ms)
         audit = self._audit_record(audit_value, outcome_name(outcome), key, headers)
         return Emission(main, audit, usage, flagged=flagged)
+
+    def usage_values(self, trace: Trace, agent: Agent, *, purpose: str | None = None) -> list[dict[str, Any]]:
+        """The usage values of the trace's new attempts, priced; ``purpose`` in place of each attempt's
+        own (`keel eval` marks its calls ``eval``)."""
+        values = _usage_values(trace, agent, self._pricing)
+        return values if purpose is None else [{**value, "purpose": purpose} for value in values]
+
+    def usage_records(
+        self, values: list[dict[str, Any]], trace: Trace, agent: Agent, *, marks: Headers = ()
+    ) -> tuple[OutRecord, ...]:
+        """``values`` (``usage_values``) as records of ``keel.usage``, with ``marks`` added to the headers."""
+        key, headers = trace.event_id.encode(), (*_common_headers(trace, agent), *marks)
+        return tuple(  # timestamped with the attempt's start: the aggregation stream's event time
+            OutRecord(self._usage_topic, key, wire.encode(self._usage, value), headers, timestamp_ms=value["at"])
+            for value in values
+        )
 
     def _review_record(
         self, review: Review, agent: Agent, key: bytes, headers: Headers, *, rerun_pass: int, now_ms: int

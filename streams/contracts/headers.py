@@ -11,6 +11,7 @@ H_TRACE_ID = "keel.trace_id"
 H_AGENT = "keel.agent"
 H_CONFIG_VERSION = "keel.config_version"
 H_OUTCOME = "keel.outcome"
+H_EVAL_RUN = "keel.eval.run"  # on the usage records of a `keel eval` run (purpose ``eval``): the run's id
 
 # A re-run after a rejection (the agent's ``handoff.on_reject: rerun``): the review service writes the
 # item's original key and value back to the agent's input topic with these headers; the worker runs the

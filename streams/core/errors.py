@@ -78,6 +78,13 @@ class AgentConfigRefused(ConfigError):
     reason = "agent_config_refused"
 
 
+class EvalInputError(ConfigError):
+    """`keel eval` cannot use its inputs: a golden file that is not one {event, expected} per line, or
+    no events to run."""
+
+    reason = "eval_input_invalid"
+
+
 # --- joining the Kafka cluster (one clear error at start-up, naming the setting; never a secret) ---------
 
 

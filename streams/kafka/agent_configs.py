@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.agent.versions import AgentVersion, Labels
-from streams.contracts.agent_configs import ConfigLog, decode_config
+from streams.contracts.agent_configs import ConfigLog, Entry, decode_config
 from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import AGENT_CONFIGS
 from streams.core.catalogue import Catalogue
@@ -21,7 +20,6 @@ from streams.kafka.producer import RecordProducer
 from streams.kafka.skipped import SkippedRecords
 
 READER = "agent-configs"
-Entry = AgentVersion | Labels
 
 
 async def read_config_log(

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from streams.agent.definition import Agent, compile_agent
 from streams.agent.versions import AgentVersion, Labels, fixed_changes, routed_version
-from streams.contracts.agent_configs import ConfigLog
+from streams.contracts.agent_configs import ConfigLog, Entry
 from streams.core.catalogue import Catalogue, fingerprint
 from streams.core.errors import AgentConfigRefused, AgentDefinitionError, ConfigVersionUnavailable
 
@@ -58,7 +59,7 @@ class LiveAgents:
         live = self._live.get(name)
         return live[0] if live is not None else None
 
-    def take(self, entry: AgentVersion | Labels) -> None:
+    def take(self, entry: Entry) -> None:
         """Raises ``AgentConfigRefused`` for labels this worker cannot run (it keeps what it had)."""
         self._log.apply(entry)
         if not isinstance(entry, Labels) or entry.agent not in self._files:
@@ -83,18 +84,25 @@ class LiveAgents:
         return self._compiled[key]
 
     def _checked(self, version: AgentVersion) -> Agent:
-        where = f"version {version.version_id} of {version.agent}"
         fixed = fixed_changes(self._files[version.agent].definition, version.definition)
         if fixed:
-            raise AgentConfigRefused(f"{where} changes {', '.join(fixed)}: change the agent's file and restart")
-        output = self._catalogue.output_by_file(version.definition.output_schema)
-        if output is None or output.fingerprint != fingerprint(version.output_schema):
             raise AgentConfigRefused(
-                f"{where}: its output schema is not the catalogue's {version.definition.output_schema}"
+                f"version {version.version_id} of {version.agent} changes {', '.join(fixed)}: "
+                "change the agent's file and restart"
             )
-        try:
-            return compile_agent(
-                version.definition, self._catalogue, source_path=self._files[version.agent].source_path
-            )
-        except AgentDefinitionError as exc:
-            raise AgentConfigRefused(f"{where}: {exc}") from exc
+        return compile_version(version, self._catalogue, source_path=self._files[version.agent].source_path)
+
+
+def compile_version(version: AgentVersion, catalogue: Catalogue, *, source_path: Path) -> Agent:
+    """``version`` as an agent to run (a worker's, `keel eval`'s): its output schema the catalogue's,
+    its definition compiled. Raises ``AgentConfigRefused``."""
+    where = f"version {version.version_id} of {version.agent}"
+    output = catalogue.output_by_file(version.definition.output_schema)
+    if output is None or output.fingerprint != fingerprint(version.output_schema):
+        raise AgentConfigRefused(
+            f"{where}: its output schema is not the catalogue's {version.definition.output_schema}"
+        )
+    try:
+        return compile_agent(version.definition, catalogue, source_path=source_path)
+    except AgentDefinitionError as exc:
+        raise AgentConfigRefused(f"{where}: {exc}") from exc

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.agent.definition import Agent
+from streams.agent.definition import Agent, EvaluationPolicy, config_digest
 from streams.agent.versions import (
     Change,
     Labels,
@@ -94,3 +96,18 @@ def test_a_diff_names_the_sections_that_changed(agents: dict[str, Agent]) -> Non
     assert text.startswith("== prompt\n") and "+system: Be brief." in text.splitlines()
     assert "== model_chain" not in text and "== output_schema" not in text
     assert diff(old, old) == ""
+
+
+def test_an_evaluation_block_changes_the_version_and_its_absence_keeps_the_digest_it_had(
+    agents: dict[str, Agent],
+) -> None:
+    agent = agents["support_triage"]
+    document = agent.definition.model_dump(mode="json")
+    del document["evaluation"]  # the definition as it was before evaluation blocks existed
+    before = hashlib.sha256(orjson.dumps({"definition": document, "output": agent.output_schema.raw},
+                                         option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]  # fmt: skip
+    assert agent.definition.evaluation is None and agent.config_version == before
+    gated = agent.definition.model_copy(update={"evaluation": EvaluationPolicy(min_agreement=0.8)})
+    assert config_digest(gated, agent.output_schema.raw) != before
+    assert "min_agreement: 0.8" in diff(version_of(agent, parent=None, change=CHANGE), dataclasses.replace(
+        version_of(agent, parent=None, change=CHANGE), definition=gated, version_id="x"))  # fmt: skip

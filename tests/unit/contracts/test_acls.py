@@ -24,7 +24,7 @@ def ops(principal: Principal, name: str) -> set[str]:
 def test_one_principal_per_agent_worker_and_per_service(agents: dict[str, Agent]) -> None:
     assert set(by_name(agents)) == {
         "keel-prod-worker-support-triage", "keel-prod-worker-invoice-extraction", "keel-prod-aggregator",
-        "keel-prod-relay", "keel-prod-review", "keel-prod-operator",
+        "keel-prod-relay", "keel-prod-review", "keel-prod-operator", "keel-prod-evaluator",
     }  # fmt: skip
     assert principal_name(Settings(), "worker-Support_Triage") == "keel-worker-support-triage"
 
@@ -50,19 +50,28 @@ def test_every_topic_a_process_checks_at_start_up_is_at_least_described(agents: 
     assert checked <= {g.resource_name for g in worker.grants if g.resource_type == "TOPIC"}
 
 
-def test_only_the_review_service_writes_decisions_and_nothing_but_the_aggregator_reads_audit(
+def test_only_the_review_service_writes_decisions_and_only_the_aggregator_and_evaluator_read_audit(
     agents: dict[str, Agent],
 ) -> None:
     principals = by_name(agents)
     writers = {p.name for p in principals.values() if "WRITE" in ops(p, "prod.keel.review.decisions")}
     readers = {p.name for p in principals.values() if "READ" in ops(p, "prod.keel.audit")}
-    assert writers == {"keel-prod-review"} and readers == {"keel-prod-aggregator"}
+    assert writers == {"keel-prod-review"} and readers == {"keel-prod-aggregator", "keel-prod-evaluator"}
     review = principals["keel-prod-review"]
     assert ops(review, "prod.support_triage.review") == {"READ"}
     assert ops(review, "prod.support.tickets") == {"WRITE"}  # re-runs
     assert not any(
         g.operation == "CREATE" for p in principals.values() if p.name != "keel-prod-operator" for g in p.grants
     )
+
+
+def test_the_evaluator_reads_its_inputs_and_writes_usage_and_configs_only(agents: dict[str, Agent]) -> None:
+    evaluator = by_name(agents)["keel-prod-evaluator"]
+    assert ops(evaluator, "prod.support_triage.review") == ops(evaluator, "prod.keel.review.decisions") == {"READ"}
+    assert ops(evaluator, "prod.keel.usage") == {"WRITE"}
+    assert ops(evaluator, "prod.keel.agent-configs") == {"READ", "WRITE"}
+    written = {g.resource_name for g in evaluator.grants if g.operation == "WRITE"}
+    assert written == {"prod.keel.usage", "prod.keel.agent-configs"}  # no results, review, dead letters, audit
 
 
 def test_missing_grants_treats_read_and_write_as_describe() -> None:

@@ -7,10 +7,13 @@ import dataclasses
 import pytest
 
 from streams.agent.definition import Agent
+from streams.agent.evaluation import EvalFigures, Evaluation
 from streams.agent.versions import Change, Labels, promoted, version_of
 from streams.contracts.agent_configs import (
     ConfigLog,
     decode_config,
+    eval_key,
+    eval_record,
     labels_key,
     labels_record,
     version_key,
@@ -78,3 +81,34 @@ def test_labels_must_name_versions_the_log_holds(agents: dict[str, Agent]) -> No
     with pytest.raises(AgentConfigRefused, match="no version"):
         log.version("support_triage", "zzz")
     assert log.history("support_triage") == [version]
+
+
+def _evaluation(version_id: str, *, passed: bool, run_id: str = "r1") -> Evaluation:
+    figures = EvalFigures(3, 2, 1, 0, 2 / 3, 0.5, None, 0.001, 1, 10.0, 12.5)
+    reasons = () if passed else ("agreement: not measured",)
+    return Evaluation("support_triage", version_id, "base", "since 1h", run_id, passed, reasons, figures, figures,
+                      "ana", 2_000, "m")  # fmt: skip
+
+
+def test_evaluations_read_back_with_the_second_schema_and_versions_keep_the_first(
+    catalogue: Catalogue, agents: dict[str, Agent]
+) -> None:
+    evaluation = _evaluation("abc", passed=False)
+    record = eval_record(catalogue, SETTINGS, evaluation)
+    assert record.key == eval_key("support_triage", "abc") and wire.read_header(record.value) == 16
+    assert decode_config(catalogue, record.key, record.value) == evaluation
+    version = version_of(agents["support_triage"], parent=None, change=CHANGE)
+    assert wire.read_header(version_record(catalogue, SETTINGS, version).value) == 15  # what older workers read
+    with pytest.raises(DecodeError):
+        decode_config(catalogue, eval_key("support_triage", "other"), record.value)
+
+
+def test_the_log_keeps_the_latest_evaluation_of_each_version() -> None:
+    log = ConfigLog()
+    for entry in (
+        _evaluation("v1", passed=False),
+        _evaluation("v2", passed=True),
+        _evaluation("v1", passed=True, run_id="r2"),
+    ):
+        log.apply(entry)  # fmt: skip
+    assert log.evaluations["support_triage", "v1"].run_id == "r2" and log.evaluations["support_triage", "v2"].passed
