@@ -37,7 +37,7 @@ from connectors.local.daemon import (
     run_sync,
     tail,
 )
-from connectors.local.kafka_secure import SecureFiles, secure_setup, write_private
+from connectors.local.kafka_secure import OAuthValidation, SecureFiles, secure_setup, write_private
 from streams.core.errors import ConfigError
 from streams.core.kafka_client import ClientConfig, plaintext
 from streams.core.settings import REPO_ROOT
@@ -87,6 +87,7 @@ class LocalKafka:
     heap_mb: int
     secure: bool  # SASL_SSL, SCRAM users, ACLs (connectors/local/kafka_secure.py)
     users: tuple[str, ...]  # SCRAM users besides admin, created when the storage is formatted
+    oauth: OAuthValidation | None  # secured only: also OAUTHBEARER, tokens validated against a JWKS
 
     def __init__(
         self,
@@ -98,12 +99,15 @@ class LocalKafka:
         heap_mb: int = 512,
         secure: bool = False,
         users: tuple[str, ...] = (),
+        oauth: OAuthValidation | None = None,
     ) -> None:
         controller_port = port + 1 if controller_port is None else controller_port
         if not (0 < port < 65536 and 0 < controller_port < 65536) or port == controller_port:
             raise ConfigError(f"need two different TCP ports, got {port} and {controller_port}")
         if heap_mb < 128:
             raise ConfigError(f"heap_mb={heap_mb} is too small for a Kafka broker (at least 128)")
+        if oauth is not None and not secure:
+            raise ConfigError("OAUTHBEARER is offered only by the secured broker (secure=True)")
         state_dir = REPO_ROOT / ".keel" / f"kafka-{port}" if state_dir is None else state_dir
         object.__setattr__(self, "port", port)
         object.__setattr__(self, "controller_port", controller_port)
@@ -112,6 +116,7 @@ class LocalKafka:
         object.__setattr__(self, "heap_mb", heap_mb)
         object.__setattr__(self, "secure", secure)
         object.__setattr__(self, "users", tuple(users))
+        object.__setattr__(self, "oauth", oauth)
 
     @property
     def bootstrap(self) -> str:
@@ -324,8 +329,9 @@ def _logging_options(cfg: LocalKafka) -> list[str]:
 
 
 def _launch(cfg: LocalKafka, *, java: str, lib: Path) -> int:
+    oauth = cfg.oauth.jvm_options() if cfg.oauth is not None else []
     command = [java, f"-Xms{cfg.heap_mb}m", f"-Xmx{cfg.heap_mb}m", "-XX:+ExitOnOutOfMemoryError",
-               "-Djava.awt.headless=true", *_logging_options(cfg), "-cp", f"{lib}/*",
+               "-Djava.awt.headless=true", *_logging_options(cfg), *oauth, "-cp", f"{lib}/*",
                "kafka.Kafka", str(cfg.config_file)]  # fmt: skip
     return launch(command, log_file=cfg.console_log, cwd=cfg.state_dir)
 
@@ -353,7 +359,9 @@ def start(cfg: LocalKafka, *, wait_s: float = 90) -> None:
             template = (cfg.deploy_dir / "server.properties").read_text()
             properties, scram = render_server_properties(template, cfg), list[str]()
             if cfg.secure:
-                overlay, scram = secure_setup(cfg.secure_files, list(cfg.users), cfg.port, cfg.controller_port)
+                overlay, scram = secure_setup(
+                    cfg.secure_files, list(cfg.users), cfg.port, cfg.controller_port, oauth=cfg.oauth
+                )
                 properties += overlay
             write_private(cfg.config_file, properties.encode())  # secured, it holds the admin's password
             _format_storage(cfg, java=java, lib=lib, scram=scram)

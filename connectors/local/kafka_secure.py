@@ -8,6 +8,12 @@ allows, except ``admin`` and the broker itself (super users). Loopback only, as 
 
 Everything lives in the broker's state dir: ``tls/`` (the CA and the broker's key and chain) and
 ``secrets/<user>.password`` (mode 0600), which clients read through ``KEEL_KAFKA_SASL_PASSWORD_FILE``.
+
+Optionally (``OAuthValidation``; off unless asked for) the same listener also takes OAUTHBEARER, each
+token validated by Kafka's own ``OAuthBearerValidatorCallbackHandler``: signature against the identity
+provider's JWKS, expiry, audience and issuer. The principal is the token's ``sub``, so the ACLs of
+``User:<principal>`` apply to OAuth clients as they do to SCRAM users. Inter-broker traffic stays SCRAM.
+Kafka's unsecured validator, which takes any token, is never configured.
 """
 
 from __future__ import annotations
@@ -29,6 +35,32 @@ ADMIN = "admin"
 BROKER_CN = "keel-local-broker"
 MECHANISM: SaslMechanism = "SCRAM-SHA-512"
 _USER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# Kafka 4 fetches a JWKS only from a URL this JVM system property lists (empty by default).
+ALLOWED_URLS_PROPERTY = "org.apache.kafka.sasl.oauthbearer.allowed.urls"
+OAUTH_VALIDATOR = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+OAUTH_LOGIN_MODULE = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+_JWKS_URL = re.compile(r"^https?://[^\s,]+$")
+_CLAIM_VALUE = re.compile(r"^[^\s,]{1,512}$")
+
+
+@dataclass(frozen=True)
+class OAuthValidation:
+    """How the broker validates OAUTHBEARER tokens: the identity provider's JWKS and the audience and
+    issuer a token must name (Kafka requires both to be checked)."""
+
+    jwks_url: str
+    audience: str
+    issuer: str
+
+    def __post_init__(self) -> None:
+        # Each value becomes a line of server.properties or a JVM option: no whitespace, no list separator.
+        if not _JWKS_URL.match(self.jwks_url):
+            raise ConfigError("the OAuth JWKS URL must be an http(s) URL without whitespace or commas")
+        if not (_CLAIM_VALUE.match(self.audience) and _CLAIM_VALUE.match(self.issuer)):
+            raise ConfigError("the OAuth audience and issuer must be non-empty, without whitespace or commas")
+
+    def jvm_options(self) -> list[str]:
+        return [f"-D{ALLOWED_URLS_PROPERTY}={self.jwks_url}"]
 
 
 @dataclass(frozen=True)
@@ -118,16 +150,19 @@ def scram_arguments(passwords: dict[str, str]) -> list[str]:
     ]
 
 
-def secure_properties(files: SecureFiles, *, port: int, controller_port: int, admin_password: str) -> str:
+def secure_properties(
+    files: SecureFiles, *, port: int, controller_port: int, admin_password: str, oauth: OAuthValidation | None = None
+) -> str:
     """Laid over the plain broker's server.properties (later keys win in a Java properties file)."""
     jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN}" password="{admin_password}";'  # noqa: E501
+    mechanisms = f"{MECHANISM},OAUTHBEARER" if oauth is not None else MECHANISM
     return f"""
 # --- secured (connectors/local/kafka_secure.py) ---
 listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners=SASL_SSL://127.0.0.1:{port}
 inter.broker.listener.name=SASL_SSL
 listener.security.protocol.map=CONTROLLER:SSL,SASL_SSL:SASL_SSL
-sasl.enabled.mechanisms={MECHANISM}
+sasl.enabled.mechanisms={mechanisms}
 sasl.mechanism.inter.broker.protocol={MECHANISM}
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}
 ssl.keystore.type=PEM
@@ -139,15 +174,30 @@ ssl.principal.mapping.rules=RULE:^CN=([^,]+).*$/$1/,DEFAULT
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:{ADMIN};User:{BROKER_CN}
+{oauth_properties(oauth) if oauth is not None else ""}"""
+
+
+def oauth_properties(oauth: OAuthValidation) -> str:
+    """OAUTHBEARER on the SASL_SSL listener, validated against the JWKS (never the unsecured validator)."""
+    return f"""listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class={OAUTH_VALIDATOR}
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config={OAUTH_LOGIN_MODULE} required ;
+sasl.oauthbearer.jwks.endpoint.url={oauth.jwks_url}
+sasl.oauthbearer.expected.audience={oauth.audience}
+sasl.oauthbearer.expected.issuer={oauth.issuer}
+sasl.oauthbearer.sub.claim.name=sub
 """
 
 
-def secure_setup(files: SecureFiles, users: list[str], port: int, controller_port: int) -> tuple[str, list[str]]:
+def secure_setup(
+    files: SecureFiles, users: list[str], port: int, controller_port: int, *, oauth: OAuthValidation | None = None
+) -> tuple[str, list[str]]:
     """Certificates and passwords made (kept when they exist); the properties to lay over the plain
     broker's and the ``format`` arguments that create the users."""
     make_certificates(files)
     passwords = ensure_users(files, users)
-    overlay = secure_properties(files, port=port, controller_port=controller_port, admin_password=passwords[ADMIN])
+    overlay = secure_properties(
+        files, port=port, controller_port=controller_port, admin_password=passwords[ADMIN], oauth=oauth
+    )
     return overlay, scram_arguments(passwords)
 
 

@@ -28,8 +28,10 @@ from streams.core.errors import KafkaAccessError, KafkaAuthRejected, KafkaTlsRej
 from streams.core.kafka_client import ClientConfig, build_client_config
 from streams.core.kafka_security import read_secret
 from streams.core.settings import Settings
+from streams.kafka import oauth
 from streams.kafka.oauth import ClientCredentialsTokenProvider
 
+oauth.install()  # a broker's refusal of a token is an error, not a connection (streams/kafka/oauth.py)
 log = logging.getLogger(__name__)
 AUTH_REFUSED = (SaslAuthenticationFailed, AuthenticationFailedError, IllegalSaslStateError)
 

@@ -13,15 +13,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import Stack, worker_stack
+from identity_provider import identity_provider
+from oauth_cluster import AUDIENCE, OAuthCluster, oauth_clients
 from review_broker import review_namespace
-from secure_cluster import SecureCluster, secure_broker, write_canary_passwords
+from secure_cluster import SecureCluster, planned_users, secure_broker, write_canary_passwords
 
 from connectors.local.kafka_local import REPO_ROOT, LocalKafka, start, stop, wipe
+from connectors.local.kafka_secure import OAuthValidation
 from streams.cli.local_stack import simulator_process
 from streams.core.settings import Settings
 
@@ -30,6 +34,8 @@ from streams.core.settings import Settings
 TEST_BROKER_PORT = int(os.environ.get("KEEL_TEST_BROKER_PORT", "29092"))
 # The secured broker (tests/integration/secure_cluster.py) and its controller: the next two ports by default.
 SECURE_BROKER_PORT = int(os.environ.get("KEEL_TEST_SECURE_BROKER_PORT", str(TEST_BROKER_PORT + 4)))
+# The secured broker that also takes OAUTHBEARER (tests/integration/oauth_cluster.py), past the one above.
+OAUTH_BROKER_PORT = int(os.environ.get("KEEL_TEST_OAUTH_BROKER_PORT", str(SECURE_BROKER_PORT + 2)))
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +69,26 @@ def secure_kafka() -> Iterator[SecureCluster]:
             yield cluster
         finally:
             stop(broker)
+
+
+@pytest.fixture(scope="session")
+def oauth_kafka() -> Iterator[OAuthCluster]:
+    """A secured broker of its own that also takes OAUTHBEARER tokens from a loopback identity provider
+    (one client per principal of the plan), validated against its JWKS; the provider outlives the broker."""
+    namespace = f"oauth-{uuid.uuid4().hex[:6]}"
+    with identity_provider(oauth_clients(planned_users(namespace)), audience=AUDIENCE) as idp:
+        oauth = OAuthValidation(jwks_url=idp.jwks_url, audience=AUDIENCE, issuer=idp.issuer)
+        cluster = secure_broker(OAUTH_BROKER_PORT, namespace=namespace, oauth=oauth)
+        broker = cluster.broker
+        with _session_lock(broker.state_dir.with_name(broker.state_dir.name + ".lock")):
+            stop(broker, force=True)
+            wipe(broker)
+            write_canary_passwords(cluster.files, list(broker.users))
+            start(broker)
+            try:
+                yield OAuthCluster(cluster, idp)
+            finally:
+                stop(broker)
 
 
 @pytest.fixture

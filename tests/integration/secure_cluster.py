@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.local.kafka_local import LocalKafka
-from connectors.local.kafka_secure import ADMIN, SecureFiles, write_private
+from connectors.local.kafka_secure import ADMIN, OAuthValidation, SecureFiles, write_private
 from streams.agent.definition import load_agents
 from streams.contracts.acls import acl_plan, principal_name
 from streams.core.catalogue import load_catalogue
@@ -50,16 +50,20 @@ class SecureCluster:
         return {user: self.files.password_file(user).read_text() for user in self.files.users()}
 
 
-def secure_broker(port: int) -> SecureCluster:
-    """The broker (not started), with users for the shipped agents' principals in a fresh namespace and
-    one ``stranger`` that no ACL names."""
-    namespace = f"sec-{uuid.uuid4().hex[:6]}"
+def secure_broker(port: int, *, namespace: str | None = None, oauth: OAuthValidation | None = None) -> SecureCluster:
+    """The broker (not started), with users for the shipped agents' principals in a fresh namespace (or
+    ``namespace``) and one ``stranger`` that no ACL names; ``oauth``: it also takes OAUTHBEARER tokens."""
+    namespace = namespace or f"sec-{uuid.uuid4().hex[:6]}"
+    broker = LocalKafka(port=port, state_dir=REPO_ROOT / ".keel" / f"test-kafka-secure-{port}", secure=True,
+                        users=tuple(planned_users(namespace)), oauth=oauth)  # fmt: skip
+    return SecureCluster(broker, namespace)
+
+
+def planned_users(namespace: str) -> list[str]:
+    """The principals of the ACL plan for the shipped agents in ``namespace``, and ``stranger``."""
     settings = Settings(namespace=namespace)
     agents = load_agents(settings.agents_dir, load_catalogue(settings.schemas_dir))
-    users = [p.name for p in acl_plan(agents, settings)] + [principal_name(settings, "stranger")]
-    broker = LocalKafka(port=port, state_dir=REPO_ROOT / ".keel" / f"test-kafka-secure-{port}", secure=True,
-                        users=tuple(users))  # fmt: skip
-    return SecureCluster(broker, namespace)
+    return [p.name for p in acl_plan(agents, settings)] + [principal_name(settings, "stranger")]
 
 
 def write_canary_passwords(files: SecureFiles, users: list[str]) -> None:
