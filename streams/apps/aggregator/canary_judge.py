@@ -19,11 +19,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.agent.versions import AgentVersion, Change, Labels, promoted, rolled_back
+from streams.agent.versions import Change, Labels, promoted, rolled_back
 from streams.alerts.canary import ArmStats, Verdict, judge, runs
 from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, dedup_key, runbook_url
 from streams.apps.faust_app import exit_for_restart
-from streams.contracts.agent_configs import ConfigLog, labels_record
+from streams.contracts.agent_configs import ConfigLog, Entry, labels_record
 from streams.contracts.headers import H_CONFIG_VERSION
 from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import AUDIT, USAGE
@@ -76,7 +76,7 @@ class CanaryJudge:
         self._tps = [TopicPartition(name, p) for name in names for p in range(settings.partitions)]
         self._audit = settings.topic(AUDIT)
 
-    def _take(self, entry: AgentVersion | Labels) -> None:
+    def _take(self, entry: Entry) -> None:
         self._log.apply(entry)
         if not isinstance(entry, Labels):
             return
