@@ -55,6 +55,18 @@ class ModelSpec(_Strict):
         "and the provider's max_concurrent applies); unset: the provider's",
     )
 
+    version: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The model version the provider must report (its `model`, before any `+fingerprint`); "
+        "another one is a silent upgrade",
+    )
+    on_version_change: Literal["alert", "review", "dead_letter"] = Field(
+        default="alert",
+        description="When the provider reports another version: the output goes on with a warning (an "
+        "alert rule counts it), is held for review, or the event is a dead letter",
+    )
+
     @property
     def key(self) -> str:
         """Identifies the model for circuit breaking, shared by every agent that uses it."""

@@ -20,12 +20,13 @@ from streams.alerts.rules import (
     DeadLetters,
     ErrorRate,
     Latency,
+    ModelVersionChangedRule,
     Rule,
     UnpricedModel,
     ValidationFailureRate,
     format_duration,
 )
-from streams.alerts.window import CIRCUIT_OPEN, Bucket, Series
+from streams.alerts.window import CIRCUIT_OPEN, VERSION_CHANGED, Bucket, Series
 from streams.cost.usage_windows import VALIDATION_REASONS
 
 
@@ -66,6 +67,8 @@ def is_sample(rule: Rule, obs: Observation) -> bool:
         return obs.source == "audit" and obs.outcome == "dead_letter"
     if isinstance(rule, CircuitOpen):
         return obs.source == "audit" and obs.outcome == "dead_letter" and obs.reason == CIRCUIT_OPEN
+    if isinstance(rule, ModelVersionChangedRule):
+        return obs.source == "audit" and obs.reason == VERSION_CHANGED
     if isinstance(rule, Latency):
         return obs.source == "audit" and obs.outcome == "result" and obs.latency_ms > rule.threshold
     if isinstance(rule, ValidationFailureRate):
@@ -133,7 +136,12 @@ def _cost_spike(rule: CostSpike, w: Bucket, scope: ScopeView, now_ms: int) -> Re
 
 
 def _count(what: str, counted: Callable[[Bucket], int]) -> Callable[[Any, Bucket, ScopeView, int], Reading]:
-    def reader(rule: DeadLetters | CircuitOpen | UnpricedModel, w: Bucket, scope: ScopeView, _now_ms: int) -> Reading:
+    def reader(
+        rule: DeadLetters | CircuitOpen | ModelVersionChangedRule | UnpricedModel,
+        w: Bucket,
+        scope: ScopeView,
+        _now_ms: int,
+    ) -> Reading:
         count, window = counted(w), format_duration(rule.window)
         summary = f"{scope.label}: {count} {what} in {window} (threshold {rule.threshold})"
         return Reading(count >= rule.threshold, count, rule.threshold, "count", window, summary)
@@ -148,6 +156,9 @@ _READERS: dict[type, Callable[[Any, Bucket, ScopeView, int], Reading]] = {
     CostSpike: _cost_spike,
     DeadLetters: _count("dead letters", lambda w: w.dead_letters),
     CircuitOpen: _count("events ended with every model's circuit open", lambda w: w.circuit_open),
+    ModelVersionChangedRule: _count(
+        "events answered by a model version other than the pinned one", lambda w: w.version_changed
+    ),
     UnpricedModel: _count("calls to a model with no price (their cost is not counted)", lambda w: w.unpriced),
 }
 

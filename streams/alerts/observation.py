@@ -17,6 +17,7 @@ from typing import Any, Literal
 import orjson
 
 from streams.core.alert import Dimension
+from streams.core.errors import ModelVersionChanged
 
 _VERSION = 1
 Source = Literal["usage", "audit"]
@@ -98,7 +99,10 @@ def from_usage(value: dict[str, Any], *, partition: int, offset: int, at_ms: int
 
 
 def from_audit(value: dict[str, Any], *, partition: int, offset: int, at_ms: int) -> Observation:
+    """``reason``: the error's, or ``model_version_changed`` for an output whose model reported another
+    version than the agent pins (a warning of the record)."""
     provider, model, error = value["provider"], value["model"], value["error"]
+    changed = any(str(w).startswith(ModelVersionChanged.reason) for w in value.get("warnings") or ())
     return Observation(
         source="audit",
         event_id=value["event_id"],
@@ -109,7 +113,7 @@ def from_audit(value: dict[str, Any], *, partition: int, offset: int, at_ms: int
         model=f"{provider}/{model}" if provider and model else None,
         tenant=value["tenant"] or "-",
         outcome=value["outcome"],
-        reason=error["reason"] if error else None,
+        reason=error["reason"] if error else (ModelVersionChanged.reason if changed else None),
         latency_ms=float(value["total_ms"]),
         cost_usd=None,
     )

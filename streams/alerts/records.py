@@ -35,6 +35,7 @@ RUNBOOK_ANCHORS = {
     "latency": "runbook-latency",
     "dead_letters": "runbook-dead-letters",
     "circuit_open": "runbook-circuit-open",
+    "model_version_changed": "runbook-model-version-changed",
     "unpriced_model": "runbook-unpriced-model",
     "review_sla": "runbook-review-sla",
     "canary_rollback": "runbook-canary-rollback",

@@ -142,6 +142,14 @@ class CircuitOpen(_Windowed):
     threshold: int = Field(default=1, ge=1)
 
 
+class ModelVersionChangedRule(_Windowed):
+    """Events whose output came from a model reporting another version than the agent pins
+    (``model_chain[].version``): a silent upgrade or deprecation by the provider."""
+
+    kind: Literal["model_version_changed"]
+    threshold: int = Field(default=1, ge=1)
+
+
 class UnpricedModel(_Windowed):
     """Model calls whose model has no price (their usage records carry no cost)."""
 
@@ -158,6 +166,7 @@ Rule = Annotated[
     | CostSpike
     | DeadLetters
     | CircuitOpen
+    | ModelVersionChangedRule
     | UnpricedModel,
     Field(discriminator="kind"),
 ]

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.alerts.observation import Observation
+from streams.core.errors import ModelVersionChanged
 from streams.cost.usage_windows import VALIDATION_REASONS, latency_bucket, latency_quantile_ms
 
 CIRCUIT_OPEN = "circuit_open"
+VERSION_CHANGED = ModelVersionChanged.reason
 
 
 @dataclass(slots=True)
@@ -20,6 +22,7 @@ class Bucket:
     events: int = 0  # audit records: events that ended
     dead_letters: int = 0
     circuit_open: int = 0  # dead letters because every model's circuit was open
+    version_changed: int = 0  # events whose model reported another version than the agent pins
     results: int = 0
     latency: dict[int, int] = field(default_factory=dict)  # results by latency bucket (aggregate.py's bounds)
     slower: dict[float, int] = field(default_factory=dict)  # results slower than each latency rule's threshold
@@ -34,6 +37,7 @@ class Bucket:
             dead = obs.outcome == "dead_letter"
             self.dead_letters += dead
             self.circuit_open += dead and obs.reason == CIRCUIT_OPEN
+            self.version_changed += obs.reason == VERSION_CHANGED
             if obs.outcome == "result":
                 self.results += 1
                 index = latency_bucket(obs.latency_ms)
@@ -51,6 +55,7 @@ class Bucket:
         self.events += other.events
         self.dead_letters += other.dead_letters
         self.circuit_open += other.circuit_open
+        self.version_changed += other.version_changed
         self.results += other.results
         for index, count in other.latency.items():
             self.latency[index] = self.latency.get(index, 0) + count

@@ -265,6 +265,12 @@ class ModelRefused(ProviderError):
 # --- model output ---------------------------------------------------------------------------------
 
 
+class ModelVersionChanged(KeelError):
+    """The provider answered with a model version other than the one the agent pins."""
+
+    reason = "model_version_changed"
+
+
 class OutputError(KeelError):
     """The model answered, but its answer is not a valid output for the agent."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from streams.agent.definition import Agent
+from streams.agent.definition import Agent, ModelSpec
 from streams.agent.prompt import RenderedPrompt, render_prompt
 from streams.core.domain import (
     Attempt,
@@ -28,13 +28,13 @@ from streams.core.domain import (
     Stage,
     Trace,
 )
-from streams.core.errors import BudgetExhausted, KeelError, NoModelLeftForRerun
+from streams.core.errors import BudgetExhausted, KeelError, ModelVersionChanged, NoModelLeftForRerun
 from streams.core.ports.clock import Clock
 from streams.pipeline.chain import ChainStopped, ChainSuccess, run_chain, stage_of
 from streams.pipeline.decode import Decoded, read_source
 from streams.pipeline.deps import Deps
 from streams.pipeline.fallback import next_tier
-from streams.pipeline.handoff import decide_handoff, without_models
+from streams.pipeline.handoff import HandoffDecision, decide_handoff, without_models
 
 log = logging.getLogger(__name__)
 
@@ -156,26 +156,35 @@ def _chain_of(agent: Agent, skip_models: tuple[str, ...]) -> Agent:
     return remaining
 
 
-def _routed(agent: Agent, run: _Run, success: ChainSuccess) -> Result | Review:
+def _routed(agent: Agent, run: _Run, success: ChainSuccess) -> Result | Review | DeadLetter:
     """The validated output as the agent's handoff policy routes it: a result, a review item held for a
-    human, or a result that is also flagged for one."""
+    human, or a result that is also flagged for one. A model version other than the one the chain entry
+    pins goes as the entry declares (``on_version_change``)."""
     assert run.event is not None
     answered = run.attempts[-1]  # the chain returns on the attempt whose answer validated
     output_model = f"{answered.provider}/{answered.model}"
     validated, trace = success.validated, run.trace()
+    model_version = success.response.model_version
+    spec = next((s for s in agent.definition.model_chain if s.key == output_model), None)
+    changed = version_change(spec, model_version) if spec is not None else None
+    warnings = validated.warnings if changed is None else (*validated.warnings, changed)
+    if changed is not None and spec is not None and spec.on_version_change == "dead_letter":
+        return DeadLetter(trace, Failure(Stage.MODEL, "ModelVersionChanged", ModelVersionChanged.reason, changed))
     decision = decide_handoff(
         agent.definition.handoff,
         validated.value,
-        warnings=validated.warnings,
+        warnings=warnings,
         used_fallback=output_model != agent.definition.model_chain[0].key,
         event_id=run.event.event_id,
     )
-    model_version = success.response.model_version
+    reason = decision.reason
+    if changed is not None and spec is not None and spec.on_version_change == "review":
+        decision, reason = HandoffDecision("review", None, changed), ModelVersionChanged.reason
     if decision.route == "autonomous":
-        return Result(trace, validated.value, validated.json, model_version, warnings=validated.warnings)
+        return Result(trace, validated.value, validated.json, model_version, warnings=warnings)
     review = Review(
         trace,
-        decision.reason,
+        reason,
         decision.why,
         _messages(success.prompt),
         output_json=validated.json,
@@ -183,7 +192,7 @@ def _routed(agent: Agent, run: _Run, success: ChainSuccess) -> Result | Review:
         rule=decision.rule,
         output_model=output_model,
         output_model_version=model_version,
-        warnings=validated.warnings,
+        warnings=warnings,
     )
     if decision.route == "review":
         return review
@@ -193,9 +202,17 @@ def _routed(agent: Agent, run: _Run, success: ChainSuccess) -> Result | Review:
         validated.json,
         model_version,
         route="flag",
-        warnings=validated.warnings,
+        warnings=warnings,
         flagged=review,
     )
+
+
+def version_change(spec: ModelSpec, reported: str) -> str | None:
+    """The warning when ``reported`` (``model[+fingerprint]``) is not the version ``spec`` pins; None when
+    it is, or when nothing is pinned."""
+    if spec.version is None or reported.split("+", 1)[0] == spec.version:
+        return None
+    return f"{ModelVersionChanged.reason}: {spec.key} reported {reported!r}, pinned {spec.version!r}"
 
 
 def _trimmed(agent: Agent, event: RequestEvent, prompt: RenderedPrompt) -> RenderedPrompt | None:

@@ -250,3 +250,9 @@ def test_only_owned_partitions_are_evaluated_and_revoked_ones_are_forgotten() ->
     assert len(alerts.evaluate(T0, partitions=[3])) == 1
     alerts.forget([3])
     assert alerts.scopes == {}
+
+
+def test_events_answered_by_another_model_version_fire_their_rule() -> None:
+    alerts = engine({"name": "model_version_changed", "kind": "model_version_changed", "window": "1m"})
+    feed(alerts, audit("result"), audit("result", reason="model_version_changed"))
+    assert tick(alerts, T0) == [("firing", "model_version_changed:agent=triage", 1)]

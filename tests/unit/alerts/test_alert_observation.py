@@ -38,3 +38,11 @@ def test_open_incidents_are_the_firing_alerts_not_resolved_since() -> None:
     history += [alert("z", "resolved", 5), alert("z", "firing", 6)]
     assert [(a.dedup_key, a.at_ms) for a in open_incidents(history)] == [("y", 2), ("z", 6)]
     assert "firing" in describe(history[0]) and "1970-01-01 00:00:00" in describe(history[0])
+
+
+def test_an_output_from_another_model_version_is_seen_by_its_warning() -> None:
+    audit = {"event_id": "e3", "agent": "a", "provider": "sim", "model": "m", "tenant": "", "outcome": "result"}
+    audit |= {"error": None, "total_ms": 5.0, "warnings": ["model_version_changed: sim/m reported 'b', pinned 'a'"]}
+    assert from_audit(audit, partition=0, offset=1, at_ms=1).reason == "model_version_changed"
+    audit["warnings"] = ["priority: accepted 'HIGH' as 'high'"]
+    assert from_audit(audit, partition=0, offset=1, at_ms=1).reason is None

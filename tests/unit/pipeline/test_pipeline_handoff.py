@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 from fakes import ScriptedModel, make_deps, reply
 
 from streams.agent.definition import Agent
@@ -120,3 +121,32 @@ async def test_a_rerun_with_no_other_model_is_a_dead_letter_that_says_so(
     assert isinstance(outcome, DeadLetter) and not model.requests
     assert (outcome.failure.stage, outcome.failure.reason) == (Stage.MODEL, "no_model_left_for_rerun")
     assert f"{FIRST}, local/backup" in outcome.failure.message and outcome.trace.event is not None
+
+
+@pytest.mark.parametrize("policy", ["alert", "review", "dead_letter"])
+async def test_a_model_version_other_than_the_pinned_one_goes_as_the_chain_entry_declares(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], policy: str
+) -> None:
+    base = agents["support_triage"]
+    pinned = [base.definition.model_chain[0].model_copy(update={"version": "v-7", "on_version_change": policy})]
+    agent = _agent(base, model_chain=pinned)
+    same = await process(
+        make_source(),
+        agent,
+        make_deps(catalogue, {"local": ScriptedModel([reply(_answer(), model_version="v-7+fp_1")])}),
+    )
+    assert isinstance(same, Result) and not any(w.startswith("model_version_changed") for w in same.warnings)
+    model = ScriptedModel([reply(_answer(), model_version="v-8")])
+    outcome = await process(make_source(), agent, make_deps(catalogue, {"local": model}))
+    said = f"model_version_changed: {FIRST} reported 'v-8', pinned 'v-7'"
+    if policy == "alert":
+        assert isinstance(outcome, Result) and said in outcome.warnings
+    elif policy == "review":
+        assert isinstance(outcome, Review) and (outcome.reason, outcome.message) == ("model_version_changed", said)
+    else:
+        assert isinstance(outcome, DeadLetter)
+        assert (outcome.failure.stage, outcome.failure.reason, outcome.failure.message) == (
+            Stage.MODEL,
+            "model_version_changed",
+            said,
+        )
