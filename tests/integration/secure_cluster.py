@@ -4,10 +4,15 @@ StandardAuthorizer denying everything no ACL allows (connectors/local/kafka_secu
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from connectors.local.kafka_local import LocalKafka
 from connectors.local.kafka_secure import ADMIN, OAuthValidation, SecureFiles, write_private
@@ -75,3 +80,23 @@ def write_canary_passwords(files: SecureFiles, users: list[str]) -> None:
 
 def text_files(folder: Path) -> list[Path]:
     return [path for path in folder.rglob("*") if path.is_file() and path.suffix in {".log", ".txt", ""}]
+
+
+def subscriber(kafka: ClientConfig, topic: str) -> AIOKafkaConsumer:
+    """No group: it reads every partition from the start (a group would need an ACL of its own)."""
+    return AIOKafkaConsumer(topic, **kafka.kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
+                            request_timeout_ms=10_000)  # fmt: skip
+
+
+async def read_refused(kafka: ClientConfig, topic: str) -> None:
+    """Refused either way: without DESCRIBE when the consumer looks the topic up, without READ at the
+    first fetch."""
+    consumer = subscriber(kafka, topic)
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            async with asyncio.timeout(30):
+                await consumer.start()
+                for _ in range(5):
+                    await consumer.getmany(timeout_ms=2000)
+    finally:
+        await consumer.stop()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAuthorizationFailedError
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -33,7 +33,7 @@ from harness import (
 )
 from receivers import receiver
 from registry_endpoint import catalogue_store, read_all, serving
-from secure_cluster import SecureCluster, text_files
+from secure_cluster import SecureCluster, read_refused, subscriber, text_files
 
 from streams.agent.definition import load_agents
 from streams.cli.budget_report import settled_spend
@@ -192,26 +192,6 @@ async def test_the_review_service_decides_as_its_own_principal(stack: Stack, sec
         while await count(secure_kafka.client(), results, settings.partitions) == before:
             assert time.monotonic() < deadline, "the approved item never became a result"
             await asyncio.sleep(1)
-
-
-def subscriber(kafka: ClientConfig, topic: str) -> AIOKafkaConsumer:
-    """No group: it reads every partition from the start (a group would need an ACL of its own)."""
-    return AIOKafkaConsumer(topic, **kafka.kwargs(), enable_auto_commit=False, auto_offset_reset="earliest",
-                            request_timeout_ms=10_000)  # fmt: skip
-
-
-async def read_refused(kafka: ClientConfig, topic: str) -> None:
-    """Refused either way: without DESCRIBE when the consumer looks the topic up, without READ at the
-    first fetch."""
-    consumer = subscriber(kafka, topic)
-    try:
-        with pytest.raises(TopicAuthorizationFailedError):
-            async with asyncio.timeout(30):
-                await consumer.start()
-                for _ in range(5):
-                    await consumer.getmany(timeout_ms=2000)
-    finally:
-        await consumer.stop()
 
 
 async def read_allowed(kafka: ClientConfig, topic: str) -> int:
