@@ -108,15 +108,11 @@ class LocalKafka:
             raise ConfigError(f"heap_mb={heap_mb} is too small for a Kafka broker (at least 128)")
         if oauth is not None and not secure:
             raise ConfigError("OAUTHBEARER is offered only by the secured broker (secure=True)")
-        state_dir = REPO_ROOT / ".keel" / f"kafka-{port}" if state_dir is None else state_dir
-        object.__setattr__(self, "port", port)
-        object.__setattr__(self, "controller_port", controller_port)
-        object.__setattr__(self, "state_dir", state_dir.resolve())
-        object.__setattr__(self, "deploy_dir", deploy_dir.resolve())
-        object.__setattr__(self, "heap_mb", heap_mb)
-        object.__setattr__(self, "secure", secure)
-        object.__setattr__(self, "users", tuple(users))
-        object.__setattr__(self, "oauth", oauth)
+        state = (REPO_ROOT / ".keel" / f"kafka-{port}" if state_dir is None else state_dir).resolve()
+        fields = {"port": port, "state_dir": state, "deploy_dir": deploy_dir.resolve(), "users": tuple(users),
+                  "controller_port": controller_port, "heap_mb": heap_mb, "secure": secure, "oauth": oauth}  # fmt: skip
+        for name, value in fields.items():  # a frozen dataclass with a constructor of its own
+            object.__setattr__(self, name, value)
 
     @property
     def bootstrap(self) -> str:
@@ -359,9 +355,8 @@ def start(cfg: LocalKafka, *, wait_s: float = 90) -> None:
             template = (cfg.deploy_dir / "server.properties").read_text()
             properties, scram = render_server_properties(template, cfg), list[str]()
             if cfg.secure:
-                overlay, scram = secure_setup(
-                    cfg.secure_files, list(cfg.users), cfg.port, cfg.controller_port, oauth=cfg.oauth
-                )
+                ports = (cfg.port, cfg.controller_port)
+                overlay, scram = secure_setup(cfg.secure_files, list(cfg.users), *ports, oauth=cfg.oauth)
                 properties += overlay
             write_private(cfg.config_file, properties.encode())  # secured, it holds the admin's password
             _format_storage(cfg, java=java, lib=lib, scram=scram)
