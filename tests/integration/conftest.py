@@ -59,6 +59,13 @@ def kafka_bootstrap() -> Iterator[str]:
 def secure_kafka() -> Iterator[SecureCluster]:
     """A secured single-node broker of its own (SASL_SSL, SCRAM users, ACLs enforced), for the session."""
     cluster = secure_broker(SECURE_BROKER_PORT)
+    with _fresh_secure(cluster):
+        yield cluster
+
+
+@contextlib.contextmanager
+def _fresh_secure(cluster: SecureCluster) -> Iterator[None]:
+    """The cluster's broker from empty storage, with canary passwords, until the block ends."""
     broker = cluster.broker
     with _session_lock(broker.state_dir.with_name(broker.state_dir.name + ".lock")):
         stop(broker, force=True)
@@ -66,7 +73,7 @@ def secure_kafka() -> Iterator[SecureCluster]:
         write_canary_passwords(cluster.files, list(broker.users))
         start(broker)
         try:
-            yield cluster
+            yield
         finally:
             stop(broker)
 
@@ -79,16 +86,8 @@ def oauth_kafka() -> Iterator[OAuthCluster]:
     with identity_provider(oauth_clients(planned_users(namespace)), audience=AUDIENCE) as idp:
         oauth = OAuthValidation(jwks_url=idp.jwks_url, audience=AUDIENCE, issuer=idp.issuer)
         cluster = secure_broker(OAUTH_BROKER_PORT, namespace=namespace, oauth=oauth)
-        broker = cluster.broker
-        with _session_lock(broker.state_dir.with_name(broker.state_dir.name + ".lock")):
-            stop(broker, force=True)
-            wipe(broker)
-            write_canary_passwords(cluster.files, list(broker.users))
-            start(broker)
-            try:
-                yield OAuthCluster(cluster, idp)
-            finally:
-                stop(broker)
+        with _fresh_secure(cluster):
+            yield OAuthCluster(cluster, idp)
 
 
 @pytest.fixture
