@@ -56,6 +56,14 @@ class Labels:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelsChanged:
+    """A labels change as the audit trail keeps it: every one, where compaction keeps only the latest
+    labels. ``labels`` are the labels it made; their ``previous_*`` say what they replaced."""
+
+    labels: Labels
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """Who changes the labels, when and why."""
 

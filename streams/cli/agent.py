@@ -1,12 +1,13 @@
-"""`keel agent deploy|versions|show|diff|promote|rollback`: agent versions on ``keel.agent-configs``
-(streams/agent/versions.py). Deploying publishes a version without making it live; promote and
-rollback move the ``stable`` and ``canary`` labels, which every worker follows without a restart."""
+"""`keel agent deploy|versions|show|diff|history|promote|rollback`: agent versions on
+``keel.agent-configs`` (streams/agent/versions.py). Deploying publishes a version without making it
+live; promote and rollback move the ``stable`` and ``canary`` labels, which every worker follows
+without a restart. Changes are made as a user who may configure the agent (streams/cli/sign_in.py);
+reading needs only read access to the topic."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,9 @@ from streams.agent.versions import (
     version_of,
 )
 from streams.apps.registry.compat import backward_problems
-from streams.contracts.agent_configs import ConfigLog, labels_record, version_record
+from streams.cli.sign_in import add_arguments as add_user_arguments
+from streams.cli.sign_in import signed_in
+from streams.contracts.agent_configs import ConfigLog, labels_records, version_record
 from streams.contracts.out_record import OutRecord
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.errors import AgentConfigRefused
@@ -36,7 +39,7 @@ from streams.kafka.connection import client_config
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    agent = sub.add_parser("agent", help="agent versions: deploy, versions, show, diff, promote, rollback")
+    agent = sub.add_parser("agent", help="agent versions: deploy, versions, show, diff, history, promote, rollback")
     actions = agent.add_subparsers(dest="action", required=True)
     deploy = actions.add_parser("deploy", help="publish a new version from a file (it is not live until promoted)")
     deploy.add_argument("file", type=Path)
@@ -49,6 +52,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     compare.add_argument("name")
     compare.add_argument("old")
     compare.add_argument("new")
+    history = actions.add_parser("history", help="every change of the agent's versions and labels: who, what, why")
+    history.add_argument("name")
     promote = actions.add_parser("promote", help="make a version stable, or the canary for a share of events")
     promote.add_argument("name")
     promote.add_argument("version")
@@ -61,27 +66,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     rollback.add_argument("--to", metavar="VERSION", help="the stable version to go back to")
     for parser in (deploy, promote, rollback):
         parser.add_argument("--message", "-m", default="", help="why (kept with the change)")
-        parser.add_argument("--author", default=None, help="who makes the change (default: the OS user)")
+        add_user_arguments(parser)
     agent.set_defaults(command=agent_command)
 
 
 def agent_command(args: argparse.Namespace, settings: Settings) -> int:
     catalogue = load_catalogue(settings.schemas_dir)
+    new = load_agent(args.file, catalogue) if args.action == "deploy" else None
+    if args.action in ("deploy", "promote", "rollback"):
+        author = signed_in(args, settings, new.name if new is not None else args.name)
+        change = Change(author, int(time.time() * 1000), args.message)
     log = asyncio.run(read_config_log(client_config(settings), catalogue, settings))
-    change = Change(
-        getattr(args, "author", None) or getpass.getuser(), int(time.time() * 1000), getattr(args, "message", "")
-    )
-    if args.action == "deploy":
-        records = deploy(settings, catalogue, log, args.file, change)
+    if new is not None:
+        records = deploy(settings, catalogue, log, new, change)
     elif args.action == "promote":
         version = log.version(args.name, args.version).version_id
         if args.require_eval:
             print(require_eval(log, args.name, version))
-        records = [_labels(settings, catalogue, promoted(log.labels.get(args.name), args.name, version, change,
-                                                          canary_percent=args.canary))]  # fmt: skip
+        records = _labels(settings, catalogue, promoted(log.labels.get(args.name), args.name, version, change,
+                                                        canary_percent=args.canary))  # fmt: skip
     elif args.action == "rollback":
         to = log.version(args.name, args.to).version_id if args.to else None
-        records = [_labels(settings, catalogue, rolled_back(log.labels.get(args.name), args.name, change, to=to))]
+        records = _labels(settings, catalogue, rolled_back(log.labels.get(args.name), args.name, change, to=to))
     else:
         print(report(log, args))
         return 0
@@ -104,18 +110,20 @@ def require_eval(log: ConfigLog, name: str, version: str) -> str:
     return f"{name}: {version} passed its latest evaluation ({when}, run {evaluation.run_id})"
 
 
-def _labels(settings: Settings, catalogue: Catalogue, labels: Labels) -> OutRecord:
-    live = f"stable {labels.stable}" + (
-        f", canary {labels.canary} for {labels.canary_percent:g}% of events" if labels.canary else ""
-    )
-    print(f"{labels.agent}: {labels.change}: {live}")
-    return labels_record(catalogue, settings, labels)
+def _labels(settings: Settings, catalogue: Catalogue, labels: Labels) -> list[OutRecord]:
+    print(f"{labels.agent}: {labels.change}: {live(labels)}")
+    return labels_records(catalogue, settings, labels)
 
 
-def deploy(settings: Settings, catalogue: Catalogue, log: ConfigLog, path: Path, change: Change) -> list[OutRecord]:
-    """The records that publish ``path`` as a new version over the stable one. An agent's first deploy
+def live(labels: Labels) -> str:
+    canary = f", canary {labels.canary} for {labels.canary_percent:g}% of events" if labels.canary else ""
+    return f"stable {labels.stable}{canary}"
+
+
+def deploy(settings: Settings, catalogue: Catalogue, log: ConfigLog, new: Agent, change: Change) -> list[OutRecord]:
+    """The records that publish ``new`` as a new version over the stable one. An agent's first deploy
     also publishes its file in the agents folder as its first stable version (what workers run until then)."""
-    new = load_agent(path, catalogue)
+    path = new.source_path
     unknown = sorted({s.provider for s in new.definition.model_chain} - settings.provider_endpoints().keys())
     if unknown:
         raise AgentConfigRefused(f"{path}: model_chain uses providers that are not configured: {', '.join(unknown)}")
@@ -125,7 +133,7 @@ def deploy(settings: Settings, catalogue: Catalogue, log: ConfigLog, path: Path,
         first = version_of(_file_agent(settings, catalogue, new.name), parent=None, change=change)
         records.append(version_record(catalogue, settings, first))
         labels = promoted(None, new.name, first.version_id, change, canary_percent=None)
-        records.append(labels_record(catalogue, settings, labels))
+        records += labels_records(catalogue, settings, labels)
         print(f"{new.name}: its file {first.source} is its first version, {first.version_id}, stable")
         base = first
     else:
@@ -167,6 +175,8 @@ def report(log: ConfigLog, args: argparse.Namespace) -> str:
     name, labels = args.name, log.labels.get(args.name)
     if args.action == "versions":
         return versions_table(log, name)
+    if args.action == "history":
+        return history_table(log, name)
     if labels is None and not getattr(args, "version", None):
         raise AgentConfigRefused(f"{name} has no versions on the topic yet: workers run its file")
     if args.action == "show":
@@ -198,3 +208,22 @@ def versions_table(log: ConfigLog, name: str) -> str:
 
 def _when(at_ms: int) -> str:
     return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def history_table(log: ConfigLog, name: str) -> str:
+    """The agent's configuration audit trail, oldest first: each deploy (a version, over its parent)
+    and each labels change, with who made it and why."""
+    rows = []
+    for labels in log.changes.get(name, []):  # first: an agent's first deploy makes its file stable, then deploys
+        before = f"stable {labels.previous_stable}" if labels.previous_stable else "its file"
+        if labels.previous_canary:
+            before += f", canary {labels.previous_canary}"
+        rows.append((labels.at_ms, labels.author, labels.change, f"{before} -> {live(labels)}", labels.message))
+    rows += [(v.at_ms, v.author, "deploy", f"{v.parent} -> {v.version_id} (not live)", v.message)
+             for v in log.history(name) if v.parent is not None]  # fmt: skip
+    if not rows:
+        return f"{name}: no changes on the topic yet; workers run its file (keel agent deploy FILE)"
+    lines = [f"{'AT (UTC)':<20} {'WHO':<16} {'CHANGE':<16} {'FROM -> TO':<60} WHY"]
+    lines += [f"{_when(at):<20} {who[:16]:<16} {what:<16} {moved:<60} {why}".rstrip()
+              for at, who, what, moved, why in sorted(rows, key=lambda row: row[0])]  # fmt: skip
+    return "\n".join(lines)

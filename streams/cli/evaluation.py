@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,6 +22,8 @@ from streams.apps.registry.client_mode import load_schemas
 from streams.apps.wiring import adapted, build_deps, priced
 from streams.apps.worker.live_agents import compile_version
 from streams.cli.publish import to_request
+from streams.cli.sign_in import add_arguments as add_user_arguments
+from streams.cli.sign_in import signed_in
 from streams.contracts.agent_configs import ConfigLog, eval_record
 from streams.contracts.emit import Emitter
 from streams.contracts.out_record import OutRecord
@@ -54,12 +55,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--concurrency", type=int, default=4, help="events in the pipeline at once")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.add_argument("--message", "-m", default="", help="kept with the evaluation")
-    parser.add_argument("--author", default=None, help="who runs it (default: the OS user)")
+    add_user_arguments(parser)
     parser.set_defaults(command=eval_command)
 
 
 def eval_command(args: argparse.Namespace, settings: Settings) -> int:
-    report = asyncio.run(evaluate(args, settings))
+    report = asyncio.run(evaluate(args, settings, author=signed_in(args, settings, args.name)))
     print(as_json(report) if args.format == "json" else text(report))
     return 0 if report.evaluation.passed else 1
 
@@ -71,11 +72,11 @@ class Inputs:
     items: list[EvalInput]
 
 
-async def evaluate(args: argparse.Namespace, settings: Settings) -> Report:
+async def evaluate(args: argparse.Namespace, settings: Settings, *, author: str) -> Report:
     catalogue, files = load_schemas(settings)
     kafka = client_config(settings)
     log = await read_config_log(kafka, catalogue, settings)
-    change = Change(args.author or getpass.getuser(), int(time.time() * 1000), args.message)
+    change = Change(author, int(time.time() * 1000), args.message)
     baseline, candidate = _versions(log, args.name, files, change, baseline=args.baseline, candidate=args.candidate)
     file_agent = next(agent for agent in files if agent.name == args.name)
     contenders = [_contender(role, version, catalogue, settings, file_agent)

@@ -1,4 +1,5 @@
-"""``keel review user add|remove|list``: manage who may use the review UI and API.
+"""``keel review user add|remove|list``: manage who may use the review UI and API, and who may change
+agents' configurations (role ``operator``; streams/review/users.py).
 
 The password comes from a prompt (asked twice) or, for scripts, from the first line of standard input
 with ``--password-stdin``; never from an argument, where it would end up in shell history and ``ps``.
@@ -18,13 +19,17 @@ MIN_PASSWORD_CHARS = 8
 
 
 def main(argv: list[str], settings: Settings) -> int:
-    parser = argparse.ArgumentParser(prog="keel review user", description="Manage review UI/API users.")
+    parser = argparse.ArgumentParser(
+        prog="keel review user", description="Manage the users of the review UI/API and of `keel agent`."
+    )
     parser.add_argument("--file", help=f"the users file (default: {settings.review_users_file})")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="add a user, or replace one's password, role and agents")
     add.add_argument("name")
-    add.add_argument("--role", choices=["reviewer", "admin"], required=True)
-    add.add_argument("--agents", default="", help="reviewer: the agents they may review, comma-separated")
+    add.add_argument("--role", choices=["reviewer", "operator", "admin"], required=True)
+    add.add_argument(
+        "--agents", default="", help="the agents a reviewer reviews or an operator configures, comma-separated"
+    )
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     remove = sub.add_parser("remove", help="remove a user (their sessions end at their next request)")
     remove.add_argument("name")
@@ -50,14 +55,15 @@ def main(argv: list[str], settings: Settings) -> int:
 
 def _add(users: UserFile, args: argparse.Namespace) -> int:
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
-    if args.role == "reviewer" and not agents:
-        print("keel review user add: a reviewer needs --agents (comma-separated agent names)", file=sys.stderr)
+    scoped = args.role != "admin"
+    if scoped and not agents:
+        print(f"keel review user add: a {args.role} needs --agents (comma-separated agent names)", file=sys.stderr)
         return 2
     password = _read_password(from_stdin=args.password_stdin)
     if password is None:
         return 2
-    users.put(args.name, password=password, role=args.role, agents=agents if args.role == "reviewer" else [])
-    print(f"{args.name}: {args.role}{' of ' + ', '.join(agents) if args.role == 'reviewer' else ''} in {users.path}")
+    users.put(args.name, password=password, role=args.role, agents=agents if scoped else [])
+    print(f"{args.name}: {args.role}{' of ' + ', '.join(agents) if scoped else ''} in {users.path}")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 A version is keyed ``version/<agent>/<version_id>`` and never changes; an agent's labels are keyed
 ``labels/<agent>``, and the latest evaluation of a version (`keel eval`) ``eval/<agent>/<version_id>``,
-so compaction keeps every version, the latest labels and each version's latest evaluation. Versions
+so compaction keeps every version, the latest labels and each version's latest evaluation. Every labels
+change is also written under a key of its own, ``change/<agent>/<at_ms>/<digest>``, so compaction keeps
+them all: the audit trail of who moved which label from which version to which, and why. Versions
 and labels are written with the first schema (``agent_config.avsc``), which every worker reads;
 evaluations need the second (``agent_config_v2.avsc``), and both are read. The topic has one
 partition: a labels record comes after the version it names, for every reader. Anyone who may write
@@ -13,6 +15,7 @@ labels that name a version the topic does not hold are refused when applied (``C
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,7 +23,7 @@ import orjson
 
 from streams.agent.definition import AgentDefinition, config_digest, definition_from_document
 from streams.agent.evaluation import EvalFigures, Evaluation
-from streams.agent.versions import AgentVersion, Labels, definition_json
+from streams.agent.versions import AgentVersion, Labels, LabelsChanged, definition_json
 from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import AGENT_CONFIGS
 from streams.core import wire
@@ -31,7 +34,7 @@ from streams.core.settings import Settings
 SUBJECT = "keel.agent-configs-value"
 MAX_VALUE_BYTES = 512 * 1024  # a definition and its schema; a larger value is not read
 FIRST_SCHEMA = "agent_config.avsc"  # versions and labels: readable by workers that predate evaluations
-Entry = AgentVersion | Labels | Evaluation
+Entry = AgentVersion | Labels | LabelsChanged | Evaluation
 
 
 def version_key(agent: str, version_id: str) -> bytes:
@@ -40,6 +43,10 @@ def version_key(agent: str, version_id: str) -> bytes:
 
 def labels_key(agent: str) -> bytes:
     return f"labels/{agent}".encode()
+
+
+def change_prefix(agent: str) -> bytes:
+    return f"change/{agent}/".encode()
 
 
 def eval_key(agent: str, version_id: str) -> bytes:
@@ -65,8 +72,19 @@ def version_record(catalogue: Catalogue, settings: Settings, version: AgentVersi
     return _record(_first(catalogue), settings, version_key(version.agent, version.version_id), value)
 
 
-def labels_record(catalogue: Catalogue, settings: Settings, labels: Labels) -> OutRecord:
-    value = {
+def labels_records(catalogue: Catalogue, settings: Settings, labels: Labels) -> list[OutRecord]:
+    """The change as the audit trail keeps it, then the labels every worker follows."""
+    labels_value = _labels_value(labels)
+    schema = _first(catalogue)
+    encoded = wire.encode(schema, labels_value)
+    digest = hashlib.sha256(encoded).hexdigest()[:12]  # the same change written twice is one record
+    change = change_prefix(labels.agent) + f"{labels.at_ms:013d}/{digest}".encode()
+    topic = settings.topic(AGENT_CONFIGS)
+    return [OutRecord(topic, change, encoded, ()), OutRecord(topic, labels_key(labels.agent), encoded, ())]
+
+
+def _labels_value(labels: Labels) -> dict[str, Any]:
+    return {
         "kind": "LABELS",
         "agent": labels.agent,
         "at_ms": labels.at_ms,
@@ -83,7 +101,6 @@ def labels_record(catalogue: Catalogue, settings: Settings, labels: Labels) -> O
             "previous_canary": labels.previous_canary,
         },
     }
-    return _record(_first(catalogue), settings, labels_key(labels.agent), value)
 
 
 def eval_record(catalogue: Catalogue, settings: Settings, evaluation: Evaluation) -> OutRecord:
@@ -132,13 +149,17 @@ def decode_config(catalogue: Catalogue, key: bytes | None, data: bytes | None) -
         )
     v = wire.decode(catalogue, data, subject=SUBJECT)
     agent, stamp = v["agent"], {"author": v["author"], "at_ms": v["at_ms"], "message": v["message"]}
-    if v["kind"] == "LABELS" and v["labels"] is not None and key == labels_key(agent):
+    if v["kind"] == "LABELS" and v["labels"] is not None and key is not None:
         labels = v["labels"]
-        return Labels(
+        decoded = Labels(
             agent, labels["stable"], labels["canary"], float(labels["canary_percent"]),
             tuple(labels["stable_history"]), labels["change"], labels["previous_stable"], labels["previous_canary"],
             **stamp,
         )  # fmt: skip
+        if key == labels_key(agent):
+            return decoded
+        if key.startswith(change_prefix(agent)):
+            return LabelsChanged(decoded)
     evaluation = v.get("evaluation")
     if v["kind"] == "EVAL" and evaluation is not None and key == eval_key(agent, evaluation["version_id"]):
         return _evaluation(agent, evaluation, stamp)
@@ -177,6 +198,7 @@ class ConfigLog:
 
     versions: dict[str, dict[str, AgentVersion]] = field(default_factory=dict)  # agent -> id -> version
     labels: dict[str, Labels] = field(default_factory=dict)
+    changes: dict[str, list[Labels]] = field(default_factory=dict)  # agent -> every labels change, in order
     evaluations: dict[tuple[str, str], Evaluation] = field(default_factory=dict)  # (agent, id) -> the latest
 
     def apply(self, entry: Entry) -> None:
@@ -186,6 +208,9 @@ class ConfigLog:
             return
         if isinstance(entry, Evaluation):
             self.evaluations[entry.agent, entry.version_id] = entry  # of a version read or not: kept either way
+            return
+        if isinstance(entry, LabelsChanged):  # history: what it names was checked when it was live
+            self.changes.setdefault(entry.labels.agent, []).append(entry.labels)
             return
         known = self.versions.get(entry.agent, {})
         missing = [v for v in (entry.stable, entry.canary) if v is not None and v not in known]

@@ -78,6 +78,13 @@ class AgentConfigRefused(ConfigError):
     reason = "agent_config_refused"
 
 
+class ChangeNotPermitted(ConfigError):
+    """The user who asks for a configuration change is unknown, gave a wrong password, or may not
+    change that agent (streams/cli/sign_in.py)."""
+
+    reason = "change_not_permitted"
+
+
 class EvalInputError(ConfigError):
     """`keel eval` cannot use its inputs: a golden file that is not one {event, expected} per line, or
     no events to run."""

@@ -159,8 +159,12 @@ class Settings(KafkaSecuritySettings, BaseSettings):
     )
     review_users_file: Path = Field(
         default=REPO_ROOT / "deploy" / "reviewers.yaml",
-        description="Review UI/API users: scrypt password hashes and roles (`keel review user add` writes it)",
+        description="Review UI/API and `keel agent` users: scrypt hashes, roles, agents (`keel review user add`)",
     )
+    user: str | None = Field(
+        default=None, description="Who `keel agent` and `keel eval` changes are made as: a user of the users file"
+    )
+    password: SecretStr | None = Field(default=None, description="That user's password (else a prompt)")
     control_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="Keys that sign control headers (re-runs, replays), by id; empty: this machine's own key",

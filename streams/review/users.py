@@ -1,4 +1,5 @@
-"""Reviewers: who may log in to the review UI and API, with which password, for which agents.
+"""Users: who may log in to the review UI and API, and who may change which agent's configuration
+(`keel agent`, `keel eval`), with which password.
 
 The users file (YAML, ``KEEL_REVIEW_USERS_FILE``) holds no password, only an scrypt hash with a salt of
 its own per user, so a leaked file does not give away passwords and equal passwords do not show::
@@ -6,6 +7,10 @@ its own per user, so a leaked file does not give away passwords and equal passwo
     users:
       alice: {role: admin, password: "scrypt$131072$8$1$<salt>$<hash>"}
       bob: {role: reviewer, agents: [support_triage], password: "scrypt$..."}
+      carol: {role: operator, agents: [support_triage], password: "scrypt$..."}
+
+An admin reviews and configures every agent; a reviewer reviews their agents and configures none; an
+operator deploys, promotes, rolls back and evaluates their agents and reviews none.
 
 ``keel review user add`` writes it. The file is read again when it changes, so a new or removed user
 counts without restarting the server. A hash made at a lower cost than ``SCRYPT_COST`` (an older Keel's)
@@ -37,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from streams.core.config_file import load_model
 from streams.core.errors import ConfigError
 
-Role = Literal["admin", "reviewer"]
+Role = Literal["admin", "reviewer", "operator"]
 _SALT_BYTES = 16
 _KEY_BYTES = 32
 log = logging.getLogger(__name__)
@@ -150,15 +155,21 @@ def valid_username(name: str) -> bool:
 class User:
     name: str
     role: Role
-    agents: frozenset[str]  # a reviewer's agents; ignored for an admin
+    agents: frozenset[str]  # a reviewer's or an operator's agents; ignored for an admin
     password_fingerprint: str = field(repr=False)  # see ``password_fingerprint``
 
     def may_review(self, agent: str) -> bool:
-        return self.role == "admin" or agent in self.agents
+        return self.role == "admin" or (self.role == "reviewer" and agent in self.agents)
+
+    def may_configure(self, agent: str) -> bool:
+        """Deploy, promote, roll back and evaluate versions of ``agent``."""
+        return self.role == "admin" or (self.role == "operator" and agent in self.agents)
 
     def agent_filter(self) -> frozenset[str] | None:
-        """What to ask the queue for: None (every agent) for an admin."""
-        return None if self.role == "admin" else self.agents
+        """What to ask the queue for: None (every agent) for an admin, nothing for an operator."""
+        if self.role == "admin":
+            return None
+        return self.agents if self.role == "reviewer" else frozenset()
 
 
 class UserFile:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from agent_files import write_agents
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
+from review_http import TEST_COST
 
 from connectors.local.daemon import run_sync
 from streams.agent.definition import load_agents
@@ -27,11 +30,13 @@ from streams.contracts.topics import topic_plan
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.domain import RequestEvent
 from streams.core.kafka_security import KafkaSecuritySettings
-from streams.core.settings import Settings
+from streams.core.settings import REPO_ROOT, Settings
 from streams.kafka.admin import ensure_topics
 from streams.kafka.connection import client_config
+from streams.review.users import UserFile
 
 AGENTS = ["support_triage", "invoice_extraction"]
+OPERATOR, OPERATOR_PASSWORD = "olga", "olga-battery-staple"  # operator of AGENTS in ``keel_cli``'s users file
 T = TypeVar("T")
 
 
@@ -120,6 +125,21 @@ def worker_stack(
         return
     with stack.running_worker():
         yield stack
+
+
+def keel_cli(stack: Stack, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    """`keel ARGS` on the stack's namespace and agents, signed in as ``OPERATOR``, an operator of the
+    shipped agents in a users file of the stack's own."""
+    users = stack.settings.state_dir / f"users-{stack.settings.namespace}.yaml"
+    if not users.exists():
+        UserFile(users, cost=TEST_COST).put(OPERATOR, password=OPERATOR_PASSWORD, role="operator", agents=AGENTS)
+    env = {**os.environ, **stack.worker_env, "KEEL_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers,
+           "KEEL_NAMESPACE": stack.settings.namespace, "KEEL_STATE_DIR": str(stack.settings.state_dir),
+           "KEEL_REVIEW_USERS_FILE": str(users), "KEEL_USER": OPERATOR, "KEEL_PASSWORD": OPERATOR_PASSWORD}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s,
+        cwd=REPO_ROOT, check=False,
+    )  # fmt: skip
 
 
 def aggregator(stack: Stack, **env: str) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:

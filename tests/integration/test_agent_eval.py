@@ -5,10 +5,7 @@ and `keel agent promote --require-eval` refuses a version without a passing eval
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ import pytest
 import yaml
 from aiokafka import TopicPartition
 from harness import Stack, run_through, worker_stack
+from harness import keel_cli as keel
 
 from streams.agent.definition import load_agents
 from streams.cli.publish import load_samples, take
@@ -31,15 +29,6 @@ from streams.kafka.consumers import read_to_end
 pytestmark = pytest.mark.integration
 AGENT = "support_triage"
 EVENTS = 12
-
-
-def keel(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **stack.worker_env, "KEEL_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers,
-           "KEEL_NAMESPACE": stack.settings.namespace, "KEEL_STATE_DIR": str(stack.settings.state_dir)}  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=180,
-        cwd=REPO_ROOT, check=False,
-    )  # fmt: skip
 
 
 def deployed(stack: Stack, folder: Path, name: str, *, system: str, evaluation: dict[str, float]) -> str:

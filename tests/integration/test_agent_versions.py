@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import yaml
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
-from harness import Stack, aggregator, worker_stack
+from harness import OPERATOR, Stack, aggregator, keel_cli, worker_stack
 
 from streams.agent.versions import routed_version
 from streams.cli.local_stack import worker_process
@@ -41,12 +39,7 @@ AGENT = "support_triage"
 
 
 def keel(stack: Stack, *args: str) -> str:
-    env = {**os.environ, **stack.worker_env, "KEEL_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers,
-           "KEEL_NAMESPACE": stack.settings.namespace, "KEEL_STATE_DIR": str(stack.settings.state_dir)}  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=90,
-        cwd=REPO_ROOT, check=False,
-    )  # fmt: skip
+    done = keel_cli(stack, *args, timeout_s=90)
     assert done.returncode == 0, f"keel {' '.join(args)}: {done.stderr[-2000:]}"
     return done.stdout
 
@@ -193,8 +186,15 @@ async def test_deploy_canary_promote_and_rollback_reach_running_workers(
             keel(stack, "agent", "rollback", AGENT, "-m", "back to the file's")
             rollback_ms = await switch_ms(stack, flow, first)
             await asyncio.sleep(2)
+        history = keel(stack, "agent", "history", AGENT).splitlines()[1:]
     print(f"\nswitch reached every partition (2 workers) after: canary {canary_ms} ms, promote {promote_ms} ms, "
           f"rollback {rollback_ms} ms")  # fmt: skip
+    # The audit trail of the changes, oldest first: who made each, from which version to which, and why
+    changes = [(row.split()[2], row.split()[3]) for row in history]
+    assert changes == [(OPERATOR, c) for c in ("promote", "deploy", "canary", "promote", "rollback")], history
+    assert f"its file -> stable {first}" in history[0] and f"{first} -> {second} (not live)" in history[1]
+    assert f"-> stable {first}, canary {second} for 20% of events" in history[2]
+    assert f"stable {second} -> stable {first}" in history[4] and history[4].endswith("back to the file's")
     for event_id in flow.partition_of:
         assert len(flow.tally.outcomes(event_id)) == 1, f"{event_id}: {flow.tally.outcome_kinds(event_id)}"
     versions = flow.versions()
@@ -230,6 +230,7 @@ async def test_a_canary_worse_than_stable_is_rolled_back_with_an_alert(
                 await asyncio.sleep(1)
                 log = await read_config_log(client_config(stack.settings), stack.catalogue, stack.settings)
             rolled_back_at = labels.at_ms
+            history = keel(stack, "agent", "history", AGENT).splitlines()
             # Its dead letters re-decided: one by the stable version (as live), one pinned to the canary's
             dead = [
                 i
@@ -252,6 +253,8 @@ async def test_a_canary_worse_than_stable_is_rolled_back_with_an_alert(
         "keel aggregate",
     )
     assert labels.message.startswith("automatic rollback: dead letters per event: canary 100.0%")
+    assert f"keel aggregate   rollback_canary  stable {first}, canary {second} -> stable {first}" in history[-1]
+    assert "automatic rollback: dead letters per event" in history[-1]
     assert len(alerts) == 1 and alerts[0].agent == AGENT and alerts[0].severity == "error"
     assert alerts[0].runbook_url.endswith("docs/runbooks.md#runbook-canary-rollback")
     assert second in alerts[0].summary and "dead letters per event" in alerts[0].details["reasons"]

@@ -23,7 +23,7 @@ from streams.agent.versions import Change, Labels, promoted, rolled_back
 from streams.alerts.canary import ArmStats, Verdict, judge, runs
 from streams.alerts.records import RUNBOOK_ANCHORS, alert_record, dedup_key, runbook_url
 from streams.apps.faust_app import exit_for_restart
-from streams.contracts.agent_configs import ConfigLog, Entry, labels_record
+from streams.contracts.agent_configs import ConfigLog, Entry, labels_records
 from streams.contracts.headers import H_CONFIG_VERSION
 from streams.contracts.out_record import OutRecord
 from streams.contracts.topics import AUDIT, USAGE
@@ -161,7 +161,7 @@ class CanaryJudge:
                 labels = promoted(canary.labels, agent, canary.labels.canary or "", Change(AUTHOR, now_ms, why),
                                   canary_percent=None)  # fmt: skip
                 log.warning("%s: %s; %s is stable", agent, why, labels.stable)
-                await self._write([labels_record(self._catalogue, self._settings, labels)])
+                await self._write(labels_records(self._catalogue, self._settings, labels))
             else:
                 continue
             self._canaries.pop(agent, None)  # the labels change ends it; the feed brings it back if it was not written
@@ -191,7 +191,7 @@ class CanaryJudge:
                      "canary_events": str(canary.canary.events), "stable_events": str(canary.stable.events)},
         )  # fmt: skip
         return [
-            labels_record(self._catalogue, self._settings, ended),
+            *labels_records(self._catalogue, self._settings, ended),
             alert_record(self._catalogue, self._settings, alert),
         ]
 

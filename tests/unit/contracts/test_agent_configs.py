@@ -8,14 +8,14 @@ import pytest
 
 from streams.agent.definition import Agent
 from streams.agent.evaluation import EvalFigures, Evaluation
-from streams.agent.versions import Change, Labels, promoted, version_of
+from streams.agent.versions import Change, Labels, LabelsChanged, promoted, rolled_back, version_of
 from streams.contracts.agent_configs import (
     ConfigLog,
     decode_config,
     eval_key,
     eval_record,
     labels_key,
-    labels_record,
+    labels_records,
     version_key,
     version_record,
 )
@@ -34,8 +34,30 @@ def test_versions_and_labels_read_back(catalogue: Catalogue, agents: dict[str, A
     assert record.topic == "t.keel.agent-configs" and record.key == version_key("support_triage", version.version_id)
     assert decode_config(catalogue, record.key, record.value) == version
     labels = promoted(None, "support_triage", version.version_id, CHANGE, canary_percent=None)
-    record = labels_record(catalogue, SETTINGS, labels)
+    change, record = labels_records(catalogue, SETTINGS, labels)
+    assert record.key == labels_key("support_triage")
     assert decode_config(catalogue, record.key, record.value) == labels
+    assert change.key.startswith(b"change/support_triage/0000000001000/")
+    assert decode_config(catalogue, change.key, change.value) == LabelsChanged(labels)
+
+
+def test_every_labels_change_stays_in_the_log(catalogue: Catalogue, agents: dict[str, Agent]) -> None:
+    """Compaction keeps the latest labels only; each change has a key of its own, so the trail stays."""
+    first = version_of(agents["support_triage"], parent=None, change=CHANGE)
+    log = ConfigLog()
+    log.apply(first)
+    made = [promoted(None, "support_triage", first.version_id, CHANGE, canary_percent=None)]
+    made.append(rolled_back(dataclasses.replace(made[0], canary="c"), "support_triage", Change("bo", 2_000, "bad"),
+                            to=None))  # fmt: skip
+    compacted: dict[bytes, bytes] = {}
+    for labels in made:
+        for record in labels_records(catalogue, SETTINGS, labels) * 2:  # written twice: the same keys
+            compacted[record.key] = record.value
+    assert len(compacted) == 3  # two changes and the latest labels
+    for key, value in compacted.items():
+        log.apply(decode_config(catalogue, key, value))
+    assert log.changes["support_triage"] == made and log.labels["support_triage"] == made[-1]
+    assert (made[-1].author, made[-1].previous_canary, made[-1].change) == ("bo", "c", "rollback_canary")
 
 
 def test_a_version_whose_id_is_not_its_digest_is_refused(catalogue: Catalogue, agents: dict[str, Agent]) -> None:
@@ -47,7 +69,16 @@ def test_a_version_whose_id_is_not_its_digest_is_refused(catalogue: Catalogue, a
 
 
 @pytest.mark.parametrize(
-    "case", ["other key", "labels under a version key", "tombstone", "another schema", "not framed", "other agent"]
+    "case",
+    [
+        "other key",
+        "labels under a version key",
+        "tombstone",
+        "another schema",
+        "not framed",
+        "other agent",
+        "another agent's change",
+    ],
 )
 def test_records_that_are_not_ours_are_decode_errors(catalogue: Catalogue, agents: dict[str, Agent], case: str) -> None:
     version = version_of(agents["support_triage"], parent=None, change=CHANGE)
@@ -55,7 +86,7 @@ def test_records_that_are_not_ours_are_decode_errors(catalogue: Catalogue, agent
     if case == "other key":
         key = b"version/support_triage/ffffffffffff"
     elif case == "labels under a version key":
-        value = labels_record(catalogue, SETTINGS, Labels("support_triage", version.version_id)).value
+        value = labels_records(catalogue, SETTINGS, Labels("support_triage", version.version_id))[1].value
     elif case == "tombstone":
         value = None  # type: ignore[assignment]
     elif case == "another schema":
@@ -63,9 +94,12 @@ def test_records_that_are_not_ours_are_decode_errors(catalogue: Catalogue, agent
                             "granted": True})  # fmt: skip
     elif case == "not framed":
         value = b'{"kind": "VERSION"}'
+    elif case == "another agent's change":
+        key = b"change/invoice_extraction/0000000001000/abc"
+        value = labels_records(catalogue, SETTINGS, Labels("support_triage", version.version_id))[0].value
     else:
         key = labels_key("invoice_extraction")
-        value = labels_record(catalogue, SETTINGS, Labels("support_triage", version.version_id)).value
+        value = labels_records(catalogue, SETTINGS, Labels("support_triage", version.version_id))[1].value
     with pytest.raises(DecodeError):
         decode_config(catalogue, key, value)
 

@@ -130,12 +130,17 @@ def test_cli_adds_lists_and_removes_users(
     assert "bob\treviewer\tinvoice_extraction,support_triage" in capsys.readouterr().out
     assert _cli(monkeypatch, path, ["remove", "bob"]) == 0
     assert UserFile(path, cost=TEST_COST).get("bob") is None
+    add = ["add", "olga", "--role", "operator", "--agents", "support_triage", "--password-stdin"]
+    assert _cli(monkeypatch, path, add, "olgas-password\n") == 0
+    olga = UserFile(path, cost=TEST_COST).get("olga")
+    assert olga is not None and olga.may_configure("support_triage") and not olga.may_review("support_triage")
 
 
 @pytest.mark.parametrize(
     ("args", "stdin"),
     [
         (["add", "bob", "--role", "reviewer", "--password-stdin"], "long-enough-pw\n"),  # no agents
+        (["add", "bob", "--role", "operator", "--password-stdin"], "long-enough-pw\n"),  # no agents
         (["add", "bob", "--role", "admin", "--password-stdin"], "short\n"),
     ],
 )
