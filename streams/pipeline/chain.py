@@ -193,7 +193,7 @@ async def _reserve(
     """Hold the call's maximum cost in the event's budgets; a refusal parks the event."""
     if deps.budgets is None or not deps.budgets.applies(agent.name, tenant):
         return None
-    chars = sum(len(m.content) for m in messages)
+    chars = sum(m.chars for m in messages)
     # the call's timeout; for a model with a concurrency limit, the time left: it may queue first
     longest_s = timeout_s if deps.slots.limit(spec.key) else min(spec.timeout_s, timeout_s)
     expires_in_s = longest_s + HOLD_GRACE_S
