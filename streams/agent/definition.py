@@ -16,6 +16,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
+from streams.agent.connectors import ToolsPolicy
 from streams.agent.handoff_policy import HandoffPolicy, schema_problems
 from streams.agent.output_schema import to_json_schema
 from streams.agent.prompt import PromptTemplates, compile_template
@@ -24,7 +25,7 @@ from streams.core.config_file import validation_problems
 from streams.core.errors import AgentDefinitionError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
-_LATER_FIELDS = ("evaluation",)  # optional fields a digest leaves out while unset (``definition_document``)
+_LATER_FIELDS = ("evaluation", "tools")  # optional fields a digest leaves out while unset (``definition_document``)
 
 
 class _Strict(BaseModel):
@@ -165,6 +166,7 @@ class AgentDefinition(_Strict):
     budget: BudgetPolicy = BudgetPolicy()
     canary: CanaryPolicy = CanaryPolicy()
     evaluation: EvaluationPolicy | None = None
+    tools: ToolsPolicy | None = None
 
     @field_validator("name")
     @classmethod

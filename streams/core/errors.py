@@ -301,6 +301,65 @@ class OutputSchemaViolation(OutputError):
         super().__init__("; ".join(problems))
 
 
+class ToolCallInvalid(OutputError):
+    """The model asked for a tool it may not use, or with arguments that do not match the tool's
+    schema: asked again, like an invalid answer, with the problems."""
+
+    reason = "tool_call_invalid"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+# --- tools (connectors: HTTP APIs and MCP servers) --------------------------------------------------
+
+
+class ToolError(KeelError):
+    """A tool call that could not be made or answered. ``sent``: it may have reached the system (and,
+    for a write tool, taken effect); its idempotency key makes asking again safe."""
+
+    reason = "tool_error"
+    retriable = True
+
+    def __init__(self, message: str = "", *, sent: bool = True, retry_after_s: float | None = None) -> None:
+        self.sent = sent
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class ToolTimeout(ToolError):
+    reason = "tool_timeout"
+
+
+class ToolUnavailable(ToolError):
+    """No connection, a 5xx, a 429, an MCP server that is not running."""
+
+    reason = "tool_unavailable"
+
+
+class ToolAuthFailed(ToolError):
+    reason = "tool_auth_failed"
+    retriable = False
+
+
+class ToolResponseInvalid(ToolError):
+    """An answer over the connector's size limit, or not what the protocol says."""
+
+    reason = "tool_response_invalid"
+    retriable = False
+
+
+class ToolStepsExceeded(KeelError):
+    """The model kept calling tools past the agent's ``tools.max_steps``."""
+
+    reason = "tool_steps_exceeded"
+
+
+class ConnectorConfigError(ConfigError):
+    reason = "connector_config_invalid"
+
+
 # --- model chain ---------------------------------------------------------------------------------
 
 

@@ -49,6 +49,10 @@ class Settings(KafkaSecuritySettings, BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     namespace: str = Field(default="", description="Prefix for every topic and the consumer group")
     agents_dir: Path = REPO_ROOT / "deploy" / "agents"
+    connectors_dir: Path = Field(
+        default=REPO_ROOT / "deploy" / "connectors",
+        description="Connector files: the HTTP APIs and MCP servers agents' tools call (streams/agent/connectors.py)",
+    )
     schemas_dir: Path = REPO_ROOT / "schemas"
     # The Schema Registry (docs/topics.md#schema-ids-and-the-registry): client mode, and Keel's own endpoint.
     registry_web_host: str = Field(
