@@ -98,12 +98,13 @@ def test_a_diff_names_the_sections_that_changed(agents: dict[str, Agent]) -> Non
     assert diff(old, old) == ""
 
 
-def test_an_evaluation_block_changes_the_version_and_its_absence_keeps_the_digest_it_had(
+def test_later_blocks_change_the_version_and_their_absence_keeps_the_digest_it_had(
     agents: dict[str, Agent],
 ) -> None:
     agent = agents["support_triage"]
     document = agent.definition.model_dump(mode="json")
-    del document["evaluation"]  # the definition as it was before evaluation blocks existed
+    for later in ("evaluation", "tools"):  # the definition as it was before these blocks existed
+        del document[later]
     before = hashlib.sha256(orjson.dumps({"definition": document, "output": agent.output_schema.raw},
                                          option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]  # fmt: skip
     assert agent.definition.evaluation is None and agent.config_version == before
