@@ -42,7 +42,7 @@ from streams.core.domain import (
     outcome_name,
 )
 from streams.core.settings import Settings
-from streams.cost.pricing import Pricing
+from streams.cost.pricing import Cost, Pricing
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,7 @@ class ReviewMark:
     outcome: str | None = None  # the audit's outcome name when it is not the outcome's own (rerun)
 
 
+TOOL_CALL_COST = Cost(0.0, None)  # Keel pays no model for a tool call; what the system charges is its own
 MAX_RECORD_BYTES = 1024 * 1024 - 16 * 1024  # below the producer's max_request_size and the broker's default
 
 
@@ -354,7 +355,11 @@ def _usage_values(trace: Trace, agent: Agent, pricing: Pricing) -> list[dict[str
     tenant = trace.event.tenant if trace.event else ""
     values = []
     for attempt in trace.new_attempts:
-        cost = pricing.cost(attempt.provider, attempt.model, tokens_in=attempt.tokens_in, tokens_out=attempt.tokens_out)
+        cost = (
+            pricing.cost(attempt.provider, attempt.model, tokens_in=attempt.tokens_in, tokens_out=attempt.tokens_out)
+            if attempt.kind == "model"
+            else TOOL_CALL_COST
+        )
         values.append(
             {
                 "event_id": trace.event_id,
@@ -375,6 +380,8 @@ def _usage_values(trace: Trace, agent: Agent, pricing: Pricing) -> list[dict[str
                 "price_version": cost.price_version,
                 "queued_ms": attempt.queued_s * 1000,
                 "tokens_estimated": attempt.tokens_estimated,
+                "kind": attempt.kind,
+                "response_bytes": attempt.response_bytes,
             }
         )
     return values

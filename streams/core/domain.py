@@ -73,6 +73,8 @@ class Attempt:
     purpose: str = "initial"  # initial | retry | reask | trim | fallback | tier_retry
     queued_s: float = 0.0  # waited for a slot of its model before the request was sent (max_concurrent)
     tokens_estimated: bool = False  # tokens_in is Keel's estimate: the provider sent no usage (timeout, cut off)
+    kind: str = "model"  # model | tool (then provider is the connector, model the tool, purpose tool)
+    response_bytes: int = 0  # a tool call's answer
 
 
 @dataclass(frozen=True, slots=True)

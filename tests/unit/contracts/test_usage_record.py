@@ -1,5 +1,6 @@
 """Usage records v3 (schemas/usage_v3.avsc, id 13): the queue wait and estimated tokens, written and
-read back, counted by the aggregation, and compatible both ways with v2 (id 6)."""
+read back, counted by the aggregation, and compatible both ways with v2 (id 6); v4 (id 17, written
+now) adds the kind of call and a tool call's answer size."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def usage_of(
     trace = Trace(source, 1, event, "ph", attempts, decode_ms=1.0, total_ms=3.0)
     result = Result(trace, OUTPUT, orjson.dumps(OUTPUT).decode(), "sim-1")
     records = emitter.records(result, agents["support_triage"], now_ms=5).usage
-    assert {wire.read_header(r.value) for r in records} == {13}
+    assert {wire.read_header(r.value) for r in records} == {17}
     return [wire.decode(catalogue, r.value, subject="keel.usage-value") for r in records]
 
 
@@ -73,7 +74,7 @@ def test_a_usage_record_carries_the_queue_wait_and_whether_its_tokens_are_estima
 
 def test_v2_and_v3_records_read_each_other_with_the_defaults(catalogue: Catalogue) -> None:
     v2, v3 = catalogue.by_id(6), catalogue.by_id(13)
-    assert v2 is not None and v3 is not None and catalogue.by_subject("keel.usage-value") is v3
+    assert v2 is not None and v3 is not None
 
     def written(schema: Any, value: dict[str, Any]) -> io.BytesIO:
         buffer = io.BytesIO()
@@ -88,3 +89,22 @@ def test_v2_and_v3_records_read_each_other_with_the_defaults(catalogue: Catalogu
     assert new_by_old["tokens_in"] == 3 and "queued_ms" not in new_by_old
     framed = wire.encode(v2, V2)  # a record already on keel.usage decodes as before
     assert wire.decode(catalogue, framed, subject="keel.usage-value")["cost_usd"] == 0.0001
+
+
+def test_a_tool_call_is_a_usage_record_of_its_own_kind_and_costs_no_model(
+    catalogue: Catalogue, agents: dict[str, Agent], make_source: Callable[..., SourceRecord], make_event
+) -> None:
+    event = make_event()
+    model = Attempt("sim", "m", 1, 1_800_000_000_000, 0.2, 100, 30, "sim-1", "ok")
+    tool = Attempt("crm", "lookup_customer", 2, 1_800_000_000_100, 0.05, 0, 0, None, "http_404", "tool",
+                   kind="tool", response_bytes=321)  # fmt: skip
+    first, second = usage_of((model, tool), catalogue, agents, make_source(event=event), event)
+    assert (first["kind"], first["response_bytes"], first["cost_usd"]) == ("model", 0, (100 * 2 + 30 * 8) / 1e6)
+    assert (second["kind"], second["provider"], second["model"], second["outcome"]) == (
+        "tool", "crm", "lookup_customer", "http_404"
+    )
+    assert (second["response_bytes"], second["cost_usd"], second["price_version"]) == (321, 0.0, None)
+    v3, v4 = catalogue.by_id(13), catalogue.by_id(17)
+    assert v3 is not None and v4 is not None and catalogue.by_subject("keel.usage-value") is v4
+    old = wire.encode(v3, {**V2, "queued_ms": 0.0, "tokens_estimated": False})
+    assert wire.decode(catalogue, old, subject="keel.usage-value")["cost_usd"] == 0.0001  # v3 still reads
