@@ -8,6 +8,7 @@ trying the same thing again may succeed). Third-party errors are wrapped at the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -307,8 +308,9 @@ class ToolCallInvalid(OutputError):
 
     reason = "tool_call_invalid"
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], *, by_call: Mapping[str, list[str]] | None = None) -> None:
         self.problems = problems
+        self.by_call = dict(by_call or {})  # the problems of each call, by its id
         super().__init__("; ".join(problems))
 
 

@@ -27,6 +27,7 @@ from streams.core.errors import (
     ProviderConnectionError,
     ProviderTimeout,
     RateLimitWait,
+    ToolCallInvalid,
 )
 from streams.core.ports.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse, estimate_prompt_tokens
 from streams.cost.budget import Reservation
@@ -35,6 +36,8 @@ from streams.pipeline.deps import Deps
 from streams.pipeline.fallback import Fallback, Position, Reask, Retry, Stop, Trim, decide, first_model
 from streams.pipeline.parse import ValidatedOutput, parse_json_object, validate_output
 from streams.pipeline.rate_limit import Permit
+from streams.pipeline.stopped import ChainStopped
+from streams.pipeline.tool_loop import ToolLoop
 
 log = logging.getLogger(__name__)
 HOLD_GRACE_S = 60.0  # a budget hold outlives its call by this much before it counts as spent in full
@@ -45,15 +48,6 @@ class ChainSuccess:
     response: ModelResponse
     validated: ValidatedOutput
     prompt: RenderedPrompt  # the one the answer came from: the full prompt, or the trimmed one
-
-
-class ChainStopped(Exception):
-    """Nothing more to try: the event takes ``route`` because of ``error``."""
-
-    def __init__(self, route: str, error: KeelError) -> None:
-        super().__init__(str(error))
-        self.route = route
-        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,40 +75,42 @@ async def run_chain(
     trimmed: RenderedPrompt | None = None,
     purpose: str = "initial",
     tenant: str | None = None,
+    tools: ToolLoop | None = None,
 ) -> ChainSuccess:
     """Try the agent's chain until an answer validates or nothing is left; append every attempt.
 
     ``attempts`` holds the event's attempts so far (from earlier retry tiers), so numbering continues;
     ``trimmed`` is the prompt without its optional context, when the agent allows trimming; ``purpose``
     is the first attempt's (``tier_retry`` in a retry tier); ``tenant`` picks the budgets that apply
-    besides the agent's."""
+    besides the agent's; ``tools``: the event's tool loop, when the agent has tools (its steps so far
+    already resumed from the journal)."""
     chain = agent.definition.model_chain
     policy = agent.definition.reliability
     deadline = started + policy.deadline_s
     index, prompt, trimmed = _start(chain, prompt, trimmed, open_circuits(chain, deps))
-    position, messages = Position(index), list(prompt.messages)
+    position, messages = Position(index), _conversation(prompt, tools)
     last_error: KeelError | None = None
     while True:
         remaining_s = deadline - deps.clock.monotonic()
         if remaining_s <= 0:
             raise ChainStopped(policy.on_deadline, _deadline_passed(policy.deadline_s, attempts, last_error))
         spec = chain[position.index]
-        if not deps.breakers.allows(spec.key, deps.clock.monotonic()):
-            answer = _Answer(None, None, CircuitOpen(f"the circuit of {spec.key} is open"))
-        else:
-            answer = await _budgeted_attempt(
-                agent, spec, messages, deps, attempts, tenant=tenant, purpose=purpose, timeout_s=remaining_s
-            )
-            record_health(deps, spec, answer.error)
+        answer = await _ask(
+            agent, spec, messages, deps, attempts, tenant=tenant, purpose=purpose, timeout_s=remaining_s, tools=tools
+        )
+        if answer.error is None and answer.response is not None and answer.response.tool_calls:
+            assert tools is not None  # valid calls (checked in _call) come only from a model offered tools
+            await tools.step(answer.response, attempts, deadline=deadline)  # make them, then ask again
+            messages, purpose, last_error = tools.conversation(prompt.messages), "step", None
+            continue
         if answer.error is None and answer.response is not None and answer.validated is not None:
             return ChainSuccess(answer.response, answer.validated, prompt)
         assert answer.error is not None
         last_error = answer.error
-        if isinstance(answer.error, DeadlineExceeded):  # it queued for its model until the deadline
-            raise ChainStopped(policy.on_deadline, _deadline_passed(policy.deadline_s, attempts, answer.error))
         remaining_s = deadline - deps.clock.monotonic()
-        if remaining_s <= 0:
-            continue  # the deadline route, above
+        # it queued for its model until the deadline, or the deadline passed during the call
+        if isinstance(answer.error, DeadlineExceeded) or remaining_s <= 0:
+            raise ChainStopped(policy.on_deadline, _deadline_passed(policy.deadline_s, attempts, answer.error))
         decision = decide(
             answer.error,
             chain=chain,
@@ -132,14 +128,56 @@ async def run_chain(
             position, purpose = dataclasses.replace(position, retries=position.retries + 1), "retry"
         elif isinstance(decision, Reask):
             assert answer.response is not None
-            messages += [ChatMessage("assistant", answer.response.text), ChatMessage("user", decision.feedback)]
+            messages += _reask_turn(answer.response, answer.error, decision.feedback, tools)
             position, purpose = dataclasses.replace(position, reasks=position.reasks + 1), "reask"
         elif isinstance(decision, Trim):
             assert trimmed is not None
             prompt, trimmed = trimmed, None
-            position, messages, purpose = Position(position.index), list(prompt.messages), "trim"
+            position, messages, purpose = Position(position.index), _conversation(prompt, tools), "trim"
         elif isinstance(decision, Fallback):
-            position, messages, purpose = Position(decision.index), list(prompt.messages), "fallback"
+            position, messages, purpose = Position(decision.index), _conversation(prompt, tools), "fallback"
+
+
+async def _ask(
+    agent: Agent,
+    spec: ModelSpec,
+    messages: list[ChatMessage],
+    deps: Deps,
+    attempts: list[Attempt],
+    *,
+    tenant: str | None,
+    purpose: str,
+    timeout_s: float,
+    tools: ToolLoop | None,
+) -> _Answer:
+    """One attempt on ``spec``, unless its circuit is open; its health recorded."""
+    if not deps.breakers.allows(spec.key, deps.clock.monotonic()):
+        return _Answer(None, None, CircuitOpen(f"the circuit of {spec.key} is open"))
+    answer = await _budgeted_attempt(
+        agent, spec, messages, deps, attempts, tenant=tenant, purpose=purpose, timeout_s=timeout_s, tools=tools
+    )
+    record_health(deps, spec, answer.error)
+    return answer
+
+
+def _conversation(prompt: RenderedPrompt, tools: ToolLoop | None) -> list[ChatMessage]:
+    """What a model is sent afresh: the prompt, and the tool steps made so far (never made again)."""
+    return tools.conversation(prompt.messages) if tools is not None else list(prompt.messages)
+
+
+def _tool_calls_invalid(response: ModelResponse, tools: ToolLoop | None) -> ToolCallInvalid | None:
+    if tools is None:  # no tools were offered: a call is an invalid answer
+        names = ", ".join(sorted({c.name[:64] for c in response.tool_calls}))
+        return ToolCallInvalid([f"this agent has no tools (the answer called {names}): answer with the JSON object"])
+    return tools.invalid(response)
+
+
+def _reask_turn(response: ModelResponse, error: KeelError, feedback: str, tools: ToolLoop | None) -> list[ChatMessage]:
+    """The invalid turn and what the model is told of it: for refused tool calls, an error result for
+    each (a provider wants every call answered); otherwise the problems of its answer."""
+    if isinstance(error, ToolCallInvalid) and tools is not None and response.tool_calls:
+        return tools.refused_turn(response, error)
+    return [ChatMessage("assistant", response.text), ChatMessage("user", feedback)]
 
 
 def _start(
@@ -165,15 +203,18 @@ async def _budgeted_attempt(
     tenant: str | None,
     purpose: str,
     timeout_s: float,
+    tools: ToolLoop | None,
 ) -> _Answer:
     """One attempt, its maximum cost reserved in the event's budgets first and settled after (with
     the attempt's tokens: estimated when the provider sent none), or released when no call was made."""
     reservation = await _reserve(agent, spec, messages, deps, tenant, timeout_s=timeout_s)
     if reservation is None or deps.budgets is None:
-        return await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
+        return await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s, tools=tools)
     made = len(attempts)
     try:
-        answer = await _attempt(agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s)
+        answer = await _attempt(
+            agent, spec, messages, deps, attempts, purpose=purpose, timeout_s=timeout_s, tools=tools
+        )
     except BaseException:  # cancelled mid-call (a rebalance, a shutdown): it may have been paid for
         if len(attempts) > made:
             deps.budgets.abandon(reservation)
@@ -227,6 +268,7 @@ async def _attempt(
     *,
     purpose: str,
     timeout_s: float,
+    tools: ToolLoop | None,
 ) -> _Answer:
     """One call, once the rate limiter and the model's concurrency limit let it go. The rate limiter
     is asked first (no call and no attempt when it would wait too long) and told after; then the call
@@ -255,6 +297,7 @@ async def _attempt(
             timeout_s=timeout_s,
             permit=permit,
             queued_s=slot.waited_s,
+            tools=tools,
         )
     finally:
         deps.slots.release(slot)
@@ -271,8 +314,10 @@ async def _call(
     timeout_s: float,
     permit: Permit | None,
     queued_s: float,
+    tools: ToolLoop | None,
 ) -> _Answer:
-    """The call and the validation of its answer; recorded as an attempt whatever happens."""
+    """The call and the validation of its answer (none for a turn that asks for tools: the loop checks
+    those); recorded as an attempt whatever happens."""
     request = ModelRequest(
         model=spec.model,
         messages=tuple(messages),
@@ -280,6 +325,7 @@ async def _call(
         parameters=spec.parameters,
         response_schema=agent.response_schema,
         response_schema_name=agent.name,
+        tools=tools.specs if tools is not None else (),
     )
     started_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
     response: ModelResponse | None = None
@@ -288,8 +334,13 @@ async def _call(
     outcome = "interrupted"  # a bug or a cancellation: recorded too, the call may have been paid for
     try:
         response = await deps.models[spec.provider].complete(request)
-        parsed = parse_json_object(response.text, finish_reason=response.finish_reason)
-        validated = validate_output(agent.output_schema.raw, parsed)
+        if response.tool_calls:  # made by the tool loop once the chain has them, if they may be made
+            invalid = _tool_calls_invalid(response, tools)
+            if invalid is not None:
+                raise invalid
+        else:
+            parsed = parse_json_object(response.text, finish_reason=response.finish_reason)
+            validated = validate_output(agent.output_schema.raw, parsed)
         outcome = "ok"
     except KeelError as exc:
         error, outcome = exc, exc.reason

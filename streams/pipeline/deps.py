@@ -16,6 +16,7 @@ from streams.cost.budget import Reservation
 from streams.pipeline.circuit import CircuitBreakers
 from streams.pipeline.limiter import NO_LIMITS, RateLimiter
 from streams.pipeline.model_slots import NO_SLOTS, ModelSlots
+from streams.pipeline.tools import Toolbox
 
 
 class BudgetGate(Protocol):
@@ -48,3 +49,4 @@ class Deps:
     budgets: BudgetGate | None = None  # None: no budgets declared
     limiter: RateLimiter = NO_LIMITS  # shared rate limits (streams/pipeline/limiter.py); the default never waits
     slots: ModelSlots = NO_SLOTS  # per-model concurrency (streams/pipeline/model_slots.py); the default limits none
+    toolbox: Toolbox | None = None  # the connectors' tools (streams/pipeline/tools.py); None: no connectors

@@ -34,6 +34,7 @@ from streams.core.errors import (
     ProviderError,
     ProviderRateLimited,
     ProviderRequestRejected,
+    ToolError,
 )
 
 
@@ -111,9 +112,9 @@ def decide(
 
 def next_tier(error: KeelError, *, tier: int, delays_s: Sequence[float]) -> int | None:
     """The retry tier for an event whose chain stopped on ``error`` during tier ``tier`` (0: the input
-    topic), or None: the failure is not transient (a provider that may recover, a circuit that may
-    close), or no tier is left."""
-    transient = error.retriable and isinstance(error, ProviderError | CircuitOpen)
+    topic), or None: the failure is not transient (a provider or a connector that may recover, a
+    circuit that may close), or no tier is left."""
+    transient = error.retriable and isinstance(error, ProviderError | CircuitOpen | ToolError)
     return tier + 1 if transient and tier < len(delays_s) else None
 
 

@@ -30,11 +30,14 @@ from streams.core.domain import (
 )
 from streams.core.errors import BudgetExhausted, KeelError, ModelVersionChanged, NoModelLeftForRerun
 from streams.core.ports.clock import Clock
-from streams.pipeline.chain import ChainStopped, ChainSuccess, run_chain, stage_of
+from streams.pipeline.chain import ChainSuccess, run_chain, stage_of
 from streams.pipeline.decode import Decoded, read_source
 from streams.pipeline.deps import Deps
 from streams.pipeline.fallback import next_tier
 from streams.pipeline.handoff import HandoffDecision, decide_handoff, without_models
+from streams.pipeline.stopped import ChainStopped
+from streams.pipeline.tool_journal import JournalStore, MemoryJournal
+from streams.pipeline.tool_loop import Decision, ToolLoop
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +92,16 @@ async def process(
     decoded: Decoded | None = None,
     pass_number: int = 0,
     skip_models: tuple[str, ...] = (),
+    journal: JournalStore | None = None,
+    generation: int = 0,
 ) -> Outcome:
     """``source`` is the record as it first arrived; ``tier`` the retry tier this pass runs in (0: the
     input topic), after the ``earlier`` attempts of the passes before it (see streams/contracts/retry.py), and
     ``pass_number`` its number; ``decoded``: the record already decoded (by the worker, which needs
     its event id first); ``skip_models``: provider/models left out of the chain (a re-run after a
-    reviewer rejected their outputs, streams/pipeline/handoff.py)."""
+    reviewer rejected their outputs, streams/pipeline/handoff.py); ``journal``: where the event's tool
+    loop is kept (streams/pipeline/tool_journal.py), and ``generation``, which decision of the event
+    this is (0, or the pass of the re-run or replay that decides it anew)."""
     now_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
     run = _Run(source, deps.clock, now_ms, started, tier, list(earlier), len(earlier), pass_number, skip_models)
     try:
@@ -108,6 +115,9 @@ async def process(
         run.prompt = render_prompt(agent.templates, run.event)
         trimmed = _trimmed(agent, run.event, run.prompt)
         run.stage = Stage.MODEL
+        tools = await _tool_loop(
+            agent, deps, run, Decision(run.event.event_id, generation, pass_number, journal or MemoryJournal())
+        )
         success = await run_chain(
             _chain_of(agent, skip_models),
             run.prompt,
@@ -115,8 +125,9 @@ async def process(
             run.attempts,
             started=run.started,
             trimmed=trimmed,
-            purpose="tier_retry" if tier else "initial",
+            purpose="tier_retry" if tier else "step" if tools is not None and tools.steps else "initial",
             tenant=run.event.tenant,
+            tools=tools,
         )
         run.prompt = success.prompt
     except ChainStopped as stop:
@@ -139,6 +150,16 @@ async def process(
             run.trace(), Failure(Stage.INTERNAL, type(exc).__name__, "internal_error", f"{type(exc).__name__}: {exc}")
         )
     return _routed(agent, run, success)
+
+
+async def _tool_loop(agent: Agent, deps: Deps, run: _Run, decision: Decision) -> ToolLoop | None:
+    """The event's tool loop, gone on from its journal; None when the agent has no tools."""
+    if agent.definition.tools is None:
+        return None
+    loop = ToolLoop(agent, deps, decision, first_of_pass=run.earlier_attempts)
+    deadline = run.started + agent.definition.reliability.deadline_s
+    await loop.resume(run.attempts, deadline=deadline)
+    return loop
 
 
 def _messages(prompt: RenderedPrompt | None) -> tuple[tuple[str, str], ...]:

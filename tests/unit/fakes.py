@@ -79,7 +79,7 @@ class ManualClock:
 class ScriptedModel:
     """Answers each call with the next scripted reply (a response, or an error to raise)."""
 
-    replies: list[ModelResponse | Exception]
+    replies: list[ModelResponse | BaseException]
     provider: str = "sim"
     requests: list[ModelRequest] = field(default_factory=list)
     seconds_per_call: float = 0.0
@@ -90,7 +90,7 @@ class ScriptedModel:
         if self.clock is not None:
             self.clock.t += self.seconds_per_call
         reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
+        if isinstance(reply, BaseException):
             raise reply
         return reply
 
