@@ -16,10 +16,10 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
-from streams.agent.connectors import ToolsPolicy
 from streams.agent.handoff_policy import HandoffPolicy, schema_problems
 from streams.agent.output_schema import to_json_schema
 from streams.agent.prompt import PromptTemplates, compile_template
+from streams.agent.tools_policy import ToolsPolicy
 from streams.core.catalogue import Catalogue, CatalogueSchema
 from streams.core.config_file import validation_problems
 from streams.core.errors import AgentDefinitionError

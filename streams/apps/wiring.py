@@ -4,7 +4,7 @@ alert sinks."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from random import Random
@@ -13,11 +13,13 @@ from connectors.models.openai_compat import OpenAICompatClient
 from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
 from streams.agent.definition import Agent, RateLimitPolicy
 from streams.apps.registry.client_mode import load_schemas
+from streams.apps.toolbox import build_toolbox, tool_rate_limited, used_connectors
 from streams.contracts.control import ControlKeys
 from streams.contracts.control_keys import load_control_keys
 from streams.contracts.emit import Emitter
 from streams.contracts.topics import agent_topics
 from streams.core.catalogue import Catalogue
+from streams.core.connectors import ConnectorDefinition
 from streams.core.errors import UnknownProvider
 from streams.core.ports.alert_sink import AlertSink
 from streams.core.ports.clock import Clock, SystemClock
@@ -51,13 +53,15 @@ class Runtime:
     async def aclose(self) -> None:
         for client in self.deps.models.values():
             await client.aclose()
+        for tools in self.deps.toolbox.clients.values() if self.deps.toolbox else ():
+            await tools.aclose()
 
 
 def load_runtime(settings: Settings) -> Runtime:
     catalogue, agents = load_schemas(settings)  # with a Schema Registry: its ids, or a refusal to start
     agents = [adapted(settings)(agent) for agent in agents]
     pricing = priced(settings, agents)
-    deps = build_deps(settings, catalogue, agents)
+    deps = build_deps(settings, catalogue, agents, connectors=used_connectors(settings, agents))
     assert isinstance(deps.limiter, Limiter)  # build_deps makes one; the Runtime hands it its shares
     emitter = Emitter(catalogue, settings, agents, pricing=pricing)
     budgets = load_budgets(settings.budgets_file, agents, pricing)
@@ -74,10 +78,17 @@ def priced(settings: Settings, agents: list[Agent]) -> Pricing:
     return pricing
 
 
-def build_deps(settings: Settings, catalogue: Catalogue, agents: list[Agent]) -> Deps:
+def build_deps(
+    settings: Settings,
+    catalogue: Catalogue,
+    agents: list[Agent],
+    *,
+    connectors: Mapping[str, ConnectorDefinition] | None = None,
+) -> Deps:
     """What ``process`` needs to run ``agents`` (a worker's, `keel eval`'s): model clients, breakers,
-    rate limits and model slots, from settings. Budgets are the worker's to add."""
-    clock = SystemClock()
+    rate limits and model slots, from settings; tool clients for ``connectors`` (the worker's: `keel
+    eval` calls no tools). Budgets are the worker's to add."""
+    clock, connectors = SystemClock(), connectors or {}
     return Deps(
         catalogue=catalogue,
         models=build_models(settings, agents),
@@ -87,8 +98,9 @@ def build_deps(settings: Settings, catalogue: Catalogue, agents: list[Agent]) ->
         ),
         rng=Random(),  # noqa: S311  (jitter, not secrets)
         max_event_bytes=settings.max_event_bytes,
-        limiter=build_limiter(settings, agents, clock),
+        limiter=build_limiter(settings, agents, clock, connectors=connectors),
         slots=build_slots(settings, agents, clock),
+        toolbox=build_toolbox(connectors),
     )
 
 
@@ -101,11 +113,21 @@ def build_slots(settings: Settings, agents: list[Agent], clock: Clock) -> ModelS
     return ModelSlots(limits, clock)
 
 
-def build_limiter(settings: Settings, agents: list[Agent], clock: Clock) -> Limiter:
-    """The agents' own limits and the table's limits of the models they use; each limit's share
-    follows the partitions of the topics its agents read (their input and retry tier topics)."""
+def build_limiter(
+    settings: Settings,
+    agents: list[Agent],
+    clock: Clock,
+    *,
+    connectors: Mapping[str, ConnectorDefinition] | None = None,
+) -> Limiter:
+    """The agents' own limits, the table's limits of the models they use and the connectors' own
+    (``tool:<connector>``); each limit's share follows the partitions of the topics its agents read
+    (their input and retry tier topics)."""
     declared = load_rate_limits(settings.rate_limits_file).by_model()
-    chains = {agent.name: {spec.key for spec in agent.definition.model_chain} for agent in agents}
+    declared |= {
+        key: RateLimitPolicy(requests_per_minute=rpm) for key, rpm in tool_rate_limited(connectors or {}).items()
+    }
+    chains = {agent.name: _keys_used(agent) for agent in agents}
     topics = {agent.name: frozenset(_topics_read(agent, settings)) for agent in agents}
     used = set().union(*chains.values())
     limits = RateLimits.declare(
@@ -116,6 +138,13 @@ def build_limiter(settings: Settings, agents: list[Agent], clock: Clock) -> Limi
     )
     by_model = {key: frozenset().union(*(topics[a] for a, keys in chains.items() if key in keys)) for key in used}
     return Limiter(limits, clock, reads={**topics, **by_model}, partitions=settings.partitions)
+
+
+def _keys_used(agent: Agent) -> set[str]:
+    """The limiter keys an agent's calls take: its models', and its connectors' (``tool:<connector>``)."""
+    tools = agent.definition.tools
+    connectors = {f"tool:{connector}" for connector, _ in tools.allowed()} if tools is not None else set()
+    return {spec.key for spec in agent.definition.model_chain} | connectors
 
 
 def _topics_read(agent: Agent, settings: Settings) -> tuple[str, ...]:

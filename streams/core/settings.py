@@ -51,7 +51,7 @@ class Settings(KafkaSecuritySettings, BaseSettings):
     agents_dir: Path = REPO_ROOT / "deploy" / "agents"
     connectors_dir: Path = Field(
         default=REPO_ROOT / "deploy" / "connectors",
-        description="Connector files: the HTTP APIs and MCP servers agents' tools call (streams/agent/connectors.py)",
+        description="Connector files: the HTTP APIs and MCP servers agents' tools call (streams/core/connectors.py)",
     )
     schemas_dir: Path = REPO_ROOT / "schemas"
     # The Schema Registry (docs/topics.md#schema-ids-and-the-registry): client mode, and Keel's own endpoint.

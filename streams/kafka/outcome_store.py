@@ -20,6 +20,9 @@ assigned, and forgets it when the partition is revoked (another worker may write
 Loaded entries are kept in a private SQLite database on local disk, not in the heap: a store
 partition holds up to the retention period's entries, which would otherwise grow a long-running
 worker's memory without bound.
+The store also keeps each tool-using event's tool journal (streams/pipeline/tool_journal.py), under
+``JOURNAL_PREFIX`` + the event id: no event id can take that key, since 0xFF never occurs in UTF-8.
+
 This is deliberately not a faust Table: its recovery path has been seen here to stop delivering events
 after a restart, and correctness must not rest on it.
 """
@@ -27,6 +30,7 @@ after a restart, and correctness must not rest on it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
@@ -39,8 +43,10 @@ from aiokafka import TopicPartition
 
 from streams.contracts.out_record import OutRecord
 from streams.core.domain import SourceRecord
+from streams.core.errors import ToolResponseInvalid, WriteRejected
 from streams.core.kafka_client import ClientConfig
 from streams.kafka.consumers import read_to_end
+from streams.kafka.producer import until_written
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, bytes, bytes, int], Awaitable[None]]  # topic, key, value, partition → acknowledged
@@ -73,6 +79,7 @@ def input_digest(source: SourceRecord) -> bytes:
     return hashlib.sha256(key + source.value).digest()[:16]
 
 
+JOURNAL_PREFIX = b"\xfftools\xff"
 _ENTRY_VERSION = 2
 _INT = struct.Struct(">i")
 
@@ -150,8 +157,7 @@ class OutcomeStore:
         self._locks: dict[int, asyncio.Lock] = {}
 
     async def recorded(self, event_id: str, *, partition: int) -> Recorded | None:
-        await self._load(partition)
-        blob = self._entries.get(partition, event_id.encode())
+        blob = await self._stored(event_id.encode(), partition=partition)
         if blob is None:
             return None
         try:
@@ -166,8 +172,18 @@ class OutcomeStore:
 
     async def record(self, event_id: str, entry: Recorded, *, partition: int) -> None:
         """Write the entry and wait for the broker's acknowledgement."""
+        await self._store(event_id.encode(), encode_entry(entry), partition=partition)
+
+    def journal(self, event_id: str, *, partition: int) -> StoredJournal:
+        """Where the event's tool loop keeps its journal (streams/pipeline/tool_journal.py)."""
+        return StoredJournal(self, JOURNAL_PREFIX + event_id.encode(), partition)
+
+    async def _stored(self, key: bytes, *, partition: int) -> bytes | None:
         await self._load(partition)
-        key, blob = event_id.encode(), encode_entry(entry)
+        return self._entries.get(partition, key)
+
+    async def _store(self, key: bytes, blob: bytes, *, partition: int) -> None:
+        await self._load(partition)
         await self._send(self.topic, key, blob, partition)
         self._entries.put(partition, [(key, blob)])
 
@@ -193,6 +209,24 @@ class OutcomeStore:
         async for message in read_to_end(self._kafka, [TopicPartition(self.topic, partition)]):
             if message.key is not None:
                 self._entries.put(partition, ((message.key, message.value),))
+
+
+class StoredJournal:
+    """One event's tool journal in its store partition; a save returns once the broker has it (it is
+    tried again while Kafka is away, as an outcome is: the event waits)."""
+
+    def __init__(self, store: OutcomeStore, key: bytes, partition: int) -> None:
+        self._store, self._key, self._partition = store, key, partition
+
+    async def load(self) -> bytes | None:
+        return await self._store._stored(self._key, partition=self._partition)
+
+    async def save(self, blob: bytes) -> None:
+        write = functools.partial(self._store._store, self._key, blob, partition=self._partition)
+        try:
+            await until_written(write, what="the tool journal")
+        except WriteRejected as exc:  # too large for the store topic: the event cannot go on safely
+            raise ToolResponseInvalid(f"the tool journal ({len(blob)} bytes) cannot be kept: {exc}") from exc
 
 
 class _Entries:

@@ -1,7 +1,7 @@
 """The tools a worker can call, and the checks on a model's tool calls before any of them is made.
 
 A ``Toolbox`` holds every tool of every connector the worker loaded (deploy/connectors/*.yaml,
-streams/agent/connectors.py), each connector's client (the ``ToolClient`` port) and its own circuit
+streams/core/connectors.py), each connector's client (the ``ToolClient`` port) and its own circuit
 breaker. An agent sees only the tools its ``tools.allow`` names (``Toolbox.for_agent``). A model's
 tool calls are checked here, all of them before the first is made: a tool the agent may not call, a
 call id used twice, arguments that are not a JSON object or do not match the tool's JSON Schema. The
@@ -19,7 +19,8 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from streams.agent.connectors import ConnectorDefinition, RetryPolicy, ToolsPolicy
+from streams.agent.tools_policy import ToolsPolicy
+from streams.core.connectors import ConnectorDefinition, RetryPolicy
 from streams.core.errors import ConnectorConfigError
 from streams.core.ports.model import ToolCall, ToolSpec
 from streams.core.ports.tools import ToolClient

@@ -302,6 +302,8 @@ async def handle_one(shell: _Shell, arrived: Arrival, *, decided: Callable[[], N
         decoded=admitted.decoded,
         pass_number=admitted.pass_number,
         skip_models=control.skip_models,
+        journal=store.journal(admitted.decoded.event_id, partition=source.partition),
+        generation=control.pass_number,  # 0, or the pass of a re-run or replay: a new decision
     )
     decided()
     emission = runtime.emitter.records(outcome, agent, now_ms=clock.now_ms())

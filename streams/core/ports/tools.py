@@ -2,7 +2,7 @@
 it gets back.
 
 Connectors (connectors/tools/) implement ``ToolClient``, one per declared connector
-(deploy/connectors/*.yaml, streams/agent/connectors.py). A client either returns a ``ToolResult``
+(deploy/connectors/*.yaml, streams/core/connectors.py). A client either returns a ``ToolResult``
 (also when the system answered that the call failed: the model reads why and may react) or raises a
 ``streams.core.errors.ToolError`` subclass (the call could not be made or answered: a timeout, a
 connection, an authentication failure, an answer too large).

@@ -12,9 +12,10 @@ import orjson
 import pytest
 from fakes import ScriptedModel, make_deps, reply
 
-from streams.agent.connectors import ConnectorDefinition, ToolsPolicy
 from streams.agent.definition import Agent
+from streams.agent.tools_policy import ToolsPolicy
 from streams.core.catalogue import Catalogue
+from streams.core.connectors import ConnectorDefinition
 from streams.core.domain import DeadLetter, Result, RetryLater, SourceRecord
 from streams.core.errors import ToolUnavailable
 from streams.core.ports.model import ModelResponse, ToolCall, ToolSpec

@@ -1,21 +1,33 @@
 """Connectors as declared data: one YAML file per business system in ``deploy/connectors/``
-(``KEEL_CONNECTORS_DIR``), validated by pydantic.
+(``KEEL_CONNECTORS_DIR``), validated by pydantic. The tool clients (connectors/tools/) are built from
+these; an agent's ``tools`` block (streams/agent/tools_policy.py) names the tools it may call.
 
 A connector is an HTTP API (its operations declared here as tools) or an MCP server (its tools listed by
 the server, those an agent may use named by the agent). It carries what every call to the system
 shares: authentication (secrets named, never written here: an environment variable or a file), a
 timeout, retries with backoff, a circuit breaker, a rate limit and a response size limit. An agent
 names the tools it may use (``tools.allow``); anything else is refused when the agent is loaded.
+A secret is read only when a client is built (``SecretRef.read``), into a ``SecretStr``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from streams.core.config_file import validation_problems
 from streams.core.errors import ConnectorConfigError
@@ -23,7 +35,6 @@ from streams.core.errors import ConnectorConfigError
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 _TOOL = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")  # what OpenAI and Anthropic accept as a tool name
 _PATH_ARGUMENT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_ALLOWED = re.compile(r"^[a-z][a-z0-9_]{1,62}\.[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 class _Strict(BaseModel):
@@ -41,6 +52,22 @@ class SecretRef(_Strict):
         if (self.env is None) == (self.file is None):
             raise ValueError("name exactly one of env (an environment variable) or file")
         return self
+
+    def read(self, what: str) -> SecretStr:
+        """The secret, read now; ``what`` names it in the error when it cannot be (never its value)."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConnectorConfigError(f"{what}: the environment variable {self.env} is not set")
+            return SecretStr(value)
+        assert self.file is not None
+        try:
+            lines = self.file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConnectorConfigError(f"{what}: cannot read {self.file}: {type(exc).__name__}") from exc
+        if not lines or not lines[0].strip():
+            raise ConnectorConfigError(f"{what}: {self.file} is empty")
+        return SecretStr(lines[0].strip())
 
 
 class BearerAuth(_Strict):
@@ -168,42 +195,6 @@ class ConnectorDefinition(_Strict):
         if self.kind == "http":
             return tool in self.tools and self.tools[tool].writes
         return tool in self.write_tools
-
-
-class ToolsPolicy(_Strict):
-    """An agent's tools: which it may call, and how many model turns may call tools per event."""
-
-    allow: list[str] = Field(min_length=1, description="<connector>.<tool>, each a tool the agent may call")
-    max_steps: int = Field(default=8, ge=1, le=64, description="Model turns that call tools, per event")
-
-    @field_validator("allow")
-    @classmethod
-    def _names(cls, allow: list[str]) -> list[str]:
-        bad = [entry for entry in allow if not _ALLOWED.match(entry)]
-        if bad:
-            raise ValueError(f"each entry is <connector>.<tool>: {', '.join(bad)}")
-        tools = [entry.split(".", 1)[1] for entry in allow]
-        twice = sorted({tool for tool in tools if tools.count(tool) > 1})
-        if twice:
-            raise ValueError(f"the model calls tools by name: {', '.join(twice)} named twice")
-        return allow
-
-    def allowed(self) -> list[tuple[str, str]]:
-        """(connector, tool) pairs, in the declared order."""
-        return [(entry.split(".", 1)[0], entry.split(".", 1)[1]) for entry in self.allow]
-
-
-def tool_problems(tools: ToolsPolicy | None, connectors: dict[str, ConnectorDefinition]) -> list[str]:
-    """What an agent's ``tools.allow`` names that the connectors do not declare. An MCP server's tools
-    are known only once it answers: a worker checks those when it starts."""
-    problems = []
-    for connector, tool in tools.allowed() if tools else []:
-        declared = connectors.get(connector)
-        if declared is None:
-            problems.append(f"tools.allow: {connector}.{tool}: no connector {connector!r} is declared")
-        elif declared.kind == "http" and tool not in declared.tools:
-            problems.append(f"tools.allow: {connector}.{tool}: connector {connector} declares no tool {tool!r}")
-    return problems
 
 
 def parse_connector(path: Path) -> ConnectorDefinition:

@@ -1,0 +1,61 @@
+"""The worker's tools: the connector files loaded, every agent's ``tools.allow`` checked against them,
+and a client built for each connector an agent uses (connectors/tools/).
+
+A connector file that changes, or a version deployed later that uses another connector, takes a
+worker restart: the clients and their tools are fixed when the worker starts (an agent version that
+names a tool the worker does not have ends its events as dead letters saying so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from connectors.tools.http import HttpToolClient
+from streams.agent.definition import Agent
+from streams.agent.tools_policy import tool_problems
+from streams.core.connectors import ConnectorDefinition, load_connectors
+from streams.core.errors import AgentDefinitionError, ConnectorConfigError
+from streams.core.ports.model import ToolSpec
+from streams.core.ports.tools import ToolClient
+from streams.core.settings import Settings
+from streams.pipeline.tools import Toolbox, http_tool_specs
+
+
+def used_connectors(settings: Settings, agents: list[Agent]) -> dict[str, ConnectorDefinition]:
+    """The connectors ``agents`` call, from ``KEEL_CONNECTORS_DIR``; an agent that names a connector or
+    a tool that is not declared is refused here, with its file and the field."""
+    wanted = [agent for agent in agents if agent.definition.tools is not None]
+    if not wanted:
+        return {}
+    declared = load_connectors(settings.connectors_dir)
+    used: dict[str, ConnectorDefinition] = {}
+    for agent in wanted:
+        tools = agent.definition.tools
+        problems = tool_problems(tools, declared)
+        if problems:
+            raise AgentDefinitionError(str(agent.source_path), problems)
+        assert tools is not None
+        used |= {connector: declared[connector] for connector, _ in tools.allowed()}
+    return used
+
+
+def build_toolbox(connectors: Mapping[str, ConnectorDefinition]) -> Toolbox | None:
+    """A client for each connector, and the tools each offers; None without connectors."""
+    if not connectors:
+        return None
+    clients: dict[str, ToolClient] = {}
+    specs: dict[str, list[ToolSpec]] = {}
+    for name, connector in connectors.items():
+        if connector.kind != "http":
+            raise ConnectorConfigError(f"connector {name}: kind {connector.kind} is not supported by this worker yet")
+        clients[name], specs[name] = HttpToolClient(connector), http_tool_specs(connector)
+    return Toolbox(connectors, clients, specs)
+
+
+def tool_rate_limited(connectors: Mapping[str, ConnectorDefinition]) -> dict[str, int]:
+    """The limiter key (``tool:<connector>``) and requests per minute of each rate-limited connector."""
+    return {
+        f"tool:{name}": c.rate_limit.requests_per_minute
+        for name, c in connectors.items()
+        if c.rate_limit.requests_per_minute is not None
+    }
