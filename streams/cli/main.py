@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     alerts.set_defaults(command=alerts_command)
 
     usage = sub.add_parser("usage", help="calls, tokens, cost and latency per window, from the aggregation stream")
-    usage.add_argument("--by", choices=["agent", "model", "tenant"], default="agent")
+    usage.add_argument("--by", choices=["agent", "model", "tenant", "kind"], default="agent")
     usage.add_argument("--period", choices=["minute", "hour"], default="hour")
     usage.add_argument("--limit", type=int, default=24, help="rows, latest windows first")
     usage.set_defaults(command=_usage)

@@ -1,7 +1,8 @@
 """Usage statistics for a window: mergeable, idempotent per usage record, and pure.
 
 The aggregation stream (streams/apps/aggregator/usage_stream.py) adds each usage record to the windows it falls in,
-per agent, per model and per tenant. ``UsageStats`` counts calls, successes, failures by reason,
+per agent, per model (a tool call counts under ``<connector>/<tool>``), per tenant and per kind
+(model calls, tool calls). ``UsageStats`` counts calls, successes, failures by reason,
 validation failures, tokens, cost (and unpriced calls), and latency in log-spaced buckets, so that
 percentiles can be read from any merge of windows or partitions. Each value also remembers the
 highest offset it took from each ``keel.usage`` partition: a record redelivered after a crash (its
@@ -42,7 +43,7 @@ def latency_quantile_ms(latency: dict[int, int], q: float) -> float | None:
 
 
 VALIDATION_REASONS = frozenset({"output_not_json", "output_truncated", "output_schema_violation", "output_invalid"})
-DIMENSIONS = ("agent", "model", "tenant")
+DIMENSIONS = ("agent", "model", "tenant", "kind")  # kind: model calls or tool calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class UsageRecord:
     at_ms: int
     partition: int
     offset: int
+    kind: str = "model"  # model | tool (a tool call: provider is the connector, model the tool)
 
     @classmethod
     def from_value(cls, value: dict[str, Any], *, partition: int, offset: int, at_ms: int) -> UsageRecord:
@@ -92,6 +94,7 @@ class UsageRecord:
             at_ms=at_ms,
             partition=partition,
             offset=offset,
+            kind=value.get("kind") or "model",  # records before schema id 17 are all model calls
         )
 
     def problem(self) -> str | None:
@@ -108,7 +111,12 @@ class UsageRecord:
     def table_keys(self) -> list[str]:
         """The table keys this record counts under. The input partition is part of the key: each
         partition's worker owns its part, and readers add the parts up."""
-        values = {"agent": self.agent, "model": f"{self.provider}/{self.model}", "tenant": self.tenant}
+        values = {
+            "agent": self.agent,
+            "model": f"{self.provider}/{self.model}",
+            "tenant": self.tenant,
+            "kind": self.kind,
+        }
         return [f"p{self.partition}|{dimension}={values[dimension]}" for dimension in DIMENSIONS]
 
 

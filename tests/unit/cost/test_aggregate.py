@@ -45,8 +45,15 @@ def test_a_record_later_than_the_declared_lateness_is_too_late() -> None:
 
 def test_keys_name_the_partition_and_each_dimension() -> None:
     keys = record(1).table_keys()
-    assert keys == ["p2|agent=triage", "p2|model=sim/m", "p2|tenant=acme"]
+    assert keys == ["p2|agent=triage", "p2|model=sim/m", "p2|tenant=acme", "p2|kind=model"]
     assert split_key(keys[1]) == (2, "model", "sim/m")
+
+
+def test_a_tool_call_counts_under_its_connector_and_tool_and_as_kind_tool() -> None:
+    value = {"agent": "triage", "provider": "crm", "model": "create_ticket", "tenant": None, "outcome": "ok",
+             "tokens_in": 0, "tokens_out": 0, "latency_ms": 12.0, "cost_usd": 0.0, "kind": "tool"}  # fmt: skip
+    keys = UsageRecord.from_value(value, partition=0, offset=3, at_ms=0).table_keys()
+    assert keys == ["p0|agent=triage", "p0|model=crm/create_ticket", "p0|tenant=-", "p0|kind=tool"]
 
 
 def test_the_usage_table_shows_one_row_per_window() -> None:

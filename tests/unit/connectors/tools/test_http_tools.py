@@ -18,8 +18,8 @@ from connectors.tools.http import HttpToolClient
 from streams.core.connectors import ConnectorDefinition
 from streams.core.errors import ConnectorConfigError, ToolAuthFailed, ToolResponseInvalid, ToolTimeout, ToolUnavailable
 
-TOKEN = "crm-token-5f1e"  # noqa: S105
-SECRET = "client-secret-9a7c"  # noqa: S105
+TOKEN = "crm-token-5f1e"
+SECRET = "client-secret-9a7c"
 CUSTOMER = account({"id": "C-7", "name": "Ada", "email": "ada@example.net", "plan": "pro"})
 TOOLS = {
     "lookup_customer": {
