@@ -10,7 +10,8 @@ model turn, and every try of every call is an attempt (``kind`` tool) with its c
 latency, outcome and size, so it is audited and becomes a usage record.
 
 A call that fails (no connection, a timeout, a 5xx or 429 from the system) is tried again within the
-connector's ``retries`` and the deadline, with the same idempotency key; after that the event stops,
+connector's ``retries`` and the deadline, with the same idempotency key (streams/pipeline/tool_call.py);
+after that the event stops,
 and a transient failure waits in the agent's next retry tier, which goes on from the journal. A result
 the system sent as an error (an HTTP 4xx, an MCP ``isError``) is not a failure: the model reads it.
 """
@@ -18,27 +19,17 @@ the system sent as an error (an HTTP 4xx, an MCP ``isError``) is not a failure: 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from streams.agent.definition import Agent
 from streams.core.domain import Attempt
-from streams.core.errors import (
-    CircuitOpen,
-    ConnectorConfigError,
-    DeadlineExceeded,
-    RateLimitWait,
-    ToolAuthFailed,
-    ToolCallInvalid,
-    ToolError,
-    ToolStepsExceeded,
-)
+from streams.core.errors import ConnectorConfigError, ToolCallInvalid, ToolStepsExceeded
 from streams.core.ports.model import ChatMessage, ModelResponse, ToolCall, ToolSpec
 from streams.core.ports.tools import ToolResult
 from streams.pipeline.deps import Deps
-from streams.pipeline.rate_limit import Permit
 from streams.pipeline.stopped import ChainStopped
+from streams.pipeline.tool_call import ToolRequest, call_tool
 from streams.pipeline.tool_journal import JournalStore, ToolJournal, decode_journal, encode_journal
-from streams.pipeline.tools import Tool, call_problems, idempotency_key, parse_arguments
+from streams.pipeline.tools import call_problems, idempotency_key, parse_arguments
 
 NOT_RUN = "not run: another call of this turn was invalid; ask for it again"
 
@@ -137,102 +128,7 @@ class ToolLoop:
         await decision.journal.save(encode_journal(journal))
 
     async def _call(self, call: ToolCall, index: int, attempts: list[Attempt], *, deadline: float) -> ToolResult:
-        """One call, tried again within the connector's retries and the deadline; every try an attempt."""
-        tool, deps = self.tools[call.name], self._deps
-        arguments = parse_arguments(call) or {}
         decision = self._decision
         key = idempotency_key(decision.event_id, decision.generation, self.steps, index, call.name)
-        tries = 0
-        while True:
-            answer = await self._try(tool, arguments, key, attempts, deadline=deadline)
-            if isinstance(answer, ToolResult):
-                return answer
-            error = answer
-            remaining_s = deadline - deps.clock.monotonic()
-            if error.retriable and tries < tool.retries.max_retries:
-                delay_s = error.retry_after_s if error.retry_after_s is not None else self._backoff_s(tool, tries)
-                if delay_s < remaining_s:
-                    await deps.clock.sleep(delay_s)
-                    tries += 1
-                    continue
-            raise ChainStopped("dead_letter", error)
-
-    def _backoff_s(self, tool: Tool, tries: int) -> float:
-        retries = tool.retries
-        return self._deps.rng.random() * min(retries.max_backoff_s, retries.backoff_s * float(2**tries))
-
-    async def _try(
-        self, tool: Tool, arguments: dict[str, object], key: str, attempts: list[Attempt], *, deadline: float
-    ) -> ToolResult | ToolError:
-        deps, connector = self._deps, tool.connector
-        assert deps.toolbox is not None
-        remaining_s = deadline - deps.clock.monotonic()
-        if remaining_s <= 0:
-            reason = f"the event's deadline passed before {connector}.{tool.spec.name} could be called"
-            raise ChainStopped(self._agent.definition.reliability.on_deadline, DeadlineExceeded(reason))
-        breakers = deps.toolbox.breakers[connector]
-        if not breakers.allows(connector, deps.clock.monotonic()):
-            raise ChainStopped("dead_letter", CircuitOpen(f"the circuit of connector {connector} is open"))
-        permit = await self._permit(tool, remaining_s=remaining_s)
-        timeout_s = min(tool.timeout_s, deadline - deps.clock.monotonic())
-        started_ms, started = deps.clock.now_ms(), deps.clock.monotonic()
-        result: ToolResult | None = None
-        error: ToolError | None = None
-        try:
-            result = await deps.toolbox.clients[connector].call(
-                tool.spec.name, arguments, idempotency_key=key, timeout_s=timeout_s
-            )
-        except ToolError as exc:
-            error = exc
-        finally:
-            outcome = result.status if result else error.reason if error else "interrupted"
-            if result is None and error is None:
-                breakers.release(connector)
-            latency_s = result.latency_s if result and result.latency_s else deps.clock.monotonic() - started
-            attempts.append(
-                _tool_attempt(tool, len(attempts) + 1, started_ms, latency_s, outcome=outcome, result=result)
-            )
-            if permit is not None:
-                deps.limiter.settle(permit, f"tool:{connector}", tokens_used=None, limits=None)
-        if result is not None:
-            breakers.record_success(connector)
-            return result
-        assert error is not None
-        breakers.record_failure(
-            connector, deps.clock.monotonic(), reason=error.reason, trip=isinstance(error, ToolAuthFailed)
-        )
-        return error
-
-    async def _permit(self, tool: Tool, *, remaining_s: float) -> Permit | None:
-        """The connector's share of its rate limit (every worker's calls together), like a model's."""
-        deps = self._deps
-        if deps.limiter.idle:
-            return None
-        key = f"tool:{tool.connector}"
-        granted = await deps.limiter.acquire(self._agent.name, key, tokens=0, max_wait_s=remaining_s / 2)
-        if isinstance(granted, Permit):
-            return granted
-        wait = "this worker has no share of it" if math.isinf(granted.wait_s) else f"waiting {granted.wait_s:.1f} s"
-        message = (
-            f"connector {tool.connector}: {granted.limit} limit: {wait}, and the event's deadline does not leave that"
-        )
-        raise ChainStopped("dead_letter", RateLimitWait(message, retry_after_s=granted.wait_s))
-
-
-def _tool_attempt(
-    tool: Tool, number: int, started_ms: int, latency_s: float, *, outcome: str, result: ToolResult | None
-) -> Attempt:
-    return Attempt(
-        provider=tool.connector,
-        model=tool.spec.name,
-        number=number,
-        started_at_ms=started_ms,
-        latency_s=latency_s,
-        tokens_in=0,
-        tokens_out=0,
-        model_version=None,
-        outcome=outcome,
-        purpose="tool",
-        kind="tool",
-        response_bytes=result.response_bytes if result else 0,
-    )
+        request = ToolRequest(self.tools[call.name], parse_arguments(call) or {}, key, purpose="tool")
+        return await call_tool(request, self._agent, self._deps, attempts, deadline=deadline)
