@@ -16,6 +16,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, field_validator
 
+from streams.agent.context_lookups import ContextLookup, ToolLookup, TopicLookup, check_names
 from streams.agent.handoff_policy import HandoffPolicy, schema_problems
 from streams.agent.output_schema import to_json_schema
 from streams.agent.prompt import PromptTemplates, compile_template
@@ -25,7 +26,11 @@ from streams.core.config_file import validation_problems
 from streams.core.errors import AgentDefinitionError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
-_LATER_FIELDS = ("evaluation", "tools")  # optional fields a digest leaves out while unset (``definition_document``)
+_LATER_FIELDS = (
+    "evaluation",
+    "tools",
+    "context",
+)  # optional fields a digest leaves out while unset (``definition_document``)
 
 
 class _Strict(BaseModel):
@@ -167,6 +172,17 @@ class AgentDefinition(_Strict):
     canary: CanaryPolicy = CanaryPolicy()
     evaluation: EvaluationPolicy | None = None
     tools: ToolsPolicy | None = None
+    context: dict[str, ContextLookup] | None = Field(
+        default=None,
+        description="Lookups before the prompt, addressed as context.<name> (streams/agent/context_lookups.py)",
+    )
+
+    @field_validator("context")
+    @classmethod
+    def _context_names(
+        cls, value: dict[str, ToolLookup | TopicLookup] | None
+    ) -> dict[str, ToolLookup | TopicLookup] | None:
+        return check_names(value) if value is not None else None
 
     @field_validator("name")
     @classmethod

@@ -3,7 +3,8 @@
 Templates use ``{{ path }}`` for a required value and ``{{ path? }}`` for an optional one (empty
 when missing or null, and left out of a trimmed prompt). Paths address the event: ``event_id``,
 ``tenant``, ``source_system``, ``business_key``, ``occurred_at`` (ISO-8601) and
-``payload.<field>.<field>``. Strings render as-is; other values render as compact JSON. Templates
+``payload.<field>.<field>``, and ``context.<name>.<field>``: what the agent's context lookups found
+(streams/agent/context_lookups.py). Strings render as-is; other values render as compact JSON. Templates
 are compiled once when the agent is loaded.
 """
 
@@ -84,8 +85,9 @@ class RenderedPrompt:
         return sum(len(m.content) for m in self.messages)
 
 
-def render_prompt(templates: PromptTemplates, event: RequestEvent, *, trim: bool = False) -> RenderedPrompt:
-    context = {
+def event_values(event: RequestEvent) -> dict[str, Any]:
+    """What a template addresses of an event (context lookups' templates too)."""
+    return {
         "event_id": event.event_id,
         "tenant": event.tenant,
         "source_system": event.source_system,
@@ -93,8 +95,15 @@ def render_prompt(templates: PromptTemplates, event: RequestEvent, *, trim: bool
         "occurred_at": datetime.fromtimestamp(event.occurred_at_ms / 1000, UTC).isoformat(),
         "payload": event.payload,
     }
-    system = templates.system.render(context, trim=trim)
-    user = templates.user.render(context, trim=trim)
+
+
+def render_prompt(
+    templates: PromptTemplates, event: RequestEvent, *, trim: bool = False, context: dict[str, Any] | None = None
+) -> RenderedPrompt:
+    """``context``: the results of the agent's context lookups, addressed as ``context.<name>``."""
+    values = event_values(event) | {"context": context or {}}
+    system = templates.system.render(values, trim=trim)
+    user = templates.user.render(values, trim=trim)
     digest = hashlib.sha256(f"{system}\x00{user}".encode()).hexdigest()[:16]
     return RenderedPrompt((ChatMessage("system", system), ChatMessage("user", user)), digest)
 

@@ -11,31 +11,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connectors.tools.http import HttpToolClient
+from streams.agent.context_lookups import context_topics, lookup_connectors, lookup_problems
 from streams.agent.definition import Agent
 from streams.agent.tools_policy import tool_problems
 from streams.core.connectors import ConnectorDefinition, load_connectors
 from streams.core.errors import AgentDefinitionError, ConnectorConfigError
+from streams.core.kafka_client import ClientConfig
 from streams.core.ports.model import ToolSpec
 from streams.core.ports.tools import ToolClient
 from streams.core.settings import Settings
+from streams.kafka.skipped import SkippedRecords
+from streams.kafka.topic_table import TopicTable
 from streams.pipeline.tools import Toolbox, http_tool_specs
 
 
 def used_connectors(settings: Settings, agents: list[Agent]) -> dict[str, ConnectorDefinition]:
-    """The connectors ``agents`` call, from ``KEEL_CONNECTORS_DIR``; an agent that names a connector or
-    a tool that is not declared is refused here, with its file and the field."""
-    wanted = [agent for agent in agents if agent.definition.tools is not None]
+    """The connectors ``agents`` call (tools and context lookups), from ``KEEL_CONNECTORS_DIR``; an
+    agent that names a connector or a tool that is not declared is refused here, with its file and
+    the field."""
+    wanted = [a for a in agents if a.definition.tools is not None or lookup_connectors(a.definition.context)]
     if not wanted:
         return {}
     declared = load_connectors(settings.connectors_dir)
     used: dict[str, ConnectorDefinition] = {}
     for agent in wanted:
-        tools = agent.definition.tools
-        problems = tool_problems(tools, declared)
+        tools, context = agent.definition.tools, agent.definition.context
+        problems = tool_problems(tools, declared) + lookup_problems(context, declared)
         if problems:
             raise AgentDefinitionError(str(agent.source_path), problems)
-        assert tools is not None
-        used |= {connector: declared[connector] for connector, _ in tools.allowed()}
+        names = {connector for connector, _ in tools.allowed()} if tools is not None else set()
+        used |= {name: declared[name] for name in names | lookup_connectors(context)}
     return used
 
 
@@ -50,6 +55,14 @@ def build_toolbox(connectors: Mapping[str, ConnectorDefinition]) -> Toolbox | No
             raise ConnectorConfigError(f"connector {name}: kind {connector.kind} is not supported by this worker yet")
         clients[name], specs[name] = HttpToolClient(connector), http_tool_specs(connector)
     return Toolbox(connectors, clients, specs)
+
+
+def context_tables(
+    agents: list[Agent], settings: Settings, kafka: ClientConfig, skipped: SkippedRecords
+) -> dict[str, TopicTable]:
+    """A table of each compacted topic the agents' context lookups read, by the name they declare."""
+    names = set().union(*(context_topics(agent.definition.context) for agent in agents))
+    return {name: TopicTable(kafka, settings.topic(name), skipped) for name in sorted(names)}
 
 
 def tool_rate_limited(connectors: Mapping[str, ConnectorDefinition]) -> dict[str, int]:

@@ -11,6 +11,7 @@ from random import Random
 
 from connectors.models.openai_compat import OpenAICompatClient
 from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
+from streams.agent.context_lookups import lookup_connectors
 from streams.agent.definition import Agent, RateLimitPolicy
 from streams.apps.registry.client_mode import load_schemas
 from streams.apps.toolbox import build_toolbox, tool_rate_limited, used_connectors
@@ -143,7 +144,8 @@ def build_limiter(
 def _keys_used(agent: Agent) -> set[str]:
     """The limiter keys an agent's calls take: its models', and its connectors' (``tool:<connector>``)."""
     tools = agent.definition.tools
-    connectors = {f"tool:{connector}" for connector, _ in tools.allowed()} if tools is not None else set()
+    names = {connector for connector, _ in tools.allowed()} if tools is not None else set()
+    connectors = {f"tool:{name}" for name in names | lookup_connectors(agent.definition.context)}
     return {spec.key for spec in agent.definition.model_chain} | connectors
 
 

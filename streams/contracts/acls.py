@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from streams.agent.context_lookups import context_topics
 from streams.agent.definition import Agent
 from streams.contracts.topics import (
     AGENT_CONFIGS,
@@ -103,6 +104,7 @@ def worker(agent: Agent, settings: Settings) -> Principal:
     grants = [
         *_groups([intake_group(settings.model_copy(update={"agents": [agent.name]})), budget_owner_group(settings)]),
         *_topics(["READ"], [topics.input, *waiting, t(AGENT_CONFIGS)]),
+        *_topics(["READ"], [t(name) for name in sorted(context_topics(agent.definition.context))]),  # lookups
         *_topics(["WRITE"], [topics.results, topics.review, topics.dlq, *waiting, t(AUDIT), t(USAGE), t(ALERTS)]),
         *_topics(["READ", "WRITE"], [outcomes_topic(settings, agent)]),
         # budget clients ask and read answers; the budget owner (in every worker) answers and keeps a ledger

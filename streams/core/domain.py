@@ -49,10 +49,12 @@ class Stage(StrEnum):
     """Where an event failed; dead letters and audit records name it."""
 
     DECODE = "decode"
+    CONTEXT = "context"  # a context lookup (streams/pipeline/context.py)
     PROMPT = "prompt"
     MODEL = "model"
     PARSE = "parse"
     VALIDATE = "validate"
+    TOOL = "tool"  # a tool call the model asked for (streams/pipeline/tool_loop.py)
     REVIEW = "review"  # a reviewer rejected the output (streams/review/apply.py)
     INTERNAL = "internal"
 

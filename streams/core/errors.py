@@ -358,6 +358,12 @@ class ToolStepsExceeded(KeelError):
     reason = "tool_steps_exceeded"
 
 
+class ContextMissing(KeelError):
+    """A context lookup the agent needs found nothing for the event (an unknown key, a 404)."""
+
+    reason = "context_missing"
+
+
 class ConnectorConfigError(ConfigError):
     reason = "connector_config_invalid"
 

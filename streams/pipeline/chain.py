@@ -28,6 +28,8 @@ from streams.core.errors import (
     ProviderTimeout,
     RateLimitWait,
     ToolCallInvalid,
+    ToolError,
+    ToolStepsExceeded,
 )
 from streams.core.ports.model import CHARS_PER_TOKEN, ChatMessage, ModelRequest, ModelResponse, estimate_prompt_tokens
 from streams.cost.budget import Reservation
@@ -58,6 +60,8 @@ class _Answer:
 
 
 def stage_of(error: KeelError) -> Stage:
+    if isinstance(error, ToolError | ToolStepsExceeded):
+        return Stage.TOOL
     if isinstance(error, OutputNotJson | OutputTruncated):
         return Stage.PARSE
     if isinstance(error, OutputError):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from random import Random
-from typing import Protocol
+from typing import Any, Protocol
 
 from streams.agent.definition import ModelSpec
 from streams.core.catalogue import Catalogue
@@ -17,6 +17,13 @@ from streams.pipeline.circuit import CircuitBreakers
 from streams.pipeline.limiter import NO_LIMITS, RateLimiter
 from streams.pipeline.model_slots import NO_SLOTS, ModelSlots
 from streams.pipeline.tools import Toolbox
+
+
+class KeyTable(Protocol):
+    """A compacted topic as the worker holds it: the latest value of each key (None: none, or deleted);
+    context lookups read it (streams/pipeline/context.py, streams/kafka/topic_table.py)."""
+
+    def get(self, key: str) -> Any | None: ...
 
 
 class BudgetGate(Protocol):
@@ -50,3 +57,4 @@ class Deps:
     limiter: RateLimiter = NO_LIMITS  # shared rate limits (streams/pipeline/limiter.py); the default never waits
     slots: ModelSlots = NO_SLOTS  # per-model concurrency (streams/pipeline/model_slots.py); the default limits none
     toolbox: Toolbox | None = None  # the connectors' tools (streams/pipeline/tools.py); None: no connectors
+    tables: Mapping[str, KeyTable] = field(default_factory=dict)  # compacted topics context lookups read, by name

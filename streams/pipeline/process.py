@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from streams.agent.definition import Agent, ModelSpec
 from streams.agent.prompt import RenderedPrompt, render_prompt
@@ -31,6 +32,7 @@ from streams.core.domain import (
 from streams.core.errors import BudgetExhausted, KeelError, ModelVersionChanged, NoModelLeftForRerun
 from streams.core.ports.clock import Clock
 from streams.pipeline.chain import ChainSuccess, run_chain, stage_of
+from streams.pipeline.context import look_up
 from streams.pipeline.decode import Decoded, read_source
 from streams.pipeline.deps import Deps
 from streams.pipeline.fallback import next_tier
@@ -111,9 +113,12 @@ async def process(
             raise decoded.error
         run.event = decoded.event
         assert run.event is not None
+        run.stage = Stage.CONTEXT
+        deadline = run.started + agent.definition.reliability.deadline_s
+        context = await look_up(agent, run.event, deps, run.attempts, deadline=deadline)
         run.stage = Stage.PROMPT
-        run.prompt = render_prompt(agent.templates, run.event)
-        trimmed = _trimmed(agent, run.event, run.prompt)
+        run.prompt = render_prompt(agent.templates, run.event, context=context)
+        trimmed = _trimmed(agent, run.event, run.prompt, context)
         run.stage = Stage.MODEL
         tools = await _tool_loop(
             agent, deps, run, Decision(run.event.event_id, generation, pass_number, journal or MemoryJournal())
@@ -131,7 +136,7 @@ async def process(
         )
         run.prompt = success.prompt
     except ChainStopped as stop:
-        run.stage = stage_of(stop.error)
+        run.stage = run.stage if run.stage is Stage.CONTEXT else stage_of(stop.error)
         if isinstance(stop.error, BudgetExhausted):
             error = stop.error
             return Parked(run.trace(), run.failure(error), error.scope, error.period, error.until_ms)
@@ -236,9 +241,11 @@ def version_change(spec: ModelSpec, reported: str) -> str | None:
     return f"{ModelVersionChanged.reason}: {spec.key} reported {reported!r}, pinned {spec.version!r}"
 
 
-def _trimmed(agent: Agent, event: RequestEvent, prompt: RenderedPrompt) -> RenderedPrompt | None:
+def _trimmed(
+    agent: Agent, event: RequestEvent, prompt: RenderedPrompt, context: dict[str, Any]
+) -> RenderedPrompt | None:
     """The prompt without its optional context, when the agent allows it and it is any shorter."""
     if not agent.definition.prompt.trim_optional_context:
         return None
-    trimmed = render_prompt(agent.templates, event, trim=True)
+    trimmed = render_prompt(agent.templates, event, trim=True, context=context)
     return trimmed if trimmed.chars < prompt.chars else None

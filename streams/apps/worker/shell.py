@@ -28,6 +28,7 @@ from streams.apps import faust_app
 from streams.apps.faust_app import exit_for_restart
 from streams.apps.metrics import LiveSources, WorkerMetrics
 from streams.apps.registry.lookup import resolve_schema_id
+from streams.apps.toolbox import context_tables
 from streams.apps.wiring import Runtime, adapted, load_runtime
 from streams.apps.worker.budget_client import BudgetClient
 from streams.apps.worker.budget_owner import BudgetOwner, run_owner
@@ -50,6 +51,7 @@ from streams.kafka.intake import Ack, Deliver, Intake
 from streams.kafka.outcome_store import OutcomeStore, Recorded, input_digest
 from streams.kafka.producer import RecordProducer, until_written
 from streams.kafka.skipped import SkippedRecords
+from streams.kafka.topic_table import TopicTable
 from streams.pipeline.decode import Decoded, read_source, refused
 from streams.pipeline.limiter import Limiter
 from streams.pipeline.process import process
@@ -65,6 +67,8 @@ def create_app(runtime: Runtime) -> faust.App:
     inflight = Inflight(settings.max_in_flight)
     metrics = WorkerMetrics(runtime.pricing)
     runtime, budgets = _with_budgets(app, runtime, producer, metrics.skipped)
+    tables = context_tables(runtime.agents, settings, kafka, metrics.skipped)
+    runtime = dataclasses.replace(runtime, deps=dataclasses.replace(runtime.deps, tables=tables))
     stores: dict[str, OutcomeStore] = {}  # by every topic the store's agent reads
     routes: dict[str, Deliver] = {}
     shells: list[_Shell] = []
@@ -89,7 +93,7 @@ def create_app(runtime: Runtime) -> faust.App:
         fatal=exit_for_restart,
     )
 
-    app.task(functools.partial(_read_topics, configs, intake))
+    app.task(functools.partial(_read_topics, configs, list(tables.values()), intake))
     runtime.limiter.observer = metrics.rate_limits
     runtime.slots.observer = metrics.model_queue
     deps = runtime.deps
@@ -117,6 +121,8 @@ def create_app(runtime: Runtime) -> faust.App:
             log.warning("stopping: %d in-flight events did not end in time; they run again after a restart", abandoned)
         await intake.stop()
         await configs.stop()
+        for table in tables.values():
+            await table.stop()
         await runtime.aclose()
         if budgets is not None:
             await budgets.client.stop()
@@ -189,10 +195,13 @@ def _on_assign(limiter: Limiter) -> Callable[[set[TopicPartition]], None]:
     return assigned
 
 
-async def _read_topics(configs: ConfigFeed, intake: Intake) -> None:
+async def _read_topics(configs: ConfigFeed, tables: list[TopicTable], intake: Intake) -> None:
     try:
         await configs.start()  # the live versions first: no event runs on a version it should not
         configs.following.add_done_callback(_config_feed_ended)  # type: ignore[union-attr]
+        for table in tables:  # and the context lookups' tables, read to their end
+            await table.start()
+            table.following.add_done_callback(_config_feed_ended)  # type: ignore[union-attr]
         await intake.run()
     except Exception as exc:  # a bug, or a consumer that cannot go on: never carry on without reading
         exit_for_restart("reading the agents' topics failed", exc)
@@ -200,7 +209,7 @@ async def _read_topics(configs: ConfigFeed, intake: Intake) -> None:
 
 def _config_feed_ended(task: asyncio.Task[None]) -> None:
     if not task.cancelled():
-        exit_for_restart("following keel.agent-configs failed", task.exception() or RuntimeError("it ended"))
+        exit_for_restart(f"following {task.get_name()} failed", task.exception() or RuntimeError("it ended"))
 
 
 @dataclass(frozen=True, slots=True)

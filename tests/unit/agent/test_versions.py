@@ -103,7 +103,7 @@ def test_later_blocks_change_the_version_and_their_absence_keeps_the_digest_it_h
 ) -> None:
     agent = agents["support_triage"]
     document = agent.definition.model_dump(mode="json")
-    for later in ("evaluation", "tools"):  # the definition as it was before these blocks existed
+    for later in ("evaluation", "tools", "context"):  # the definition as it was before these blocks existed
         del document[later]
     before = hashlib.sha256(orjson.dumps({"definition": document, "output": agent.output_schema.raw},
                                          option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]  # fmt: skip
