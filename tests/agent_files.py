@@ -19,12 +19,14 @@ def write_agents(
     budget: dict[str, Any] | None = None,
     handoff: dict[str, dict[str, Any]] | None = None,
     fallback_model: str | None = None,
+    blocks: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
     """``model`` fields are set on every model of each chain, ``reliability`` and ``concurrency`` fields
     on those policies; the agents' budgets are replaced by ``budget`` (by default: none, so that calls
     make no budget round trips unless a test asks for them), and their handoff policies by
     ``handoff[agent name]`` (by default: autonomous, so that every event has exactly one outcome
-    record); ``fallback_model`` adds a model of that name after the last of each chain."""
+    record); ``fallback_model`` adds a model of that name after the last of each chain; ``blocks[agent
+    name]`` sets top-level fields of that agent (``tools``, ``context``, ``prompt``...)."""
     target.mkdir(parents=True, exist_ok=True)
     for source in (REPO_ROOT / "deploy" / "agents").glob("*.yaml"):
         definition = yaml.safe_load(source.read_text())
@@ -36,5 +38,6 @@ def write_agents(
         definition["concurrency"] = {**definition.get("concurrency", {}), **(concurrency or {})}
         definition["budget"] = budget or {}
         definition["handoff"] = (handoff or {}).get(definition["name"], {})
+        definition.update((blocks or {}).get(definition["name"], {}))
         (target / source.name).write_text(yaml.safe_dump(definition, allow_unicode=True))
     return target

@@ -86,6 +86,7 @@ def worker_stack(
     fallback_model: str | None = None,
     namespace: str | None = None,
     security: KafkaSecuritySettings | None = None,
+    blocks: dict[str, dict[str, Any]] | None = None,
 ) -> Iterator[Stack]:
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``, running
     the shipped agents with ``reliability`` fields changed: by default without retry tiers, so that a
@@ -99,6 +100,7 @@ def worker_stack(
         budget=budget,
         handoff=handoff,
         fallback_model=fallback_model,
+        blocks=blocks,
     )
     settings = Settings(
         bootstrap_servers=bootstrap,
