@@ -22,8 +22,11 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
+import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
+from connectors.crm.customers import Customers
+from connectors.crm.server import CrmState, start_crm
 from connectors.local import kafka_local
 from streams.agent.definition import load_agents
 from streams.cli.local_stack import simulator_process, terminate, worker_process
@@ -39,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, run a
 from agent_files import write_agents
 
 CHAOS_PORT = 29392
+CRM_TOKEN = "chaos-crm-token"
 AGENTS = ["support_triage", "invoice_extraction"]
 SAMPLES = REPO_ROOT / "deploy" / "samples"
 
@@ -53,6 +57,7 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     deletes_outcomes: bool = False  # the disruption deletes an outcome topic, and the outcomes in it
+    tools: bool = False  # support_triage opens a ticket in the loopback CRM for every event (a write tool)
 
 
 @dataclass
@@ -153,6 +158,7 @@ SCENARIOS = [
         kill_during_calls, env={"KEEL_CIRCUIT_COOLDOWN_S": "2"},
     ),
     Scenario("poison pills mixed in", 300, ["--latency-ms", "10"], poison_every=10),
+    Scenario("kill -9 worker during tool calls (x3)", 200, ["--latency-ms", "40"], kill_during_calls, tools=True),
     Scenario(
         "outcome topic deleted, then back", 200, ["--latency-ms", "30"], outcome_topic_missing, deletes_outcomes=True
     ),
@@ -170,6 +176,25 @@ def chaos_agents(target: Path) -> Path:
         model={"timeout_s": 2, "max_retries": 2},
         reliability={"deadline_s": 30, "backoff_base_s": 0.2, "retry_delays_s": [1, 3]},
         concurrency={"max_in_flight": 32},  # many events in flight when a fault lands
+    )
+
+
+def tool_agents(target: Path, connectors: Path, crm_url: str) -> Path:
+    """The chaos agents, with support_triage told (by a simulator directive in its prompt) to open a
+    follow-up ticket in the CRM for each event, through the shipped connector pointed at ``crm_url``."""
+    triage = yaml.safe_load((REPO_ROOT / "deploy" / "agents" / "support_triage.yaml").read_text())
+    ticket = '{"customer_id": "{{ payload.customer.id }}", "title": "follow-up {{ payload.ticket_id }}"}'
+    prompt = triage["prompt"] | {"user": triage["prompt"]["user"] + f"\n[[sim:tool create_ticket {ticket}]]\n"}
+    blocks = {"support_triage": {"tools": {"allow": ["crm.create_ticket"]}, "prompt": prompt}}
+    connector = yaml.safe_load((REPO_ROOT / "deploy" / "connectors" / "crm.yaml").read_text())
+    connectors.mkdir(parents=True, exist_ok=True)
+    (connectors / "crm.yaml").write_text(yaml.safe_dump(connector | {"base_url": crm_url}))
+    return write_agents(
+        target,
+        model={"timeout_s": 2, "max_retries": 2},
+        reliability={"deadline_s": 30, "backoff_base_s": 0.2, "retry_delays_s": [1, 3]},
+        concurrency={"max_in_flight": 32},
+        blocks=blocks,
     )
 
 
@@ -203,6 +228,25 @@ async def watching(run: Run) -> AsyncIterator[Tally]:
 
 
 async def run_scenario(scenario: Scenario, broker: kafka_local.LocalKafka, agents_dir: Path) -> dict[str, object]:
+    if not scenario.tools:
+        return await _run_scenario(scenario, broker, agents_dir, {})
+    crm = await start_crm(CrmState(Customers.from_samples(SAMPLES / "support_triage.jsonl"), token=CRM_TOKEN))
+    try:
+        state_dir = Path(tempfile.mkdtemp(prefix="keel-chaos-tools-"))
+        agents_dir = tool_agents(state_dir / "agents", state_dir / "connectors", crm.url)
+        env = {"KEEL_CONNECTORS_DIR": str(state_dir / "connectors"), "CRM_API_TOKEN": CRM_TOKEN}
+        row = await _run_scenario(scenario, broker, agents_dir, env)
+    finally:
+        await crm.stop()
+    titles = [ticket["title"] for ticket in crm.state.tickets]
+    results = int(str(row["events"])) // len(AGENTS)  # the support tickets: each opens one ticket
+    return row | {"tickets": len(titles), "repeated_writes": len(titles) - len(set(titles)),
+                  "missing_writes": max(0, results - len(set(titles))), "replayed_by_key": crm.state.replays}  # fmt: skip
+
+
+async def _run_scenario(
+    scenario: Scenario, broker: kafka_local.LocalKafka, agents_dir: Path, extra_env: dict[str, str]
+) -> dict[str, object]:
     namespace = f"chaos-{uuid.uuid4().hex[:6]}"
     state_dir = Path(tempfile.mkdtemp(prefix="keel-chaos-"))
     settings = Settings(
@@ -218,6 +262,7 @@ async def run_scenario(scenario: Scenario, broker: kafka_local.LocalKafka, agent
         "KEEL_SESSION_TIMEOUT_S": "6",
         "KEEL_HEARTBEAT_INTERVAL_S": "1",
         **scenario.env,
+        **extra_env,
     }
     run = Run(scenario, settings, catalogue, broker, env)
     started = time.monotonic()
@@ -323,7 +368,8 @@ async def main() -> int:
     finally:
         kafka_local.stop(broker)
     print_table(rows)
-    totals = {key: sum(int(str(r[key])) for r in rows) for key in ("lost", "duplicate_outcomes", "double_paid")}
+    keys = ("lost", "duplicate_outcomes", "double_paid", "repeated_writes", "missing_writes")
+    totals = {key: sum(int(str(r.get(key, 0))) for r in rows) for key in keys}
     unaudited = sum(int(str(r["unaudited"])) for r in rows)
     print(orjson.dumps({"scenarios": rows, **totals}).decode())
     return 0 if not any(totals.values()) and not unaudited else 1
