@@ -86,3 +86,26 @@ def test_loaded_entries_do_not_stay_in_memory() -> None:
 def _rss_kb() -> int:
     status = Path("/proc/self/status").read_text()
     return int(status.split("VmRSS:")[1].split()[0])
+
+
+async def test_a_tool_journal_is_kept_beside_the_entries_under_a_key_no_event_id_takes() -> None:
+    from streams.core.kafka_client import ClientConfig
+    from streams.kafka.outcome_store import JOURNAL_PREFIX, OutcomeStore
+
+    sent: list[tuple[str, bytes, bytes, int]] = []
+
+    async def send(topic: str, key: bytes, value: bytes, partition: int) -> None:
+        sent.append((topic, key, value, partition))
+
+    store = OutcomeStore(ClientConfig(bootstrap_servers="127.0.0.1:9"), "a.outcomes", send)
+    store._loaded.add(2)  # the partition as loaded: nothing to read from a broker
+    journal = store.journal("e1", partition=2)
+    assert await journal.load() is None
+    await journal.save(b"step 1")
+    await store.record("e1", Recorded(RECORDS, 0, b"d" * 16, "a.in/2/7"), partition=2)
+    assert await journal.load() == b"step 1"
+    assert (await store.recorded("e1", partition=2)) is not None
+    assert [key for _, key, _, _ in sent] == [JOURNAL_PREFIX + b"e1", b"e1"]
+    with pytest.raises(UnicodeDecodeError):
+        JOURNAL_PREFIX.decode("utf-8")  # so no event id (a str) encodes to a journal's key
+    store.close()
