@@ -31,7 +31,7 @@ from streams.core.errors import (
     ProviderServerError,
     ProviderTimeout,
 )
-from streams.core.ports.model import ModelRequest, ModelResponse, ProviderLimits
+from streams.core.ports.model import ChatMessage, ModelRequest, ModelResponse, ProviderLimits, ToolCall
 
 SNIPPET_CHARS = 300
 
@@ -138,7 +138,15 @@ def build_chat_body(request: ModelRequest, *, style: ResponseFormatStyle = "json
     """
     body: dict[str, Any] = dict(request.parameters)
     body["model"] = request.model
-    body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+    body["messages"] = [_wire_message(m) for m in request.messages]
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": dict(t.parameters)},
+            }
+            for t in request.tools
+        ]
     if request.response_schema is not None and style == "json_object":
         body["response_format"] = {"type": "json_object", "schema": dict(request.response_schema)}
     elif request.response_schema is not None:
@@ -151,6 +159,19 @@ def build_chat_body(request: ModelRequest, *, style: ResponseFormatStyle = "json
             },
         }
     return body
+
+
+def _wire_message(message: ChatMessage) -> dict[str, Any]:
+    """One message as OpenAI takes it: an assistant's tool calls, a tool's answer to one of them."""
+    if message.role == "assistant" and message.tool_calls:
+        calls = [
+            {"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+        return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    return {"role": message.role, "content": message.content}
 
 
 _NO_LIMITS = ProviderLimits()
@@ -249,11 +270,20 @@ def parse_completion(
     refusal = message.get("refusal")
     if finish_reason == "content_filter" or (isinstance(refusal, str) and refusal.strip()):
         raise fail(ModelRefused, "the model refused")
+    tool_calls = _tool_calls(message.get("tool_calls"))
+    if tool_calls is None:
+        raise fail(ProviderBadResponse, "choices[0].message.tool_calls holds a malformed function call")
     text = message.get("content")
+    if text is None and tool_calls:
+        text = ""
     if not isinstance(text, str):
         raise fail(ProviderBadResponse, "choices[0].message.content is not a string")
+    if tool_calls:
+        finish_reason = "tool_calls"
     usage = body.get("usage")
     usage = usage if isinstance(usage, dict) else {}
+    details = usage.get("prompt_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
     return ModelResponse(
         text=text,
         model_version=_model_version(body, request.model),
@@ -262,7 +292,27 @@ def parse_completion(
         latency_s=latency_s,
         finish_reason=finish_reason if isinstance(finish_reason, str) else "unknown",
         rate_limits=limits,
+        tool_calls=tool_calls,
+        tokens_cache_read=cached,
     )
+
+
+def _tool_calls(value: Any) -> tuple[ToolCall, ...] | None:
+    """The function calls in ``message.tool_calls`` (absent or null: none); None when one is malformed."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        return None
+    calls: list[ToolCall] = []
+    for entry in value:
+        function = entry.get("function") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or entry.get("type", "function") != "function" or not isinstance(function, dict):
+            return None
+        call_id, name, arguments = entry.get("id"), function.get("name"), function.get("arguments")
+        if not (isinstance(call_id, str) and call_id and isinstance(name, str) and name and isinstance(arguments, str)):
+            return None
+        calls.append(ToolCall(call_id=call_id, name=name, arguments=arguments))
+    return tuple(calls)
 
 
 def _model_version(body: Mapping[str, Any], requested: str) -> str:
