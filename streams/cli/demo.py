@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -172,6 +172,8 @@ async def _watch(watcher: OutcomeWatcher, event_ids: list[str], options: DemoOpt
             if out is not None and observed.kind in ("result", "review", "dead_letter"):
                 shown.add(observed.event_id)
                 print(f"[{len(shown):>4}/{len(expected)}] {describe(observed)}", file=out, flush=True)
+            elif out is not None and observed.kind == "audit" and (calls := tool_calls(observed.value)):
+                print(f"       {observed.event_id[:8]} tools: {calls}", file=out, flush=True)
     # a little longer, so usage records written after the last outcome are counted too
     for observed in await watcher.poll(timeout_s=1.0):
         if observed.event_id in expected:
@@ -191,6 +193,12 @@ def describe(observed: Observed) -> str:
         return f"REVIEW ({route}) {value['agent']} {value['business_key']}: {why}: {_clip(value['message'], 100)}"
     fields = ", ".join(f"{k}={_clip(str(v), 40)}" for k, v in list(value["output"].items())[:3])
     return f"{observed.kind.upper()} {value['agent']} {value['business_key']}: {fields}"
+
+
+def tool_calls(audit: dict[str, Any]) -> str:
+    """An event's tool calls in order, from its audit record (empty: it made none)."""
+    calls = [a for a in audit.get("attempt_log") or () if a.get("purpose") in ("tool", "context")]
+    return " -> ".join(f"{a['provider']}.{a['model']} {a['outcome']} ({a['latency_ms']:.0f} ms)" for a in calls)
 
 
 def _clip(text: str, limit: int) -> str:
