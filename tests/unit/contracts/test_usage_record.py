@@ -101,7 +101,10 @@ def test_a_tool_call_is_a_usage_record_of_its_own_kind_and_costs_no_model(
     first, second = usage_of((model, tool), catalogue, agents, make_source(event=event), event)
     assert (first["kind"], first["response_bytes"], first["cost_usd"]) == ("model", 0, (100 * 2 + 30 * 8) / 1e6)
     assert (second["kind"], second["provider"], second["model"], second["outcome"]) == (
-        "tool", "crm", "lookup_customer", "http_404"
+        "tool",
+        "crm",
+        "lookup_customer",
+        "http_404",
     )
     assert (second["response_bytes"], second["cost_usd"], second["price_version"]) == (321, 0.0, None)
     v3, v4 = catalogue.by_id(13), catalogue.by_id(17)
