@@ -7,10 +7,8 @@ The HTTP call is the only I/O here. Building the body, reading ``Retry-After`` a
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
-import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -19,21 +17,14 @@ import orjson
 from pydantic import SecretStr
 
 from connectors.http_headers import non_negative, parse_retry_after
+from connectors.models.http_errors import common_error, count, post_within, redact, snippet
 from streams.core.errors import (
     ContextLengthExceeded,
     ModelRefused,
-    ProviderAuthError,
     ProviderBadResponse,
-    ProviderConnectionError,
     ProviderError,
-    ProviderRateLimited,
-    ProviderRequestRejected,
-    ProviderServerError,
-    ProviderTimeout,
 )
 from streams.core.ports.model import ChatMessage, ModelRequest, ModelResponse, ProviderLimits, ToolCall
-
-SNIPPET_CHARS = 300
 
 # How servers say "the prompt does not fit": OpenAI's error code, vLLM, llama.cpp (old and new), Ollama.
 _CONTEXT_TOO_LONG = (
@@ -73,23 +64,14 @@ class OpenAICompatClient:
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         content = orjson.dumps(build_chat_body(request, style=self._style))
-        started = time.perf_counter()
-        try:
-            # httpx bounds each phase; asyncio.timeout bounds the sum, so a body that trickles in
-            # byte by byte cannot outlast the request's budget.
-            async with asyncio.timeout(request.timeout_s):
-                response = await self._http.post(
-                    self._url, content=content, headers=self._headers(), timeout=request.timeout_s
-                )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            message = f"no complete answer within {request.timeout_s:g} s ({type(exc).__name__})"
-            raise ProviderTimeout(self._describe(request, message), sent=request_sent(exc)) from exc
-        except httpx.DecodingError as exc:
-            raise ProviderBadResponse(self._describe(request, f"undecodable body: {exc}")) from exc
-        except httpx.TransportError as exc:
-            detail = f"{type(exc).__name__}: {exc}"
-            raise ProviderConnectionError(self._describe(request, detail), sent=request_sent(exc)) from exc
-        latency_s = time.perf_counter() - started
+        response, latency_s = await post_within(
+            self._http,
+            self._url,
+            content=content,
+            headers=self._headers(),
+            timeout_s=request.timeout_s,
+            describe=lambda detail: self._describe(request, detail),
+        )
         secret = self._api_key.get_secret_value() if self._api_key else None
         if not 200 <= response.status_code < 300:
             raise error_for_status(
@@ -116,18 +98,10 @@ class OpenAICompatClient:
 
     def _describe(self, request: ModelRequest, detail: str) -> str:
         secret = self._api_key.get_secret_value() if self._api_key else None
-        return f"{self.provider} model {request.model}: {_redact(detail, secret)}"
+        return f"{self.provider} model {request.model}: {redact(detail, secret)}"
 
 
 ResponseFormatStyle = Literal["json_schema", "json_object"]
-# Failures before any byte of the request left: no connection (or no pooled one) was ever had.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError, httpx.UnsupportedProtocol)
-
-
-def request_sent(exc: BaseException) -> bool:
-    """Whether a call that failed with ``exc`` may have reached the server (and been served, and billed).
-    An overall timeout (``TimeoutError``) may come in any phase: it counts as sent."""
-    return not isinstance(exc, _NOT_SENT)
 
 
 def build_chat_body(request: ModelRequest, *, style: ResponseFormatStyle = "json_schema") -> dict[str, Any]:
@@ -227,18 +201,9 @@ def error_for_status(
     """The error a non-2xx answer means; its message names provider, model, status and the body."""
     message = f"{provider} model {model}: HTTP {status}: {snippet(body_text, secret=secret)}"
     limits = parse_rate_limits(headers)
-    if status == 429:
-        retry_after_s = limits.retry_after_s if limits else None
-        return ProviderRateLimited(message, retry_after_s=retry_after_s, limits=limits)
-    if status in (401, 403):
-        return ProviderAuthError(message, limits=limits)
     if status in (400, 413) and any(phrase in body_text.lower() for phrase in _CONTEXT_TOO_LONG):
         return ContextLengthExceeded(message, limits=limits)
-    if 400 <= status < 500:
-        return ProviderRequestRejected(message, limits=limits)
-    if status >= 500:
-        return ProviderServerError(message, limits=limits)
-    return ProviderBadResponse(message, limits=limits)
+    return common_error(status, message, limits)
 
 
 def parse_completion(
@@ -283,12 +248,12 @@ def parse_completion(
     usage = body.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     details = usage.get("prompt_tokens_details")
-    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    cached = count(details.get("cached_tokens")) if isinstance(details, dict) else 0
     return ModelResponse(
         text=text,
         model_version=_model_version(body, request.model),
-        tokens_in=_count(usage.get("prompt_tokens")),
-        tokens_out=_count(usage.get("completion_tokens")),
+        tokens_in=count(usage.get("prompt_tokens")),
+        tokens_out=count(usage.get("completion_tokens")),
         latency_s=latency_s,
         finish_reason=finish_reason if isinstance(finish_reason, str) else "unknown",
         rate_limits=limits,
@@ -320,17 +285,3 @@ def _model_version(body: Mapping[str, Any], requested: str) -> str:
     version = model if isinstance(model, str) and model else requested
     fingerprint = body.get("system_fingerprint")
     return f"{version}+{fingerprint}" if isinstance(fingerprint, str) and fingerprint else version
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def snippet(text: str, *, secret: str | None = None) -> str:
-    """At most ``SNIPPET_CHARS`` of a body for an error message, with the API key blanked out."""
-    text = _redact(" ".join(text.split()), secret)
-    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 3] + "..."
-
-
-def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text

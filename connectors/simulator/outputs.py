@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from connectors.simulator.chat import SimToolCall, without_tool_directives
+
 FAULT_KINDS = (
     "5xx",
     "timeout",
@@ -91,7 +93,7 @@ def request_rng(seed: int, body: Mapping[str, Any]) -> Random:
 
 
 def prompt_words(texts: Sequence[str]) -> tuple[str, ...]:
-    words = tuple(w.lower() for t in texts for w in _WORD.findall(_DIRECTIVE.sub(" ", t)))
+    words = tuple(w.lower() for t in texts for w in _WORD.findall(_DIRECTIVE.sub(" ", without_tool_directives(t))))
     return words or _FALLBACK_WORDS
 
 
@@ -276,10 +278,16 @@ def completion_body(
     finish_reason: str,
     prompt_chars: int,
     created: int,
+    tool_call: SimToolCall | None = None,
 ) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` object."""
+    """An OpenAI ``chat.completion`` object (asking for ``tool_call`` when finish_reason says so)."""
     prompt_tokens = prompt_tokens_of(prompt_chars)
     completion_tokens = len(content or "") // 4 + 1
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if tool_call is not None and finish_reason == "tool_calls":
+        function = {"name": tool_call.name, "arguments": tool_call.arguments}
+        message["tool_calls"] = [{"id": tool_call.call_id, "type": "function", "function": function}]
+        completion_tokens += len(tool_call.arguments) // 4
     return {
         "id": f"chatcmpl-sim-{completion_id}",
         "object": "chat.completion",
@@ -289,7 +297,7 @@ def completion_body(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }

@@ -4,8 +4,11 @@ It is not a model. Tests and benchmarks point ``OpenAICompatClient`` at it to ge
 from the requested JSON schema, and failures on demand: by probability (``SimulatorConfig``) or per
 request, with a ``[[sim:KIND]]`` or ``[[sim:latency=MS]]`` marker in any message. A
 ``[[sim:outage=N]]`` marker plays a provider outage for that prompt: its first N requests get a 500,
-later ones an answer. With ``--requests-per-minute`` / ``--tokens-per-minute`` it enforces rate limits
-the way OpenAI does, with ``x-ratelimit-*`` headers on every answer (``connectors.simulator.limits``);
+later ones an answer. A ``[[sim:tool NAME {json-args}]]`` marker in a user or system message makes it
+answer with a call of that tool first (one call per marker, in order; ``connectors.simulator.chat``);
+the request's ``tools`` must offer NAME. With ``--requests-per-minute`` / ``--tokens-per-minute`` it
+enforces rate limits the way OpenAI does, with ``x-ratelimit-*`` headers on every answer
+(``connectors.simulator.limits``);
 ``POST /sim/throttle {"seconds": S}`` answers every request with a 429 for S seconds.
 
     python -m connectors.simulator --port 8090 --latency-ms 200 --p-5xx 0.3 --seed 7
@@ -27,7 +30,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from connectors.simulator import openai_wire
 from connectors.simulator import outputs as out
+from connectors.simulator.chat import SimChat, SimToolCall
 from connectors.simulator.limits import SimRateLimits, Verdict
 from streams.core.ports.model import max_output_tokens
 
@@ -168,9 +173,10 @@ class _Simulator:
         arrived = time.monotonic()
         self._times.append(arrived - self._started)
         try:
-            body, texts = _read_chat(await request.read())
+            chat = openai_wire.read_chat(await request.read())
+            body, texts = chat.body, chat.texts
             forced, latency_ms, outage = out.parse_directives(texts)
-            draft = _draft(body, texts, self.config.seed)
+            draft = _draft(chat, self.config.seed)
         except ValueError as exc:  # not a chat request, an unknown directive, an unusable schema
             self._counts[_INVALID] += 1
             return _json(400, out.error_body(str(exc), error_type="invalid_request_error", code=None))
@@ -229,10 +235,13 @@ class _Simulator:
             error = out.error_body(message, error_type="invalid_request_error", code="context_length_exceeded")
             return _json(400, error, headers=headers)
         content, finish_reason = _content(fault, draft)
-        return _json(200, self._completion(content, finish_reason, texts), headers=headers)
+        return _json(200, self._completion(content, finish_reason, texts, draft.tool_call), headers=headers)
 
-    def _completion(self, content: str | None, finish_reason: str, texts: Sequence[str]) -> dict[str, Any]:
+    def _completion(
+        self, content: str | None, finish_reason: str, texts: Sequence[str], tool_call: SimToolCall | None = None
+    ) -> dict[str, Any]:
         return out.completion_body(
+            tool_call=tool_call,
             completion_id=f"{self._total:08d}",
             model=self.config.model_name,
             content=content,
@@ -271,20 +280,6 @@ def _charged_tokens(body: Mapping[str, Any], texts: Sequence[str]) -> int:
     return out.prompt_tokens_of(sum(len(text) for text in texts)) + (max_output_tokens(body) or 0)
 
 
-def _read_chat(raw: bytes) -> tuple[Mapping[str, Any], list[str]]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"request body is not JSON: {exc}") from exc
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("'messages' must be a non-empty list")
-    texts = [m.get("content") if isinstance(m, dict) else None for m in messages]
-    if not all(isinstance(t, str) for t in texts):
-        raise ValueError("every message needs a string 'content'")
-    return body, [str(t) for t in texts]
-
-
 @dataclass(frozen=True, slots=True)
 class _Draft:
     """The valid answer to a request, and the generator that derives its faulty variants."""
@@ -292,21 +287,24 @@ class _Draft:
     schema: Mapping[str, Any]
     value: Any
     rng: Random
+    tool_call: SimToolCall | None = None  # due instead of the answer (when no fault is)
 
 
-def _draft(body: Mapping[str, Any], texts: Sequence[str], seed: int) -> _Draft:
-    rng = out.request_rng(seed, body)
-    schema = out.schema_of(body) or out.ANSWER_SCHEMA
+def _draft(chat: SimChat, seed: int) -> _Draft:
+    rng = out.request_rng(seed, chat.body)
+    schema = chat.schema or out.ANSWER_SCHEMA
     try:
-        value = out.generate(schema, rng, out.prompt_words(texts))
+        value = out.generate(schema, rng, out.prompt_words(chat.texts))
     except (TypeError, AttributeError, KeyError, IndexError) as exc:  # a schema outside the supported subset
         raise ValueError(f"cannot generate an answer from the response schema: {exc!r}") from exc
-    return _Draft(schema, value, rng)
+    return _Draft(schema, value, rng, chat.tool_call)
 
 
 def _content(fault: str, draft: _Draft) -> tuple[str | None, str]:
     """The assistant content and finish reason for a 200 answer of the given kind."""
     text = orjson.dumps(draft.value).decode()
+    if fault == "ok" and draft.tool_call is not None:
+        return None, "tool_calls"
     if fault == "refusal":
         return None, "content_filter"
     if fault == "malformed":
