@@ -26,7 +26,7 @@ import httpx
 import orjson
 
 from connectors.http_headers import parse_retry_after
-from connectors.models.openai_compat import request_sent, snippet
+from connectors.models.http_errors import request_sent, snippet
 from connectors.tools.auth import Credentials, credentials
 from streams.core.connectors import ConnectorDefinition, HttpTool
 from streams.core.errors import ToolAuthFailed, ToolResponseInvalid, ToolTimeout, ToolUnavailable
