@@ -82,3 +82,16 @@ def _raise_for_errors(response: object) -> None:
         if code and code != TopicAlreadyExistsError.errno:
             raise TopicSetupError(f"creating topic {name} failed with error {code}: {message}")
     log.debug("topics created")
+
+
+async def partitions_of(kafka: ClientConfig, topic: str) -> list[int]:
+    """The partitions of a topic someone else owns (empty: it does not exist, or it may not be described)."""
+    admin = AIOKafkaAdminClient(**kafka.kwargs(), request_timeout_ms=15_000)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"]:
+        return []
+    return sorted(p["partition"] for p in described["partitions"])

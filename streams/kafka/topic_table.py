@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.core.errors import ConfigError, DecodeError
 from streams.core.kafka_client import ClientConfig
+from streams.kafka.admin import partitions_of
 from streams.kafka.consumers import seek_to_beginnings, until_read
 from streams.kafka.skipped import SkippedRecords
 
@@ -40,8 +41,12 @@ class TopicTable:
         consumer = AIOKafkaConsumer(**self._kafka.kwargs(), enable_auto_commit=False, fetch_max_wait_ms=100)
         self._consumer = consumer
         await consumer.start()
-        partitions = await until_read(lambda: _partitions(consumer, self.topic), what=f"the partitions of {self.topic}")
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        partitions = await until_read(
+            functools.partial(partitions_of, self._kafka, self.topic), what=f"the partitions of {self.topic}"
+        )
+        if not partitions:
+            raise ConfigError(f"topic {self.topic}, which a context lookup reads, does not exist or may not be read")
+        tps = [TopicPartition(self.topic, p) for p in partitions]
         consumer.assign(tps)
         await seek_to_beginnings(consumer, tps)
         ends = await until_read(lambda: consumer.end_offsets(tps), what=f"the end of {self.topic}")
@@ -91,11 +96,3 @@ class TopicTable:
             self._skipped.skip(READER, message, DecodeError("the value is not a JSON object"))
             return
         self._values[key] = value
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()  # fetches the metadata of every topic
-    found = consumer.partitions_for_topic(topic)
-    if not found:
-        raise ConfigError(f"topic {topic}, which a context lookup reads, does not exist")
-    return set(found)
