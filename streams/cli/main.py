@@ -150,6 +150,10 @@ def _add_services(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     registry.add_argument("action", choices=["serve"])
     registry.set_defaults(command=_registry, checks_access=False)  # serves the catalogue: no Kafka
 
+    ingest = sub.add_parser("ingest", help="serve: signed webhooks of the declared sources to the agents' input topics")
+    ingest.add_argument("action", choices=["serve"])
+    ingest.set_defaults(command=_ingest, checks_access=False)
+
 
 def _worker(_args: argparse.Namespace, settings: Settings) -> int:
     from streams.apps.worker.shell import run_worker  # noqa: PLC0415  (faust is slow to import)
@@ -253,6 +257,14 @@ def _review(args: argparse.Namespace, settings: Settings) -> int:
 
 def _registry(_args: argparse.Namespace, settings: Settings) -> int:
     from streams.apps.registry.serve import serve  # noqa: PLC0415
+
+    logging.getLogger("streams").setLevel(logging.INFO)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _ingest(_args: argparse.Namespace, settings: Settings) -> int:
+    from streams.apps.ingest.serve import serve  # noqa: PLC0415
 
     logging.getLogger("streams").setLevel(logging.INFO)
     asyncio.run(serve(settings))

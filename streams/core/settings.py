@@ -54,6 +54,12 @@ class Settings(KafkaSecuritySettings, BaseSettings):
         description="Connector files: the HTTP APIs and MCP servers agents' tools call (streams/core/connectors.py)",
     )
     schemas_dir: Path = REPO_ROOT / "schemas"
+    sources_dir: Path = Field(
+        default=REPO_ROOT / "deploy" / "sources",
+        description="Webhook source files `keel ingest serve` accepts (streams/ingest/sources.py)",
+    )
+    ingest_web_host: str = Field(default="127.0.0.1", description="`keel ingest serve` binds here")
+    ingest_web_port: int = Field(default=6072, ge=0, le=65535, description="`keel ingest serve`'s port")
     # The Schema Registry (docs/topics.md#schema-ids-and-the-registry): client mode, and Keel's own endpoint.
     registry_web_host: str = Field(
         default="127.0.0.1", description="`keel registry serve` binds here (the catalogue over the registry API)"
