@@ -178,6 +178,13 @@ def evaluator(agents: list[Agent], settings: Settings) -> Principal:
     return Principal(principal_name(settings, "evaluator"), "keel eval", tuple(sorted(set(grants))))
 
 
+def ingest(agents: list[Agent], settings: Settings) -> Principal:
+    """`keel ingest serve`: it writes webhooks' events to the agents' input topics, and nothing else
+    (with ``KEEL_AGENTS`` set to the agents its sources feed, to those topics only)."""
+    grants = _topics(["WRITE"], [agent_topics(agent, settings).input for agent in agents])
+    return Principal(principal_name(settings, "ingest"), "keel ingest serve", tuple(sorted(set(grants))))
+
+
 def acl_plan(agents: list[Agent], settings: Settings) -> list[Principal]:
     """Every Keel principal of these agents in this namespace, with its grants."""
     principals = [
@@ -187,6 +194,7 @@ def acl_plan(agents: list[Agent], settings: Settings) -> list[Principal]:
         review(agents, settings),
         operator(agents, settings),
         evaluator(agents, settings),
+        ingest(agents, settings),
     ]
     names = [p.name for p in principals]
     if len(set(names)) != len(names):

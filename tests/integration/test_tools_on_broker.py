@@ -59,7 +59,7 @@ def stack(
         provider="sim",
         base_url=sim_url,
         start=False,
-        env={"KEEL_CONNECTORS_DIR": str(connectors), "CRM_API_TOKEN": TOKEN, "KEEL_AGENTS": "[\"support_triage\"]"},
+        env={"KEEL_CONNECTORS_DIR": str(connectors), "CRM_API_TOKEN": TOKEN, "KEEL_AGENTS": '["support_triage"]'},
         blocks={"support_triage": TOOLS | {"prompt": prompt}},
     ) as stack:
         topic = TopicSpec(stack.topic(CUSTOMERS), 1, 1, {"cleanup.policy": "compact"})

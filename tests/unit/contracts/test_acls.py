@@ -24,9 +24,15 @@ def ops(principal: Principal, name: str) -> set[str]:
 def test_one_principal_per_agent_worker_and_per_service(agents: dict[str, Agent]) -> None:
     assert set(by_name(agents)) == {
         "keel-prod-worker-support-triage", "keel-prod-worker-invoice-extraction", "keel-prod-aggregator",
-        "keel-prod-relay", "keel-prod-review", "keel-prod-operator", "keel-prod-evaluator",
+        "keel-prod-relay", "keel-prod-review", "keel-prod-operator", "keel-prod-evaluator", "keel-prod-ingest",
     }  # fmt: skip
     assert principal_name(Settings(), "worker-Support_Triage") == "keel-worker-support-triage"
+
+
+def test_ingest_writes_the_agents_input_topics_and_nothing_else(agents: dict[str, Agent]) -> None:
+    ingest = by_name(agents)["keel-prod-ingest"]
+    assert ops(ingest, "prod.support.tickets") == ops(ingest, "prod.finance.invoices") == {"WRITE"}
+    assert {g.resource_name for g in ingest.grants} == {"prod.support.tickets", "prod.finance.invoices"}
 
 
 def test_a_worker_reads_its_own_input_and_writes_its_own_outcomes_only(agents: dict[str, Agent]) -> None:
