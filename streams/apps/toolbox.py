@@ -8,14 +8,17 @@ names a tool the worker does not have ends its events as dead letters saying so)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
+from connectors.local.daemon import run_sync
 from connectors.tools.http import HttpToolClient
+from connectors.tools.mcp import McpToolClient
 from streams.agent.context_lookups import context_topics, lookup_connectors, lookup_problems
 from streams.agent.definition import Agent
 from streams.agent.tools_policy import tool_problems
 from streams.core.connectors import ConnectorDefinition, load_connectors
-from streams.core.errors import AgentDefinitionError, ConnectorConfigError
+from streams.core.errors import AgentDefinitionError, ConnectorConfigError, ToolError
 from streams.core.kafka_client import ClientConfig
 from streams.core.ports.model import ToolSpec
 from streams.core.ports.tools import ToolClient
@@ -45,16 +48,40 @@ def used_connectors(settings: Settings, agents: list[Agent]) -> dict[str, Connec
 
 
 def build_toolbox(connectors: Mapping[str, ConnectorDefinition]) -> Toolbox | None:
-    """A client for each connector, and the tools each offers; None without connectors."""
+    """A client for each connector, and the tools each offers (an MCP server's, listed now in a
+    session of its own: the worker's clients connect later, in its event loop); None without connectors."""
     if not connectors:
         return None
     clients: dict[str, ToolClient] = {}
     specs: dict[str, list[ToolSpec]] = {}
     for name, connector in connectors.items():
-        if connector.kind != "http":
-            raise ConnectorConfigError(f"connector {name}: kind {connector.kind} is not supported by this worker yet")
-        clients[name], specs[name] = HttpToolClient(connector), http_tool_specs(connector)
+        if connector.kind == "http":
+            clients[name], specs[name] = HttpToolClient(connector), http_tool_specs(connector)
+        else:
+            clients[name], specs[name] = McpToolClient(connector), run_sync(functools.partial(_listed, connector))
     return Toolbox(connectors, clients, specs)
+
+
+async def _listed(connector: ConnectorDefinition) -> list[ToolSpec]:
+    client = McpToolClient(connector)
+    try:
+        return await client.list_tools()
+    except ToolError as exc:
+        raise ConnectorConfigError(f"connector {connector.name}: cannot list the MCP server's tools: {exc}") from exc
+    finally:
+        await client.aclose()
+
+
+def check_offered(agents: list[Agent], toolbox: Toolbox | None) -> None:
+    """Every tool an agent may call is offered (an MCP server's are known only once it answers)."""
+    for agent in agents:
+        tools = agent.definition.tools
+        missing = [
+            f"{c}.{t}" for c, t in (tools.allowed() if tools else []) if not toolbox or (c, t) not in toolbox.tools
+        ]
+        if missing:
+            problems = [f"tools.allow: {entry}: the MCP server does not offer this tool" for entry in missing]
+            raise AgentDefinitionError(str(agent.source_path), problems)
 
 
 def context_tables(

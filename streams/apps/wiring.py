@@ -14,7 +14,7 @@ from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_m
 from streams.agent.context_lookups import lookup_connectors
 from streams.agent.definition import Agent, RateLimitPolicy
 from streams.apps.registry.client_mode import load_schemas
-from streams.apps.toolbox import build_toolbox, tool_rate_limited, used_connectors
+from streams.apps.toolbox import build_toolbox, check_offered, tool_rate_limited, used_connectors
 from streams.contracts.control import ControlKeys
 from streams.contracts.control_keys import load_control_keys
 from streams.contracts.emit import Emitter
@@ -63,6 +63,7 @@ def load_runtime(settings: Settings) -> Runtime:
     agents = [adapted(settings)(agent) for agent in agents]
     pricing = priced(settings, agents)
     deps = build_deps(settings, catalogue, agents, connectors=used_connectors(settings, agents))
+    check_offered(agents, deps.toolbox)
     assert isinstance(deps.limiter, Limiter)  # build_deps makes one; the Runtime hands it its shares
     emitter = Emitter(catalogue, settings, agents, pricing=pricing)
     budgets = load_budgets(settings.budgets_file, agents, pricing)
