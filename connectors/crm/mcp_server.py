@@ -10,10 +10,16 @@ count the tickets and a restarted server keeps its keys.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hmac
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -70,6 +76,42 @@ def load(path: Path, customers: Customers) -> CrmState:
         document = orjson.loads(path.read_bytes())
         state.tickets, state.by_key, state.replays = document["tickets"], document["by_key"], document["replays"]
     return state
+
+
+def bearer_only(app: Any, token: str) -> Any:
+    """``app`` (ASGI) answering 401 to any HTTP request without ``Authorization: Bearer <token>``."""
+    expected = f"Bearer {token}".encode()
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not hmac.compare_digest(
+            dict(scope["headers"]).get(b"authorization", b""), expected
+        ):
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"missing or unknown bearer token"})
+            return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+@contextlib.contextmanager
+def serving_http(state: CrmState, *, token: str) -> Iterator[str]:
+    """The twin over streamable HTTP on a free loopback port, in a thread of its own; yields its URL."""
+    app = bearer_only(build_server(state).streamable_http_app(), token)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="crm-mcp-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the CRM's MCP server did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def main() -> None:

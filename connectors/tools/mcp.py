@@ -28,10 +28,11 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
 
 from connectors.tools.auth import Credentials, credentials
 from streams.core.connectors import ConnectorDefinition
-from streams.core.errors import ToolResponseInvalid, ToolTimeout, ToolUnavailable
+from streams.core.errors import ToolAuthFailed, ToolResponseInvalid, ToolTimeout, ToolUnavailable
 from streams.core.ports.model import ToolSpec
 from streams.core.ports.tools import ToolResult
 
@@ -53,6 +54,7 @@ class McpToolClient:
         self._closing: asyncio.Event | None = None
         self._lock: asyncio.Lock | None = None
         self._token_http: httpx.AsyncClient | None = None  # asks an OAuth token endpoint, if the auth has one
+        self._refused = False  # the last HTTP answer was a 401 or 403
 
     def __repr__(self) -> str:
         return f"McpToolClient(connector={self.connector!r})"
@@ -96,10 +98,17 @@ class McpToolClient:
                 return await call
         except TimeoutError as exc:
             raise ToolTimeout(f"connector {self.connector}: no answer within {timeout_s:g} s") from exc
-        except MCPError as exc:  # the server answered with a JSON-RPC error: it is up, the call is wrong
-            raise ToolResponseInvalid(f"connector {self.connector}: {_clip(str(exc))}") from exc
+        except MCPError as exc:
+            if self._refused:
+                raise ToolAuthFailed(f"connector {self.connector}: the MCP server refused the credentials") from exc
+            if exc.code != CONNECTION_CLOSED:  # the server answered with a JSON-RPC error: the call is wrong
+                raise ToolResponseInvalid(f"connector {self.connector}: {_clip(exc.error.message)}") from exc
+            await self._drop()
+            raise ToolUnavailable(f"connector {self.connector}: the MCP server closed the connection") from exc
         except Exception as exc:  # the session broke: a dead process, a lost connection
             await self._drop()
+            if self._refused:
+                raise ToolAuthFailed(f"connector {self.connector}: the MCP server refused the credentials") from exc
             raise ToolUnavailable(f"connector {self.connector}: {type(exc).__name__}: {_clip(str(exc))}") from exc
 
     async def _session(self, *, timeout_s: float | None = None) -> Client:
@@ -118,6 +127,8 @@ class McpToolClient:
                 raise ToolUnavailable(f"connector {self.connector}: the MCP server did not answer", sent=False) from exc
             except Exception as exc:
                 await self._drop()
+                if self._refused:
+                    raise ToolAuthFailed(f"connector {self.connector}: the MCP server refused the credentials") from exc
                 message = f"connector {self.connector}: cannot reach the MCP server: {type(exc).__name__}"
                 raise ToolUnavailable(message, sent=False) from exc
             return self._client
@@ -144,7 +155,11 @@ class McpToolClient:
         header = await self._credentials.header(self._token_http, timeout_s=definition.timeout_s)
         if header is not None:
             headers["Authorization"] = header
-        http = httpx2.AsyncClient(headers=headers, timeout=definition.timeout_s)
+
+        async def note(response: httpx2.Response) -> None:  # the SDK reports a 401 as a plain error
+            self._refused = response.status_code in (401, 403)
+
+        http = httpx2.AsyncClient(headers=headers, timeout=definition.timeout_s, event_hooks={"response": [note]})
         return streamable_http_client(definition.base_url, http_client=http)
 
     async def _drop(self) -> None:

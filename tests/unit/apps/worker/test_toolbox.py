@@ -50,3 +50,23 @@ def test_a_tool_no_connector_declares_is_refused_with_the_agent_file(
     with pytest.raises(AgentDefinitionError) as refused:
         used_connectors(Settings(connectors_dir=REPO_ROOT / "deploy" / "connectors"), [agent])
     assert str(agent.source_path) in str(refused.value) and problem in str(refused.value)
+
+
+def test_an_mcp_servers_tools_are_listed_at_start_and_every_allowed_one_checked(
+    agents: dict[str, Agent], tmp_path: Path
+) -> None:
+    import sys
+
+    from streams.apps.toolbox import check_offered
+    from streams.core.connectors import ConnectorDefinition
+
+    command = [sys.executable, "-m", "connectors.crm.mcp_server", "--state-file", str(tmp_path / "crm.json")]
+    twin = ConnectorDefinition.model_validate(
+        {"name": "crm_mcp", "kind": "mcp", "transport": "stdio", "command": command, "write_tools": ["create_ticket"]}
+    )
+    toolbox = build_toolbox({"crm_mcp": twin})
+    assert toolbox is not None and {t for _, t in toolbox.tools} == {"lookup_customer", "create_ticket"}
+    assert toolbox.tools["crm_mcp", "create_ticket"].writes
+    check_offered([_with_tools(agents["support_triage"], "crm_mcp.create_ticket")], toolbox)
+    with pytest.raises(AgentDefinitionError, match="crm_mcp.close_account: the MCP server does not offer this tool"):
+        check_offered([_with_tools(agents["support_triage"], "crm_mcp.close_account")], toolbox)
