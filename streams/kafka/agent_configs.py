@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -15,7 +13,7 @@ from streams.core.catalogue import Catalogue
 from streams.core.errors import AgentConfigRefused, DecodeError
 from streams.core.kafka_client import ClientConfig
 from streams.core.settings import Settings
-from streams.kafka.consumers import read_to_end, seek_to_beginnings, until_read
+from streams.kafka.consumers import Following, read_to_end, seek_to_beginnings, until_read
 from streams.kafka.producer import RecordProducer
 from streams.kafka.skipped import SkippedRecords
 
@@ -40,7 +38,7 @@ async def publish_configs(kafka: ClientConfig, records: list[OutRecord]) -> None
         await producer.send_all(records)
 
 
-class ConfigFeed:
+class ConfigFeed(Following):
     """Follows the topic from its beginning: ``take`` gets every entry that is well-formed, in order
     (it may raise ``AgentConfigRefused``: the entry is passed over and counted)."""
 
@@ -55,7 +53,6 @@ class ConfigFeed:
         self._kafka, self._catalogue, self._take, self._skipped = kafka, catalogue, take, skipped
         self._tp = TopicPartition(settings.topic(AGENT_CONFIGS), 0)
         self._consumer: AIOKafkaConsumer | None = None  # made in ``start``: aiokafka wants a running loop
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Read to the end the topic has now, then follow it in the background."""
@@ -67,23 +64,7 @@ class ConfigFeed:
         end = (await until_read(lambda: consumer.end_offsets([self._tp]), what="the agent configs' end"))[self._tp]
         while await until_read(lambda: consumer.position(self._tp), what="the agent configs' position") < end:
             await self._read_once()
-        self._task = asyncio.create_task(self._follow(), name="agent-configs")
-
-    @property
-    def following(self) -> asyncio.Task[None] | None:
-        return self._task
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
-
-    async def _follow(self) -> None:
-        while True:
-            await self._read_once()
+        self._start_following("agent-configs")
 
     async def _read_once(self) -> None:
         consumer = self._consumer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -87,3 +88,33 @@ def group_consumer(
         session_timeout_ms=int(settings.session_timeout_s * 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval_s * 1000),
     )
+
+
+class Following:
+    """A reader that, once started, follows its topics in a task of its own (``ConfigFeed``,
+    ``TopicTable``): ``following`` is that task (it ends only by failing, or ``stop``)."""
+
+    _consumer: AIOKafkaConsumer | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def following(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    def _start_following(self, name: str) -> None:
+        self._task = asyncio.create_task(self._follow(), name=name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _follow(self) -> None:
+        while True:
+            await self._read_once()
+
+    async def _read_once(self) -> None:
+        raise NotImplementedError

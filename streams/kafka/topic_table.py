@@ -5,8 +5,6 @@ tombstone (no value) deletes its key; a value that is not a JSON object is passe
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 from typing import Any
 
@@ -16,19 +14,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.core.errors import ConfigError, DecodeError
 from streams.core.kafka_client import ClientConfig
 from streams.kafka.admin import partitions_of
-from streams.kafka.consumers import seek_to_beginnings, until_read
+from streams.kafka.consumers import Following, seek_to_beginnings, until_read
 from streams.kafka.skipped import SkippedRecords
 
 READER = "context-table"
 
 
-class TopicTable:
+class TopicTable(Following):
     def __init__(self, kafka: ClientConfig, topic: str, skipped: SkippedRecords) -> None:
         self.topic = topic
         self._kafka, self._skipped = kafka, skipped
         self._values: dict[str, Any] = {}
         self._consumer: AIOKafkaConsumer | None = None  # made in ``start``: aiokafka wants a running loop
-        self._task: asyncio.Task[None] | None = None
 
     def get(self, key: str) -> Any | None:
         return self._values.get(key)
@@ -53,23 +50,7 @@ class TopicTable:
         for tp in tps:
             while await until_read(functools.partial(consumer.position, tp), what=f"reading {self.topic}") < ends[tp]:
                 await self._read_once()
-        self._task = asyncio.create_task(self._follow(), name=f"context-table-{self.topic}")
-
-    @property
-    def following(self) -> asyncio.Task[None] | None:
-        return self._task
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
-
-    async def _follow(self) -> None:
-        while True:
-            await self._read_once()
+        self._start_following(f"context-table-{self.topic}")
 
     async def _read_once(self) -> None:
         consumer = self._consumer
