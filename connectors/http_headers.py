@@ -36,3 +36,9 @@ def non_negative(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) and number >= 0 else None
+
+
+def whole(value: str | None) -> int | None:
+    """A header's whole number of 0 or more (a fraction is cut off); else None."""
+    number = non_negative(value)
+    return int(number) if number is not None else None

@@ -16,7 +16,7 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
-from connectors.http_headers import non_negative, parse_retry_after
+from connectors.http_headers import non_negative, parse_retry_after, whole
 from connectors.models.http_errors import common_error, count, post_within, redact, snippet
 from streams.core.errors import (
     ContextLengthExceeded,
@@ -158,11 +158,11 @@ def parse_rate_limits(headers: Mapping[str, str], *, now: dt.datetime | None = N
     ``retry-after-ms``, as plain values; None when the answer has none of them (or none readable)."""
     lowered = {key.lower(): value for key, value in headers.items()}
     limits = ProviderLimits(
-        limit_requests=_whole(lowered.get("x-ratelimit-limit-requests")),
-        remaining_requests=_whole(lowered.get("x-ratelimit-remaining-requests")),
+        limit_requests=whole(lowered.get("x-ratelimit-limit-requests")),
+        remaining_requests=whole(lowered.get("x-ratelimit-remaining-requests")),
         reset_requests_s=parse_duration(lowered.get("x-ratelimit-reset-requests")),
-        limit_tokens=_whole(lowered.get("x-ratelimit-limit-tokens")),
-        remaining_tokens=_whole(lowered.get("x-ratelimit-remaining-tokens")),
+        limit_tokens=whole(lowered.get("x-ratelimit-limit-tokens")),
+        remaining_tokens=whole(lowered.get("x-ratelimit-remaining-tokens")),
         reset_tokens_s=parse_duration(lowered.get("x-ratelimit-reset-tokens")),
         retry_after_s=parse_retry_after(lowered, now=now),
     )
@@ -182,11 +182,6 @@ def parse_duration(value: str | None) -> float | None:
     if not parts or "".join(number + unit for number, unit in parts) != text:
         return None
     return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
-
-
-def _whole(value: str | None) -> int | None:
-    number = non_negative(value)
-    return int(number) if number is not None else None
 
 
 def error_for_status(

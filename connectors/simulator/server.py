@@ -1,14 +1,16 @@
-"""A provider SIMULATOR: an OpenAI-compatible HTTP server with dialled-in latency and faults.
+"""A provider SIMULATOR: an HTTP server with dialled-in latency and faults that speaks OpenAI's chat
+completions (``/v1/chat/completions``) and Anthropic's Messages API (``/v1/messages``).
 
-It is not a model. Tests and benchmarks point ``OpenAICompatClient`` at it to get answers generated
-from the requested JSON schema, and failures on demand: by probability (``SimulatorConfig``) or per
+It is not a model. Tests and benchmarks point ``OpenAICompatClient`` or ``AnthropicClient`` at it to get
+answers generated from the requested JSON schema, and failures on demand (the same on either wire, each
+in its vendor's shape: ``openai_wire``, ``anthropic_wire``): by probability (``SimulatorConfig``) or per
 request, with a ``[[sim:KIND]]`` or ``[[sim:latency=MS]]`` marker in any message. A
 ``[[sim:outage=N]]`` marker plays a provider outage for that prompt: its first N requests get a 500,
 later ones an answer. A ``[[sim:tool NAME {json-args}]]`` marker in a user or system message makes it
 answer with a call of that tool first (one call per marker, in order; ``connectors.simulator.chat``);
 the request's ``tools`` must offer NAME. With ``--requests-per-minute`` / ``--tokens-per-minute`` it
 enforces rate limits the way OpenAI does, with ``x-ratelimit-*`` headers on every answer
-(``connectors.simulator.limits``);
+(``anthropic-ratelimit-*`` on the Anthropic wire; ``connectors.simulator.limits``);
 ``POST /sim/throttle {"seconds": S}`` answers every request with a 429 for S seconds.
 
     python -m connectors.simulator --port 8090 --latency-ms 200 --p-5xx 0.3 --seed 7
@@ -18,22 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from random import Random
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Protocol, Self
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connectors.simulator import openai_wire
 from connectors.simulator import outputs as out
+from connectors.simulator.anthropic_wire import AnthropicWire
 from connectors.simulator.chat import SimChat, SimToolCall
-from connectors.simulator.limits import SimRateLimits, Verdict
+from connectors.simulator.limits import HeaderStyle, SimRateLimits, Verdict
+from connectors.simulator.openai_wire import OpenAIWire
 from streams.core.ports.model import max_output_tokens
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -94,6 +98,33 @@ def draw_latency_ms(config: SimulatorConfig, rng: Random) -> float:
     return config.latency_ms
 
 
+class SimWire(Protocol):
+    """One vendor's wire protocol: how a request reads, how an answer and each error are written."""
+
+    path: str
+
+    def read(self, raw: bytes, headers: Mapping[str, str]) -> SimChat: ...
+
+    def headers(self) -> HeaderStyle: ...
+
+    def error(self, kind: str, detail: str = "", unit: str = "") -> tuple[int, dict[str, Any]]: ...
+
+    def answer(
+        self,
+        *,
+        answer_id: str,
+        model: str,
+        content: str | None,
+        finish_reason: str,
+        prompt_chars: int,
+        created: int,
+        tool_call: SimToolCall | None,
+    ) -> dict[str, Any]: ...
+
+
+WIRES: tuple[SimWire, ...] = (OpenAIWire(), AnthropicWire())
+
+
 def _json(status: int, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
@@ -131,7 +162,8 @@ class _Simulator:
 
     def build_app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
+        for wire in WIRES:
+            app.router.add_post(wire.path, functools.partial(self._chat, wire=wire))
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
         app.router.add_get("/sim/stats", self._stats)
@@ -168,24 +200,22 @@ class _Simulator:
     async def _requests(self, _: web.Request) -> web.Response:
         return _json(200, {"times_s": list(self._times)})
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _chat(self, request: web.Request, *, wire: SimWire) -> web.StreamResponse:
         self._total += 1
         arrived = time.monotonic()
         self._times.append(arrived - self._started)
         try:
-            chat = openai_wire.read_chat(await request.read())
+            chat = wire.read(await request.read(), request.headers)
             body, texts = chat.body, chat.texts
             forced, latency_ms, outage = out.parse_directives(texts)
             draft = _draft(chat, self.config.seed)
         except ValueError as exc:  # not a chat request, an unknown directive, an unusable schema
             self._counts[_INVALID] += 1
-            return _json(400, out.error_body(str(exc), error_type="invalid_request_error", code=None))
-        verdict = self._admit(body, texts, arrived)
+            return _json(*wire.error("invalid", str(exc)))
+        style = wire.headers()
+        verdict = self._admit(body, texts, arrived, style)
         if not verdict.allowed:
-            error = out.error_body(
-                f"{verdict.message} (simulated)", error_type=verdict.unit, code="rate_limit_exceeded"
-            )
-            return _json(429, error, headers=verdict.headers)
+            return _json(*wire.error("rate_limited", verdict.message, verdict.unit), headers=verdict.headers)
         draw = self._rng.random()
         drawn_latency_ms = draw_latency_ms(self.config, self._rng)
         if outage is not None:
@@ -195,54 +225,45 @@ class _Simulator:
         fault = forced or choose_fault(self.config, draw)
         self._counts[fault] += 1
         if fault == "hang":
-            return await self._hang(request, draft, texts, verdict.headers)
+            return await self._hang(request, wire, draft, texts, verdict.headers)
         if fault == "timeout":
             await self._pause(self.config.slow_s)
         else:
             await self._pause((drawn_latency_ms if latency_ms is None else latency_ms) / 1000)
-        return self._answer(fault, draft, texts, verdict.headers)
+        return self._answer(wire, fault, draft, texts, verdict.headers)
 
-    def _admit(self, body: Mapping[str, Any], texts: Sequence[str], arrived: float) -> Verdict:
+    def _admit(self, body: Mapping[str, Any], texts: Sequence[str], arrived: float, style: HeaderStyle) -> Verdict:
         """Charge the request to the simulated rate limits (when any are set), or refuse it."""
         tokens = _charged_tokens(body, texts)
         config = self.config
         verdict = self._limits.admit(
-            tokens=tokens, now=arrived, model=config.model_name, retry_after_s=config.retry_after_s
+            tokens=tokens, now=arrived, model=config.model_name, retry_after_s=config.retry_after_s, style=style
         )
         if not verdict.allowed:
             self._counts[_RATE_LIMITED] += 1
         return verdict
 
-    def _answer(self, fault: str, draft: _Draft, texts: Sequence[str], headers: dict[str, str]) -> web.Response:
-        if fault == "5xx":
-            message = "The server had an error while processing your request (simulated)."
-            return _json(500, out.error_body(message, error_type="server_error", code=None), headers=headers)
-        if fault == "429":
-            message = "Rate limit reached for requests (simulated)."
-            headers = {**headers, "Retry-After": f"{self.config.retry_after_s:g}"}
-            return _json(
-                429, out.error_body(message, error_type="requests", code="rate_limit_exceeded"), headers=headers
-            )
-        if fault == "auth":
-            message = "Incorrect API key provided (simulated)."
-            error = out.error_body(message, error_type="invalid_request_error", code="invalid_api_key")
-            return _json(401, error, headers=headers)
-        if fault == "context_length":
-            message = (
-                "This model's maximum context length is 4096 tokens. However, your messages resulted in "
-                "more tokens. Please reduce the length of the messages. (simulated)"
-            )
-            error = out.error_body(message, error_type="invalid_request_error", code="context_length_exceeded")
-            return _json(400, error, headers=headers)
+    def _answer(
+        self, wire: SimWire, fault: str, draft: _Draft, texts: Sequence[str], headers: dict[str, str]
+    ) -> web.Response:
+        if fault in ("5xx", "429", "auth", "context_length"):
+            if fault == "429":
+                headers = {**headers, "Retry-After": f"{self.config.retry_after_s:g}"}
+            return _json(*wire.error(fault), headers=headers)
         content, finish_reason = _content(fault, draft)
-        return _json(200, self._completion(content, finish_reason, texts, draft.tool_call), headers=headers)
+        return _json(200, self._completion(wire, content, finish_reason, texts, draft.tool_call), headers=headers)
 
     def _completion(
-        self, content: str | None, finish_reason: str, texts: Sequence[str], tool_call: SimToolCall | None = None
+        self,
+        wire: SimWire,
+        content: str | None,
+        finish_reason: str,
+        texts: Sequence[str],
+        tool_call: SimToolCall | None = None,
     ) -> dict[str, Any]:
-        return out.completion_body(
+        return wire.answer(
             tool_call=tool_call,
-            completion_id=f"{self._total:08d}",
+            answer_id=f"{self._total:08d}",
             model=self.config.model_name,
             content=content,
             finish_reason=finish_reason,
@@ -251,11 +272,11 @@ class _Simulator:
         )
 
     async def _hang(
-        self, request: web.Request, draft: _Draft, texts: Sequence[str], headers: dict[str, str]
+        self, request: web.Request, wire: SimWire, draft: _Draft, texts: Sequence[str], headers: dict[str, str]
     ) -> web.StreamResponse:
         """Send the status, the headers and half a completion, then stall until the client gives up."""
         content, finish_reason = _content("ok", draft)
-        full = orjson.dumps(self._completion(content, finish_reason, texts))
+        full = orjson.dumps(self._completion(wire, content, finish_reason, texts))
         response = web.StreamResponse(status=200, headers={**headers, "Content-Type": "application/json"})
         response.content_length = len(full)
         await response.prepare(request)

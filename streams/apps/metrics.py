@@ -103,7 +103,7 @@ class WorkerMetrics:
             child(self.model_seconds, a.provider, a.model).observe(a.latency_s)
             child(self.tokens, agent, a.provider, a.model, "in").inc(a.tokens_in)
             child(self.tokens, agent, a.provider, a.model, "out").inc(a.tokens_out)
-            cost = self._pricing.cost(a.provider, a.model, tokens_in=a.tokens_in, tokens_out=a.tokens_out)
+            cost = self._pricing.attempt_cost(a)
             if cost.usd is None:
                 child(self.unpriced, a.provider, a.model).inc()
             else:

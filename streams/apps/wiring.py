@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from random import Random
 
+from connectors.models.anthropic import AnthropicClient
 from connectors.models.openai_compat import OpenAICompatClient
 from connectors.sinks.alert_sinks import HttpAlertSink, pagerduty_event, slack_message
 from streams.agent.context_lookups import lookup_connectors
@@ -25,7 +26,7 @@ from streams.core.errors import UnknownProvider
 from streams.core.ports.alert_sink import AlertSink
 from streams.core.ports.clock import Clock, SystemClock
 from streams.core.ports.model import ModelClient
-from streams.core.settings import Settings
+from streams.core.settings import ProviderSettings, Settings
 from streams.cost.budget_config import Budgets, load_budgets
 from streams.cost.pricing import Pricing, load_pricing
 from streams.pipeline.circuit import CircuitBreakers
@@ -185,14 +186,23 @@ def build_models(settings: Settings, agents: list[Agent]) -> dict[str, ModelClie
                     f"{agent.source_path}: model_chain uses provider {spec.provider!r}, which is not configured; "
                     f"known: {', '.join(sorted(endpoints))} (set KEEL_PROVIDERS__{spec.provider.upper()}__BASE_URL)"
                 )
-            models[spec.provider] = OpenAICompatClient(
-                spec.provider,
-                endpoint.base_url,
-                api_key=endpoint.api_key,
-                max_connections=endpoint.max_connections,
-                response_format=endpoint.response_format,
-            )
+            models[spec.provider] = model_client(spec.provider, endpoint)
     return models
+
+
+def model_client(provider: str, endpoint: ProviderSettings) -> ModelClient:
+    """The client that speaks the endpoint's protocol."""
+    if endpoint.protocol == "anthropic":
+        return AnthropicClient(
+            provider, endpoint.base_url, api_key=endpoint.api_key, max_connections=endpoint.max_connections
+        )
+    return OpenAICompatClient(
+        provider,
+        endpoint.base_url,
+        api_key=endpoint.api_key,
+        max_connections=endpoint.max_connections,
+        response_format=endpoint.response_format,
+    )
 
 
 def build_alert_sinks(settings: Settings) -> list[AlertSink]:

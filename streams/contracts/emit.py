@@ -355,11 +355,7 @@ def _usage_values(trace: Trace, agent: Agent, pricing: Pricing) -> list[dict[str
     tenant = trace.event.tenant if trace.event else ""
     values = []
     for attempt in trace.new_attempts:
-        cost = (
-            pricing.cost(attempt.provider, attempt.model, tokens_in=attempt.tokens_in, tokens_out=attempt.tokens_out)
-            if attempt.kind == "model"
-            else TOOL_CALL_COST
-        )
+        cost = pricing.attempt_cost(attempt) if attempt.kind == "model" else TOOL_CALL_COST
         values.append(
             {
                 "event_id": trace.event_id,

@@ -77,6 +77,8 @@ class Attempt:
     tokens_estimated: bool = False  # tokens_in is Keel's estimate: the provider sent no usage (timeout, cut off)
     kind: str = "model"  # model | tool (then provider is the connector, model the tool, purpose tool)
     response_bytes: int = 0  # a tool call's answer
+    tokens_cache_read: int = 0  # of tokens_in: served from the provider's prompt cache (priced apart)
+    tokens_cache_write: int = 0  # of tokens_in: written to it
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ProviderSettings(BaseModel):
-    """An OpenAI-compatible endpoint. ``base_url`` includes ``/v1``."""
+    """A model endpoint: OpenAI-compatible chat completions or the Anthropic Messages API (``protocol``).
+    ``base_url`` includes ``/v1``."""
 
     base_url: str
+    protocol: Literal["openai", "anthropic"] = "openai"
     api_key: SecretStr | None = None
     max_connections: int = Field(default=256, gt=0)
     # How the endpoint takes a JSON Schema for the answer: "json_schema" (OpenAI, vLLM, Ollama,
@@ -37,6 +39,8 @@ BUILTIN_PROVIDERS = {
         base_url="http://127.0.0.1:8080/v1", response_format="json_object", max_connections=1, max_concurrent=1
     ),
     "sim": ProviderSettings(base_url="http://127.0.0.1:8090/v1"),
+    # The same simulator, spoken to over the Anthropic Messages API (it serves both).
+    "sim_anthropic": ProviderSettings(base_url="http://127.0.0.1:8090/v1", protocol="anthropic"),
 }
 
 

@@ -1,8 +1,10 @@
 """What a model attempt costs: a versioned price table per provider and model, and the cost of tokens.
 
 The table is data (``deploy/pricing.yaml``, or the file ``KEEL_PRICING_FILE`` names): USD per million
-input and output tokens. A provider's ``"*"`` entry prices every model of that provider that has no
-entry of its own (the embedded local model is listed as explicitly free this way). A model with no
+input and output tokens, and optionally per million input tokens read from or written to the provider's
+prompt cache (Anthropic bills them apart; unset, they cost what other input tokens cost). A provider's
+``"*"`` entry prices every model of that provider that has no entry of its own (the embedded local
+model is listed as explicitly free this way). A model with no
 price at all is *unpriced*: its usage records carry no cost (null, never a silent $0) and the
 aggregation stream flags them.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streams.core.config_file import load_model
+from streams.core.domain import Attempt
 from streams.core.errors import PricingError
 
 ANY_MODEL = "*"
@@ -28,6 +31,8 @@ class Price(BaseModel):
     model: str = Field(min_length=1, description='A model name, or "*" for every other model of the provider')
     input_usd_per_mtok: float = Field(ge=0)
     output_usd_per_mtok: float = Field(ge=0)
+    cache_read_usd_per_mtok: float | None = Field(default=None, ge=0, description="Unset: the input price")
+    cache_write_usd_per_mtok: float | None = Field(default=None, ge=0, description="Unset: the input price")
 
 
 class PriceTable(BaseModel):
@@ -76,13 +81,33 @@ class Pricing:
             self._cache[key] = self.table.price_of(provider, model)
         return self._cache[key]
 
-    def cost(self, provider: str, model: str, *, tokens_in: int, tokens_out: int) -> Cost:
-        """A failed call the provider did not bill reports no tokens, and so costs 0."""
+    def cost(
+        self, provider: str, model: str, *, tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0
+    ) -> Cost:
+        """``cache_read`` and ``cache_write`` are the part of ``tokens_in`` the prompt cache served or
+        stored. A failed call the provider did not bill reports no tokens, and so costs 0."""
         price = self.price_of(provider, model)
         if price is None:
             return Cost(None, None)
-        usd = (tokens_in * price.input_usd_per_mtok + tokens_out * price.output_usd_per_mtok) / _PER_MTOK
+        per_in = price.input_usd_per_mtok
+        read = per_in if price.cache_read_usd_per_mtok is None else price.cache_read_usd_per_mtok
+        write = per_in if price.cache_write_usd_per_mtok is None else price.cache_write_usd_per_mtok
+        uncached = max(0, tokens_in - cache_read - cache_write)
+        usd = (
+            uncached * per_in + cache_read * read + cache_write * write + tokens_out * price.output_usd_per_mtok
+        ) / _PER_MTOK
         return Cost(usd, self.table.version)
+
+    def attempt_cost(self, attempt: Attempt) -> Cost:
+        """What a model attempt cost (a tool call's cost is not the price table's: see its caller)."""
+        return self.cost(
+            attempt.provider,
+            attempt.model,
+            tokens_in=attempt.tokens_in,
+            tokens_out=attempt.tokens_out,
+            cache_read=attempt.tokens_cache_read,
+            cache_write=attempt.tokens_cache_write,
+        )
 
     def unpriced(self, models: list[tuple[str, str]]) -> list[str]:
         return sorted({f"{p}/{m}" for p, m in models if self.price_of(p, m) is None})

@@ -364,6 +364,8 @@ async def _call(
                 purpose=purpose,
                 queued_s=queued_s,
                 tokens_estimated=estimated,
+                tokens_cache_read=response.tokens_cache_read if response else 0,
+                tokens_cache_write=response.tokens_cache_write if response else 0,
             )
         )
         settle_permit(deps, spec, permit, response, error)

@@ -73,8 +73,8 @@ def worker_stack(
     bootstrap: str,
     state_dir: Path,
     *,
-    provider: str,
-    base_url: str,
+    provider: str | None,
+    base_url: str = "",
     wait_s: float = 90.0,
     start: bool = True,
     web_port: int = 0,
@@ -91,7 +91,8 @@ def worker_stack(
     """Topics in a fresh namespace and (unless ``start`` is false) a worker using ``provider``, running
     the shipped agents with ``reliability`` fields changed: by default without retry tiers, so that a
     transient failure ends in a dead letter at once (tests that want tiers declare short ones). Handoff
-    policies are autonomous unless ``handoff`` gives an agent's (see ``write_agents``)."""
+    policies are autonomous unless ``handoff`` gives an agent's (see ``write_agents``). With ``provider``
+    None the chains keep their own providers (``env`` says where they are)."""
     namespace = namespace or f"it-{uuid.uuid4().hex[:8]}"
     agents_dir = write_agents(
         state_dir / f"agents-{namespace}",
@@ -114,13 +115,9 @@ def worker_stack(
     catalogue = load_catalogue(settings.schemas_dir)
     plan = topic_plan(load_agents(settings.agents_dir, catalogue), settings)
     run_sync(lambda: ensure_topics(client_config(settings), plan))  # works inside an async test too
-    env = {
-        **(env or {}),
-        "KEEL_AGENTS_DIR": str(agents_dir),
-        "KEEL_PROVIDER_OVERRIDE": provider,
-        f"KEEL_PROVIDERS__{provider.upper()}__BASE_URL": base_url,
-        "KEEL_WEB_PORT": str(web_port),
-    }
+    env = {**(env or {}), "KEEL_AGENTS_DIR": str(agents_dir), "KEEL_WEB_PORT": str(web_port)}
+    if provider:
+        env.update({"KEEL_PROVIDER_OVERRIDE": provider, f"KEEL_PROVIDERS__{provider.upper()}__BASE_URL": base_url})
     stack = Stack(settings, catalogue, wait_s, env)
     if not start:
         yield stack

@@ -116,9 +116,7 @@ class BudgetClient:
 
     def settle(self, reservation: Reservation, attempt: Attempt) -> None:
         """Sent without waiting: a settlement that never arrives leaves the hold to count in full."""
-        cost = self._pricing.cost(
-            attempt.provider, attempt.model, tokens_in=attempt.tokens_in, tokens_out=attempt.tokens_out
-        )
+        cost = self._pricing.attempt_cost(attempt)
         self._send_later(reservation, "settle", Amount(cost.usd or 0.0, attempt.tokens_in + attempt.tokens_out))
 
     def abandon(self, reservation: Reservation) -> None:

@@ -1,5 +1,9 @@
 import pytest
+from pydantic import ValidationError
 
+from connectors.models.anthropic import AnthropicClient
+from connectors.models.openai_compat import OpenAICompatClient
+from streams.apps.wiring import model_client
 from streams.core.settings import Settings
 
 
@@ -22,3 +26,21 @@ def test_namespace_prefixes_topics_and_group(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.topic("keel.audit") == "staging.keel.audit"
     assert settings.app_id == "keel-staging"
     assert Settings(namespace="").topic("keel.audit") == "keel.audit"
+
+
+def test_an_endpoint_s_protocol_picks_its_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEEL_PROVIDERS__ANTHROPIC__BASE_URL", "https://api.anthropic.com/v1")
+    monkeypatch.setenv("KEEL_PROVIDERS__ANTHROPIC__PROTOCOL", "anthropic")
+    monkeypatch.setenv("KEEL_PROVIDERS__ANTHROPIC__API_KEY", "sk-ant-secret")
+    endpoints = Settings().provider_endpoints()
+    clients = {name: model_client(name, endpoints[name]) for name in ("anthropic", "sim_anthropic", "sim", "local")}
+    assert [type(clients[name]) for name in clients] == [
+        AnthropicClient,
+        AnthropicClient,
+        OpenAICompatClient,
+        OpenAICompatClient,
+    ]
+    assert "sk-ant-secret" not in repr(clients["anthropic"])
+    monkeypatch.setenv("KEEL_PROVIDERS__ANTHROPIC__PROTOCOL", "bedrock")
+    with pytest.raises(ValidationError, match="protocol"):
+        Settings()
