@@ -32,17 +32,19 @@ SAMPLES = REPO_ROOT / "deploy" / "samples" / "support_triage.jsonl"
 
 
 def build_server(state: CrmState, *, state_file: Path | None = None) -> MCPServer:
+    """The tools are coroutines with no await: the SDK runs a plain function in a worker thread, and
+    concurrent calls would race on the state and its file; on the event loop each runs whole."""
     server = MCPServer("keel-crm")
 
     @server.tool(description="The customer's CRM record (account status, plan, lifetime value), by customer id")
-    def lookup_customer(customer_id: str) -> dict[str, Any]:
+    async def lookup_customer(customer_id: str) -> dict[str, Any]:
         customer = state.customers.get(customer_id)
         if customer is None:
             raise ToolError(f"no customer {customer_id[:64]!r}")
         return customer
 
     @server.tool(description="Open a follow-up ticket in the CRM for the customer; answers the ticket")
-    def create_ticket(
+    async def create_ticket(
         customer_id: str, title: str, ctx: Context, priority: str | None = None, body: str | None = None
     ) -> dict[str, Any]:
         if state.customers.get(customer_id) is None:

@@ -4,6 +4,7 @@ a tool's own error, a dead server that comes back, an answer too large, a wrong 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -66,6 +67,22 @@ async def test_over_stdio_tools_are_listed_and_a_write_is_done_once_per_key(tmp_
     assert first.content == again.content
     assert len(orjson.loads(state_file.read_bytes())["tickets"]) == 1
     assert (missing.is_error, missing.status) == (True, "tool_error") and "no customer" in missing.content
+
+
+async def test_over_stdio_concurrent_writes_are_each_done_and_answered(tmp_path: Path) -> None:
+    state_file = tmp_path / "crm.json"
+    client = McpToolClient(stdio(state_file))
+    try:
+        answers = await asyncio.gather(*(
+            client.call("create_ticket", {"customer_id": "C-1", "title": f"t{n}"}, idempotency_key=f"k{n}",
+                        timeout_s=30)
+            for n in range(20)
+        ))  # fmt: skip
+    finally:
+        await client.aclose()
+    assert [a.status for a in answers] == ["ok"] * 20, [a.content for a in answers if a.is_error]
+    titles = sorted(t["title"] for t in orjson.loads(state_file.read_bytes())["tickets"])
+    assert titles == sorted(f"t{n}" for n in range(20))
 
 
 def kill_server(state_file: Path) -> None:
