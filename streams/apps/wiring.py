@@ -90,7 +90,7 @@ def build_deps(
 ) -> Deps:
     """What ``process`` needs to run ``agents`` (a worker's, `keel eval`'s): model clients, breakers,
     rate limits and model slots, from settings; tool clients for ``connectors`` (the worker's: `keel
-    eval` calls no tools). Budgets are the worker's to add."""
+    eval` calls none: it offers no tools, and skips optional lookups). Budgets are the worker's to add."""
     clock, connectors = SystemClock(), connectors or {}
     return Deps(
         catalogue=catalogue,

@@ -7,7 +7,8 @@ compacted topic (``KeyTable``, kept current by streams/kafka/topic_table.py). Wh
 is its JSON (or, for a tool whose answer is not JSON, its text). Nothing found (an unknown key, a 404)
 leaves an optional lookup out and is a ``ContextMissing`` dead letter otherwise; a failed call leaves
 an optional lookup out and otherwise stops the event as any tool failure does (a transient one waits
-in the next retry tier).
+in the next retry tier). Where a lookup's source is not reachable (`keel eval` calls no connectors and
+keeps no tables) an optional lookup is left out and a required one is a ``ConnectorConfigError``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ async def look_up(
     found: dict[str, Any] = {}
     values = event_values(event)
     for name, lookup in (agent.definition.context or {}).items():
+        if not _reachable(lookup, deps):
+            if lookup.optional:
+                continue
+            raise ConnectorConfigError(f"context {name}: {_where(lookup)} is not reachable here ({_HERE})")
         try:
             if isinstance(lookup, TopicLookup):
                 value = _from_table(lookup, deps.tables, values)
@@ -52,11 +57,15 @@ async def look_up(
     return found
 
 
+_HERE = "a worker keeps a table of each topic its agents look up; `keel eval` calls no connectors and keeps no tables"
+
+
+def _reachable(lookup: ToolLookup | TopicLookup, deps: Deps) -> bool:
+    return lookup.topic in deps.tables if isinstance(lookup, TopicLookup) else deps.toolbox is not None
+
+
 def _from_table(lookup: TopicLookup, tables: Mapping[str, KeyTable], values: dict[str, Any]) -> Any | None:
-    table = tables.get(lookup.topic)
-    if table is None:
-        raise ConnectorConfigError(f"the worker keeps no table of topic {lookup.topic}")
-    return table.get(compile_template(lookup.key).render(values))
+    return tables[lookup.topic].get(compile_template(lookup.key).render(values))
 
 
 async def _from_tool(
@@ -70,7 +79,8 @@ async def _from_tool(
     deadline: float,
 ) -> Any | None:
     values = event_values(event)
-    tool = deps.toolbox.tools.get((lookup.connector, lookup.tool)) if deps.toolbox else None
+    assert deps.toolbox is not None, "looked up only where reachable"
+    tool = deps.toolbox.tools.get((lookup.connector, lookup.tool))
     if tool is None:
         raise ConnectorConfigError(f"context {name}: this worker has no tool {lookup.connector}.{lookup.tool}")
     arguments = {argument: template.render(values) for argument, template in lookup.templates().items()}

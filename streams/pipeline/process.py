@@ -158,8 +158,9 @@ async def process(
 
 
 async def _tool_loop(agent: Agent, deps: Deps, run: _Run, decision: Decision) -> ToolLoop | None:
-    """The event's tool loop, gone on from its journal; None when the agent has no tools."""
-    if agent.definition.tools is None:
+    """The event's tool loop, gone on from its journal; None when the agent has no tools, or ``deps``
+    no connectors (`keel eval`, which offers no tools: the worker checks its agents' at start)."""
+    if agent.definition.tools is None or deps.toolbox is None:
         return None
     loop = ToolLoop(agent, deps, decision, first_of_pass=run.earlier_attempts)
     deadline = run.started + agent.definition.reliability.deadline_s

@@ -22,7 +22,7 @@ import dataclasses
 
 from streams.agent.definition import Agent
 from streams.core.domain import Attempt
-from streams.core.errors import ConnectorConfigError, ToolCallInvalid, ToolStepsExceeded
+from streams.core.errors import ToolCallInvalid, ToolStepsExceeded
 from streams.core.ports.model import ChatMessage, ModelResponse, ToolCall, ToolSpec
 from streams.core.ports.tools import ToolResult
 from streams.pipeline.deps import Deps
@@ -48,8 +48,7 @@ class ToolLoop:
     def __init__(self, agent: Agent, deps: Deps, decision: Decision, *, first_of_pass: int) -> None:
         """``first_of_pass``: how many of the event's attempts came from earlier passes."""
         policy = agent.definition.tools
-        if policy is None or deps.toolbox is None:
-            raise ConnectorConfigError(f"agent {agent.name} declares tools, but this worker loaded no connectors")
+        assert policy is not None and deps.toolbox is not None, "made only for an agent with tools, and its connectors"
         self.tools = deps.toolbox.for_agent(policy)
         self.specs: tuple[ToolSpec, ...] = tuple(tool.spec for tool in self.tools.values())
         self._agent, self._deps, self._decision = agent, deps, decision

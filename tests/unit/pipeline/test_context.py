@@ -128,3 +128,40 @@ def test_a_lookup_may_only_read_a_declared_tool() -> None:
         "context.b: erp.x: no connector 'erp' is declared",
         "context.c: crm.nope: connector crm declares no tool 'nope'",
     ]
+
+
+@pytest.mark.parametrize("lookup", [LOOKUP, {"topic": "crm.customers", "key": "{{ payload.ticket_id }}"}])
+async def test_an_optional_lookup_with_no_source_here_is_left_out(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord], lookup: dict[str, Any]
+) -> None:
+    agent = with_context(
+        triage, {"account": lookup | {"optional": True}}, "{{ payload.body }}|{{ context.account.plan? }}|"
+    )
+    model = ScriptedModel([reply(ANSWER)])
+    outcome = await process(make_source(), agent, deps_with(catalogue, model))  # no toolbox, no tables: `keel eval`
+    assert isinstance(outcome, Result), outcome
+    assert model.requests[0].messages[1].content.endswith("||")
+    assert [a.kind for a in outcome.trace.attempts] == ["model"]
+
+
+async def test_without_connectors_a_needed_tool_lookup_is_a_configuration_error(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    agent = with_context(triage, {"account": LOOKUP}, "{{ payload.body }} {{ context.account.plan }}")
+    model = ScriptedModel([])
+    outcome = await process(make_source(), agent, deps_with(catalogue, model))
+    assert isinstance(outcome, DeadLetter), outcome
+    assert (outcome.failure.stage, outcome.failure.reason) == (Stage.CONTEXT, "connector_config_invalid")
+    assert "not reachable here" in outcome.failure.message and model.requests == []
+
+
+async def test_without_connectors_an_agent_with_tools_answers_with_none_offered(
+    catalogue: Catalogue, triage: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    document = triage.definition.model_dump(mode="json", exclude_none=True)
+    document["tools"] = {"allow": ["crm.create_ticket"], "max_steps": 3}
+    agent = dataclasses.replace(triage, definition=AgentDefinition.model_validate(document))
+    model = ScriptedModel([reply(ANSWER)])
+    outcome = await process(make_source(), agent, deps_with(catalogue, model))
+    assert isinstance(outcome, Result), outcome
+    assert model.requests[0].tools == ()
