@@ -24,8 +24,8 @@ import orjson
 from pydantic import SecretStr
 
 from connectors.http_headers import parse_retry_after, whole
-from connectors.models.http_errors import common_error, count, post_within, redact, snippet
-from streams.core.errors import ContextLengthExceeded, ModelRefused, ProviderBadResponse, ProviderError
+from connectors.models.http_errors import Answer, count, post_within, redact, status_error
+from streams.core.errors import ModelRefused, ProviderBadResponse, ProviderError
 from streams.core.ports.model import ChatMessage, ModelRequest, ModelResponse, ProviderLimits, ToolCall
 
 API_VERSION = "2023-06-01"
@@ -195,10 +195,7 @@ def error_for_status(
     secret: str | None = None,
 ) -> ProviderError:
     """The error a non-2xx answer means (its ``error.type`` is in the message, with the body)."""
-    message = f"{provider} model {model}: HTTP {status}: {snippet(body_text, secret=secret)}"
-    if status in (400, 413) and any(phrase in body_text.lower() for phrase in _CONTEXT_TOO_LONG):
-        return ContextLengthExceeded(message, limits=limits)
-    return common_error(status, message, limits)
+    return status_error(provider, model, status, body_text, too_long=_CONTEXT_TOO_LONG, limits=limits, secret=secret)
 
 
 def parse_message(
@@ -212,15 +209,8 @@ def parse_message(
 ) -> ModelResponse:
     """The ``ModelResponse`` in a 2xx body, or the error that body means; both carry ``limits``."""
 
-    def fail(error: type[ProviderError], why: str) -> ProviderError:
-        text = content.decode("utf-8", errors="replace")
-        message = f"{provider} model {request.model}: HTTP 200: {why}: {snippet(text, secret=secret)}"
-        return error(message, limits=limits)
-
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        raise fail(ProviderBadResponse, "body is not JSON") from exc
+    answer = Answer(provider, request.model, content, secret, limits)
+    fail, body = answer.fail, answer.json()
     blocks = body.get("content") if isinstance(body, dict) else None
     if not isinstance(body, dict) or body.get("type") != "message" or not isinstance(blocks, list):
         raise fail(ProviderBadResponse, "not a message with a content list")

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from streams.core.errors import (
+    ContextLengthExceeded,
     ProviderAuthError,
     ProviderBadResponse,
     ProviderConnectionError,
@@ -59,6 +62,46 @@ async def post_within(
         detail = f"{type(exc).__name__}: {exc}"
         raise ProviderConnectionError(describe(detail), sent=request_sent(exc)) from exc
     return response, time.perf_counter() - started
+
+
+def status_error(
+    provider: str,
+    model: str,
+    status: int,
+    body_text: str,
+    *,
+    too_long: tuple[str, ...],
+    limits: ProviderLimits | None,
+    secret: str | None,
+) -> ProviderError:
+    """The error a non-2xx answer means; its message names provider, model, status and the body. A 400
+    or 413 whose body names one of ``too_long`` (lower case) is ``ContextLengthExceeded``."""
+    message = f"{provider} model {model}: HTTP {status}: {snippet(body_text, secret=secret)}"
+    if status in (400, 413) and any(phrase in body_text.lower() for phrase in too_long):
+        return ContextLengthExceeded(message, limits=limits)
+    return common_error(status, message, limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A 2xx body being read: the errors it may mean carry provider, model, a snippet and ``limits``."""
+
+    provider: str
+    model: str
+    content: bytes
+    secret: str | None
+    limits: ProviderLimits | None
+
+    def fail(self, error: type[ProviderError], why: str) -> ProviderError:
+        text = self.content.decode("utf-8", errors="replace")
+        message = f"{self.provider} model {self.model}: HTTP 200: {why}: {snippet(text, secret=self.secret)}"
+        return error(message, limits=self.limits)
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.content)
+        except orjson.JSONDecodeError as exc:
+            raise self.fail(ProviderBadResponse, "body is not JSON") from exc
 
 
 def common_error(status: int, message: str, limits: ProviderLimits | None) -> ProviderError:

@@ -17,9 +17,8 @@ import orjson
 from pydantic import SecretStr
 
 from connectors.http_headers import non_negative, parse_retry_after, whole
-from connectors.models.http_errors import common_error, count, post_within, redact, snippet
+from connectors.models.http_errors import Answer, count, post_within, redact, status_error
 from streams.core.errors import (
-    ContextLengthExceeded,
     ModelRefused,
     ProviderBadResponse,
     ProviderError,
@@ -194,11 +193,8 @@ def error_for_status(
     secret: str | None = None,
 ) -> ProviderError:
     """The error a non-2xx answer means; its message names provider, model, status and the body."""
-    message = f"{provider} model {model}: HTTP {status}: {snippet(body_text, secret=secret)}"
     limits = parse_rate_limits(headers)
-    if status in (400, 413) and any(phrase in body_text.lower() for phrase in _CONTEXT_TOO_LONG):
-        return ContextLengthExceeded(message, limits=limits)
-    return common_error(status, message, limits)
+    return status_error(provider, model, status, body_text, too_long=_CONTEXT_TOO_LONG, limits=limits, secret=secret)
 
 
 def parse_completion(
@@ -212,15 +208,8 @@ def parse_completion(
 ) -> ModelResponse:
     """The ``ModelResponse`` in a 2xx body, or the error that body means; both carry ``limits``."""
 
-    def fail(error: type[ProviderError], why: str) -> ProviderError:
-        text = content.decode("utf-8", errors="replace")
-        message = f"{provider} model {request.model}: HTTP 200: {why}: {snippet(text, secret=secret)}"
-        return error(message, limits=limits)
-
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        raise fail(ProviderBadResponse, "body is not JSON") from exc
+    answer = Answer(provider, request.model, content, secret, limits)
+    fail, body = answer.fail, answer.json()
     choices = body.get("choices") if isinstance(body, dict) else None
     choice = choices[0] if isinstance(choices, list) and choices else None
     message = choice.get("message") if isinstance(choice, dict) else None
