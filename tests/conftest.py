@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from agent_files import write_bare_agents
 
 from streams.agent.definition import Agent, load_agents
 from streams.core.catalogue import Catalogue, load_catalogue
@@ -27,7 +28,15 @@ def catalogue() -> Catalogue:
 
 
 @pytest.fixture(scope="session")
-def agents(catalogue: Catalogue) -> dict[str, Agent]:
+def agents(catalogue: Catalogue, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Agent]:
+    """The shipped agents without their ``tools`` and ``context`` blocks (a test that wants tools or
+    lookups declares its own); `shipped_agents` are the files as they are."""
+    bare = write_bare_agents(tmp_path_factory.mktemp("agents"))
+    return {agent.name: agent for agent in load_agents(bare, catalogue)}
+
+
+@pytest.fixture(scope="session")
+def shipped_agents(catalogue: Catalogue) -> dict[str, Agent]:
     return {agent.name: agent for agent in load_agents(AGENTS_DIR, catalogue)}
 
 

@@ -11,6 +11,10 @@ from typing import Any
 
 import orjson
 
+from streams.core.settings import REPO_ROOT
+
+SHIPPED_SAMPLES = REPO_ROOT / "deploy" / "samples" / "support_triage.jsonl"
+
 _STATUSES = ("active", "active", "active", "past_due", "suspended")
 
 
@@ -28,7 +32,7 @@ class Customers:
         self._by_id[str(customer["id"])] = dict(customer)
 
     @classmethod
-    def from_samples(cls, path: Path) -> Customers:
+    def from_samples(cls, path: Path = SHIPPED_SAMPLES) -> Customers:
         """One customer per distinct customer of the samples file, with its CRM facts."""
         found: dict[str, dict[str, Any]] = {}
         for line in path.read_text(encoding="utf-8").splitlines():

@@ -26,9 +26,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from connectors.crm.customers import Customers, account
 from connectors.crm.server import CrmState
 from connectors.tools.mcp import IDEMPOTENCY_META
-from streams.core.settings import REPO_ROOT
-
-SAMPLES = REPO_ROOT / "deploy" / "samples" / "support_triage.jsonl"
 
 
 def build_server(state: CrmState, *, state_file: Path | None = None) -> MCPServer:
@@ -120,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-file", type=Path, required=True)
     args = parser.parse_args()
-    customers = Customers.from_samples(SAMPLES)
+    customers = Customers.from_samples()
     customers.put(account({"id": "C-1", "name": "Zoë Example", "email": "zoe@example.com", "plan": "pro"}))
     build_server(load(args.state_file, customers), state_file=args.state_file).run("stdio")
 

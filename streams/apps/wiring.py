@@ -59,12 +59,17 @@ class Runtime:
             await tools.aclose()
 
 
-def load_runtime(settings: Settings) -> Runtime:
+def load_runtime(settings: Settings, *, tools: bool = True) -> Runtime:
+    """Everything a worker runs on. ``tools=False``: no tool clients, for a command that reads the
+    agents and calls no tool (`keel topics`, `keel budget`, the demo's watcher), so it needs none of
+    the connectors' secrets; the agents' references to connectors are still checked."""
     catalogue, agents = load_schemas(settings)  # with a Schema Registry: its ids, or a refusal to start
     agents = [adapted(settings)(agent) for agent in agents]
     pricing = priced(settings, agents)
-    deps = build_deps(settings, catalogue, agents, connectors=used_connectors(settings, agents))
-    check_offered(agents, deps.toolbox)
+    connectors = used_connectors(settings, agents)
+    deps = build_deps(settings, catalogue, agents, connectors=connectors if tools else None)
+    if tools:
+        check_offered(agents, deps.toolbox)
     assert isinstance(deps.limiter, Limiter)  # build_deps makes one; the Runtime hands it its shares
     emitter = Emitter(catalogue, settings, agents, pricing=pricing)
     budgets = load_budgets(settings.budgets_file, agents, pricing)

@@ -105,7 +105,7 @@ async def raise_budget(
     settings: Settings, scope: str, *, kind: PeriodKind, usd: float | None, tokens: int | None
 ) -> Decision:
     """Set this ``kind`` period's limits of ``scope`` (a limit not given keeps its value)."""
-    runtime = load_runtime(settings)
+    runtime = load_runtime(settings, tools=False)
     declared = runtime.budgets.by_scope()
     if scope not in declared:
         raise BudgetConfigError(f"no budget is declared for {scope!r}; declared: {', '.join(sorted(declared)) or '-'}")

@@ -1,10 +1,11 @@
 """`keel demo` and `keel run`: the whole path, from sample events to outcomes, on the local parts.
 
-Starts what is missing (local Kafka, the model server or the simulator, a worker process), publishes
-sample events, reads the outcome topics until every event has ended, and prints a summary whose last
-line is JSON. `keel run` (behind `make run`) does the same with a live view of each outcome, and runs
-`keel review serve` with a reviewer of its own; when events wait for review and the run has a terminal,
-it keeps everything up until Enter, so they can be decided in the browser.
+Starts what is missing (local Kafka, the model server or the simulator, the example CRM the shipped
+connector reaches, a worker process), publishes sample events, reads the outcome topics until every
+event has ended, and prints a summary whose last line is JSON. `keel run` (behind `make run`) does the
+same with a live view of each outcome (and of each event's tool calls), and runs `keel review serve`
+with a reviewer of its own; when events wait for review and the run has a terminal, it keeps
+everything up until Enter, so they can be decided in the browser.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ import asyncio
 import contextlib
 import secrets
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
+import yaml
 
 from connectors.local import kafka_local, llama_local
 from connectors.local.daemon import run_sync
 from streams.apps.registry.client_mode import load_schemas
 from streams.apps.wiring import load_runtime
-from streams.cli.local_stack import say, simulator_process, worker_process
+from streams.cli.local_stack import crm_process, say, simulator_process, worker_process
 from streams.cli.publish import load_samples, publish, take
 from streams.cli.watch import Observed, OutcomeWatcher, Tally, outcome_topics
 from streams.contracts.topics import agent_topics, topic_plan
@@ -38,6 +42,7 @@ from streams.review.users import UserFile
 SAMPLES_DIR = REPO_ROOT / "deploy" / "samples"
 RUN_REVIEWER = "reviewer"
 DEFAULT_BOOTSTRAP = Settings.model_fields["bootstrap_servers"].default
+DEFAULT_CONNECTORS = Settings.model_fields["connectors_dir"].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +127,32 @@ def local_services(settings: Settings, provider: str) -> Iterator[dict[str, str]
                 llama_local.start(server)
                 stack.callback(llama_local.stop, server)
             env["KEEL_PROVIDERS__LOCAL__BASE_URL"] = server.base_url
+        if settings.connectors_dir == DEFAULT_CONNECTORS:
+            env |= stack.enter_context(example_crm(settings))
         yield env
 
 
+@contextlib.contextmanager
+def example_crm(settings: Settings) -> Iterator[dict[str, str]]:
+    """The CRM the shipped ``crm`` connector reaches (connectors/crm/), with a token of the run's own,
+    and a copy of the connector files that points ``crm`` at it: yields the worker's environment."""
+    token = secrets.token_urlsafe(18)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        crm_process(settings.state_dir, token) as url,
+        tempfile.TemporaryDirectory(dir=settings.state_dir, prefix="run-connectors-") as folder,
+    ):
+        for source in settings.connectors_dir.glob("*.yaml"):
+            definition = yaml.safe_load(source.read_text())
+            if isinstance(definition, dict) and definition.get("name") == "crm":
+                definition["base_url"] = url
+            (Path(folder) / source.name).write_text(yaml.safe_dump(definition, allow_unicode=True))
+        say(f"example CRM (connectors/crm/, the crm connector's tools) at {url}")
+        yield {"CRM_API_TOKEN": token, "KEEL_CONNECTORS_DIR": folder}
+
+
 async def _publish_and_watch(settings: Settings, options: DemoOptions) -> dict[str, int]:
-    runtime = load_runtime(settings)
+    runtime = load_runtime(settings, tools=False)
     await ensure_topics(client_config(settings), topic_plan(runtime.agents, settings))
     watcher = OutcomeWatcher(
         client_config(settings), runtime.catalogue, outcome_topics(settings, [a.name for a in runtime.agents])

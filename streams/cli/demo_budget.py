@@ -58,7 +58,7 @@ def run_budget_demo(settings: Settings, options: DemoOptions) -> int:
 
 
 async def _drive(settings: Settings, options: DemoOptions, limit_usd: float) -> dict[str, float | int]:
-    runtime = load_runtime(settings)
+    runtime = load_runtime(settings, tools=False)
     await ensure_topics(client_config(settings), topic_plan(runtime.agents, settings))
     watcher = OutcomeWatcher(client_config(settings), runtime.catalogue, outcome_topics(settings, [AGENT]))
     await watcher.start()
@@ -103,7 +103,7 @@ async def _budget_alerts(settings: Settings, catalogue: Catalogue) -> int:
 
 
 def _one_call_maximum_usd(settings: Settings) -> float:
-    runtime = load_runtime(settings)
+    runtime = load_runtime(settings, tools=False)
     [agent] = runtime.agents
     samples = load_samples(REPO_ROOT / "deploy" / "samples" / f"{AGENT}.jsonl")
     return max(first_call_maximum(agent, event, runtime.pricing).usd for event in take(samples, len(samples)))

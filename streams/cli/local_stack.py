@@ -1,4 +1,5 @@
-"""Child processes of a local stack: the provider simulator and the worker (demo, `make run`, tests)."""
+"""Child processes of a local stack: the provider simulator, the example CRM and the worker (demo, `make
+run`, tests)."""
 
 from __future__ import annotations
 
@@ -15,23 +16,41 @@ from streams.core.kafka_security import security_environment
 from streams.core.settings import REPO_ROOT, Settings
 
 
-class SimulatorDidNotStart(KeelError):
-    reason = "simulator_did_not_start"
+class ServiceDidNotStart(KeelError):
+    reason = "service_did_not_start"
 
 
 @contextlib.contextmanager
 def simulator_process(state_dir: Path, *options: str) -> Iterator[str]:
     """Run the provider simulator in a child process; yield its base URL."""
-    log_path = state_dir / "logs" / "simulator.log"
+    with _listening("connectors.simulator", state_dir / "logs" / "simulator.log", options) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def crm_process(state_dir: Path, token: str) -> Iterator[str]:
+    """Run the example CRM (connectors/crm/) in a child process, with ``token`` as its bearer token;
+    yield its base URL."""
+    with _listening("connectors.crm", state_dir / "logs" / "crm.log", (), {"CRM_API_TOKEN": token}) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _listening(
+    module: str, log_path: Path, options: tuple[str, ...], env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``python -m module --port 0 ...``, whose first line on stdout ends "listening on <url>"."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "connectors.simulator", "--port", "0", *options]
+    command = [sys.executable, "-m", module, "--port", "0", *options]
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log_file, cwd=REPO_ROOT)  # noqa: S603
+        process = subprocess.Popen(  # noqa: S603  (our own module, no shell)
+            command, stdout=subprocess.PIPE, stderr=log_file, cwd=REPO_ROOT, env={**os.environ, **(env or {})}
+        )
     try:
         assert process.stdout is not None
         first_line = process.stdout.readline().decode().strip()
         if "listening on " not in first_line:
-            raise SimulatorDidNotStart(f"the provider simulator did not start: {first_line!r} (see {log_path})")
+            raise ServiceDidNotStart(f"{module} did not start: {first_line!r} (see {log_path})")
         yield first_line.split("listening on ", 1)[1]
     finally:
         terminate(process)

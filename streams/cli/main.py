@@ -172,7 +172,7 @@ def _topics(_args: argparse.Namespace, settings: Settings) -> int:
     from streams.contracts.topics import topic_plan  # noqa: PLC0415
     from streams.kafka.admin import ensure_topics  # noqa: PLC0415
 
-    runtime = load_runtime(settings)
+    runtime = load_runtime(settings, tools=False)
     created = asyncio.run(ensure_topics(client_config(settings), topic_plan(runtime.agents, settings)))
     print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
     return 0
@@ -230,7 +230,9 @@ def _budget(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.action == "status":
         ledgers = asyncio.run(budget_report.read_ledgers(settings))
-        rows = budget_report.status_rows(ledgers, load_runtime(settings).budgets, now_ms=int(time.time() * 1000))
+        rows = budget_report.status_rows(
+            ledgers, load_runtime(settings, tools=False).budgets, now_ms=int(time.time() * 1000)
+        )
         print(budget_report.format_status(rows))
         return 0
     if args.scope is None or (args.usd is None and args.tokens is None):

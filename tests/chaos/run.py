@@ -230,7 +230,7 @@ async def watching(run: Run) -> AsyncIterator[Tally]:
 async def run_scenario(scenario: Scenario, broker: kafka_local.LocalKafka, agents_dir: Path) -> dict[str, object]:
     if not scenario.tools:
         return await _run_scenario(scenario, broker, agents_dir, {})
-    crm = await start_crm(CrmState(Customers.from_samples(SAMPLES / "support_triage.jsonl"), token=CRM_TOKEN))
+    crm = await start_crm(CrmState(Customers.from_samples(), token=CRM_TOKEN))
     try:
         state_dir = Path(tempfile.mkdtemp(prefix="keel-chaos-tools-"))
         agents_dir = tool_agents(state_dir / "agents", state_dir / "connectors", crm.url)

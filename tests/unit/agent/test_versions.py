@@ -99,16 +99,18 @@ def test_a_diff_names_the_sections_that_changed(agents: dict[str, Agent]) -> Non
 
 
 def test_later_blocks_change_the_version_and_their_absence_keeps_the_digest_it_had(
-    agents: dict[str, Agent],
+    shipped_agents: dict[str, Agent],
 ) -> None:
-    agent = agents["support_triage"]
-    document = agent.definition.model_dump(mode="json")
+    agent = shipped_agents["support_triage"]
+    bare = agent.definition.model_copy(update={"evaluation": None, "tools": None, "context": None})
+    document = bare.model_dump(mode="json")
     for later in ("evaluation", "tools", "context"):  # the definition as it was before these blocks existed
         del document[later]
     before = hashlib.sha256(orjson.dumps({"definition": document, "output": agent.output_schema.raw},
                                          option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]  # fmt: skip
-    assert agent.definition.evaluation is None and agent.config_version == before
-    gated = agent.definition.model_copy(update={"evaluation": EvaluationPolicy(min_agreement=0.8)})
+    assert config_digest(bare, agent.output_schema.raw) == before
+    assert agent.config_version != before  # the shipped file's tools and context count
+    gated = bare.model_copy(update={"evaluation": EvaluationPolicy(min_agreement=0.8)})
     assert config_digest(gated, agent.output_schema.raw) != before
     assert "min_agreement: 0.8" in diff(version_of(agent, parent=None, change=CHANGE), dataclasses.replace(
         version_of(agent, parent=None, change=CHANGE), definition=gated, version_id="x"))  # fmt: skip

@@ -26,6 +26,13 @@ def test_agents_without_tools_need_no_connector_files(agents: dict[str, Agent], 
     assert build_toolbox({}) is None
 
 
+def test_the_shipped_agents_reach_the_shipped_crm_connector(shipped_agents: dict[str, Agent]) -> None:
+    used = used_connectors(Settings(), list(shipped_agents.values()))
+    assert set(used) == {"crm"}
+    triage = shipped_agents["support_triage"].definition
+    assert triage.tools is not None and triage.tools.allowed() == [("crm", "create_ticket")]
+
+
 def test_the_connectors_an_agent_uses_get_clients(agents: dict[str, Agent], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRM_API_TOKEN", "t0ken")
     agent = _with_tools(agents["support_triage"], "crm.lookup_customer", "crm.create_ticket")
