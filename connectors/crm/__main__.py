@@ -9,29 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
 from connectors.crm.customers import Customers
 from connectors.crm.server import CrmState, start_crm
+from connectors.serving import serve_until_stopped
 
 TOKEN_ENV = "CRM_API_TOKEN"  # noqa: S105  (the variable's name, not a token)
-
-
-async def _serve(state: CrmState, host: str, port: int) -> None:
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    crm = await start_crm(state, host=host, port=port)
-    sys.stdout.write(f"keel-crm listening on {crm.url}\n")
-    sys.stdout.flush()
-    try:
-        await stopping.wait()
-    finally:
-        await crm.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,7 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     state = CrmState(Customers.from_samples(), token=token)
     try:
-        asyncio.run(_serve(state, args.host, args.port))
+        asyncio.run(
+            serve_until_stopped(functools.partial(start_crm, state, host=args.host, port=args.port), "keel-crm")
+        )
     except OSError as exc:
         sys.stderr.write(f"keel-crm cannot listen on {args.host}:{args.port}: {exc}\n")
         return 1

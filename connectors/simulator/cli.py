@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
+import functools
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from connectors.serving import serve_until_stopped
 from connectors.simulator.server import SimulatorConfig, start_simulator
 
 
@@ -27,20 +28,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    simulator = await start_simulator(config, host=host, port=port)
-    sys.stdout.write(f"keel-simulator listening on {simulator.url}\n")
-    sys.stdout.flush()
-    try:
-        await stopping.wait()
-    finally:
-        await simulator.stop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     host, port = args.pop("host"), args.pop("port")
@@ -50,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"invalid simulator settings: {exc}\n")
         return 2
     try:
-        asyncio.run(_serve(config, host, port))
+        asyncio.run(
+            serve_until_stopped(functools.partial(start_simulator, config, host=host, port=port), "keel-simulator")
+        )
     except OSError as exc:
         sys.stderr.write(f"keel-simulator cannot listen on {host}:{port}: {exc}\n")
         return 1
