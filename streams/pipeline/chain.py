@@ -180,7 +180,7 @@ def _reask_turn(response: ModelResponse, error: KeelError, feedback: str, tools:
     """The invalid turn and what the model is told of it: for refused tool calls, an error result for
     each (a provider wants every call answered); otherwise the problems of its answer."""
     if isinstance(error, ToolCallInvalid) and tools is not None and response.tool_calls:
-        return tools.refused_turn(response, error)
+        return tools.refuse(response, error)
     return [ChatMessage("assistant", response.text), ChatMessage("user", feedback)]
 
 

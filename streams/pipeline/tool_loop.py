@@ -78,16 +78,19 @@ class ToolLoop:
             return None
         return ToolCallInvalid([p for problems in by_call.values() for p in problems], by_call=by_call)
 
-    @staticmethod
-    def refused_turn(response: ModelResponse, error: ToolCallInvalid) -> list[ChatMessage]:
-        """The turn and an error result for each of its calls: what the model reads when it is asked again."""
+    def refuse(self, response: ModelResponse, error: ToolCallInvalid) -> list[ChatMessage]:
+        """The turn and an error result for each of its calls: what the model reads when it is asked
+        again. They stay in the conversation, so that the model's later turns follow what it was told
+        (none of the calls was made; the turn is not a step)."""
         answers = [
             ChatMessage(
                 "tool", "; ".join(error.by_call.get(c.call_id, [NOT_RUN])), tool_call_id=c.call_id, is_error=True
             )
             for c in response.tool_calls
         ]
-        return [ChatMessage("assistant", response.text, tool_calls=response.tool_calls), *answers]
+        refused = [ChatMessage("assistant", response.text, tool_calls=response.tool_calls), *answers]
+        self.tail += refused
+        return refused
 
     async def step(self, response: ModelResponse, attempts: list[Attempt], *, deadline: float) -> None:
         """Make the (valid) calls of a model turn: journal the turn, then each result as it comes."""

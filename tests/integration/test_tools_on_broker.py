@@ -112,6 +112,27 @@ async def test_a_read_then_a_write_per_event_each_done_once_and_audited_in_order
         assert sorted(usage).count(("tool", "crm", "create_ticket")) == 1 and len(usage) == 5
 
 
+async def test_an_invalid_tool_call_is_asked_again_and_never_made(
+    stack: Stack, crm: tuple[LoopbackServer, CrmState], make_event: Any
+) -> None:
+    _, state = crm
+    before = len(state.tickets)
+    invalid = '[[sim:tool create_ticket {"customer_id": "C-1", "priority": "whenever"}]]'  # no title, no such priority
+    valid = '[[sim:tool create_ticket {"customer_id": "C-1", "title": "after a re-ask"}]]'
+    # customer C-2 has no profile in the topic, so no note adds a directive of its own
+    payload = {"ticket_id": "T-900", "customer": {"id": "C-2"}, "body": f"Please help. {invalid} {valid}"}
+    ids, tally = await run_through(
+        stack, events={"support.tickets": [make_event(payload=payload, business_key="T-900")]}
+    )
+    assert_exactly_one_outcome_and_audit(ids, tally)
+    assert tally.outcome_kinds(ids[0]) == ["result"], tally.summary(ids)
+    [audit] = tally.by_kind["audit"][ids[0]]
+    steps = [(a["purpose"], a["model"], a["outcome"]) for a in audit.value["attempt_log"]]
+    assert [t["title"] for t in state.tickets[before:]] == ["after a re-ask"], (steps, state.tickets[before:])
+    assert steps[0] == ("initial", "smollm2-135m-instruct", "tool_call_invalid"), steps
+    assert steps[1][0] == "reask" and [s for s in steps if s[0] == "tool"] == [("tool", "create_ticket", "ok")], steps
+
+
 async def test_a_change_to_the_compacted_topic_reaches_the_next_lookups(
     stack: Stack, crm: tuple[LoopbackServer, CrmState], make_event: Any
 ) -> None:

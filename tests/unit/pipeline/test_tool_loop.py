@@ -154,6 +154,21 @@ async def test_an_invalid_call_is_asked_again_without_being_made(
     ]
 
 
+async def test_a_refused_turn_stays_in_the_conversation_after_the_step_that_follows_it(
+    catalogue: Catalogue, agent: Agent, make_source: Callable[..., SourceRecord]
+) -> None:
+    refused = asks(("create_ticket", '{"priority": "whenever"}'))
+    model = ScriptedModel([refused, asks(("create_ticket", '{"title": "x"}')), reply(ANSWER)])
+    crm = FakeCrm(ToolResult('{"ticket_id": "CRM-1"}', response_bytes=21, latency_s=0.01))
+    outcome = await process(make_source(), agent, _deps(catalogue, model, crm))
+    assert isinstance(outcome, Result)
+    assert [name for name, _, _ in crm.calls] == ["create_ticket"]  # the corrected call, once
+    turns = [m for m in model.requests[2].messages if m.tool_calls]
+    assert [t.tool_calls[0].arguments for t in turns] == ['{"priority": "whenever"}', '{"title": "x"}']
+    roles = [(m.role, m.is_error) for m in model.requests[2].messages[-4:]]
+    assert roles == [("assistant", False), ("tool", True), ("assistant", False), ("tool", False)]
+
+
 async def test_invalid_calls_past_the_reasks_end_as_a_dead_letter(
     catalogue: Catalogue, agent: Agent, make_source: Callable[..., SourceRecord]
 ) -> None:
