@@ -7,7 +7,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,10 +29,11 @@ from streams.contracts.topics import topic_plan
 from streams.core.catalogue import Catalogue, load_catalogue
 from streams.core.domain import RequestEvent
 from streams.core.kafka_security import KafkaSecuritySettings
-from streams.core.settings import REPO_ROOT, Settings
+from streams.core.settings import Settings
 from streams.kafka.admin import ensure_topics
 from streams.kafka.connection import client_config
 from streams.review.users import UserFile
+from tests.keel_command import run_keel
 
 AGENTS = ["support_triage", "invoice_extraction"]
 OPERATOR, OPERATOR_PASSWORD = "olga", "olga-battery-staple"  # operator of AGENTS in ``keel_cli``'s users file
@@ -135,10 +135,7 @@ def keel_cli(stack: Stack, *args: str, timeout_s: float = 180) -> subprocess.Com
     env = {**os.environ, **stack.worker_env, "KEEL_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers,
            "KEEL_NAMESPACE": stack.settings.namespace, "KEEL_STATE_DIR": str(stack.settings.state_dir),
            "KEEL_REVIEW_USERS_FILE": str(users), "KEEL_USER": OPERATOR, "KEEL_PASSWORD": OPERATOR_PASSWORD}  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s,
-        cwd=REPO_ROOT, check=False,
-    )  # fmt: skip
+    return run_keel(*args, env=env, timeout_s=timeout_s)
 
 
 def aggregator(stack: Stack, **env: str) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +26,10 @@ from streams.cli.usage_report import read_windows
 from streams.contracts.acls import acl_plan
 from streams.core.errors import KafkaAuthRejected
 from streams.core.kafka_client import build_client_config
-from streams.core.settings import REPO_ROOT
 from streams.cost.usage_windows import MINUTE
 from streams.kafka.acl_admin import apply_plan
 from streams.kafka.connection import check_access
+from tests.keel_command import run_keel
 
 pytestmark = pytest.mark.integration
 WRONG_SECRET = "canary-wrong-oauth-secret-7c2"
@@ -59,10 +58,7 @@ def keel(stack: Stack, env: dict[str, str], *args: str, timeout_s: float = 90) -
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_KAFKA_")}
     environment = {**inherited, **stack.worker_env, **env, "KEEL_BOOTSTRAP_SERVERS": stack.settings.bootstrap_servers,
                    "KEEL_NAMESPACE": stack.settings.namespace, "KEEL_STATE_DIR": str(stack.settings.state_dir)}  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=environment, capture_output=True, text=True,
-        timeout=timeout_s, cwd=REPO_ROOT, check=False,
-    )  # fmt: skip
+    return run_keel(*args, env=environment, timeout_s=timeout_s)
 
 
 async def test_the_broker_accepts_a_token_of_its_provider_and_no_forged_one(oauth_kafka: OAuthCluster) -> None:

@@ -6,8 +6,6 @@ schema is not backward compatible with the subject's latest version refuses to s
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from streams.apps.registry.store import SchemaStore
 from streams.cli.publish import load_samples, take
 from streams.core import wire
 from streams.core.settings import REPO_ROOT
+from tests.keel_command import run_keel
 
 CANARY = "canary-registry-pw-51c2"
 
@@ -81,14 +80,7 @@ def test_an_incompatible_output_schema_stops_the_worker(store: SchemaStore, regi
     env = {**os.environ, "KEEL_NAMESPACE": "ns1", "KEEL_BOOTSTRAP_SERVERS": "127.0.0.1:1",
            "KEEL_STATE_DIR": str(tmp_path), "KEEL_SCHEMA_REGISTRY_URL": registry_url,
            "KEEL_SCHEMA_REGISTRY_USER": "keel", "KEEL_SCHEMA_REGISTRY_PASSWORD": CANARY}  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_keel("worker", env=env)
     assert done.returncode == 2, done.stderr
     assert "agent support_triage's result schema" in done.stderr
     assert (

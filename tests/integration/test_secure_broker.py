@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,10 +43,10 @@ from streams.cli.usage_report import WindowRow, read_windows
 from streams.contracts.acls import acl_plan
 from streams.core import wire
 from streams.core.kafka_client import ClientConfig
-from streams.core.settings import REPO_ROOT
 from streams.cost.usage_windows import MINUTE
 from streams.kafka.acl_admin import apply_plan
 from streams.kafka.consumers import read_to_end
+from tests.keel_command import run_keel
 
 pytestmark = pytest.mark.integration
 HANDOFF = {"invoice_extraction": {"rules": [{"name": "large", "route": "review", "field": "total", "above": 50}]}}
@@ -235,10 +234,7 @@ async def test_only_the_aggregator_reads_the_audit_topic(stack: Stack, secure_ka
 
 def keel(stack: Stack, env: dict[str, str], *args: str, timeout_s: float = 90) -> subprocess.CompletedProcess[str]:
     environment = {**stack_environment(stack), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=environment, capture_output=True, text=True,
-        timeout=timeout_s, cwd=REPO_ROOT, check=False,
-    )  # fmt: skip
+    return run_keel(*args, env=environment, timeout_s=timeout_s)
 
 
 def stack_environment(stack: Stack) -> dict[str, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from streams.core.settings import REPO_ROOT
+from tests.keel_command import run_keel
 
 
 def test_invalid_agent_definition_is_a_clear_startup_error(tmp_path: Path) -> None:
@@ -17,14 +18,7 @@ def test_invalid_agent_definition_is_a_clear_startup_error(tmp_path: Path) -> No
     bad = tmp_path / "invoice_extraction.yaml"
     bad.write_text(yaml.safe_dump(definition))
     env = {**os.environ, "KEEL_AGENTS_DIR": str(tmp_path), "KEEL_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_keel("worker", env=env)
     assert done.returncode == 2
     assert f"{bad}: model_chain.0.timeout_s: Input should be a valid number" in done.stderr
     assert "Traceback" not in done.stderr
@@ -42,14 +36,7 @@ def test_an_agent_allowed_a_tool_no_connector_declares_is_refused_at_start(tmp_p
         "KEEL_BOOTSTRAP_SERVERS": "127.0.0.1:1",
         "CRM_API_TOKEN": "never-used",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_keel("worker", env=env)
     assert done.returncode == 2, done.stderr
     assert f"{bad}: tools.allow: crm.delete_customer: connector crm declares no tool 'delete_customer'" in done.stderr
     assert "tools.allow: billing.refund: no connector 'billing' is declared" in done.stderr

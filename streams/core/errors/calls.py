@@ -1,195 +1,15 @@
-"""The one error tree.
-
-Every error Keel raises on purpose is a ``KeelError``. Subclasses carry two class attributes:
-``reason`` (a stable code that dead letters, usage records and alerts use) and ``retriable`` (whether
-trying the same thing again may succeed). Third-party errors are wrapped at the boundary with
-``raise ... from exc`` so the original cause stays attached.
-"""
+"""Errors of an event's calls to the outside, and of the model chain around them: the prompt, model
+providers, model output, tools and context lookups, deadlines, breakers and budgets."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from streams.core.errors.base import KeelError
+
 if TYPE_CHECKING:
     from streams.core.ports.model import ProviderLimits
-
-
-class KeelError(Exception):
-    reason = "internal"
-    retriable = False
-
-
-# --- configuration -------------------------------------------------------------------------------
-
-
-class ConfigError(KeelError):
-    reason = "config_invalid"
-
-
-class AgentDefinitionError(ConfigError):
-    """An agent file is invalid; the message names the file and the field."""
-
-    reason = "agent_definition_invalid"
-
-    def __init__(self, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
-
-
-class SchemaCatalogueError(ConfigError):
-    reason = "schema_catalogue_invalid"
-
-
-class SchemaRegistryRefused(ConfigError):
-    """The Schema Registry refused Keel at start-up (credentials, permissions, a schema it rejects)."""
-
-    reason = "schema_registry_refused"
-
-
-class IncompatibleSchema(ConfigError):
-    """A schema Keel writes is not backward compatible with its subject's latest version."""
-
-    reason = "schema_incompatible"
-
-
-class SchemaRegistryUnavailable(KeelError):
-    """The Schema Registry could not be reached (or answered 5xx) after the client's retries."""
-
-    reason = "schema_registry_unavailable"
-    retriable = True
-
-
-class PricingError(ConfigError):
-    reason = "pricing_invalid"
-
-
-class BudgetConfigError(ConfigError):
-    reason = "budget_config_invalid"
-
-
-class RateLimitTableError(ConfigError):
-    reason = "rate_limits_invalid"
-
-
-class AgentConfigRefused(ConfigError):
-    """A change of an agent's live configuration that cannot be made (streams/agent/versions.py)."""
-
-    reason = "agent_config_refused"
-
-
-class ChangeNotPermitted(ConfigError):
-    """The user who asks for a configuration change is unknown, gave a wrong password, or may not
-    change that agent (streams/cli/sign_in.py)."""
-
-    reason = "change_not_permitted"
-
-
-class EvalInputError(ConfigError):
-    """`keel eval` cannot use its inputs: a golden file that is not one {event, expected} per line, or
-    no events to run."""
-
-    reason = "eval_input_invalid"
-
-
-# --- joining the Kafka cluster (one clear error at start-up, naming the setting; never a secret) ---------
-
-
-class KafkaAccessError(ConfigError):
-    """The cluster refused this client: not a retry loop, one error at start-up naming the setting."""
-
-    reason = "kafka_access_refused"
-
-
-class KafkaAuthRejected(KafkaAccessError):
-    reason = "kafka_auth_failed"
-
-
-class KafkaTlsRejected(KafkaAccessError):
-    reason = "kafka_tls_failed"
-
-
-class KafkaAclMissing(KafkaAccessError):
-    """The principal authenticated, but lacks an ACL it needs; the message names each one."""
-
-    reason = "kafka_acl_missing"
-
-
-# --- decoding input events ------------------------------------------------------------------------
-
-
-class DecodeError(KeelError):
-    """The input bytes are not a valid request event."""
-
-    reason = "decode_failed"
-
-
-class NotConfluentFramed(DecodeError):
-    reason = "wrong_magic_byte"
-
-
-class UnknownSchemaId(DecodeError):
-    reason = "unknown_schema_id"
-
-
-class UnexpectedSchema(DecodeError):
-    reason = "unexpected_schema"
-
-
-class MalformedAvro(DecodeError):
-    reason = "malformed_avro"
-
-
-class InvalidUtf8(DecodeError):
-    reason = "invalid_utf8"
-
-
-class UnexpectedValue(DecodeError):
-    """The value decodes, but a field holds what Keel never writes (a partition that does not exist,
-    a key that is not UTF-8, a number that is not finite)."""
-
-    reason = "unexpected_value"
-
-
-class EventTooLarge(DecodeError):
-    reason = "event_too_large"
-
-
-class InvalidPayload(DecodeError):
-    reason = "invalid_payload"
-
-
-class FieldTooLong(DecodeError):
-    """An identifier longer than Keel carries: it goes into keys and headers of every record."""
-
-    reason = "field_too_long"
-
-
-class ControlHeaderForged(DecodeError):
-    """A control header (replay, re-run, pass, models to skip) whose signature does not verify: not
-    written by Keel, or copied onto another record (streams/contracts/control.py)."""
-
-    reason = "control_header_forged"
-
-
-class ControlHeaderMalformed(DecodeError):
-    """A signed control header that cannot be read: repeated, not UTF-8, or a pass that is no number."""
-
-    reason = "control_header_malformed"
-
-
-class ConfigVersionUnavailable(DecodeError):
-    """A replay pinned to an agent version this worker cannot run (unknown, or refused)."""
-
-    reason = "config_version_unavailable"
-
-
-class EventIdConflict(DecodeError):
-    """A record that reuses the event id of another, already recorded input: it never receives that
-    event's outcome (streams/kafka/outcome_store.py)."""
-
-    reason = "event_id_conflict"
 
 
 # --- prompt ---------------------------------------------------------------------------------------
@@ -364,10 +184,6 @@ class ContextMissing(KeelError):
     reason = "context_missing"
 
 
-class ConnectorConfigError(ConfigError):
-    reason = "connector_config_invalid"
-
-
 # --- model chain ---------------------------------------------------------------------------------
 
 
@@ -407,18 +223,3 @@ class BudgetExhausted(KeelError):
     def __init__(self, message: str, *, scope: str, period: str, until_ms: int) -> None:
         super().__init__(message)
         self.scope, self.period, self.until_ms = scope, period, until_ms
-
-
-class UnknownProvider(ConfigError):
-    reason = "unknown_provider"
-
-
-class MissingField(DecodeError):
-    reason = "missing_required_field"
-
-
-class WriteRejected(KeelError):
-    """The broker, or the client, will never take this record (too large, invalid): sending it again
-    cannot succeed (streams/kafka/producer.py)."""
-
-    reason = "write_rejected"
